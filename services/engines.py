@@ -1,0 +1,560 @@
+"""Serving engines (vLLM, TGI, SGLang): which one a container runs, its effective configuration,
+and the edits that pin or tune it.
+
+Reads plain container dicts as the API returns them (camelCase). The vLLM hardware-dependent
+defaults follow vLLM's EngineArgs (V1): 1024 seqs / 8192 batched tokens on a >= 70 GiB GPU that
+is not an A100, else 256 / 2048.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from services.errors import InvalidError
+from services.gpu import class_memory_mib
+from services.models import EngineConfig
+
+VLLM = "vllm"
+TGI = "tgi"
+SGLANG = "sglang"
+UNKNOWN = "unknown"
+ENGINES: tuple[str, ...] = (VLLM, TGI, SGLANG)
+ENGINE_NAMES = {VLLM: "vLLM", TGI: "TGI", SGLANG: "SGLang", UNKNOWN: "the server"}
+OPTIONS = ("revision", "dtype", "max_model_len", "max_num_seqs", "max_output_tokens")
+# option -> (vLLM flag, TGI launcher flag, SGLang flag); TGI also reads each flag from env.
+_FLAG_TABLE = {
+    "model": ("--model", "--model-id", "--model-path"),
+    "revision": ("--revision", "--revision", "--revision"),
+    "dtype": ("--dtype", "--dtype", "--dtype"),
+    "max_model_len": ("--max-model-len", "--max-total-tokens", "--context-length"),
+    "max_num_seqs": ("--max-num-seqs", "--max-concurrent-requests", "--max-running-requests"),
+    "max_output_tokens": ("--override-generation-config", "", ""),
+    "max_input_tokens": ("", "--max-input-tokens", ""),
+}
+FLAGS: dict[str, dict[str, str]] = {
+    engine: {option: flags[i] for option, flags in _FLAG_TABLE.items() if flags[i]}
+    for i, engine in enumerate((VLLM, TGI, SGLANG))
+}
+DTYPES: dict[str, tuple[str, ...]] = {
+    VLLM: ("auto", "half", "float16", "bfloat16", "float", "float32"),
+    SGLANG: ("auto", "half", "float16", "bfloat16", "float", "float32"),
+    TGI: ("float16", "bfloat16"),
+}
+_DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+INT_LIMITS: dict[str, tuple[int, int]] = {
+    "max_model_len": (16, 2_097_152),
+    "max_num_seqs": (1, 65_536),
+    "max_output_tokens": (1, 2_097_152),
+}
+BRANCH_NAMES = frozenset({"main", "master", "dev", "develop", "development", "trunk", "head"})
+_SHA = re.compile(r"[0-9a-fA-F]{40}")
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
+# Flags that take no value, so the token after them is not their value.
+_BOOLEAN = re.compile(r"^--(enable|disable|no|trust|enforce|skip|use|log|is|json)-|^--headless$")
+_GIB = 1024
+
+
+def tgi_env(flag: str) -> str:
+    """The env var the TGI launcher reads for a flag: upper snake case (--dtype -> DTYPE)."""
+    return flag.lstrip("-").upper().replace("-", "_")
+
+
+def _basename(token: str) -> str:
+    return token.rsplit("/", 1)[-1]
+
+
+def _shell_script(tokens: list[str]) -> str | None:
+    """The script of a ``sh -c SCRIPT`` command line, else None."""
+    if not tokens or _basename(tokens[0]) not in _SHELLS:
+        return None
+    for i, token in enumerate(tokens[1:-1], start=1):
+        if re.fullmatch(r"-[a-z]*c[a-z]*", token):
+            return tokens[i + 1]
+    return None
+
+
+def _argv(container: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """The container's command line (command + args), and whether a shell script held it."""
+    tokens = [str(t) for t in (container.get("command") or [])]
+    tokens += [str(t) for t in (container.get("args") or [])]
+    script = _shell_script(tokens)
+    if script is None:
+        return tokens, False
+    script = script.replace("\\\n", " ")
+    try:
+        return shlex.split(script, comments=True), True
+    except ValueError:
+        return script.split(), True
+
+
+def _is_option(token: str) -> bool:
+    return token.startswith("-") and len(token) > 1 and not re.fullmatch(r"-\d+(\.\d+)?", token)
+
+
+def _norm_flag(flag: str) -> str:
+    # vLLM's parser accepts --max_model_len for --max-model-len; treat every engine alike.
+    return "--" + flag.lstrip("-").replace("_", "-") if flag.startswith("--") else flag
+
+
+def parse_flags(tokens: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """(flag -> last value, positionals) of a command line; a flag without value maps to None."""
+    flags: dict[str, str | None] = {}
+    positionals: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not _is_option(token):
+            positionals.append(token)
+        else:
+            name, eq, value = token.partition("=")
+            name = _norm_flag(name)
+            if eq:
+                flags[name] = value
+            elif _BOOLEAN.match(name) or i + 1 >= len(tokens) or _is_option(tokens[i + 1]):
+                flags[name] = None
+            else:
+                flags[name] = tokens[i + 1]
+                i += 1
+        i += 1
+    return flags, positionals
+
+
+def detect_engine(container: Mapping[str, Any]) -> str:
+    """vllm | tgi | sglang | unknown, from the image, the command and the flags. Raises nothing."""
+    image = str(container.get("image") or "").lower()
+    tokens, _shell = _argv(container)
+    flags, positionals = parse_flags(tokens)
+    words = " ".join([image, *(t.lower() for t in positionals), *flags])
+    if "text-generation-inference" in image or "text-generation-launcher" in words:
+        return TGI
+    if "sglang" in words:
+        return SGLANG
+    if "vllm" in words:
+        return VLLM
+    args = [str(a) for a in container.get("args") or []]
+    if "--model-id" in flags:
+        return TGI
+    if "--model-path" in flags:
+        return SGLANG
+    if "--model" in flags or (args and args[0] == "serve"):
+        return VLLM
+    return UNKNOWN
+
+
+def _env(container: Mapping[str, Any]) -> dict[str, str]:
+    """Env name -> value; a value from a reference shows as ``<configMap name/key>``."""
+    values: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        source = entry.get("valueFrom") or {}
+        kind = next((k for k in ("secretKeyRef", "configMapKeyRef") if k in source), None)
+        if kind:
+            ref = source[kind]
+            label = kind.removesuffix("KeyRef")
+            value = f"<{label} {ref.get('name', '')}/{ref.get('key', '')}>"
+        else:  # fieldRef, resourceFieldRef: runtime values, not settings
+            value = str(entry.get("value") or "") if not source else f"<{next(iter(source))}>"
+        values[str(entry.get("name", ""))] = value
+    return values
+
+
+def is_reference(value: str | None) -> bool:
+    """Whether a configured value is a placeholder for a ConfigMap/Secret value not read here."""
+    return bool(value) and str(value).startswith("<") and str(value).endswith(">")
+
+
+def parse_int(value: str | None) -> int | None:
+    """An int from a flag value, with vLLM's human-readable suffixes (k=1000, K=1024, m, M).
+    None when absent or unreadable. Raises nothing."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", value)
+    if not match:
+        return None
+    number, suffix = float(match.group(1)), match.group(2)
+    scale = {"": 1, "k": 10**3, "K": 2**10, "m": 10**6, "M": 2**20, "g": 10**9, "G": 2**30}
+    return int(number * scale[suffix])
+
+
+def _generation_override(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _vllm_model(tokens: list[str], positionals: list[str], container: Mapping[str, Any]) -> str:
+    if "serve" in positionals:
+        after = positionals[positionals.index("serve") + 1 :]
+        return after[0] if after else ""
+    # With an image entrypoint of `vllm serve`, args start with the model.
+    first_is_positional = bool(tokens and positionals and tokens[0] == positionals[0])
+    if not container.get("command") and first_is_positional:
+        return "" if _basename(tokens[0]) in ("vllm", "python", "python3") else tokens[0]
+    return ""
+
+
+_BY_GPU = (
+    "vLLM default chosen by the GPU at start: 1024 seqs / 8192 batched tokens on a >=70 GiB GPU "
+    "that is not an A100, else 256 / 2048"
+)
+
+
+def _vllm_seq_defaults(memory_mib: int | None, gpu_class: str | None) -> tuple[Any, Any, str]:
+    """(max_num_seqs, max_num_batched_tokens, source) vLLM picks when unset."""
+    memory = memory_mib if memory_mib is not None else class_memory_mib(gpu_class)
+    if memory is None:
+        return None, None, _BY_GPU
+    if memory < 70 * _GIB:
+        return 256, 2048, "vLLM default for this GPU class (<70 GiB)"
+    if gpu_class and "A100" in gpu_class.upper():
+        return 256, 2048, "vLLM default for an A100 (the large-GPU default excludes A100)"
+    if gpu_class is None:
+        return 1024, 8192, "vLLM default for a >=70 GiB GPU (256 / 2048 if it is an A100)"
+    return 1024, 8192, "vLLM default for this GPU class (>=70 GiB, not A100)"
+
+
+_UNPINNED = (None, "unset: the model repo's default branch at every start (unpinned)")
+_FROM_MODEL = (None, "default: the model config's maximum context length")
+_DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
+    "model": {TGI: ("bigscience/bloom-560m", "TGI default (no MODEL_ID)")},
+    "revision": dict.fromkeys(ENGINES, _UNPINNED),
+    "dtype": dict.fromkeys(ENGINES, ("auto", "default: follows the checkpoint")),
+    "max_model_len": {
+        VLLM: _FROM_MODEL,
+        SGLANG: _FROM_MODEL,
+        TGI: (None, "TGI default: from the model config (max_position_embeddings); 2048 in 1.x"),
+    },
+    "max_num_seqs": {
+        TGI: (128, "TGI default"),
+        SGLANG: (None, "SGLang default: sized from the KV cache at start"),
+    },
+    "max_output_tokens": {
+        VLLM: (None, "unset: up to the context length, or the request's max_tokens"),
+        TGI: (None, "unset: max total tokens minus the prompt length"),
+        SGLANG: (None, "SGLang has no server-side cap: up to the context length"),
+    },
+    "max_input_tokens": {TGI: (None, "TGI default: max total tokens - 1 (1024 in TGI 1.x)")},
+}
+_INT_KNOBS = frozenset(INT_LIMITS) | {"max_input_tokens", "max_num_batched_tokens"}
+
+
+def _tgi_settings(flags: dict[str, str | None], env: dict[str, str]) -> dict[str, tuple[str, str]]:
+    aliases: dict[str, tuple[str, ...]] = {o: (f,) for o, f in FLAGS[TGI].items()}
+    aliases["max_input_tokens"] = ("--max-input-tokens", "--max-input-length")
+    raw: dict[str, tuple[str, str]] = {}
+    for option, names in aliases.items():
+        # The launcher's clap parser: a flag on the command line wins over its env var.
+        for flag in names:
+            value = flags.get(flag)
+            if value is not None:
+                shadow = f" (overrides env {tgi_env(flag)})" if tgi_env(flag) in env else ""
+                raw[option] = (value, flag + shadow)
+                break
+        else:
+            for flag in names:
+                if env.get(tgi_env(flag)):
+                    raw[option] = (env[tgi_env(flag)], f"env {tgi_env(flag)}")
+                    break
+    return raw
+
+
+def _settings(engine: str, container: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """option -> (value as written, where it was set) for every knob set explicitly."""
+    tokens, _shell = _argv(container)
+    flags, positionals = parse_flags(tokens)
+    if engine == TGI:
+        return _tgi_settings(flags, _env(container))
+    raw: dict[str, tuple[str, str]] = {}
+    for option, flag in FLAGS[engine].items():
+        value = flags.get(flag)
+        if value is not None:
+            raw[option] = (value, flag)
+    if engine == SGLANG and "model" not in raw and flags.get("--model"):
+        raw["model"] = (str(flags["--model"]), "--model")
+    if engine == VLLM:
+        override = _generation_override(raw.pop("max_output_tokens", ("", ""))[0])
+        if override and "max_new_tokens" in override:
+            raw["max_output_tokens"] = (
+                str(override["max_new_tokens"]),
+                FLAGS[VLLM]["max_output_tokens"],
+            )
+        positional = _vllm_model(tokens, positionals, container)
+        if positional:
+            raw["model"] = (positional, "vllm serve MODEL")
+        if flags.get("--max-num-batched-tokens"):
+            raw["max_num_batched_tokens"] = (
+                str(flags["--max-num-batched-tokens"]),
+                "--max-num-batched-tokens",
+            )
+    if flags.get("--served-model-name"):
+        raw["served_model_name"] = (str(flags["--served-model-name"]), "--served-model-name")
+    return raw
+
+
+def parse_engine_config(
+    container: Mapping[str, Any],
+    gpu_memory_mib: int | None = None,
+    gpu_class: str | None = None,
+) -> EngineConfig:
+    """The engine's configuration from a container's command, args and env, with each knob's
+    effective value and where it comes from. ``gpu_memory_mib`` (or ``gpu_class``) settles
+    vLLM's hardware-dependent defaults. A value held in a ConfigMap or Secret shows as
+    ``<configMap name/key>``. Raises nothing: an unrecognised container gives engine
+    ``unknown`` and empty knobs."""
+    engine = detect_engine(container)
+    notes: list[str] = []
+    if _argv(container)[1]:
+        notes.append("the server starts from a shell script: skewmit reads it but cannot edit it")
+    if container.get("envFrom"):
+        notes.append("envFrom sources may set more settings; skewmit does not read them")
+    raw = _settings(engine, container) if engine in ENGINES else {}
+    effective: dict[str, tuple[Any, str]] = {}
+    for option, (value, source) in raw.items():
+        if is_reference(value):
+            notes.append(f"{option} comes from {value}, which skewmit does not read")
+        parsed = parse_int(value) if option in _INT_KNOBS and not is_reference(value) else None
+        effective[option] = (value if parsed is None else parsed, source)
+    if engine == TGI and "max_output_tokens" not in raw:
+        total, max_input = effective.get("max_model_len"), effective.get("max_input_tokens")
+        if total and max_input and isinstance(total[0], int) and isinstance(max_input[0], int):
+            raw["max_output_tokens"] = ("", "")
+            effective["max_output_tokens"] = (
+                total[0] - max_input[0],
+                "MAX_TOTAL_TOKENS - MAX_INPUT_TOKENS",
+            )
+    if engine == VLLM:
+        seqs, batched, source = _vllm_seq_defaults(gpu_memory_mib, gpu_class)
+        effective.setdefault("max_num_seqs", (seqs, source))
+        effective.setdefault("max_num_batched_tokens", (batched, source))
+    if engine in ENGINES:
+        for option, defaults in _DEFAULTS.items():
+            if engine in defaults:
+                effective.setdefault(option, defaults[engine])
+
+    def text(option: str) -> str | None:
+        return raw[option][0] if option in raw else None
+
+    def number(option: str) -> int | None:
+        value = effective.get(option, (None, ""))[0] if option in raw else None
+        return value if isinstance(value, int) else None
+
+    model = text("model")
+    return EngineConfig(
+        engine=engine,
+        container=str(container.get("name", "")),
+        image=str(container.get("image", "")),
+        model=model,
+        revision=text("revision"),
+        dtype=text("dtype"),
+        max_model_len=number("max_model_len"),
+        max_num_seqs=number("max_num_seqs"),
+        max_output_tokens=number("max_output_tokens"),
+        served_model_name=text("served_model_name") or (model if engine == VLLM else None),
+        effective=effective,
+        configured=frozenset(raw),
+        notes=tuple(notes),
+    )
+
+
+def engine_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The containers of a pod spec that run a known serving engine, in spec order."""
+    return [c for c in pod_spec.get("containers") or [] if detect_engine(c) != UNKNOWN]
+
+
+# --- validation of operator input --------------------------------------------------------
+
+
+def validate_dtype(value: str, engine: str = VLLM) -> str:
+    """The dtype normalized to the engine's spelling. Raises InvalidError for a dtype the
+    engine does not take, and for ``auto``, which is the very default that drifts."""
+    dtype = value.strip().lower()
+    allowed = DTYPES.get(engine, DTYPES[VLLM])
+    name = ENGINE_NAMES.get(engine, engine)
+    if dtype == "auto":
+        raise InvalidError(
+            "dtype auto follows the checkpoint and can change with a new image or model revision; "
+            "pin an explicit dtype such as bfloat16"
+        )
+    if dtype in _DTYPE_ALIASES and _DTYPE_ALIASES[dtype] in allowed:
+        raise InvalidError(f"{name} spells dtype {dtype!r} as {_DTYPE_ALIASES[dtype]!r}: use that")
+    if dtype not in allowed:
+        choices = ", ".join(d for d in allowed if d != "auto")
+        raise InvalidError(f"{name} does not accept dtype {value!r}; choose one of: {choices}")
+    return dtype
+
+
+def validate_revision(value: str) -> str:
+    """A model revision that pins: a full 40-hex commit sha (lower-cased) or a tag.
+    Raises InvalidError for branch names (main, master, refs/heads/...), PR refs, short shas
+    and names that are not git refs. A name that is not a well-known branch is taken as a tag:
+    check on the hub that it is one."""
+    revision = value.strip()
+    if _SHA.fullmatch(revision):
+        return revision.lower()
+    fix = "pin the 40-character commit sha shown on the model's Files and versions page"
+    if not revision:
+        raise InvalidError(f"the model revision is empty: {fix}")
+    if re.fullmatch(r"[0-9a-fA-F]{7,39}", revision):
+        raise InvalidError(f"revision {revision!r} looks like a short commit sha: {fix}")
+    if revision.lower() in BRANCH_NAMES or revision.startswith(("refs/heads/", "refs/pr/")):
+        raise InvalidError(f"revision {revision!r} is a branch, which moves with every push: {fix}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", revision) or ".." in revision:
+        raise InvalidError(f"revision {revision!r} is not a git tag or commit sha: {fix}")
+    return revision
+
+
+def validate_int(option: str, value: str | int) -> int:
+    """A whole number inside the option's sane range (INT_LIMITS). Raises InvalidError."""
+    low, high = INT_LIMITS.get(option, (1, 2**31 - 1))
+    label = option.replace("_", "-")
+    text = str(value).strip().replace("_", "")
+    if not re.fullmatch(r"\d+", text):
+        raise InvalidError(f"{label} must be a whole number, got {value!r}")
+    number = int(text)
+    if not low <= number <= high:
+        raise InvalidError(f"{label} must be between {low} and {high}, got {number}")
+    return number
+
+
+def validate_option(engine: str, option: str, value: str) -> str:
+    """The value of an option normalized for ``set_option``. Raises InvalidError."""
+    if option == "revision":
+        return validate_revision(value)
+    if option == "dtype":
+        return validate_dtype(value, engine)
+    if option in INT_LIMITS:
+        return str(validate_int(option, value))
+    raise InvalidError(f"unknown option {option!r}; choose one of: {', '.join(OPTIONS)}")
+
+
+# --- edits -------------------------------------------------------------------------------
+
+
+def _flag_positions(tokens: list[str], flag: str) -> list[int]:
+    return [
+        i for i, t in enumerate(tokens) if _is_option(t) and _norm_flag(t.partition("=")[0]) == flag
+    ]
+
+
+def _edit_flag(tokens: list[str], flag: str, value: str | None) -> tuple[list[str], bool]:
+    """Set (in place of every occurrence, keeping its ``=`` form) or remove a flag."""
+    out: list[str] = []
+    positions = set(_flag_positions(tokens, flag))
+    found = False
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if i in positions:
+            found = True
+            name, eq, _old = token.partition("=")
+            takes_next = not eq and i + 1 < len(tokens) and not _is_option(tokens[i + 1])
+            if value is not None:
+                out += [f"{name}={value}"] if eq else [name, value]
+            i += 2 if takes_next else 1
+            continue
+        out.append(token)
+        i += 1
+    return out, found
+
+
+def _set_arg(container: dict[str, Any], flag: str, value: str | None, add: bool) -> bool:
+    """Edit a flag where it is (command or args); append it to args when absent and ``add``.
+    Whether the flag was present."""
+    present = False
+    for field in ("command", "args"):
+        tokens = [str(t) for t in container.get(field) or []]
+        edited, found = _edit_flag(tokens, flag, value)
+        if found:
+            present = True
+            container[field] = edited
+    if not present and add and value is not None:
+        container["args"] = [*(str(t) for t in container.get("args") or []), flag, value]
+    return present
+
+
+def _set_env(container: dict[str, Any], name: str, value: str | None) -> None:
+    env = [dict(e) for e in container.get("env") or []]
+    if value is None:
+        env = [e for e in env if e.get("name") != name]
+    elif any(e.get("name") == name for e in env):
+        env = [{"name": name, "value": value} if e.get("name") == name else e for e in env]
+    else:
+        env.append({"name": name, "value": value})
+    if env or "env" in container:
+        container["env"] = env
+
+
+def set_option(
+    container: Mapping[str, Any], engine: str, option: str, value: str | None
+) -> dict[str, Any]:
+    """A new container dict with one option set, replaced or removed (``value`` None), other
+    args and env untouched and in order. vLLM and SGLang take flags; TGI takes env vars, or the
+    flag where the container already passes it (the launcher prefers flags). ``max_output_tokens``
+    is ``--override-generation-config {"max_new_tokens": N}`` on vLLM and
+    ``MAX_TOTAL_TOKENS = input + N`` on TGI.
+
+    Raises InvalidError for an unknown engine or option, an invalid value, an option the engine
+    lacks (SGLang has no output cap), a command held in a shell script, or a TGI length that
+    does not fit MAX_INPUT_TOKENS.
+    """
+    if engine not in ENGINES:
+        raise InvalidError(f"cannot edit a {engine} server: skewmit edits vLLM, TGI and SGLang")
+    if option not in OPTIONS:
+        raise InvalidError(f"unknown option {option!r}; choose one of: {', '.join(OPTIONS)}")
+    new = copy.deepcopy(dict(container))
+    if _argv(new)[1]:
+        raise InvalidError(
+            f"container {new.get('name', '')} starts {ENGINE_NAMES[engine]} from a shell script; "
+            "edit the script in the manifest by hand"
+        )
+    normalized = validate_option(engine, option, value) if value is not None else None
+    if engine == TGI:
+        return _set_tgi(new, option, normalized)
+    if engine == SGLANG and option == "max_output_tokens":
+        raise InvalidError(
+            "SGLang has no server-side cap on output tokens: cap max_tokens at the gateway or "
+            "client, or lower --context-length"
+        )
+    flag = FLAGS[engine][option]
+    if option == "max_output_tokens":
+        tokens, _shell = _argv(new)
+        override = _generation_override(parse_flags(tokens)[0].get(flag)) or {}
+        override.pop("max_new_tokens", None)
+        if normalized is not None:
+            override["max_new_tokens"] = int(normalized)
+        normalized = json.dumps(override) if override else None
+    _set_arg(new, flag, normalized, add=True)
+    return new
+
+
+def _set_tgi(container: dict[str, Any], option: str, value: str | None) -> dict[str, Any]:
+    max_input = parse_engine_config(container).effective["max_input_tokens"][0]
+    if not isinstance(max_input, int):
+        max_input = None
+    if option == "max_output_tokens":
+        if value is None or max_input is None:
+            raise InvalidError(
+                "TGI caps output only as MAX_TOTAL_TOKENS - MAX_INPUT_TOKENS"
+                + ("" if value is None else ", and MAX_INPUT_TOKENS is unset or unreadable")
+                + ": set max_model_len (MAX_TOTAL_TOKENS) and MAX_INPUT_TOKENS instead"
+            )
+        option, value = "max_model_len", str(max_input + int(value))
+    if option == "max_model_len" and value and max_input is not None and int(value) <= max_input:
+        raise InvalidError(
+            f"TGI needs MAX_TOTAL_TOKENS > MAX_INPUT_TOKENS ({max_input}); got {value}: "
+            "lower MAX_INPUT_TOKENS too, or choose a larger total"
+        )
+    flag = FLAGS[TGI][option]
+    present = _set_arg(container, flag, value, add=False)
+    # Without the flag the env var is the setting; with it, keep a shadowed env var in step.
+    if not present or any(e.get("name") == tgi_env(flag) for e in container.get("env") or []):
+        _set_env(container, tgi_env(flag), value)
+    return container

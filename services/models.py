@@ -1,0 +1,262 @@
+"""Plain frozen dataclasses that cross from services to the UI and the headless commands.
+
+Kubernetes model objects and raw Prometheus JSON never leave the edge modules; these do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Step(StrEnum):
+    ROLLBACK = "rollback"
+    PIN = "pin"
+    LATENCY = "latency"
+    ROUTE = "route"
+    HARDWARE = "hardware"
+    VALIDATE = "validate"
+
+
+STEP_ORDER: tuple[Step, ...] = tuple(Step)
+STEP_TITLES: dict[Step, str] = {
+    Step.ROLLBACK: "Roll back to last-known-good",
+    Step.PIN: "Pin the configuration",
+    Step.LATENCY: "Stabilize tail latency",
+    Step.ROUTE: "Route long-context traffic",
+    Step.HARDWARE: "Fix hardware skew",
+    Step.VALIDATE: "Validate and capture evidence",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an incident is about: one Deployment in one namespace of one context."""
+
+    context: str
+    namespace: str
+    deployment: str
+    server: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    step: Step
+    code: str  # stable: image-mutable-tag, model-revision-unpinned, dtype-unset, ...
+    severity: Severity
+    message: str
+    subject: str  # e.g. "pod/llm-serve-abc12 container/vllm" or "deployment/llm-serve"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, str]:
+        return {"step": self.step.value, "code": self.code, "severity": self.severity.value,
+                "message": self.message, "subject": self.subject}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The serving engine's effective configuration, read from a container's args and env."""
+
+    engine: str  # vllm | tgi | sglang | unknown
+    container: str
+    image: str
+    model: str | None
+    revision: str | None
+    dtype: str | None  # as configured; None = unset
+    max_model_len: int | None  # as configured; None = unset
+    max_num_seqs: int | None
+    max_output_tokens: int | None
+    served_model_name: str | None = None
+    # Effective values including the engine's implicit defaults, with where each came from.
+    effective: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # Knobs set explicitly by a flag or env var (also when the value sits in a ConfigMap or
+    # Secret and so cannot be read here): revision, dtype, max_model_len, max_num_seqs, ...
+    configured: frozenset[str] = frozenset()
+    # Caveats for the operator, e.g. "command runs through a shell script".
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    image: str
+    image_id: str  # from status (containerd: repo@sha256:...)
+    args: tuple[str, ...]
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # (name, value) with secrets already masked
+    ready: bool
+    restarts: int
+    state: str  # running | waiting:<reason> | terminated:<reason>
+    gpu_request: int
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    namespace: str
+    node: str
+    phase: str
+    ready: bool
+    template_hash: str
+    revision: str  # the ReplicaSet revision this pod belongs to ("" if unknown)
+    containers: tuple[ContainerView, ...]
+    created: str  # RFC 3339
+    deleting: bool = False
+    reason: str = ""  # Pending reason / unschedulable message
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    labels: dict[str, str]
+    unschedulable: bool
+    taints: tuple[str, ...]  # "key=value:Effect"
+    ready: bool
+    gpu_capacity: int
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    """One GPU row of the inspector: pod -> node -> labels -> nvidia-smi -> DCGM."""
+
+    pod: str
+    node: str
+    label_product: str | None  # GFD nvidia.com/gpu.product, normalized
+    label_source: str  # which label said so
+    smi_name: str | None  # nvidia-smi name
+    smi_memory_mib: int | None
+    dcgm_model: str | None
+    gpu_class: str | None  # normalized class, e.g. "H100-80GB"
+    expected_class: str | None
+    mismatch: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Revision:
+    number: int
+    replicaset: str
+    created: str
+    images: tuple[str, ...]
+    summary: str  # model / revision / dtype / max-model-len
+    change_cause: str
+    current: bool
+    last_known_good: bool
+    replicas: int
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutProgress:
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    old_pods: int
+    done: bool
+    message: str
+    problems: tuple[Finding, ...] = ()  # crashloop, pending, deadline exceeded
+
+
+@dataclass(frozen=True)
+class Change:
+    """One object's change inside a plan: before and after as plain dicts (secrets masked
+    only for display; the journal stores masked copies)."""
+
+    kind: str
+    namespace: str
+    name: str
+    operation: str  # patch | create | delete
+    patch_type: str  # json | merge | strategic | "" for create/delete
+    patch: Any
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    step: Step
+    action: str  # stable action id, e.g. rollback.undo, pin.image-digest
+    title: str
+    changes: tuple[Change, ...]
+    kubectl: tuple[str, ...]  # the equivalent kubectl commands
+    tradeoff: str = ""
+    notes: tuple[str, ...] = ()  # e.g. what a rollback does not restore
+    destructive: bool = False
+
+
+@dataclass(frozen=True)
+class Preview:
+    plan: Plan
+    allowed: bool
+    denied_reason: str
+    dry_run_ok: bool
+    dry_run_message: str
+    diff: str  # unified diff of masked before/after
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    t: float  # unix seconds
+    v: float
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    name: str  # p95 | p99 | tokens_per_s | gpu_util | gpu_mem ...
+    unit: str
+    points: tuple[MetricPoint, ...]
+    baseline: float | None
+    fetched_at: float
+    stale_after_s: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def latest(self) -> float | None:
+        return self.points[-1].v if self.points else None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: str  # pass | fail | insufficient-data
+    observed: float | None
+    baseline: float | None
+    threshold: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # pass | fail | insufficient-data
+    checks: tuple[CheckResult, ...]
+    at: float
+    window_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "at": self.at, "window_s": self.window_s,
+                "checks": [c.__dict__ for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class GitOpsInfo:
+    """A GitOps controller's claim on an object, and what a manual change will run into."""
+
+    tool: str  # argocd | flux
+    kind: str  # Application | Kustomization | HelmRelease
+    app: str  # the Argo CD Application or Flux Kustomization/HelmRelease name
+    namespace: str  # where that object lives ("" when the markers do not say)
+    confidence: str  # certain | likely | possible
+    reverts: bool | None  # will a manual change be reverted? None = cannot tell from here
+    guidance: str  # what will happen and the GitOps-side action, for the operator
+    evidence: tuple[str, ...] = ()  # the markers found, e.g. "annotation argocd.argoproj.io/..."
+    commands: tuple[str, ...] = ()  # GitOps-side commands, e.g. "flux suspend kustomization ..."

@@ -1,0 +1,71 @@
+"""Users, bearer tokens and RBAC-like rules for the simulated API server.
+
+The kubeconfig the simulator writes has an admin user and a read-only user, so skewmit's
+permission checks (SelfSubjectAccessReview) and 403 handling meet a real refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    verbs: frozenset[str]
+    groups: frozenset[str]  # "*" for any
+    resources: frozenset[str]  # "plural" or "plural/sub"; "*" for any
+
+    def allows(self, verb: str, group: str, resource: str) -> bool:
+        return (
+            ("*" in self.verbs or verb in self.verbs)
+            and ("*" in self.groups or group in self.groups)
+            and ("*" in self.resources or resource in self.resources)
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    token: str
+    groups: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    # Resources a rule's "*" does not reach (the view role's exclusions).
+    denied: frozenset[str] = frozenset()
+
+    def allowed(self, verb: str, group: str, resource: str) -> tuple[bool, str]:
+        if resource in self.denied:
+            return False, ""
+        for rule in self.rules:
+            if rule.allows(verb, group, resource):
+                return True, "allowed by the simulator's RBAC rules"
+        return False, ""
+
+
+ADMIN = User(
+    "skewmit-admin",
+    "skewmit-admin-token",
+    ("system:masters", "system:authenticated"),
+    (Rule(frozenset({"*"}), frozenset({"*"}), frozenset({"*"})),),
+)
+VIEWER = User(
+    "skewmit-viewer",
+    "skewmit-viewer-token",
+    ("system:authenticated",),
+    (
+        Rule(frozenset({"get", "list", "watch"}), frozenset({"*"}), frozenset({"*"})),
+        Rule(
+            frozenset({"create"}),
+            frozenset({"authorization.k8s.io", "authentication.k8s.io"}),
+            frozenset({"*"}),
+        ),
+    ),
+    denied=frozenset({"secrets", "pods/exec", "pods/attach", "pods/portforward"}),
+)
+USERS = (ADMIN, VIEWER)
+
+
+def user_for_token(token: str) -> User | None:
+    for user in USERS:
+        if user.token == token:
+            return user
+    return None

@@ -1,0 +1,149 @@
+"""The container runtime the kubelet asks: how a serving container starts, what it logs, and
+which executables it has for `kubectl exec`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from services.simulator.controllers.kubelet import StartOutcome
+from services.simulator.engine_startup import startup_failure
+from services.simulator.gpus import GpuClass, gpu_by_product
+from services.simulator.nvidia_smi import run_nvidia_smi
+from services.simulator.scenario import Scenario
+from services.simulator.serving_config import NotAServingContainer, parse_container
+from services.simulator.startup_logs import startup_log
+from services.simulator.store import Store
+
+if TYPE_CHECKING:
+    from services.simulator.fleet_wiring import FleetWiring
+
+Obj = dict[str, Any]
+Program = Callable[[list[str]], tuple[int, str, str]]
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def gpu_request(container: Obj) -> int:
+    resources = container.get("resources") or {}
+    for section in ("limits", "requests"):
+        value = (resources.get(section) or {}).get(GPU_RESOURCE)
+        if value is not None:
+            try:
+                return int(str(value))
+            except ValueError:
+                return 0
+    return 0
+
+
+def node_gpu(node: Obj | None) -> GpuClass | None:
+    if node is None:
+        return None
+    label = node["metadata"].get("labels", {}).get("nvidia.com/gpu.product", "")
+    if not label:
+        return None
+    try:
+        return gpu_by_product(label.removesuffix("-SHARED"))
+    except KeyError:
+        return None
+
+
+def image_digest(image: str, known: dict[str, str]) -> str:
+    """The digest an image reference resolves to: pinned in the reference, the scenario's, or
+    derived from the reference (stable across runs)."""
+    if "@sha256:" in image:
+        return "sha256:" + image.split("@sha256:", 1)[1]
+    if image in known:
+        return known[image]
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+class ServingRuntime:
+    """Implements the kubelet's RuntimeModel from the serving model, and keeps container logs."""
+
+    def __init__(self, store: Store, scenario: Scenario) -> None:
+        self.store = store
+        self.scenario = scenario
+        self.stop_delay_s = scenario.timing.get("stop_s", 5.0)
+        self._start_s = scenario.timing.get("container_start_s", 15.0)
+        self._load_s = scenario.timing.get("model_load_s", 45.0)
+        self._logs: dict[tuple[str, str, str], list[str]] = {}
+
+    def start(self, pod: Obj, node: Obj, container: Obj) -> StartOutcome:
+        digest = image_digest(str(container.get("image", "")), self.scenario.images)
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"], container["name"])
+        started_at = self.store.clock.time() + self._start_s
+        try:
+            config = parse_container(container)
+        except NotAServingContainer:
+            self._logs[key] = [f"{container['name']}: started\n"]
+            return StartOutcome(self._start_s, 2.0, None, digest)
+        gpu = node_gpu(node)
+        count = gpu_request(container)
+        if gpu is None or count == 0:
+            no_gpu = "RuntimeError: No CUDA GPUs are available"
+            self._logs[key] = [no_gpu]
+            return StartOutcome(self._start_s, 8.0, no_gpu, digest)
+        failure = startup_failure(config, gpu, count)
+        self._logs[key] = startup_log(config, gpu, gpu_count=count, start_time=started_at)
+        # Bigger models and slower GPUs load longer; a failure surfaces after part of the load.
+        load = self._load_s / max(0.25, gpu.bandwidth_factor) ** 0.5
+        return StartOutcome(self._start_s, load * (0.4 if failure else 1.0), failure, digest)
+
+    def log(self, namespace: str, name: str, container: str, now: float) -> str:
+        lines = self._logs.get((namespace, name, container), [])
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def node_ip(self, node_name: str) -> str:
+        node = self.store.peek("nodes", "", node_name)
+        for address in (node or {}).get("status", {}).get("addresses", []):
+            if address.get("type") == "InternalIP":
+                return str(address["address"])
+        return "10.0.0.1"
+
+    def programs(self, pod: Obj, container: Obj, fleet: FleetWiring) -> dict[str, Program]:
+        """The executables inside this container."""
+        env = self._env(pod, container)
+
+        def printenv(argv: list[str]) -> tuple[int, str, str]:
+            if len(argv) > 1:
+                values = [env[name] for name in argv[1:] if name in env]
+                return (0 if len(values) == len(argv) - 1 else 1), "".join(
+                    f"{v}\n" for v in values), ""
+            return 0, "".join(f"{k}={v}\n" for k, v in env.items()), ""
+
+        programs: dict[str, Program] = {
+            "env": printenv,
+            "printenv": printenv,
+            "hostname": lambda argv: (0, pod["metadata"]["name"] + "\n", ""),
+            "echo": lambda argv: (0, " ".join(argv[1:]) + "\n", ""),
+            "true": lambda argv: (0, "", ""),
+            "false": lambda argv: (1, "", ""),
+        }
+        if gpu_request(container) > 0 and node_gpu(
+                self.store.peek("nodes", "", pod["spec"].get("nodeName", ""))) is not None:
+            def nvidia_smi(argv: list[str]) -> tuple[int, str, str]:
+                readings = fleet.gpu_readings_for(pod, container)
+                return run_nvidia_smi(argv[1:], readings, now=self.store.clock.time())
+
+            programs["nvidia-smi"] = nvidia_smi
+        return programs
+
+    def _env(self, pod: Obj, container: Obj) -> dict[str, str]:
+        """The container's environment as the process sees it (secrets resolved, as in a real
+        container: masking is the client's job)."""
+        out = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "HOSTNAME": pod["metadata"]["name"]}
+        namespace = pod["metadata"]["namespace"]
+        for item in container.get("env") or []:
+            if "value" in item:
+                out[item["name"]] = str(item["value"])
+                continue
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                secret = self.store.peek("secrets", namespace, ref.get("name", ""))
+                raw = (secret or {}).get("data", {}).get(ref.get("key", ""))
+                if raw is not None:
+                    out[item["name"]] = base64.b64decode(raw).decode(errors="replace")
+        return out

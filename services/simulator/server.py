@@ -1,0 +1,576 @@
+"""The simulated kube-apiserver's HTTP face (aiohttp).
+
+Routes follow the real server's paths: discovery, `/api/v1/...`, `/apis/GROUP/VERSION/...`,
+namespaced and cluster-scoped collections, subresources (status, scale, log, exec), watches,
+Table output for kubectl, server-side dry run and Status errors. `/metrics` serves the fleet's
+Prometheus exposition, `/_sim/...` the trainer's controls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from services.simulator import watchstream
+from services.simulator.auth import User, user_for_token
+from services.simulator.errors import (
+    ApiError,
+    bad_request,
+    conflict,
+    forbidden,
+    method_not_allowed,
+    not_found,
+    unsupported_media,
+)
+from services.simulator.faults import FaultSet
+from services.simulator.patch import (
+    PatchError,
+    UnsupportedPatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    apply_strategic_merge_patch,
+)
+from services.simulator.resources import Registry, ResourceType
+from services.simulator.selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
+from services.simulator.store import Store
+from services.simulator.tables import build_table
+
+Obj = dict[str, Any]
+GIT_VERSION = "v1.32.4"
+
+
+class Backend(Protocol):
+    """What the HTTP layer needs from the simulated cluster."""
+
+    registry: Registry
+    store: Store
+    faults: FaultSet
+
+    def now(self) -> datetime: ...
+    def pod_log(self, namespace: str, name: str, container: str, previous: bool) -> str: ...
+    async def pod_exec(
+        self, request: web.Request, namespace: str, name: str, user: User
+    ) -> web.StreamResponse: ...
+    def metrics_text(self) -> str: ...
+    def admin(self, op: str, payload: Obj) -> Obj: ...
+
+
+def status_response(err: ApiError) -> web.Response:
+    return web.json_response(err.status(), status=err.code)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+
+class Route:
+    """A parsed resource path."""
+
+    def __init__(self, rt: ResourceType, namespace: str, name: str, sub: str) -> None:
+        self.rt = rt
+        self.namespace = namespace
+        self.name = name
+        self.sub = sub
+
+    @property
+    def resource(self) -> str:
+        return f"{self.rt.plural}/{self.sub}" if self.sub else self.rt.plural
+
+
+class ApiServer:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.app = web.Application(middlewares=[self._errors])
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+
+    @property
+    def registry(self) -> Registry:
+        return self.backend.registry
+
+    @property
+    def store(self) -> Store:
+        return self.backend.store
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except ApiError as err:
+            return status_response(err)
+
+    # -- routing -------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        if path == "/metrics":
+            return web.Response(
+                text=self.backend.metrics_text(),
+                content_type="text/plain",
+                charset="utf-8",
+                headers={"X-Content-Type-Options": "nosniff"},
+            )
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        user = self._authenticate(request)
+        if path.startswith("/_sim/"):
+            if user.name != "skewmit-admin":
+                raise forbidden(user.name, "use", "_sim", "", "")
+            payload = await request.json() if request.can_read_body else {}
+            return _json(self.backend.admin(path[len("/_sim/") :], payload))
+        if path == "/version":
+            return _json(
+                {
+                    "major": "1",
+                    "minor": "32",
+                    "gitVersion": GIT_VERSION,
+                    "gitCommit": "skewmit-simulator",
+                    "gitTreeState": "clean",
+                    "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "go1.23.8",
+                    "compiler": "gc",
+                    "platform": "linux/amd64",
+                }
+            )
+        if path == "/api":
+            return _json(self.registry.api_versions(request.host))
+        if path == "/apis":
+            return _json(self.registry.api_group_list())
+        if path.startswith("/openapi"):
+            raise not_found("openapi", "", path)
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) == 2:
+            doc = self.registry.api_group(parts[1])
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        elif parts[0] == "apis" and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            doc = self.registry.resource_list(group, version)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        route = self._route(group, version, rest)
+        return await self._serve(request, route, user)
+
+    def _route(self, group: str, version: str, rest: list[str]) -> Route:
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        rt = self.registry.lookup(group, version, rest[0])
+        if rt is None or (namespace and not rt.namespaced):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and sub not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return Route(rt, namespace, name, sub)
+
+    def _authenticate(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        user = user_for_token(token)
+        if user is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    def _verb(self, request: web.Request, route: Route) -> str:
+        method = request.method
+        if route.sub == "exec":
+            return "create"
+        if method == "GET":
+            if request.query.get("watch") in ("true", "1"):
+                return "watch"
+            return "get" if route.name else "list"
+        return {
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if route.name else "deletecollection",
+        }.get(method, "")
+
+    async def _serve(self, request: web.Request, route: Route, user: User) -> web.StreamResponse:
+        verb = self._verb(request, route)
+        if not verb:
+            raise method_not_allowed(
+                f"the server does not allow this method on the requested "
+                f"resource ({request.method})"
+            )
+        allowed, _ = user.allowed(verb, route.rt.group, route.resource)
+        if not allowed:
+            raise forbidden(
+                user.name,
+                verb,
+                route.rt.plural,
+                route.rt.group,
+                route.namespace,
+                route.name,
+                route.sub,
+            )
+        faults = self.backend.faults
+        fault_verb = "exec" if route.sub == "exec" else ("log" if route.sub == "log" else verb)
+        delay = faults.latency(fault_verb, route.resource)
+        if delay:
+            await asyncio.sleep(delay)
+        code = faults.error(fault_verb, route.resource)
+        if code is not None:
+            raise ApiError(
+                code,
+                "InternalError" if code >= 500 else "BadRequest",
+                f"Internal error occurred: injected fault ({code})",
+            )
+        if verb in ("update", "patch") and faults.take_conflict(verb, route.resource):
+            raise conflict(route.rt.plural, route.rt.group, route.name)
+        if route.sub == "exec":
+            return await self.backend.pod_exec(request, route.namespace, route.name, user)
+        if route.sub == "log":
+            text = self.backend.pod_log(
+                route.namespace,
+                route.name,
+                request.query.get("container", ""),
+                request.query.get("previous") == "true",
+            )
+            tail = request.query.get("tailLines")
+            if tail:
+                lines = text.splitlines(keepends=True)
+                text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+            return web.Response(text=text, content_type="text/plain")
+        if route.rt.plural == "selfsubjectaccessreviews":
+            return _json(self._access_review(await request.json(), user), 201)
+        if route.rt.plural == "selfsubjectreviews":
+            return _json(
+                {
+                    "kind": "SelfSubjectReview",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": None},
+                    "status": {"userInfo": {"username": user.name, "groups": list(user.groups)}},
+                },
+                201,
+            )
+        handler = getattr(self, f"_do_{verb}")
+        response: web.StreamResponse = await handler(request, route)
+        return response
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise bad_request(f'Invalid dry run value: unsupported dry run value "{value}"')
+        return bool(values)
+
+    @staticmethod
+    def _selectors(request: web.Request) -> tuple[LabelSelector | None, FieldSelector | None]:
+        try:
+            labels = request.query.get("labelSelector")
+            fields = request.query.get("fieldSelector")
+            return (
+                parse_label_selector(labels) if labels else None,
+                parse_field_selector(fields) if fields else None,
+            )
+        except SelectorError as exc:
+            raise bad_request(str(exc)) from exc
+
+    def _wants_table(self, request: web.Request) -> bool:
+        return "as=Table" in request.headers.get("Accept", "")
+
+    def _table(self, request: web.Request, route: Route, objs: list[Obj]) -> web.Response:
+        include = request.query.get("includeObject", "Metadata")
+        table = build_table(
+            route.rt.plural,
+            objs,
+            self.backend.now(),
+            include_object=include,
+            resource_version=self.store.resource_version,
+            printer_columns=list(route.rt.printer_columns) or None,
+        )
+        return _json(table)
+
+    async def _body(self, request: web.Request) -> Any:
+        try:
+            text = await request.text()
+            return json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise bad_request(f"the request body is not valid JSON: {exc}") from exc
+
+    # -- verbs ---------------------------------------------------------------
+
+    async def _do_get(self, request: web.Request, route: Route) -> web.StreamResponse:
+        obj = self.store.get(route.rt, route.namespace, route.name)
+        if route.sub == "scale":
+            return _json(self._scale(obj))
+        if self._wants_table(request):
+            return self._table(request, route, [obj])
+        return _json(obj)
+
+    async def _do_list(self, request: web.Request, route: Route) -> web.StreamResponse:
+        labels, fields = self._selectors(request)
+        items = self.store.list(route.rt, route.namespace, labels, fields)
+        if self._wants_table(request):
+            return self._table(request, route, items)
+        limit = int(request.query.get("limit", "0") or 0)
+        meta: Obj = {"resourceVersion": self.store.resource_version}
+        if limit and len(items) > limit:
+            start = int(request.query.get("continue") or 0)
+            page = items[start : start + limit]
+            if start + limit < len(items):
+                meta["continue"] = str(start + limit)
+                meta["remainingItemCount"] = len(items) - start - limit
+            items = page
+        elif request.query.get("continue"):
+            start = int(request.query["continue"])
+            items = items[start : start + limit] if limit else items[start:]
+        return _json(
+            {
+                "kind": route.rt.list_kind,
+                "apiVersion": route.rt.group_version,
+                "metadata": meta,
+                "items": items,
+            }
+        )
+
+    async def _do_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        labels, fields = self._selectors(request)
+        if route.name:
+            text = request.query.get("fieldSelector", "")
+            fields = parse_field_selector(
+                f"{text},metadata.name={route.name}" if text else f"metadata.name={route.name}"
+            )
+        send_initial_q = request.query.get("sendInitialEvents")
+        send_initial = None if send_initial_q is None else send_initial_q == "true"
+        watcher = self.store.watch(
+            route.rt,
+            route.namespace,
+            request.query.get("resourceVersion", ""),
+            labels,
+            fields,
+            send_initial=send_initial,
+        )
+        timeout = float(request.query.get("timeoutSeconds") or random.uniform(1800, 3600))
+        return await watchstream.stream(
+            request,
+            self.store,
+            watcher,
+            route.rt,
+            timeout_s=timeout,
+            bookmarks=request.query.get("allowWatchBookmarks") == "true",
+            initial_events_end=bool(send_initial),
+            drop_after=self.backend.faults.drop_after(route.rt.plural),
+        )
+
+    async def _do_create(self, request: web.Request, route: Route) -> web.StreamResponse:
+        if route.name:
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        body.setdefault("metadata", {})
+        if route.rt.namespaced:
+            ns_in_body = body["metadata"].get("namespace")
+            if ns_in_body and ns_in_body != route.namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request"
+                )
+            body["metadata"]["namespace"] = route.namespace
+        created = self.store.create(route.rt, body, dry_run=self._dry_run(request))
+        return _json(created, 201)
+
+    async def _do_update(self, request: web.Request, route: Route) -> web.StreamResponse:
+        body = await self._body(request)
+        if route.sub == "scale":
+            return _json(self._set_scale(request, route, body))
+        meta = body.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != route.name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        meta["name"] = route.name
+        if route.rt.namespaced:
+            meta["namespace"] = route.namespace
+        updated = self.store.update(
+            route.rt, body, subresource=route.sub, dry_run=self._dry_run(request)
+        )
+        return _json(updated)
+
+    async def _do_patch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        patch = await self._body(request)
+        current = self.store.get(route.rt, route.namespace, route.name)
+        if route.sub == "scale":
+            target: Obj = self._scale(current)
+        else:
+            target = current
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            if content_type == "application/json-patch+json":
+                patched = apply_json_patch(target, patch)
+            elif content_type == "application/merge-patch+json":
+                patched = apply_merge_patch(target, patch)
+            elif content_type == "application/strategic-merge-patch+json":
+                if not route.rt.builtin:
+                    raise UnsupportedPatchError(
+                        "strategic merge patch is not supported for custom resources"
+                    )
+                patched = apply_strategic_merge_patch(
+                    target, patch, "Scale" if route.sub == "scale" else route.rt.kind
+                )
+            else:
+                raise unsupported_media(
+                    "the body of the request was in an unknown format - "
+                    "accepted media types include: "
+                    "application/json-patch+json, "
+                    "application/merge-patch+json, "
+                    "application/strategic-merge-patch+json"
+                )
+        except UnsupportedPatchError as exc:
+            raise unsupported_media(str(exc)) from exc
+        except PatchError as exc:
+            raise ApiError(422, "Invalid", str(exc)) from exc
+        if route.sub == "scale":
+            return _json(self._set_scale(request, route, patched))
+        if not isinstance(patched, dict):
+            raise bad_request("the patch does not produce an object")
+        meta = patched.setdefault("metadata", {})
+        meta["name"] = route.name
+        if route.rt.namespaced:
+            meta["namespace"] = route.namespace
+        meta.setdefault("resourceVersion", current["metadata"]["resourceVersion"])
+        updated = self.store.update(
+            route.rt, patched, subresource=route.sub, dry_run=self._dry_run(request)
+        )
+        return _json(updated)
+
+    async def _do_delete(self, request: web.Request, route: Route) -> web.StreamResponse:
+        body = await self._body(request) if request.can_read_body else {}
+        grace_q = request.query.get("gracePeriodSeconds")
+        grace = body.get("gracePeriodSeconds") if isinstance(body, dict) else None
+        if grace_q is not None:
+            grace = int(grace_q)
+        preconditions = body.get("preconditions", {}) if isinstance(body, dict) else {}
+        propagation = (
+            request.query.get("propagationPolicy")
+            or (body.get("propagationPolicy") if isinstance(body, dict) else None)
+            or "Background"
+        )
+        deleted = self.store.delete(
+            route.rt,
+            route.namespace,
+            route.name,
+            dry_run=self._dry_run(request),
+            grace_seconds=grace,
+            propagation=propagation,
+            precondition_rv=preconditions.get("resourceVersion", "") or "",
+            precondition_uid=preconditions.get("uid", "") or "",
+        )
+        if route.rt.plural in ("pods",) or deleted.get("metadata", {}).get("deletionTimestamp"):
+            return _json(deleted)
+        return _json(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": route.name,
+                    "group": route.rt.group,
+                    "kind": route.rt.plural,
+                    "uid": deleted.get("metadata", {}).get("uid", ""),
+                },
+            }
+        )
+
+    async def _do_deletecollection(self, request: web.Request, route: Route) -> web.StreamResponse:
+        labels, fields = self._selectors(request)
+        items = self.store.list(route.rt, route.namespace, labels, fields)
+        dry = self._dry_run(request)
+        for item in items:
+            self.store.delete(
+                route.rt,
+                item["metadata"].get("namespace", ""),
+                item["metadata"]["name"],
+                dry_run=dry,
+            )
+        return _json(
+            {
+                "kind": route.rt.list_kind,
+                "apiVersion": route.rt.group_version,
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": items,
+            }
+        )
+
+    # -- subresources ----------------------------------------------------------
+
+    def _scale(self, obj: Obj) -> Obj:
+        selector = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: obj["metadata"][k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in obj["metadata"]
+            },
+            "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+            "status": {
+                "replicas": obj.get("status", {}).get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+            },
+        }
+
+    def _set_scale(self, request: web.Request, route: Route, scale: Obj) -> Obj:
+        replicas = scale.get("spec", {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{route.name}" is invalid: '
+                f"spec.replicas: Invalid value: {replicas}: must be greater than or "
+                "equal to 0",
+            )
+        current = self.store.get(route.rt, route.namespace, route.name)
+        wanted_rv = scale.get("metadata", {}).get("resourceVersion")
+        if wanted_rv:
+            current["metadata"]["resourceVersion"] = wanted_rv
+        current["spec"]["replicas"] = replicas
+        updated = self.store.update(route.rt, current, dry_run=self._dry_run(request))
+        return self._scale(updated)
+
+    def _access_review(self, body: Obj, user: User) -> Obj:
+        spec = body.get("spec", {})
+        attrs = spec.get("resourceAttributes")
+        if attrs is None:
+            allowed, reason = False, "only resourceAttributes are simulated"
+        else:
+            resource = attrs.get("resource", "")
+            if attrs.get("subresource"):
+                resource = f"{resource}/{attrs['subresource']}"
+            allowed, reason = user.allowed(attrs.get("verb", ""), attrs.get("group", ""), resource)
+        status: Obj = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }

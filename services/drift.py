@@ -39,7 +39,7 @@ def image_parts(image: str) -> tuple[str, str | None, str | None]:
     return name, None, digest or None
 
 
-def digest_from_image_id(image_id: str | None) -> tuple[str | None, str]:
+def digest_from_image_id(image_id: str | None, image: str = "IMAGE") -> tuple[str | None, str]:
     """(registry digest, why not) from a container status ``imageID``.
 
     ``repo@sha256:...`` (containerd) and ``docker-pullable://repo@sha256:...`` (dockershim)
@@ -55,8 +55,8 @@ def digest_from_image_id(image_id: str | None) -> tuple[str | None, str]:
     if rest.startswith("sha256:"):
         return None, (
             f"the node reports only a local image id ({rest[:19]}...), not a registry digest, so "
-            "the digest cannot be derived from the pod: look it up with `crane digest IMAGE` or "
-            "`docker buildx imagetools inspect IMAGE`"
+            f"the digest cannot be derived from the pod: look it up with `crane digest {image}` "
+            f"or `docker buildx imagetools inspect {image}`"
         )
     return None, f"imageID {image_id!r} carries no sha256 digest"
 
@@ -81,7 +81,7 @@ def _image_findings(
     repo, tag, digest = image_parts(image)
     if digest or not image:
         return []
-    found, why = digest_from_image_id(image_id)
+    found, why = digest_from_image_id(image_id, image)
     pinned = pinned_image(image, found) if found else None
     fix = f"pin it by digest: {pinned}" if pinned else f"pin it by digest ({why})"
     if tag is None or tag == "latest":
@@ -158,7 +158,7 @@ def _engine_findings(container: Mapping[str, Any], step: Step, subject: str) -> 
             "max-model-len-unset",
             Severity.WARNING,
             f"max model length is unset: {engine} takes the model config's full context "
-            "(131072 tokens for Llama 3.1), which sizes the KV cache and admits very long "
+            "(e.g. 131072 tokens for Llama 3.1), which sizes the KV cache and admits very long "
             f"prompts; set it explicitly, e.g. {knob('max_model_len', '8192')}",
             max_model_len=None,
         )

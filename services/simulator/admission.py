@@ -47,8 +47,22 @@ def default_pod_spec(spec: Obj) -> None:
         _default_container(container)
 
 
+def drop_nulls(value: Any) -> None:
+    """Remove null fields in place, as decoding into typed Go structs does (kubectl sends
+    `"creationTimestamp": null` inside pod templates; a real server never stores it)."""
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
+        for item in value.values():
+            drop_nulls(item)
+    elif isinstance(value, list):
+        for item in value:
+            drop_nulls(item)
+
+
 def default(kind: str, obj: Obj) -> None:
     """Fill in the defaults the real API server sets for `kind`, in place."""
+    drop_nulls(obj)
     spec = obj.get("spec")
     if kind == "Pod" and isinstance(spec, dict):
         default_pod_spec(spec)

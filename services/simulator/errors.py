@@ -80,7 +80,8 @@ def already_exists(resource: str, group: str, name: str) -> ApiError:
 
 def conflict(resource: str, group: str, name: str, why: str = "") -> ApiError:
     why = why or (
-        "the object has been modified; please apply your changes to the latest version and try again"
+        "the object has been modified; please apply your changes to the latest version "
+        "and try again"
     )
     return ApiError(
         409,

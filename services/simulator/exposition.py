@@ -318,7 +318,10 @@ def render_metrics(fleet: Fleet, pods: Sequence[ServingPod]) -> str:
     """
     # Prometheus may scrape several times per tick: the page only changes when the fleet
     # advances or the set of pods (or their readiness) changes.
-    key = (fleet.generation, tuple((p.namespace, p.name, p.ready, p.gpu_count) for p in pods))
+    key = (
+        fleet.generation,
+        tuple((p.namespace, p.name, p.ready, p.node_name, p.serving_since) for p in pods),
+    )
     cached = _LAST_PAGE.get(fleet)
     if cached is not None and cached[0] == key:
         return cached[1]

@@ -52,9 +52,9 @@ class FaultSet:
 
     def error(self, verb: str, resource: str) -> int | None:
         for fault in self.faults:
-            if fault.matches(verb, resource) and fault.error_rate > 0:
-                if self.rng.random() < fault.error_rate:
-                    return fault.error_code
+            hit = fault.matches(verb, resource) and fault.error_rate > 0
+            if hit and self.rng.random() < fault.error_rate:
+                return fault.error_code
         return None
 
     def take_conflict(self, verb: str, resource: str) -> bool:

@@ -139,7 +139,10 @@ class Fleet:
 
         Pods missing from `pods` are forgotten (their series disappear, as a deleted pod's do);
         a pod whose `serving_since` changed starts from zero counters (a restarted engine).
+        Raises ValueError when `dt` is not positive.
         """
+        if dt <= 0:
+            raise ValueError(f"a tick must cover some time, got dt={dt}")
         self.now = now
         self.generation += 1
         present = {(p.namespace, p.name) for p in pods}
@@ -155,7 +158,7 @@ class Fleet:
             spec = traffic_by_deployment.get(key)
             rate = spec.requests_per_second / len(ready) if spec and ready else 0.0
             per_pod = self._samples_per_deployment // max(1, len(ready))
-            per_pod = max(2, min(self._max_samples_per_pod, per_pod))
+            per_pod = max(1, min(self._max_samples_per_pod, per_pod))
             for pod in members:
                 pod_rate = rate if pod.name in ready else 0.0
                 self._advance_pod(pod, spec, pod_rate, now, dt, per_pod, slot)
@@ -245,7 +248,7 @@ class Fleet:
         short = (spec.prompt_tokens_mean, spec.prompt_tokens_sigma)
         long = (spec.long_prompt_tokens_mean, spec.long_prompt_tokens_sigma)
         output = (spec.output_tokens_mean, spec.output_tokens_sigma)
-        share = spec.long_share_at(now)
+        share = spec.long_share_at(now - dt / 2)  # the tick covers (now - dt, now]
         mix = mix_summary(short, long, output, share, limits, costs)
         arrivals = self._poisson(rate * dt)
         accepted = self._binomial(arrivals, mix.accepted)
@@ -383,8 +386,8 @@ class Fleet:
             state.prompt_tokens += prompt * weight
             state.generation_tokens += out * weight
             tokens_this_tick += out * weight
-            slot.e2e.append((e2e, weight))
-            slot.ttft.append((ttft, weight))
+            slot.e2e.add(e2e, weight)
+            slot.ttft.add(ttft, weight)
             slot.prompt_tokens += prompt * weight
         slot.requests += completed
         slot.generation_tokens += tokens_this_tick

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,14 +29,33 @@ class FleetTruth:
     ready_pods: int
 
 
+class Observations:
+    """Values with integer weights (each sampled request stands for `weight` requests)."""
+
+    __slots__ = ("values", "weights")
+
+    def __init__(self) -> None:
+        self.values = array("d")
+        self.weights = array("q")
+
+    def add(self, value: float, weight: int) -> None:
+        self.values.append(value)
+        self.weights.append(weight)
+
+    def extend(self, other: Observations) -> None:
+        self.values.extend(other.values)
+        self.weights.extend(other.weights)
+
+
 @dataclass
 class Slot:
     """What one tick did to one Deployment."""
 
     end: float
     dt: float
-    e2e: list[tuple[float, int]] = field(default_factory=list)
-    ttft: list[tuple[float, int]] = field(default_factory=list)
+    # Weighted observations in parallel arrays: 16 bytes each, for 5,000-pod fleets.
+    e2e: Observations = field(default_factory=Observations)
+    ttft: Observations = field(default_factory=Observations)
     requests: int = 0
     refused: int = 0
     generation_tokens: int = 0
@@ -44,18 +64,19 @@ class Slot:
     ready_pods: int = 0
 
 
-def weighted_quantile(observations: Sequence[tuple[float, int]], q: float) -> float | None:
+def weighted_quantile(observations: Observations, q: float) -> float | None:
     """The smallest observed value with at least a q share of the total weight at or below it."""
-    total = sum(w for _, w in observations)
+    values, weights = observations.values, observations.weights
+    total = sum(weights)
     if total <= 0:
         return None
     target = q * total
     running = 0
-    for value, weight in sorted(observations):
-        running += weight
+    for i in sorted(range(len(values)), key=values.__getitem__):
+        running += weights[i]
         if running >= target:
-            return value
-    return max(v for v, _ in observations)
+            return values[i]
+    return max(values)
 
 
 def truth_from_slots(
@@ -63,8 +84,10 @@ def truth_from_slots(
 ) -> FleetTruth:
     """Sum and rank what the given ticks recorded; rates are over the seconds they cover."""
     covered = min(window_s, sum(s.dt for s in slots)) if slots else 0.0
-    e2e = [o for s in slots for o in s.e2e]
-    ttft = [o for s in slots for o in s.ttft]
+    e2e, ttft = Observations(), Observations()
+    for s in slots:
+        e2e.extend(s.e2e)
+        ttft.extend(s.ttft)
     requests = sum(s.requests for s in slots)
     tokens = sum(s.generation_tokens for s in slots)
     prompt = sum(s.prompt_tokens for s in slots)

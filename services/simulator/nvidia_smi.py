@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from services.simulator.gpus import GpuReadingInput
 
+__all__ = ["GpuReadingInput", "query_fields", "run_nvidia_smi"]
+
 EXIT_OK = 0
 EXIT_INVALID_ARGUMENT = 2
 EXIT_NO_DEVICES = 6

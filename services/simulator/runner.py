@@ -19,6 +19,7 @@ from services.simulator.cluster import Cluster
 from services.simulator.kubeconfig import write_kubeconfig
 from services.simulator.scenario import load
 from services.simulator.server import ApiServer
+from services.simulator.tls import ServingCert, make_serving_cert
 
 T = TypeVar("T")
 TICK_S = 0.05
@@ -46,6 +47,8 @@ class Simulator:
         self.seed = seed
         self.host = host
         self.port = port
+        self.metrics_port = 0
+        self.cert: ServingCert | None = None
         self.cluster: Cluster | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -55,11 +58,13 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The API server (HTTPS: kubectl sends bearer tokens only over TLS)."""
+        return f"https://{self.host}:{self.port}"
 
     @property
     def metrics_url(self) -> str:
-        return f"{self.url}/metrics"
+        """The fleet's Prometheus exposition, plain HTTP like a pod's metrics port."""
+        return f"http://{self.host}:{self.metrics_port}/metrics"
 
     def start(self) -> Simulator:
         self._thread = threading.Thread(target=self._run, name="skewmit-simulator", daemon=True)
@@ -86,20 +91,26 @@ class Simulator:
         cluster = Cluster(self.scenario, speed=self.speed, seed=self.seed)
         cluster.setup()
         self.cluster = cluster
-        runner = web.AppRunner(
-            ApiServer(cluster).app, access_log=None, handle_signals=False, shutdown_timeout=0.5
-        )
+        self.cert = make_serving_cert(self.host)
+        api = ApiServer(cluster)
+        runner = web.AppRunner(api.app, access_log=None, handle_signals=False,
+                               shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True,
+                           ssl_context=self.cert.server_context())
         await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self.port = _bound_port(site, self.port)
+        metrics = web.AppRunner(api.metrics_app, access_log=None, handle_signals=False,
+                                shutdown_timeout=0.5)
+        await metrics.setup()
+        metrics_site = web.TCPSite(metrics, self.host, 0, reuse_address=True)
+        await metrics_site.start()
+        self.metrics_port = _bound_port(metrics_site, 0)
         self._ready.set()
         ticker = asyncio.create_task(self._tick())
         await self._stop.wait()
         ticker.cancel()
+        await metrics.cleanup()
         await runner.cleanup()
 
     async def _tick(self) -> None:
@@ -118,7 +129,8 @@ class Simulator:
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout=60)
 
     def write_kubeconfig(self, path: Path | str) -> Path:
-        return write_kubeconfig(Path(path), self.url, self.scenario.namespace)
+        assert self.cert is not None, "start() the simulator first"
+        return write_kubeconfig(Path(path), self.url, self.scenario.namespace, self.cert.ca_pem)
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
@@ -136,3 +148,9 @@ class Simulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _bound_port(site: web.TCPSite, fallback: int) -> int:
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else fallback

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from services.simulator import watchstream
+from services.simulator import protobuf, watchstream
 from services.simulator.auth import User, user_for_token
 from services.simulator.errors import (
     ApiError,
@@ -93,6 +93,12 @@ class ApiServer:
         self.backend = backend
         self.app = web.Application(middlewares=[self._errors])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.metrics_app = web.Application()
+        self.metrics_app.router.add_get("/metrics", self._metrics)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.backend.metrics_text(), content_type="text/plain",
+                            charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
     @property
     def registry(self) -> Registry:
@@ -252,7 +258,7 @@ class ApiServer:
                 text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
             return web.Response(text=text, content_type="text/plain")
         if route.rt.plural == "selfsubjectaccessreviews":
-            return _json(self._access_review(await request.json(), user), 201)
+            return _json(self._access_review(await self._body(request), user), 201)
         if route.rt.plural == "selfsubjectreviews":
             return _json(
                 {
@@ -305,6 +311,11 @@ class ApiServer:
         return _json(table)
 
     async def _body(self, request: web.Request) -> Any:
+        if request.content_type == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(await request.read())
+            except protobuf.ProtobufError as exc:
+                raise unsupported_media(str(exc)) from exc
         try:
             text = await request.text()
             return json.loads(text) if text else {}

@@ -1,4 +1,4 @@
-"""The simulator's serving world: GPUs, engine configuration, nvidia-smi, the fleet model, /metrics."""
+"""The simulator's serving world: GPUs, engine flags, nvidia-smi, the fleet model, /metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import pytest
-from tests.conftest import require_tool
 
 from services.simulator import gpus
 from services.simulator.exposition import render_metrics
@@ -24,6 +23,7 @@ from services.simulator.serving import (
     startup_failure,
     startup_log,
 )
+from tests.conftest import require_tool
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 NS = "inference"
@@ -153,10 +153,14 @@ def quantile_bucket(cumulative: dict[float, float], q: float) -> tuple[float, fl
 
 def test_gpu_product_labels_resolve_to_their_nvml_names_and_memory() -> None:
     h100 = gpus.gpu_by_product("NVIDIA-H100-80GB-HBM3")
-    assert (h100.nvml_name, h100.memory_mib, h100.family) == ("NVIDIA H100 80GB HBM3", 81559, "hopper")
+    assert (h100.nvml_name, h100.memory_mib, h100.family) == (
+        "NVIDIA H100 80GB HBM3",
+        81559,
+        "hopper",
+    )
     assert gpus.gpu_by_product("NVIDIA-A100-SXM4-80GB").memory_mib == 81920
     assert gpus.gpu_by_product("NVIDIA-A10G-SHARED") is gpus.A10G
-    with pytest.raises(KeyError, match="unknown GPU product label 'NVIDIA-B300'.*NVIDIA-A10G"):
+    with pytest.raises(KeyError, match=r"unknown GPU product label 'NVIDIA-B300'.*NVIDIA-A10G"):
         gpus.gpu_by_product("NVIDIA-B300")
 
 
@@ -198,7 +202,10 @@ TWO_H100 = [reading(gpus.H100, 0, 73833, 37, 312.45), reading(gpus.H100, 1, 0, 0
 
 
 def test_query_gpu_csv_prints_nvidia_smi_headers_units_and_separators() -> None:
-    fields = "name,memory.total,memory.used,memory.free,utilization.gpu,power.draw,clocks.sm,temperature.gpu,index"
+    fields = (
+        "name,memory.total,memory.used,memory.free,utilization.gpu,power.draw,clocks.sm,"
+        "temperature.gpu,index"
+    )
     code, out, err = run_nvidia_smi([f"--query-gpu={fields}", "--format=csv"], TWO_H100)
     assert (code, err) == (0, "")
     assert out == (
@@ -211,7 +218,9 @@ def test_query_gpu_csv_prints_nvidia_smi_headers_units_and_separators() -> None:
 
 def test_query_gpu_noheader_nounits_matches_the_reference_example() -> None:
     a10g = [reading(gpus.A10G, 0, 100, 5, 60.0)]
-    code, out, _ = run_nvidia_smi(["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"], a10g)
+    code, out, _ = run_nvidia_smi(
+        ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"], a10g
+    )
     assert (code, out) == (0, "NVIDIA A10G, 23028\n")
     code, out, _ = run_nvidia_smi(["--query-gpu=gpu_name,memory.total", "--format=csv"], a10g)
     assert out == "name, memory.total [MiB]\nNVIDIA A10G, 23028 MiB\n"
@@ -219,7 +228,12 @@ def test_query_gpu_noheader_nounits_matches_the_reference_example() -> None:
 
 def test_query_gpu_identity_fields_and_id_selection() -> None:
     code, out, _ = run_nvidia_smi(
-        ["-i", "1", "--query-gpu=index,uuid,pci.bus_id,compute_cap,driver_version,count", "--format=csv,noheader"],
+        [
+            "-i",
+            "1",
+            "--query-gpu=index,uuid,pci.bus_id,compute_cap,driver_version,count",
+            "--format=csv,noheader",
+        ],
         TWO_H100,
     )
     index, uuid, bus, cap, driver, count = out.strip().split(", ")
@@ -237,7 +251,10 @@ def test_unknown_field_is_refused_with_nvidia_smis_message_and_no_rows() -> None
 
 def test_bad_command_lines_exit_2_with_the_help_hint() -> None:
     code, out, _ = run_nvidia_smi(["--bogus"], TWO_H100)
-    assert (code, out) == (2, "ERROR: Option --bogus is not recognized. Please run 'nvidia-smi -h' for help.\n")
+    assert (code, out) == (
+        2,
+        "ERROR: Option --bogus is not recognized. Please run 'nvidia-smi -h' for help.\n",
+    )
     code, out, _ = run_nvidia_smi(["--query-gpu=name"], TWO_H100)
     assert code == 2 and out.startswith('"--format=" switch is missing.')
 
@@ -263,9 +280,17 @@ def test_vllm_serve_args_in_both_flag_forms() -> None:
         "--override-generation-config", '{"max_new_tokens": 512}', "--enforce-eager",
         "--tensor-parallel-size", "2", "--gpu-memory-utilization=0.85",
     )  # fmt: skip
-    assert (config.engine, config.model, config.served_model_name) == ("vllm", "Qwen/Qwen2.5-7B-Instruct", "qwen")
+    assert (config.engine, config.model, config.served_model_name) == (
+        "vllm",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "qwen",
+    )
     assert (config.dtype, config.effective_dtype, config.revision) == ("half", "float16", "abc123")
-    assert (config.max_model_len, config.max_new_tokens, config.tensor_parallel_size) == (16384, 512, 2)
+    assert (config.max_model_len, config.max_new_tokens, config.tensor_parallel_size) == (
+        16384,
+        512,
+        2,
+    )
     assert config.gpu_memory_utilization == 0.85
     assert config.engine_version == "0.10.1.1"
 
@@ -281,7 +306,10 @@ def test_vllm_model_flag_env_expansion_and_shell_scripts() -> None:
     )
     assert (api.engine, api.model, api.effective_dtype) == ("vllm", LLAMA_8B, "float32")
     script = parse_container(
-        {"image": "vllm/vllm-openai:v0.9.2", "command": ["/bin/sh", "-c", f"exec vllm serve {LLAMA_8B} --max_model_len 32k"]}
+        {
+            "image": "vllm/vllm-openai:v0.9.2",
+            "command": ["/bin/sh", "-c", f"exec vllm serve {LLAMA_8B} --max_model_len 32k"],
+        }
     )
     assert (script.model, script.max_model_len, script.engine_version) == (LLAMA_8B, 32000, "0.9.2")
 
@@ -311,27 +339,65 @@ def test_tgi_reads_env_and_lets_args_win() -> None:
         ],
     }
     config = parse_container(container)
-    assert (config.engine, config.model, config.revision) == ("tgi", "mistralai/Mistral-7B-Instruct-v0.3", "rev-1")
-    assert (config.effective_dtype, config.max_model_len, config.max_new_tokens) == ("float16", 4096, 1024)
+    assert (config.engine, config.model, config.revision) == (
+        "tgi",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "rev-1",
+    )
+    assert (config.effective_dtype, config.max_model_len, config.max_new_tokens) == (
+        "float16",
+        4096,
+        1024,
+    )
     assert config.effective_max_num_seqs(gpus.H100) == 32
-    bare = parse_container({"image": "ghcr.io/huggingface/text-generation-inference:3.3.4", "args": ["--model-id", LLAMA_8B]})
+    bare = parse_container(
+        {
+            "image": "ghcr.io/huggingface/text-generation-inference:3.3.4",
+            "args": ["--model-id", LLAMA_8B],
+        }
+    )
     assert bare.effective_max_num_seqs(gpus.A10G) == 128 and bare.dtype is None
 
 
 def test_sglang_args_and_metrics_switch() -> None:
-    args = ["--model-path", LLAMA_8B, "--revision", "r1", "--dtype", "bfloat16", "--context-length", "65536"]
+    args = [
+        "--model-path",
+        LLAMA_8B,
+        "--revision",
+        "r1",
+        "--dtype",
+        "bfloat16",
+        "--context-length",
+        "65536",
+    ]
     config = parse_container(
-        {"image": "lmsysorg/sglang:v0.4.9.post2-cu126", "command": ["python3", "-m", "sglang.launch_server"], "args": args}
+        {
+            "image": "lmsysorg/sglang:v0.4.9.post2-cu126",
+            "command": ["python3", "-m", "sglang.launch_server"],
+            "args": args,
+        }
     )
-    assert (config.engine, config.model, config.revision, config.max_model_len) == ("sglang", LLAMA_8B, "r1", 65536)
+    assert (config.engine, config.model, config.revision, config.max_model_len) == (
+        "sglang",
+        LLAMA_8B,
+        "r1",
+        65536,
+    )
     assert config.effective_max_num_seqs(gpus.H100) == 256 and not config.metrics_enabled
-    capped = parse_container({"image": "lmsysorg/sglang:latest", "args": [*args, "--max-running-requests", "48", "--enable-metrics"]})
+    capped = parse_container(
+        {
+            "image": "lmsysorg/sglang:latest",
+            "args": [*args, "--max-running-requests", "48", "--enable-metrics"],
+        }
+    )
     assert capped.effective_max_num_seqs(gpus.H100) == 48 and capped.metrics_enabled
 
 
 def test_a_container_without_an_engine_is_refused() -> None:
     with pytest.raises(NotAServingContainer):
-        parse_container({"name": "proxy", "image": "envoyproxy/envoy:v1.31", "args": ["-c", "/etc/envoy.yaml"]})
+        parse_container(
+            {"name": "proxy", "image": "envoyproxy/envoy:v1.31", "args": ["-c", "/etc/envoy.yaml"]}
+        )
 
 
 # ---------------------------------------------------------------- start-up
@@ -341,7 +407,9 @@ def test_oversize_max_model_len_fails_on_a10g_but_starts_on_h100() -> None:
     config = vllm("--model", LLAMA_8B, "--max-model-len", "131072")
     failure = startup_failure(config, gpus.A10G, 1)
     assert failure is not None
-    assert failure.startswith("ValueError: To serve at least one request with the models's max seq len (131072)")
+    assert failure.startswith(
+        "ValueError: To serve at least one request with the models's max seq len (131072)"
+    )
     assert "decreasing `max_model_len`" in failure
     assert startup_failure(config, gpus.H100, 1) is None
     old = vllm("--model", LLAMA_8B, "--max-model-len", "131072", image="vllm/vllm-openai:v0.6.3")
@@ -355,17 +423,33 @@ def test_oversize_max_model_len_fails_on_a10g_but_starts_on_h100() -> None:
 
 def test_dtype_and_size_failures() -> None:
     fp32 = vllm("--model", LLAMA_8B, "--dtype", "float32")
-    assert (startup_failure(fp32, gpus.A10G, 1) or "").startswith("torch.OutOfMemoryError: CUDA out of memory.")
+    assert (startup_failure(fp32, gpus.A10G, 1) or "").startswith(
+        "torch.OutOfMemoryError: CUDA out of memory."
+    )
     assert startup_failure(fp32, gpus.H100, 1) is None
     seventy = vllm("--model", "meta-llama/Llama-3.3-70B-Instruct")
     assert startup_failure(seventy, gpus.H100, 1) is not None
-    assert startup_failure(vllm("--model", "meta-llama/Llama-3.3-70B-Instruct", "-tp", "2"), gpus.H100, 2) is None
+    assert (
+        startup_failure(
+            vllm("--model", "meta-llama/Llama-3.3-70B-Instruct", "-tp", "2"), gpus.H100, 2
+        )
+        is None
+    )
     small = "meta-llama/Llama-3.2-3B-Instruct"
-    assert "Bfloat16 is only supported" in (startup_failure(vllm("--model", small, "--dtype", "bfloat16"), gpus.T4, 1) or "")
+    assert "Bfloat16 is only supported" in (
+        startup_failure(vllm("--model", small, "--dtype", "bfloat16"), gpus.T4, 1) or ""
+    )
     assert startup_failure(vllm("--model", small), gpus.T4, 1) is None
     assert runtime_dtype(vllm("--model", small), gpus.T4) == "float16"
-    tgi = parse_container({"image": "ghcr.io/huggingface/text-generation-inference:3.3.4", "env": [{"name": "DTYPE", "value": "float32"}]})
-    assert startup_failure(tgi, gpus.H100, 1) == "error: invalid value 'float32' for '--dtype <DTYPE>'"
+    tgi = parse_container(
+        {
+            "image": "ghcr.io/huggingface/text-generation-inference:3.3.4",
+            "env": [{"name": "DTYPE", "value": "float32"}],
+        }
+    )
+    assert (
+        startup_failure(tgi, gpus.H100, 1) == "error: invalid value 'float32' for '--dtype <DTYPE>'"
+    )
 
 
 def test_startup_logs_say_what_the_engine_runs_and_end_with_the_error() -> None:
@@ -379,7 +463,12 @@ def test_startup_logs_say_what_the_engine_runs_and_end_with_the_error() -> None:
     failed = startup_log(failing, gpus.A10G)
     assert startup_failure(failing, gpus.A10G, 1) in "\n".join(failed)
     assert not any("Uvicorn running" in line for line in failed)
-    tgi = parse_container({"image": "ghcr.io/huggingface/text-generation-inference:3.3.4", "args": ["--model-id", LLAMA_8B]})
+    tgi = parse_container(
+        {
+            "image": "ghcr.io/huggingface/text-generation-inference:3.3.4",
+            "args": ["--model-id", LLAMA_8B],
+        }
+    )
     assert "text_generation_router::server" in startup_log(tgi, gpus.H100)[-1]
     sgl = parse_container({"image": "lmsysorg/sglang:v0.4.9", "args": ["--model-path", LLAMA_8B]})
     assert startup_log(sgl, gpus.H100)[-1].endswith("The server is fired up and ready to roll!")
@@ -407,10 +496,18 @@ def test_float32_is_slower_than_bfloat16_and_half_is_like_bfloat16() -> None:
     traffic = {}
     pods: list[ServingPod] = []
     for name, dtype in (("bf16", "bfloat16"), ("fp16", "half"), ("fp32", "float32")):
-        pods += make_pods(name, vllm("--model", LLAMA_8B, "--dtype", dtype, "--max-model-len", "8192"), gpus.H100, 2)
+        pods += make_pods(
+            name,
+            vllm("--model", LLAMA_8B, "--dtype", dtype, "--max-model-len", "8192"),
+            gpus.H100,
+            2,
+        )
         traffic[(NS, name)] = TrafficSpec(requests_per_second=2.0, long_context_share=0.0)
     run(fleet, pods, traffic, 0, 300)
-    p50 = {name: fleet.ground_truth(NS, name, 300).p50_e2e_s or 0.0 for name in ("bf16", "fp16", "fp32")}
+    p50 = {
+        name: fleet.ground_truth(NS, name, 300).p50_e2e_s or 0.0
+        for name in ("bf16", "fp16", "fp32")
+    }
     assert p50["fp32"] > 1.5 * p50["bf16"]
     assert p50["fp16"] == pytest.approx(p50["bf16"], rel=0.2)
 
@@ -420,7 +517,10 @@ def test_long_context_burst_raises_p99() -> None:
     pods = make_pods("llm", config, gpus.H100, 2)
     traffic = {
         (NS, "llm"): TrafficSpec(
-            requests_per_second=8.0, long_context_share=0.02, burst_start=600.0, burst_long_context_share=0.3
+            requests_per_second=8.0,
+            long_context_share=0.02,
+            burst_start=600.0,
+            burst_long_context_share=0.3,
         )
     }
     fleet = Fleet(seed=11)
@@ -463,7 +563,10 @@ def test_ground_truth_matches_the_exposed_histograms_exactly() -> None:
 
     assert truth.requests > 1000
     assert grew("vllm:e2e_request_latency_seconds_count") == truth.requests
-    assert grew("vllm:request_success_total", lambda lb: ours(lb) and lb["finished_reason"] != "abort") == truth.requests
+    assert (
+        grew("vllm:request_success_total", lambda lb: ours(lb) and lb["finished_reason"] != "abort")
+        == truth.requests
+    )
     assert grew("vllm:generation_tokens_total") == truth.generation_tokens
     assert grew("vllm:prompt_tokens_total") == pytest.approx(truth.prompt_tokens_per_s * 300)
     e2e_before = buckets(before, "vllm:e2e_request_latency_seconds", "llm")
@@ -477,13 +580,17 @@ def test_ground_truth_matches_the_exposed_histograms_exactly() -> None:
 
 
 def test_exposition_is_valid_text_format_for_every_engine_and_dcgm() -> None:
+    env = [{"name": "MODEL_ID", "value": LLAMA_8B}, {"name": "MAX_TOTAL_TOKENS", "value": "8192"}]
     tgi = parse_container(
-        {"image": "ghcr.io/huggingface/text-generation-inference:3.3.4",
-         "env": [{"name": "MODEL_ID", "value": LLAMA_8B}, {"name": "MAX_TOTAL_TOKENS", "value": "8192"}]}
-    )  # fmt: skip
-    sgl = parse_container({"image": "lmsysorg/sglang:v0.4.9", "args": ["--model-path", LLAMA_8B, "--enable-metrics"]})
+        {"image": "ghcr.io/huggingface/text-generation-inference:3.3.4", "env": env}
+    )
+    sgl = parse_container(
+        {"image": "lmsysorg/sglang:v0.4.9", "args": ["--model-path", LLAMA_8B, "--enable-metrics"]}
+    )
     pods = (
-        make_pods("v", vllm("--model", LLAMA_8B, "--served-model-name", 'odd "name"\\'), gpus.H100, 2)
+        make_pods(
+            "v", vllm("--model", LLAMA_8B, "--served-model-name", 'odd "name"\\'), gpus.H100, 2
+        )
         + make_pods("old", vllm("--model", LLAMA_8B, image="vllm/vllm-openai:v0.8.5"), gpus.H100, 1)
         + make_pods("t", tgi, gpus.L40S, 2)
         + make_pods("s", sgl, gpus.A100_80GB, 1)
@@ -510,20 +617,42 @@ def test_exposition_is_valid_text_format_for_every_engine_and_dcgm() -> None:
     assert types["vllm:generation_tokens_total"] == "counter"
     assert "vllm:gpu_cache_usage_perc" in types and "vllm:time_per_output_token_seconds" in types
     assert "vllm:kv_cache_usage_perc" in types and "vllm:inter_token_latency_seconds" in types
-    assert {lb["model_name"] for lb, _ in samples["vllm:num_requests_running"]} >= {'odd \\"name\\"\\\\'}
-    assert 'tgi_request_duration_bucket{namespace="inference",pod="t-0",le="0.00015000000000000001"}' in page
-    tgi_tokens = sum(m.generation_tokens for m in (fleet.pod_metrics(NS, f"t-{i}") for i in range(2)) if m)
+    assert {lb["model_name"] for lb, _ in samples["vllm:num_requests_running"]} >= {
+        'odd \\"name\\"\\\\'
+    }
+    assert (
+        'tgi_request_duration_bucket{namespace="inference",pod="t-0",le="0.00015000000000000001"}'
+        in page
+    )
+    tgi_tokens = sum(
+        m.generation_tokens for m in (fleet.pod_metrics(NS, f"t-{i}") for i in range(2)) if m
+    )
     assert total(samples, "tgi_request_generated_tokens_sum") == tgi_tokens > 0
     assert types["tgi_request_duration"] == "histogram" and types["tgi_queue_size"] == "gauge"
-    assert types["sglang:e2e_request_latency_seconds"] == "histogram" and "sglang:token_usage" in types
+    assert (
+        types["sglang:e2e_request_latency_seconds"] == "histogram" and "sglang:token_usage" in types
+    )
     assert not any(lb["pod"] == "down-0" for lb, _ in samples["vllm:num_requests_running"])
-    e2e_les = {lb["le"] for lb, _ in samples["vllm:e2e_request_latency_seconds_bucket"] if lb["pod"] == "v-0"}
+    e2e_les = {
+        lb["le"]
+        for lb, _ in samples["vllm:e2e_request_latency_seconds_bucket"]
+        if lb["pod"] == "v-0"
+    }
     assert {"0.3", "60.0", "7680.0", "+Inf"} <= e2e_les
     down = [(lb, v) for lb, v in samples["DCGM_FI_DEV_FB_USED"] if lb["pod"] == "down-0"]
     assert len(down) == 1 and down[0][1] == 0 and down[0][0]["modelName"] == "NVIDIA A10G"
     dcgm = samples["DCGM_FI_DEV_GPU_UTIL"]
     assert len(dcgm) == len(pods)
-    assert set(dcgm[0][0]) >= {"gpu", "UUID", "device", "modelName", "Hostname", "pod", "namespace", "container"}
+    assert set(dcgm[0][0]) >= {
+        "gpu",
+        "UUID",
+        "device",
+        "modelName",
+        "Hostname",
+        "pod",
+        "namespace",
+        "container",
+    }
 
 
 def test_promtool_parses_the_exposition() -> None:
@@ -532,7 +661,11 @@ def test_promtool_parses_the_exposition() -> None:
     fleet = Fleet(seed=4)
     run(fleet, pods, {(NS, "v"): TrafficSpec(3.0)}, 0, 60)
     done = subprocess.run(
-        [promtool, "check", "metrics"], input=render_metrics(fleet, pods), capture_output=True, text=True, check=False
+        [promtool, "check", "metrics"],
+        input=render_metrics(fleet, pods),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     report = done.stdout + done.stderr
     # Exit 3 is lint advice (colons in names, camelCase DCGM labels): the real exporters get it too.
@@ -546,7 +679,10 @@ def test_gpu_readings_agree_between_nvidia_smi_dcgm_and_ground_truth() -> None:
     fleet = Fleet(seed=9)
     run(fleet, pods, {(NS, "llm"): TrafficSpec(4.0), (NS, "small"): TrafficSpec(0.5)}, 0, 120)
     readings = fleet.gpu_readings(pods[0])
-    code, out, _ = run_nvidia_smi(["--query-gpu=memory.used,utilization.gpu", "--format=csv,noheader,nounits"], readings)
+    code, out, _ = run_nvidia_smi(
+        ["--query-gpu=memory.used,utilization.gpu", "--format=csv,noheader,nounits"], readings
+    )
+    assert code == 0
     used, util = (int(x) for x in out.strip().split(", "))
     _, samples = parse_exposition(render_metrics(fleet, pods))
     assert total(samples, "DCGM_FI_DEV_FB_USED", lambda lb: lb["pod"] == "llm-0") == used

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_tool
+from tests.conftest import require_tool
 
 from services.simulator.tables import build_table, human_duration
 

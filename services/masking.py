@@ -1,0 +1,182 @@
+"""Secret masking for everything skewmit shows, journals or bundles.
+
+Secret references are shown, never resolved; values of secret-looking env vars and flags,
+Secret data and the last-applied annotation (which repeats all of them) are replaced. Every
+function returns new objects, never mutates its input, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+MASK = "********"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+# TOKENS / TOKENIZER are counts and settings (MAX_TOTAL_TOKENS, TOKENIZERS_PARALLELISM): masking
+# them would hide the very knobs the latency step changes.
+_SECRET_ENV = re.compile(r"SECRET|PASSWORD|PASSWD|CREDENTIAL|KEY|TOKEN(?!S|IZER)", re.IGNORECASE)
+_SECRET_FLAG_WORDS = {"token", "key", "keys", "apikey", "secret", "secrets", "password"}
+_SECRET_FLAG_WORDS |= {"passwd", "credential", "credentials"}
+_PLACEHOLDER = re.compile(r"<secret [^<>]*>")
+_FLAG_IN_TEXT = re.compile(
+    r"(?<![\w-])(--?[A-Za-z][\w-]*)(=|\s+)(\"[^\"]*\"|'[^']*'|[^\s\"'-][^\s\"']*)"
+)
+_ENV_IN_TEXT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']+)")
+_TOKEN_PATTERNS = (
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),  # Hugging Face access token
+    re.compile(r"\bsk-[A-Za-z0-9_-]{20,}"),  # OpenAI-style API key
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub token
+    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an env var name looks secret (TOKEN, KEY, SECRET, PASSWORD as substrings)."""
+    return bool(_SECRET_ENV.search(name))
+
+
+def is_secret_flag(flag: str) -> bool:
+    """Whether a command-line flag carries a secret (``--api-key``, ``--hf-token``, ``--token``);
+    ``--max-num-batched-tokens`` and ``--tokenizer`` do not."""
+    words = re.split(r"[-_]", flag.lstrip("-").partition("=")[0].lower())
+    return any(word in _SECRET_FLAG_WORDS for word in words)
+
+
+def _is_masked(value: str) -> bool:
+    return value == MASK or bool(_PLACEHOLDER.fullmatch(value))
+
+
+def _scrub_patterns(text: str) -> str:
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub(MASK, text)
+    return text
+
+
+def mask_env(env_list: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """A masked copy of a container's ``env``: a ``secretKeyRef`` shows as
+    ``<secret NAME/KEY>`` (never resolved); the value of a secret-looking name is ``********``;
+    token-shaped strings in other values are masked too. Raises nothing."""
+    masked: list[dict[str, Any]] = []
+    for entry in env_list or []:
+        item = _mask_tree(entry)
+        ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+        name = str(item.get("name", ""))
+        if isinstance(ref, Mapping):
+            item = {"name": name, "value": f"<secret {ref.get('name', '')}/{ref.get('key', '')}>"}
+        elif isinstance(item.get("value"), str) and item["value"] and not _is_masked(item["value"]):
+            item["value"] = MASK if is_secret_name(name) else mask_text(item["value"], [])
+        masked.append(item)
+    return masked
+
+
+def mask_args(args: Sequence[Any] | None) -> list[str]:
+    """A masked copy of a command line: the value after a secret flag (``--api-key X``,
+    ``--token=X``, ``--hf-token X``), inside shell scripts too, and token-shaped strings.
+    Raises nothing."""
+    tokens = [str(t) for t in args or []]
+    masked: list[str] = []
+    hide_next = False
+    for token in tokens:
+        if hide_next and not token.startswith("-"):
+            masked.append(MASK)
+            hide_next = False
+            continue
+        hide_next = False
+        if token.startswith("-") and is_secret_flag(token):
+            flag, eq, _value = token.partition("=")
+            masked.append(f"{flag}={MASK}" if eq else token)
+            hide_next = not eq
+            continue
+        masked.append(mask_text(token, []))
+    return masked
+
+
+def _mask_flag_match(match: re.Match[str]) -> str:
+    flag, sep, value = match.groups()
+    return (
+        f"{flag}{sep}{MASK}" if is_secret_flag(flag) and not _is_masked(value) else match.group(0)
+    )
+
+
+def _mask_env_match(match: re.Match[str]) -> str:
+    name, value = match.groups()
+    return f"{name}={MASK}" if is_secret_name(name) and not _is_masked(value) else match.group(0)
+
+
+def mask_text(text: str, secrets: Sequence[str]) -> str:
+    """Free text (logs, command output, errors) with every known secret value, its base64
+    form, secret flags (``--api-key X``), secret env assignments (``HF_TOKEN=X``) and
+    token-shaped strings masked. Secrets shorter than 4 characters are not searched for, as
+    they would mangle ordinary words. Raises nothing."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+        encoded = base64.b64encode(secret.encode()).decode()
+        text = text.replace(encoded, MASK)
+    text = _FLAG_IN_TEXT.sub(_mask_flag_match, text)
+    text = _ENV_IN_TEXT.sub(_mask_env_match, text)
+    return _scrub_patterns(text)
+
+
+def _mask_container(container: Mapping[str, Any]) -> dict[str, Any]:
+    masked: dict[str, Any] = dict(_mask_tree(container))
+    if "env" in masked:
+        masked["env"] = mask_env(masked["env"])
+    for field in ("command", "args"):
+        if isinstance(masked.get(field), list):
+            masked[field] = mask_args(masked[field])
+    return masked
+
+
+def _mask_annotations(annotations: Mapping[str, Any]) -> dict[str, Any]:
+    masked = {key: _mask_tree(value) for key, value in annotations.items()}
+    applied = annotations.get(LAST_APPLIED)
+    if isinstance(applied, str):
+        try:
+            parsed = json.loads(applied)
+        except ValueError:
+            masked[LAST_APPLIED] = MASK  # unreadable, so it cannot be shown safely
+        else:
+            newline = "\n" if applied.endswith("\n") else ""
+            masked[LAST_APPLIED] = json.dumps(mask_object(parsed), separators=(",", ":")) + newline
+    return masked
+
+
+def _is_secret_object(node: Mapping[str, Any]) -> bool:
+    # Items of a SecretList come without kind; only Secrets have both metadata and a type.
+    return node.get("kind") == "Secret" or (
+        "kind" not in node and "metadata" in node and isinstance(node.get("type"), str)
+    )
+
+
+def _mask_tree(node: Any) -> Any:
+    if isinstance(node, str):
+        return _scrub_patterns(node)
+    if isinstance(node, list):
+        return [_mask_tree(item) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    masked: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _CONTAINER_LISTS and isinstance(value, list):
+            masked[key] = [_mask_container(c) if isinstance(c, Mapping) else c for c in value]
+        elif key == "annotations" and isinstance(value, Mapping):
+            masked[key] = _mask_annotations(value)
+        else:
+            masked[key] = _mask_tree(value)
+    if _is_secret_object(node):
+        for field in ("data", "stringData"):
+            if isinstance(masked.get(field), Mapping):
+                masked[field] = dict.fromkeys(masked[field], MASK)
+    return masked
+
+
+def mask_object(obj: Any) -> Any:
+    """A masked deep copy of any Kubernetes object or list of them: container and
+    initContainer env and args in pods, templates, ReplicaSets, Deployments...; Secret data
+    and stringData; the last-applied-configuration annotation, parsed and masked the same
+    way. Raises nothing."""
+    return _mask_tree(obj)

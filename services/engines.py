@@ -55,7 +55,7 @@ BRANCH_NAMES = frozenset({"main", "master", "dev", "develop", "development", "tr
 _SHA = re.compile(r"[0-9a-fA-F]{40}")
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 # Flags that take no value, so the token after them is not their value.
-_BOOLEAN = re.compile(r"^--(enable|disable|no|trust|enforce|skip|use|log|is|json)-|^--headless$")
+_BOOLEAN = re.compile(r"^--(enable|disable|no|trust|enforce|skip|use|is|json)-|^--headless$")
 _GIB = 1024
 
 
@@ -125,23 +125,28 @@ def parse_flags(tokens: list[str]) -> tuple[dict[str, str | None], list[str]]:
 
 
 def detect_engine(container: Mapping[str, Any]) -> str:
-    """vllm | tgi | sglang | unknown, from the image, the command and the flags. Raises nothing."""
+    """vllm | tgi | sglang | unknown, from the image, the launcher and the flags. Raises nothing."""
     image = str(container.get("image") or "").lower()
-    tokens, _shell = _argv(container)
-    flags, positionals = parse_flags(tokens)
-    words = " ".join([image, *(t.lower() for t in positionals), *flags])
+    flags, positionals = parse_flags(_argv(container)[0])
+    # Whole launcher words only: a sidecar running /app/vllm_exporter.py is not vLLM.
+    words = [_basename(t).lower() for t in positionals] + [str(flags.get("-m") or "").lower()]
+
+    def launched(name: str) -> bool:
+        return name in image or any(w == name or w.startswith(name + ".") for w in words)
+
+    repo_words = re.split(r"[/:._-]", image.partition("@")[0])
     if "text-generation-inference" in image or "text-generation-launcher" in words:
         return TGI
-    if "sglang" in words:
-        return SGLANG
-    if "vllm" in words:
-        return VLLM
-    args = [str(a) for a in container.get("args") or []]
+    if "tgi" in repo_words:  # a mirrored TGI image, e.g. registry.local/mirror/tgi:2.4.1
+        return TGI
+    for engine in (SGLANG, VLLM):
+        if launched(engine):
+            return engine
     if "--model-id" in flags:
         return TGI
     if "--model-path" in flags:
         return SGLANG
-    if "--model" in flags or (args and args[0] == "serve"):
+    if "--model" in flags or (positionals[:1] == ["serve"] and not container.get("command")):
         return VLLM
     return UNKNOWN
 
@@ -525,8 +530,10 @@ def set_option(
         )
     flag = FLAGS[engine][option]
     if option == "max_output_tokens":
-        tokens, _shell = _argv(new)
-        override = _generation_override(parse_flags(tokens)[0].get(flag)) or {}
+        current = parse_flags(_argv(new)[0])[0].get(flag)
+        override = _generation_override(current) if current else {}
+        if override is None:
+            raise InvalidError(f"{flag} is not a JSON object ({current!r}): fix it by hand first")
         override.pop("max_new_tokens", None)
         if normalized is not None:
             override["max_new_tokens"] = int(normalized)

@@ -82,7 +82,12 @@ def _argo(
     if confidence == "possible":
         what = (
             f"Possibly managed by Argo CD: label {INSTANCE_LABEL}={app} is Argo CD's label "
-            "tracking, but Helm sets it too, so confirm with `argocd app get " + app + "`. " + what
+            f"tracking, but Helm sets it too; confirm with `argocd app get {ref}`. "
+        ) + (
+            "If it is and the application syncs automatically with self-heal, a manual change "
+            "is reverted within seconds."
+            if policy == "unknown"
+            else what
         )
     if policy == "manual":
         act = "Commit the same change to git so the next sync keeps it."

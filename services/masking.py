@@ -56,16 +56,22 @@ def _scrub_patterns(text: str) -> str:
     return text
 
 
-def mask_env(env_list: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+def mask_env(
+    env_list: Sequence[Mapping[str, Any]] | None, *, keep_refs: bool = False
+) -> list[dict[str, Any]]:
     """A masked copy of a container's ``env``: a ``secretKeyRef`` shows as
-    ``<secret NAME/KEY>`` (never resolved); the value of a secret-looking name is ``********``;
-    token-shaped strings in other values are masked too. Raises nothing."""
+    ``<secret NAME/KEY>`` (never resolved; with ``keep_refs`` the reference itself is kept, as
+    it holds no secret and a journaled copy must stay re-appliable); the value of a
+    secret-looking name is ``********``; token-shaped strings in other values are masked too.
+    Raises nothing."""
     masked: list[dict[str, Any]] = []
     for entry in env_list or []:
-        item = _mask_tree(entry)
+        item = _mask_tree(entry, keep_refs)
         ref = (item.get("valueFrom") or {}).get("secretKeyRef")
         name = str(item.get("name", ""))
-        if isinstance(ref, Mapping):
+        if isinstance(ref, Mapping) and keep_refs:
+            pass
+        elif isinstance(ref, Mapping):
             item = {"name": name, "value": f"<secret {ref.get('name', '')}/{ref.get('key', '')}>"}
         elif isinstance(item.get("value"), str) and item["value"] and not _is_masked(item["value"]):
             item["value"] = MASK if is_secret_name(name) else mask_text(item["value"], [])
@@ -121,18 +127,18 @@ def mask_text(text: str, secrets: Sequence[str]) -> str:
     return _scrub_patterns(text)
 
 
-def _mask_container(container: Mapping[str, Any]) -> dict[str, Any]:
-    masked: dict[str, Any] = dict(_mask_tree(container))
+def _mask_container(container: Mapping[str, Any], keep_refs: bool) -> dict[str, Any]:
+    masked: dict[str, Any] = dict(_mask_tree(container, keep_refs))
     if "env" in masked:
-        masked["env"] = mask_env(masked["env"])
+        masked["env"] = mask_env(masked["env"], keep_refs=keep_refs)
     for field in ("command", "args"):
         if isinstance(masked.get(field), list):
             masked[field] = mask_args(masked[field])
     return masked
 
 
-def _mask_annotations(annotations: Mapping[str, Any]) -> dict[str, Any]:
-    masked = {key: _mask_tree(value) for key, value in annotations.items()}
+def _mask_annotations(annotations: Mapping[str, Any], keep_refs: bool) -> dict[str, Any]:
+    masked = {key: _mask_tree(value, keep_refs) for key, value in annotations.items()}
     applied = annotations.get(LAST_APPLIED)
     if isinstance(applied, str):
         try:
@@ -141,7 +147,8 @@ def _mask_annotations(annotations: Mapping[str, Any]) -> dict[str, Any]:
             masked[LAST_APPLIED] = MASK  # unreadable, so it cannot be shown safely
         else:
             newline = "\n" if applied.endswith("\n") else ""
-            masked[LAST_APPLIED] = json.dumps(mask_object(parsed), separators=(",", ":")) + newline
+            text = json.dumps(mask_object(parsed, keep_refs=keep_refs), separators=(",", ":"))
+            masked[LAST_APPLIED] = text + newline
     return masked
 
 
@@ -152,21 +159,23 @@ def _is_secret_object(node: Mapping[str, Any]) -> bool:
     )
 
 
-def _mask_tree(node: Any) -> Any:
+def _mask_tree(node: Any, keep_refs: bool = False) -> Any:
     if isinstance(node, str):
         return _scrub_patterns(node)
     if isinstance(node, list):
-        return [_mask_tree(item) for item in node]
+        return [_mask_tree(item, keep_refs) for item in node]
     if not isinstance(node, Mapping):
         return node
     masked: dict[str, Any] = {}
     for key, value in node.items():
         if key in _CONTAINER_LISTS and isinstance(value, list):
-            masked[key] = [_mask_container(c) if isinstance(c, Mapping) else c for c in value]
+            masked[key] = [
+                _mask_container(c, keep_refs) if isinstance(c, Mapping) else c for c in value
+            ]
         elif key == "annotations" and isinstance(value, Mapping):
-            masked[key] = _mask_annotations(value)
+            masked[key] = _mask_annotations(value, keep_refs)
         else:
-            masked[key] = _mask_tree(value)
+            masked[key] = _mask_tree(value, keep_refs)
     if _is_secret_object(node):
         for field in ("data", "stringData"):
             if isinstance(masked.get(field), Mapping):
@@ -174,9 +183,10 @@ def _mask_tree(node: Any) -> Any:
     return masked
 
 
-def mask_object(obj: Any) -> Any:
+def mask_object(obj: Any, *, keep_refs: bool = False) -> Any:
     """A masked deep copy of any Kubernetes object or list of them: container and
     initContainer env and args in pods, templates, ReplicaSets, Deployments...; Secret data
     and stringData; the last-applied-configuration annotation, parsed and masked the same
-    way. Raises nothing."""
-    return _mask_tree(obj)
+    way. ``keep_refs`` keeps secretKeyRef entries as references (for stored copies that must
+    stay re-appliable; they hold no secret). Raises nothing."""
+    return _mask_tree(obj, keep_refs)

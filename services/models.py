@@ -57,8 +57,13 @@ class Finding:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, str]:
-        return {"step": self.step.value, "code": self.code, "severity": self.severity.value,
-                "message": self.message, "subject": self.subject}
+        return {
+            "step": self.step.value,
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "subject": self.subject,
+        }
 
 
 @dataclass(frozen=True)
@@ -243,8 +248,12 @@ class Verdict:
     window_s: float
 
     def as_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "at": self.at, "window_s": self.window_s,
-                "checks": [c.__dict__ for c in self.checks]}
+        return {
+            "verdict": self.verdict,
+            "at": self.at,
+            "window_s": self.window_s,
+            "checks": [c.__dict__ for c in self.checks],
+        }
 
 
 @dataclass(frozen=True)

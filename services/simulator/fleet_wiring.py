@@ -21,8 +21,9 @@ ROUTE_HEADER = "x-context-class"
 
 
 class FleetWiring:
-    def __init__(self, store: Store, clock: SimClock, scenario: Scenario,
-                 runtime: ServingRuntime, seed: int) -> None:
+    def __init__(
+        self, store: Store, clock: SimClock, scenario: Scenario, runtime: ServingRuntime, seed: int
+    ) -> None:
         self.store = store
         self.clock = clock
         self.scenario = scenario
@@ -44,8 +45,9 @@ class FleetWiring:
             spec: Obj = {"rps": t.rps, "long_context_share": t.long_context_share}
             if t.burst is not None:
                 spec["burst_start"] = now + t.burst.since_s
-                spec["burst_end"] = (now + t.burst.since_s + t.burst.duration_s
-                                     if t.burst.duration_s else None)
+                spec["burst_end"] = (
+                    now + t.burst.since_s + t.burst.duration_s if t.burst.duration_s else None
+                )
                 spec["burst_share"] = t.burst.long_context_share
             self._traffic[(t.namespace, t.deployment)] = spec
 
@@ -59,8 +61,10 @@ class FleetWiring:
     def _build_pods(self) -> list[ServingPod]:
         out: list[ServingPod] = []
         next_index: dict[str, int] = {}
-        pods = sorted(self.store.items("pods"),
-                      key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+        pods = sorted(
+            self.store.items("pods"),
+            key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]),
+        )
         for pod in pods:
             node_name = pod["spec"].get("nodeName")
             if not node_name:
@@ -78,19 +82,30 @@ class FleetWiring:
                 except NotAServingContainer:
                     continue
                 ready, since = _serving(pod, container["name"])
-                out.append(ServingPod(
-                    name=pod["metadata"]["name"], namespace=pod["metadata"]["namespace"],
-                    deployment=_deployment_of(pod), node_name=node_name,
-                    container_name=container["name"], config=config, gpu=gpu, gpu_count=count,
-                    ready=ready, serving_since=since,
-                    gpu_indices=tuple(range(first, first + count)),
-                ))
+                out.append(
+                    ServingPod(
+                        name=pod["metadata"]["name"],
+                        namespace=pod["metadata"]["namespace"],
+                        deployment=_deployment_of(pod),
+                        node_name=node_name,
+                        container_name=container["name"],
+                        config=config,
+                        gpu=gpu,
+                        gpu_count=count,
+                        ready=ready,
+                        serving_since=since,
+                        gpu_indices=tuple(range(first, first + count)),
+                    )
+                )
         return out
 
     def gpu_readings_for(self, pod: Obj, container: Obj) -> list[GpuReadingInput]:
         for serving in self.serving_pods():
             if (serving.namespace, serving.name, serving.container_name) == (
-                    pod["metadata"]["namespace"], pod["metadata"]["name"], container["name"]):
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                container["name"],
+            ):
                 return self.fleet.gpu_readings(serving)
         node_name = pod["spec"].get("nodeName", "")
         gpu = node_gpu(self.store.peek("nodes", "", node_name))
@@ -107,17 +122,21 @@ class FleetWiring:
             for rule in route.get("spec", {}).get("rules") or []:
                 for match in rule.get("matches") or []:
                     for header in match.get("headers") or []:
-                        if (header.get("name", "").lower() == ROUTE_HEADER
-                                and header.get("value") == "long"
-                                and header.get("type", "Exact") == "Exact"):
+                        if (
+                            header.get("name", "").lower() == ROUTE_HEADER
+                            and header.get("value") == "long"
+                            and header.get("type", "Exact") == "Exact"
+                        ):
                             services += [b.get("name", "") for b in rule.get("backendRefs") or []]
         for vs in self.store.items("virtualservices", namespace):
             for http in vs.get("spec", {}).get("http") or []:
                 for match in http.get("match") or []:
                     header = (match.get("headers") or {}).get(ROUTE_HEADER) or {}
                     if header.get("exact") == "long":
-                        services += [str(r.get("destination", {}).get("host", "")).split(".")[0]
-                                     for r in http.get("route") or []]
+                        services += [
+                            str(r.get("destination", {}).get("host", "")).split(".")[0]
+                            for r in http.get("route") or []
+                        ]
         for service_name in services:
             service = self.store.peek("services", namespace, service_name)
             if service is None:
@@ -140,7 +159,8 @@ class FleetWiring:
             base = TrafficSpec(
                 requests_per_second=float(spec["rps"]),
                 long_context_share=float(spec["long_context_share"]),
-                burst_start=spec.get("burst_start"), burst_end=spec.get("burst_end"),
+                burst_start=spec.get("burst_start"),
+                burst_end=spec.get("burst_end"),
                 burst_long_context_share=spec.get("burst_share"),
             )
             target = self._route_target(namespace, deployment)
@@ -149,10 +169,11 @@ class FleetWiring:
                 continue
             share = base.long_share_at(now)
             out[(namespace, deployment)] = TrafficSpec(
-                requests_per_second=base.requests_per_second * (1 - share),
-                long_context_share=0.0)
+                requests_per_second=base.requests_per_second * (1 - share), long_context_share=0.0
+            )
             out[(namespace, target)] = TrafficSpec(
-                requests_per_second=base.requests_per_second * share, long_context_share=1.0)
+                requests_per_second=base.requests_per_second * share, long_context_share=1.0
+            )
         return out
 
     def tick(self) -> None:
@@ -192,11 +213,13 @@ class FleetWiring:
 
     def state(self) -> Obj:
         out: Obj = {"now": self.clock.time(), "speed": self.clock.speed, "deployments": {}}
-        for (namespace, deployment) in self._traffic:
+        for namespace, deployment in self._traffic:
             truth = self.fleet.ground_truth(namespace, deployment, 300.0)
             out["deployments"][f"{namespace}/{deployment}"] = {
-                k: v for k, v in truth.__dict__.items() if isinstance(v, (int, float, str))
-                or v is None}
+                k: v
+                for k, v in truth.__dict__.items()
+                if isinstance(v, (int, float, str)) or v is None
+            }
         return out
 
 
@@ -222,6 +245,3 @@ def _serving(pod: Obj, container: str) -> tuple[bool, float]:
             since = condition.get("lastTransitionTime")
             return True, parse_rfc3339(since).timestamp() if since else 0.0
     return False, 0.0
-
-
-

@@ -21,10 +21,15 @@ def kubeconfig(server: str, namespace: str, ca_pem: bytes) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": CLUSTER, "cluster": {
-            "server": server,
-            "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-        }}],
+        "clusters": [
+            {
+                "name": CLUSTER,
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
         "users": [
             {"name": ADMIN.name, "user": {"token": ADMIN.token}},
             {"name": VIEWER.name, "user": {"token": VIEWER.token}},

@@ -42,11 +42,11 @@ def fields(data: bytes) -> Fields:
             value, pos = _varint(data, pos)
         elif wire == 2:
             size, pos = _varint(data, pos)
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         elif wire == 1:
-            value, pos = data[pos:pos + 8], pos + 8
+            value, pos = data[pos : pos + 8], pos + 8
         elif wire == 5:
-            value, pos = data[pos:pos + 4], pos + 4
+            value, pos = data[pos : pos + 4], pos + 4
         else:
             raise ProtobufError(f"unsupported wire type {wire}")
         out.setdefault(number, []).append(value)
@@ -62,7 +62,7 @@ def unwrap(body: bytes) -> tuple[str, str, bytes]:
     """(apiVersion, kind, raw object bytes) from a protobuf envelope."""
     if not body.startswith(MAGIC):
         raise ProtobufError("missing the k8s protobuf magic prefix")
-    unknown = fields(body[len(MAGIC):])
+    unknown = fields(body[len(MAGIC) :])
     type_meta = fields(unknown.get(1, [b""])[-1])
     return _text(type_meta, 1), _text(type_meta, 2), unknown.get(2, [b""])[-1]
 
@@ -75,13 +75,13 @@ def self_subject_access_review(raw: bytes) -> dict[str, Any]:
     if 1 in spec:
         attrs = fields(spec[1][-1])
         names = ("namespace", "verb", "group", "version", "resource", "subresource", "name")
-        out["resourceAttributes"] = {n: _text(attrs, i + 1) for i, n in enumerate(names)
-                                     if i + 1 in attrs}
+        out["resourceAttributes"] = {
+            n: _text(attrs, i + 1) for i, n in enumerate(names) if i + 1 in attrs
+        }
     if 2 in spec:
         attrs = fields(spec[2][-1])
         out["nonResourceAttributes"] = {"path": _text(attrs, 1), "verb": _text(attrs, 2)}
-    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": out}
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": out}
 
 
 DECODERS = {"SelfSubjectAccessReview": self_subject_access_review}

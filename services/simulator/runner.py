@@ -93,15 +93,16 @@ class Simulator:
         self.cluster = cluster
         self.cert = make_serving_cert(self.host)
         api = ApiServer(cluster)
-        runner = web.AppRunner(api.app, access_log=None, handle_signals=False,
-                               shutdown_timeout=0.5)
+        runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True,
-                           ssl_context=self.cert.server_context())
+        site = web.TCPSite(
+            runner, self.host, self.port, reuse_address=True, ssl_context=self.cert.server_context()
+        )
         await site.start()
         self.port = _bound_port(site, self.port)
-        metrics = web.AppRunner(api.metrics_app, access_log=None, handle_signals=False,
-                                shutdown_timeout=0.5)
+        metrics = web.AppRunner(
+            api.metrics_app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await metrics.setup()
         metrics_site = web.TCPSite(metrics, self.host, 0, reuse_address=True)
         await metrics_site.start()

@@ -109,8 +109,11 @@ class ServingRuntime:
         def printenv(argv: list[str]) -> tuple[int, str, str]:
             if len(argv) > 1:
                 values = [env[name] for name in argv[1:] if name in env]
-                return (0 if len(values) == len(argv) - 1 else 1), "".join(
-                    f"{v}\n" for v in values), ""
+                return (
+                    (0 if len(values) == len(argv) - 1 else 1),
+                    "".join(f"{v}\n" for v in values),
+                    "",
+                )
             return 0, "".join(f"{k}={v}\n" for k, v in env.items()), ""
 
         programs: dict[str, Program] = {
@@ -121,8 +124,11 @@ class ServingRuntime:
             "true": lambda argv: (0, "", ""),
             "false": lambda argv: (1, "", ""),
         }
-        if gpu_request(container) > 0 and node_gpu(
-                self.store.peek("nodes", "", pod["spec"].get("nodeName", ""))) is not None:
+        if (
+            gpu_request(container) > 0
+            and node_gpu(self.store.peek("nodes", "", pod["spec"].get("nodeName", ""))) is not None
+        ):
+
             def nvidia_smi(argv: list[str]) -> tuple[int, str, str]:
                 readings = fleet.gpu_readings_for(pod, container)
                 return run_nvidia_smi(argv[1:], readings, now=self.store.clock.time())
@@ -133,8 +139,10 @@ class ServingRuntime:
     def _env(self, pod: Obj, container: Obj) -> dict[str, str]:
         """The container's environment as the process sees it (secrets resolved, as in a real
         container: masking is the client's job)."""
-        out = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "HOSTNAME": pod["metadata"]["name"]}
+        out = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOSTNAME": pod["metadata"]["name"],
+        }
         namespace = pod["metadata"]["namespace"]
         for item in container.get("env") or []:
             if "value" in item:

@@ -97,8 +97,12 @@ class ApiServer:
         self.metrics_app.router.add_get("/metrics", self._metrics)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.backend.metrics_text(), content_type="text/plain",
-                            charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(
+            text=self.backend.metrics_text(),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
     @property
     def registry(self) -> Registry:

@@ -143,6 +143,30 @@ def sglang_container() -> dict[str, Any]:
             },
             UNKNOWN,
         ),
+        (
+            {
+                "name": "exporter",
+                "image": "python:3.11-slim",
+                "command": ["python", "/app/vllm_exporter.py"],
+            },
+            UNKNOWN,
+        ),
+        (
+            {
+                "name": "tgi",
+                "image": "registry.local/mirror/tgi:2.4.1",
+                "env": [{"name": "MODEL_ID", "value": "m"}],
+            },
+            TGI,
+        ),
+        (
+            {
+                "name": "s",
+                "image": "registry.local/llm:1",
+                "command": ["python3", "-m", "sglang.launch_server"],
+            },
+            SGLANG,
+        ),
     ],
 )
 def test_detect_engine(container: dict[str, Any], engine: str) -> None:
@@ -400,6 +424,10 @@ def test_set_option_vllm_max_output_tokens_merges_generation_override() -> None:
     assert fresh["args"][-2:] == ["--override-generation-config", '{"max_new_tokens": 512}']
     cleared = set_option(fresh, VLLM, "max_output_tokens", None)
     assert cleared["args"] == vllm_latest()["args"]
+    broken = vllm_latest()
+    broken["args"] += ["--override-generation-config", "{max_new_tokens: 512"]
+    with pytest.raises(InvalidError, match="not a JSON object"):
+        set_option(broken, VLLM, "max_output_tokens", "256")
 
 
 def test_set_option_tgi_edits_env_in_place() -> None:

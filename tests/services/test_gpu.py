@@ -182,7 +182,7 @@ def test_gpu_class_from_instance_type(instance_type: str, gpu_class: str | None)
 
 
 def test_parse_nvidia_smi_csv_with_header_and_units() -> None:
-    text = "name, memory.total [MiB]\nNVIDIA H100 80GB HBM3, 81559 MiB\nNVIDIA H100 80GB HBM3, 81559 MiB\n"
+    text = H100_SMI + "NVIDIA H100 80GB HBM3, 81559 MiB\n"
     assert parse_nvidia_smi_csv(text) == [("NVIDIA H100 80GB HBM3", 81559)] * 2
 
 
@@ -210,7 +210,7 @@ def test_parse_nvidia_smi_csv_rejects_garbage(text: str) -> None:
         parse_nvidia_smi_csv(text)
 
 
-# --- expected class -------------------------------------------------------------------------------
+# --- expected class ---------------------------------------------------------------------------
 
 
 def test_expected_class_from_last_known_good_node_selector() -> None:
@@ -273,7 +273,7 @@ def test_expected_class_from_healthy_majority_then_configuration() -> None:
     assert "split evenly" in reason and "set the expected GPU class" in reason
 
 
-# --- rows -------------------------------------------------------------------------------------------
+# --- rows -------------------------------------------------------------------------------------
 
 
 def test_gpu_rows_flag_pods_on_the_wrong_class() -> None:
@@ -325,7 +325,7 @@ def test_gpu_rows_note_unreadable_smi_shared_gpus_and_mig() -> None:
     assert rows[1].gpu_class == "A100-40GB-MIG-1g.5gb" and rows[1].mismatch
 
 
-# --- node selector ------------------------------------------------------------------------------
+# --- node selector ----------------------------------------------------------------------------
 
 
 def test_node_selector_prefers_the_gfd_label_the_nodes_carry() -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import require_tool
 
 from services.simulator.tables import build_table, human_duration
+from tests.conftest import require_tool
 
 NOW = datetime(2025, 3, 10, 12, 0, 0, tzinfo=UTC)
 

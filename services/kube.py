@@ -1,0 +1,433 @@
+"""The cluster edge: the official `kubernetes` client, translated into plain dicts and the
+project's own exceptions.
+
+Everything above this module sees JSON-shaped dicts exactly as the API server sent them (no
+client model objects) and `SkewmitError`s whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream
+
+from services.errors import (
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    SkewmitError,
+    UnreachableError,
+)
+
+Obj = dict[str, Any]
+TIMEOUT_S = 15.0
+PATCH_TYPES = {
+    "json": "application/json-patch+json",
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str = "", name: str = "", sub: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+KINDS: dict[str, Kind] = {
+    "Namespace": Kind("", "v1", "namespaces", False),
+    "Node": Kind("", "v1", "nodes", False),
+    "Pod": Kind("", "v1", "pods"),
+    "Service": Kind("", "v1", "services"),
+    "Event": Kind("", "v1", "events"),
+    "ConfigMap": Kind("", "v1", "configmaps"),
+    "Secret": Kind("", "v1", "secrets"),
+    "Deployment": Kind("apps", "v1", "deployments"),
+    "ReplicaSet": Kind("apps", "v1", "replicasets"),
+    "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
+    "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),
+    "VirtualService": Kind("networking.istio.io", "v1", "virtualservices"),
+    "Application": Kind("argoproj.io", "v1alpha1", "applications"),
+    "Kustomization": Kind("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+}
+
+
+class Cluster(Protocol):
+    """What the runbook's services need from a cluster. `KubeCluster` is the real one."""
+
+    context: str
+    server: str
+    user: str
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj: ...
+    def list(
+        self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+    ) -> builtins.list[Obj]: ...
+    def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Any,
+        patch_type: str,
+        *,
+        dry_run: bool = False,
+    ) -> Obj: ...
+    def create(self, kind: str, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj: ...
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        resource_version: str = "",
+    ) -> Obj: ...
+    def can_i(
+        self, verb: str, kind: str, namespace: str, name: str = "", subresource: str = ""
+    ) -> tuple[bool, str]: ...
+    def exec(self, namespace: str, pod: str, container: str, argv: builtins.list[str]) -> str: ...
+    def whoami(self) -> str: ...
+
+
+def translate(exc: ApiException, what: str) -> SkewmitError:
+    """Turn an API error into the project's exception, keeping the server's own words."""
+    message = exc.reason or ""
+    try:
+        body = json.loads(exc.body or "{}")
+        message = body.get("message") or message
+    except (ValueError, TypeError):
+        pass
+    status = exc.status or 0
+    if status == 404:
+        return NotFoundError(f"{what}: {message}. Check the name and namespace (-n).")
+    if status in (401, 403):
+        return ForbiddenError(
+            f"{what}: {message}. Ask for the permission or use a context whose user has it."
+        )
+    if status == 409:
+        return ConflictError(f"{what}: {message}. Nothing was applied; refresh and retry.")
+    if status in (400, 415, 422):
+        return InvalidError(f"{what}: {message}")
+    return SkewmitError(f"{what}: the API server answered {status}: {message}")
+
+
+def resolve_kubeconfig(path: str | None) -> str | None:
+    """The kubeconfig file kubectl would use: --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
+
+    Returns None when $KUBECONFIG lists several files (the client merges them itself).
+    Raises ConfigError when the chosen file does not exist or is not valid YAML.
+    """
+    if path:
+        chosen = Path(path).expanduser()
+    elif os.environ.get("KUBECONFIG"):
+        parts = [p for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
+        if len(parts) > 1:
+            return None
+        chosen = Path(parts[0]).expanduser()
+    else:
+        chosen = Path("~/.kube/config").expanduser()
+    if not chosen.is_file():
+        raise ConfigError(
+            f"kubeconfig {chosen} does not exist; pass --kubeconfig PATH or set KUBECONFIG"
+        )
+    try:
+        data = yaml.safe_load(chosen.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"kubeconfig {chosen} is not valid YAML ({exc.__class__.__name__}); "
+            "fix the file or pass another with --kubeconfig"
+        ) from exc
+    if not isinstance(data, dict) or not data.get("contexts"):
+        raise ConfigError(f"kubeconfig {chosen} has no contexts; is it a kubeconfig file?")
+    return str(chosen)
+
+
+class KubeCluster:
+    """A cluster reached with the official client. Raises ConfigError at construction for an
+    unusable kubeconfig or an unknown context."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+        path = resolve_kubeconfig(kubeconfig)
+        try:
+            contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError, TypeError, KeyError) as exc:
+            raise ConfigError(f"cannot read kubeconfig {path or '$KUBECONFIG'}: {exc}") from exc
+        names = [c["name"] for c in contexts]
+        chosen = context or (current or {}).get("name")
+        if not chosen or chosen not in names:
+            raise ConfigError(
+                f"context {chosen!r} is not in the kubeconfig; known contexts: "
+                f"{', '.join(names) or 'none'}. Pass --context NAME."
+            )
+        entry = next(c for c in contexts if c["name"] == chosen)
+        try:
+            self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=path, context=chosen
+            )
+        except (config.ConfigException, ValueError, OSError) as exc:
+            raise ConfigError(f"context {chosen!r} is unusable: {exc}") from exc
+        self.context = chosen
+        self.server = str(self.api.configuration.host)
+        self.user = str(entry.get("context", {}).get("user", ""))
+        self.default_namespace = str(entry.get("context", {}).get("namespace") or "default")
+        self._identity: str | None = None
+
+    # -- transport -----------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        what: str = "",
+    ) -> Any:
+        params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            _, url, header_params, serialized, _ = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(
+                method,
+                url,
+                header_params=header_params,
+                body=serialized,
+                _request_timeout=TIMEOUT_S,
+            )
+            response.read()
+        except ApiException as exc:
+            raise translate(exc, what or f"{method} {path}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UnreachableError(
+                f"cannot reach the API server {self.server} (context "
+                f"{self.context}): {exc.__class__.__name__}. Check the "
+                "network/VPN and that the context is right."
+            ) from exc
+        if response.status >= 400:
+            raise translate(
+                ApiException(
+                    status=response.status,
+                    reason=response.reason,
+                    body=response.data.decode(errors="replace"),
+                ),
+                what or f"{method} {path}",
+            )
+        data = response.data
+        return json.loads(data) if data else {}
+
+    @staticmethod
+    def _kind(kind: str) -> Kind:
+        try:
+            return KINDS[kind]
+        except KeyError:
+            raise ConfigError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}") from None
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj:
+        k = self._kind(kind)
+        result: Obj = self._request(
+            "GET", k.path(namespace, name), what=f"get {kind.lower()} {name}"
+        )
+        return result
+
+    def list(
+        self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+    ) -> builtins.list[Obj]:
+        k = self._kind(kind)
+        result = self._request(
+            "GET",
+            k.path(namespace),
+            query={"labelSelector": label_selector, "fieldSelector": field_selector},
+            what=f"list {k.plural}",
+        )
+        items: builtins.list[Obj] = result.get("items", [])
+        return items
+
+    def exists(self, kind: str) -> bool:
+        """Whether the API server serves this kind (custom resources may be absent)."""
+        k = self._kind(kind)
+        group_path = f"/apis/{k.group}/{k.version}" if k.group else f"/api/{k.version}"
+        try:
+            doc = self._request("GET", group_path)
+        except (NotFoundError, InvalidError):
+            return False
+        return any(r.get("name") == k.plural for r in doc.get("resources", []))
+
+    # -- writes --------------------------------------------------------------
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Any,
+        patch_type: str,
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        k = self._kind(kind)
+        result: Obj = self._request(
+            "PATCH",
+            k.path(namespace, name),
+            query={"dryRun": "All" if dry_run else None},
+            body=patch,
+            content_type=PATCH_TYPES[patch_type],
+            what=f"patch {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
+        )
+        return result
+
+    def create(self, kind: str, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
+        k = self._kind(kind)
+        name = body.get("metadata", {}).get("name", "")
+        result: Obj = self._request(
+            "POST",
+            k.path(namespace),
+            query={"dryRun": "All" if dry_run else None},
+            body=body,
+            what=f"create {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
+        )
+        return result
+
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        resource_version: str = "",
+    ) -> Obj:
+        k = self._kind(kind)
+        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        if dry_run:
+            body["dryRun"] = ["All"]
+        result: Obj = self._request(
+            "DELETE",
+            k.path(namespace, name),
+            query={"dryRun": "All" if dry_run else None},
+            body=body,
+            what=f"delete {kind.lower()} {name}",
+        )
+        return result
+
+    # -- identity and permissions --------------------------------------------
+
+    def can_i(
+        self, verb: str, kind: str, namespace: str, name: str = "", subresource: str = ""
+    ) -> tuple[bool, str]:
+        """Ask the server (SelfSubjectAccessReview) whether the user may do this."""
+        k = self._kind(kind)
+        attrs = {
+            "verb": verb,
+            "group": k.group,
+            "resource": k.plural,
+            "namespace": namespace if k.namespaced else "",
+            "name": name,
+            "subresource": subresource,
+        }
+        review = self._request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs},
+            },
+            what="access review",
+        )
+        status = review.get("status", {})
+        allowed = bool(status.get("allowed"))
+        full = f"{k.plural}/{subresource}" if subresource else k.plural
+        reason = status.get("reason") or (
+            ""
+            if allowed
+            else f'user "{self.whoami()}" may not {verb} {full} in namespace "{namespace}"'
+        )
+        return allowed, str(reason)
+
+    def whoami(self) -> str:
+        """The user the server sees (SelfSubjectReview), else the kubeconfig's user name."""
+        if self._identity is None:
+            try:
+                review = self._request(
+                    "POST",
+                    "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                    body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                )
+                self._identity = str(review["status"]["userInfo"]["username"])
+            except (SkewmitError, KeyError):
+                self._identity = self.user
+        return self._identity
+
+    # -- exec ----------------------------------------------------------------
+
+    def exec(self, namespace: str, pod: str, container: str, argv: builtins.list[str]) -> str:
+        """Run a fixed argv in a container (no shell) and return its stdout.
+
+        Raises SkewmitError with the command's stderr when it exits non-zero.
+        """
+        core = client.CoreV1Api(self.api)
+        try:
+            ws = stream(
+                core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=argv,
+                container=container or None,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+            )
+            ws.run_forever(timeout=TIMEOUT_S)
+            out, err = ws.read_stdout(), ws.read_stderr()
+            code = ws.returncode
+            ws.close()
+        except ApiException as exc:
+            raise translate(exc, f"exec in pod {pod}") from exc
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise UnreachableError(f"exec in pod {pod}: {exc}") from exc
+        if code not in (0, None):
+            raise SkewmitError(
+                f"`{' '.join(argv)}` in pod {pod} exited {code}: {(err or out).strip()[:300]}"
+            )
+        return str(out)

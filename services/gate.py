@@ -9,6 +9,7 @@ inverse, and refuses (showing the diff) when the object changed since.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 from dataclasses import dataclass
 from typing import Any
@@ -237,7 +238,24 @@ class Gate:
 
     # -- apply ---------------------------------------------------------------
 
+    def _fresh(self, change: Change) -> Change:
+        """Guard a change with the live resourceVersion, after checking that nothing but
+        status moved since it was planned (a rolling Deployment's status changes every few
+        seconds; its spec, labels and annotations must not)."""
+        if change.operation not in ("patch", "delete") or change.before is None:
+            return change
+        live = self.cluster.get(change.kind, change.namespace, change.name)
+        if comparable(live) != comparable(change.before):
+            diff = render_diff(change.before, live, f"{change.kind.lower()}/{change.name}")
+            raise ConflictError(
+                f"{change.kind.lower()}/{change.name} changed since this plan "
+                f"was made; nothing was applied. Re-open the action to plan "
+                f"again.\n{diff}"
+            )
+        return dataclasses.replace(change, resource_version=live["metadata"]["resourceVersion"])
+
     def _send(self, change: Change, *, dry_run: bool) -> Obj | None:
+        change = self._fresh(change)
         if change.operation == "patch":
             return self.cluster.patch(
                 change.kind,
@@ -457,23 +475,20 @@ def _step_of(data: Obj) -> Any:
 
 
 def _with_precondition(change: Change) -> Any:
-    """The patch guarded by the resourceVersion it was planned against."""
+    """The patch guarded by the resourceVersion it was checked against."""
     if not change.resource_version:
         return change.patch
     if change.patch_type == "json":
-        ops = list(change.patch)
-        if not any(
-            op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" for op in ops
-        ):
-            ops.insert(
-                0,
-                {
-                    "op": "test",
-                    "path": "/metadata/resourceVersion",
-                    "value": change.resource_version,
-                },
-            )
-        return ops
+        guard = {
+            "op": "test",
+            "path": "/metadata/resourceVersion",
+            "value": change.resource_version,
+        }
+        return [guard] + [
+            op
+            for op in change.patch
+            if not (op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion")
+        ]
     patch = copy.deepcopy(change.patch)
     patch.setdefault("metadata", {})["resourceVersion"] = change.resource_version
     return patch

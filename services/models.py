@@ -269,3 +269,54 @@ class GitOpsInfo:
     guidance: str  # what will happen and the GitOps-side action, for the operator
     evidence: tuple[str, ...] = ()  # the markers found, e.g. "annotation argocd.argoproj.io/..."
     commands: tuple[str, ...] = ()  # GitOps-side commands, e.g. "flux suspend kustomization ..."
+
+
+@dataclass(frozen=True)
+class RouterInfo:
+    """What sends a Deployment's Service its traffic (step 4): a Gateway API HTTPRoute, an
+    Istio VirtualService, or nothing skewmit can edit."""
+
+    kind: str  # httproute | virtualservice | none
+    name: str  # the route object ("" for none)
+    namespace: str
+    deployment: str
+    service: str  # the Service selecting the Deployment's pods ("" when none does)
+    port: int | None  # the Service port the rule sends to
+    rule_index: int | None = None  # index in spec.rules (HTTPRoute) or spec.http (VirtualService)
+    rule: dict[str, Any] = field(default_factory=dict)  # that rule, as the server has it
+    long_context_backend: str = ""  # where an `x-context-class: long` rule sends ("" = none)
+    resource_version: str = ""
+    notes: tuple[str, ...] = ()  # e.g. "2 HTTPRoutes reference service/llm-serve; using ..."
+
+
+@dataclass(frozen=True)
+class HardwareReport:
+    """The GPU inspector's result (step 5): one row per pod and the class they should be on."""
+
+    namespace: str
+    deployment: str
+    rows: tuple[GpuReading, ...]
+    expected_class: str | None
+    expected_reason: str
+    pinned_class: str | None  # the class the live template's nodeSelector/affinity requires
+    lkg_revision: int | None  # the revision the expected class was read from, if any
+
+    @property
+    def mismatches(self) -> tuple[GpuReading, ...]:
+        return tuple(row for row in self.rows if row.mismatch)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One step-3 latency knob of the serving engine: its effective value now, where that value
+    comes from, and the next small reduction with what it costs."""
+
+    name: str  # max_output_tokens | max_model_len | max_num_seqs
+    label: str  # max output tokens | max context length | max running sequences
+    setting: str  # the engine's flag or env var: --max-num-seqs, MAX_CONCURRENT_REQUESTS, ...
+    current: int | None  # effective value, implicit defaults included; None = not known here
+    source: str  # "explicit (--max-num-seqs)" or which default applies
+    proposed: int | None  # the next small step down; None = none to propose (tradeoff says why)
+    tradeoff: str  # e.g. "max running sequences 1024 -> 768: about 25% less peak throughput..."
+    action: str  # the plan's action id: latency.max-num-seqs, ...
+    container: str = ""

@@ -88,6 +88,79 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_target_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that name a target, resolved as kubectl resolves them."""
+    p.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
+    p.add_argument("--context", help="kubeconfig context (default: the current context)")
+    p.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
+    p.add_argument("--deployment", required=True, help="the serving Deployment's name")
+    p.add_argument(
+        "--config",
+        help="skewmit config file (YAML: thresholds, query overrides, "
+        "production contexts, expected GPU class)",
+    )
+
+
+def _check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "check",
+        help="print every step's findings (exit 0 none, 1 findings, 2 error)",
+        description="Read-only: run the checks of every runbook step and print the findings. "
+        "Exit 0 with no findings, 1 with findings, 2 on error; teams run it in CI to stop drift "
+        "before it ships.",
+    )
+    add_target_arguments(p)
+    p.add_argument("--json", action="store_true", help='print {"findings": [...]}')
+    p.add_argument("--all", action="store_true", help="include info-level findings")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    import json
+
+    from services.errors import SkewmitError
+    from services.models import Severity, Step
+    from services.runbook import Runbook
+    from services.session import SessionOptions, load_config, open_cluster
+
+    options = SessionOptions(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        deployment=args.deployment,
+        read_only=True,
+        config=args.config,
+    )
+    try:
+        config = load_config(args.config)
+        cluster, target = open_cluster(options)
+        runbook = Runbook(cluster, target, None, read_only=True, config=config)
+        findings = []
+        for step in (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE):
+            report = runbook.check(step)
+            if report.error:
+                raise SkewmitError(report.error)
+            findings += [f for f in report.findings if args.all or f.severity != Severity.INFO]
+    except SkewmitError as exc:
+        print(f"skewmit check: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"findings": [f.as_json() for f in findings]}, indent=2))
+    elif not findings:
+        print(
+            f"no findings for deployment/{target.deployment} in {target.namespace} "
+            f"({target.context})"
+        )
+    else:
+        for f in findings:
+            print(
+                f"{f.severity.value.upper():7} {f.step.value:8} {f.code:26} {f.subject}: "
+                f"{f.message}"
+            )
+    return 1 if findings else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skewmit",
@@ -95,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     _sim_parser(sub)
+    _check_parser(sub)
     return parser
 
 
@@ -103,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sim":
         return run_sim(args)
+    if args.command == "check":
+        return run_check(args)
     parser.print_help()
     return EXIT_ERROR
 

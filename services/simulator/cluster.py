@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services.simulator import exec as pod_exec_ws
 from services.simulator import world
+from services.simulator.argocd import SelfHeal
 from services.simulator.auth import User
 from services.simulator.clock import SimClock
 from services.simulator.controllers import Controllers
@@ -40,6 +41,9 @@ class Cluster:
         self.faults = FaultSet(list(scenario.faults))
         self.runtime = ServingRuntime(self.store, scenario)
         self.controllers = Controllers(self.store, self.clock, self.runtime)
+        self.self_heal = (
+            SelfHeal(self.store, self.clock, scenario.gitops) if scenario.gitops else None
+        )
         self.fleet = FleetWiring(self.store, self.clock, scenario, self.runtime, seed)
 
     # -- lifecycle -----------------------------------------------------------
@@ -51,6 +55,8 @@ class Cluster:
         if self.clock.time() < now:
             self.clock.advance(now - self.clock.time())
         self.fleet.start(self.clock.time())
+        if self.self_heal is not None:
+            self.self_heal.start()
 
     def settle(self, limit_s: float) -> bool:
         """Tick on simulated time, in steps, until the controllers have nothing pending."""
@@ -65,6 +71,8 @@ class Cluster:
 
     def tick(self) -> None:
         self.controllers.tick()
+        if self.self_heal is not None:
+            self.self_heal.tick()
         self.fleet.tick()
 
     def now(self) -> datetime:
@@ -99,10 +107,15 @@ class Cluster:
             ),
             None,
         )
+        if previous and "terminated" not in (status or {}).get("lastState", {}):
+            raise bad_request(
+                f'previous terminated container "{spec["name"]}" in pod "{name}" not found'
+            )
         if status is None or (
             "running" not in status.get("state", {})
             and not previous
             and "terminated" not in status.get("lastState", {})
+            and "terminated" not in status.get("state", {})
         ):
             reason = (
                 (status or {})
@@ -133,11 +146,8 @@ class Cluster:
             )
         if self.faults.exec_fails():
             node_ip = self.runtime.node_ip(pod["spec"].get("nodeName", ""))
-            raise ApiError(
-                500,
-                "InternalError",
-                f"error dialing backend: dial tcp {node_ip}:10250: i/o timeout",
-            )
+            # The proxy's own error: a Status with no reason ("Error from server: ...").
+            raise ApiError(500, "", f"error dialing backend: dial tcp {node_ip}:10250: i/o timeout")
         programs = self.runtime.programs(pod, spec, self.fleet)
         return await pod_exec_ws.serve(
             request, lambda argv: pod_exec_ws.run_program(argv, programs)

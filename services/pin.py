@@ -1,0 +1,597 @@
+"""Step 2: pin the configuration. Drift findings on the live pods, the Deployment's template and
+the revision `rollout undo` would restore; plans that pin the image digest, the model revision,
+the dtype and the max model length; and the after-apply read-back of args and env.
+
+Every plan is one strategic-merge patch on the Deployment, keyed by container name, that only
+the Gate applies. The container edit itself comes from `engines.set_option`, so the flag or env
+var written is the one the engine reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from services.drift import (
+    container_drift,
+    digest_from_image_id,
+    image_parts,
+    pinned_image,
+    pod_drift,
+    template_drift,
+)
+from services.engines import (
+    ENGINE_NAMES,
+    FLAGS,
+    TGI,
+    UNKNOWN,
+    detect_engine,
+    engine_containers,
+    parse_engine_config,
+    set_option,
+    tgi_env,
+    validate_option,
+)
+from services.errors import InvalidError, NotFoundError
+from services.kube import Cluster
+from services.masking import mask_args, mask_env, mask_object
+from services.models import Change, Finding, Plan, Severity, Step
+from services.rollout import (
+    equal_ignore_hash,
+    history,
+    owned_replicasets,
+    revision_of,
+    undo_target,
+)
+
+Obj = dict[str, Any]
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+AppliedConfig = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def deployment_pods(
+    cluster: Cluster, deployment: Obj, sets: Sequence[Obj] | None = None
+) -> list[Obj]:
+    """The Deployment's pods (selected by its selector and owned by one of its ReplicaSets),
+    terminating ones left out, sorted by name."""
+    meta, spec = deployment["metadata"], deployment["spec"]
+    owned = {
+        rs["metadata"]["name"]
+        for rs in (sets if sets is not None else owned_replicasets(cluster, deployment))
+    }
+    selector = ",".join(
+        f"{k}={v}" for k, v in sorted(spec["selector"].get("matchLabels", {}).items())
+    )
+    pods = []
+    for pod in cluster.list("Pod", meta["namespace"], label_selector=selector):
+        owners = {r.get("name") for r in pod["metadata"].get("ownerReferences") or []}
+        if owners & owned and not pod["metadata"].get("deletionTimestamp"):
+            pods.append(pod)
+    return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
+
+
+def _image_ids(pods: Sequence[Obj], container: str, image: str) -> dict[str, str]:
+    """pod name -> imageID of `container`, for pods running that container with `image`."""
+    found: dict[str, str] = {}
+    for pod in pods:
+        spec_images = {c.get("name"): c.get("image") for c in pod["spec"].get("containers", [])}
+        if spec_images.get(container) != image:
+            continue  # a pod of an older template ran another image
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            if status.get("name") == container and status.get("imageID"):
+                found[pod["metadata"]["name"]] = str(status["imageID"])
+    return found
+
+
+def running_digest(pods: Sequence[Obj], container: str, image: str) -> tuple[str | None, str]:
+    """(digest, why not): the one registry digest every pod running `image` in `container`
+    reports in its imageID; None with the reason and what to do when they disagree or none can
+    be derived. Raises nothing."""
+    ids = _image_ids(pods, container, image)
+    if not ids:
+        return None, (
+            f"no running pod reports an imageID for container {container} ({image}) yet: wait "
+            "for a pod to start, or give the digest explicitly (digest=sha256:...)"
+        )
+    digests: dict[str, list[str]] = {}
+    for pod, image_id in sorted(ids.items()):
+        digest, why = digest_from_image_id(image_id, image)
+        if digest is None:
+            return None, f"pod {pod}: {why}; then give it explicitly (digest=sha256:...)"
+        digests.setdefault(digest, []).append(pod)
+    if len(digests) > 1:
+        seen = "; ".join(f"{d[:19]}... on {', '.join(p)}" for d, p in sorted(digests.items()))
+        return None, (
+            f"the pods running {image} report different digests ({seen}): the tag moved "
+            "between pulls. Decide which build is good (e.g. the one on pods that pass "
+            "validation) and give that digest explicitly (digest=sha256:...)"
+        )
+    return next(iter(digests)), ""
+
+
+def _tagged(findings: list[Finding], source: str, prefix: str = "") -> list[Finding]:
+    # What undo would restore is not running: worth knowing before an undo, not a live fault.
+    return [
+        replace(
+            f,
+            message=prefix + f.message,
+            detail={**f.detail, "source": source},
+            severity=Severity.INFO if source == "undo-target" else f.severity,
+        )
+        for f in findings
+    ]
+
+
+def pin_findings(cluster: Cluster, namespace: str, name: str) -> list[Finding]:
+    """Drift findings for step 2 (codes image-mutable-tag, model-revision-unpinned, dtype-unset,
+    max-model-len-unset), each with detail["source"] pod | template | undo-target: every live
+    pod (subject ``pod/<p> container/<c>``), the Deployment's template (``deployment/<name>
+    container/<c>``, the digest taken from the running pods when they agree) and the revision
+    `rollout undo` would restore (``revision/<n> container/<c>``, severity info: it is not
+    running). Raises NotFoundError for an unknown Deployment."""
+    deployment = cluster.get("Deployment", namespace, name)
+    sets = owned_replicasets(cluster, deployment)
+    pods = deployment_pods(cluster, deployment, sets)
+    findings: list[Finding] = []
+    for pod in pods:
+        findings += _tagged(pod_drift(pod, Step.PIN), "pod")
+    template = deployment["spec"]["template"]
+    for container in template["spec"].get("containers", []):
+        image = str(container.get("image", ""))
+        digest, _why = running_digest(pods, str(container.get("name", "")), image)
+        # The template has no imageID: lend it the one the pods agree on, if they do.
+        image_id = f"{image_parts(image)[0]}@{digest}" if digest else None
+        findings += _tagged(
+            container_drift(container, image_id, Step.PIN, owner=f"deployment/{name}"), "template"
+        )
+    try:
+        target: Obj | None = undo_target(deployment, sets)
+    except (NotFoundError, InvalidError):
+        target = None  # no history, or paused: undo restores nothing
+    if target is not None and not equal_ignore_hash(target["spec"]["template"], template):
+        number = revision_of(target)
+        findings += _tagged(
+            template_drift(target["spec"]["template"], Step.PIN, owner=f"revision/{number}"),
+            "undo-target",
+            f"revision {number}, which `rollout undo` would restore, drifts too: ",
+        )
+    return findings
+
+
+def applied_config(cluster: Cluster, namespace: str, name: str) -> list[AppliedConfig]:
+    """Per pod and container (``pod/<p> container/<c>``), its args and env as the runbook's
+    ``kubectl get pod -o jsonpath='{.spec.containers[*].args}'`` / ``env`` show them, secrets
+    masked: a secretKeyRef shows as ``<secret name/key>``, other references as
+    ``<configMap name/key>`` / ``<fieldRef>``. Pods of every live revision are listed, so a
+    rollout still in progress shows both. Raises NotFoundError for an unknown Deployment."""
+    deployment = cluster.get("Deployment", namespace, name)
+    out: list[AppliedConfig] = []
+    for pod in deployment_pods(cluster, deployment):
+        for container in pod["spec"].get("containers", []):
+            env: list[tuple[str, str]] = []
+            for entry in mask_env(container.get("env")):
+                source = entry.get("valueFrom") or {}
+                if "configMapKeyRef" in source:
+                    ref = source["configMapKeyRef"]
+                    value = f"<configMap {ref.get('name', '')}/{ref.get('key', '')}>"
+                elif source:
+                    value = f"<{next(iter(source))}>"
+                else:
+                    value = str(entry.get("value", ""))
+                env.append((str(entry.get("name", "")), value))
+            out.append(
+                (
+                    f"pod/{pod['metadata']['name']} container/{container.get('name', '')}",
+                    tuple(mask_args(container.get("args"))),
+                    tuple(env),
+                )
+            )
+    return out
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def pick_container(template: Mapping[str, Any], container: str | None = None) -> Obj:
+    """The container a plan edits: the named one, else the only serving-engine container.
+    Raises NotFoundError (no such container), InvalidError (no or several engine containers)."""
+    containers = list(template.get("spec", {}).get("containers") or [])
+    names = ", ".join(str(c.get("name")) for c in containers)
+    if container:
+        for c in containers:
+            if c.get("name") == container:
+                return dict(c)
+        raise NotFoundError(f"the pod template has no container {container!r}; it has: {names}")
+    engines = engine_containers(template.get("spec", {}))
+    if len(engines) == 1:
+        return dict(engines[0])
+    if not engines and len(containers) == 1:
+        return dict(containers[0])
+    what = "no container runs vLLM, TGI or SGLang" if not engines else "several containers serve"
+    raise InvalidError(f"{what} ({names}): name the container to change")
+
+
+def _env_patch(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[Obj]:
+    """Env entries merged by name: changed and added entries, deletions as directives."""
+    before = {str(e.get("name")): e for e in old}
+    after_names = {str(e.get("name")) for e in new}
+    out: list[Obj] = []
+    for entry in new:
+        prior = before.get(str(entry.get("name")))
+        if prior == entry:
+            continue
+        item = dict(entry)
+        # Merging by name keeps the old entry's other fields: clear the one that no longer
+        # applies, or the server sees both value and valueFrom.
+        for key in ("value", "valueFrom"):
+            if prior is not None and key in prior and key not in entry:
+                item[key] = None
+        out.append(item)
+    out += [{"name": n, "$patch": "delete"} for n in before if n not in after_names]
+    return out
+
+
+def container_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> Obj:
+    """The strategic-merge patch of one container (keyed by name): image as is, command and
+    args whole (atomic lists), env merged by name with kubectl's ``$setElementOrder/env``.
+    Raises InvalidError when nothing changes."""
+    patch: Obj = {"name": new["name"]}
+    for field in ("image", "command", "args"):
+        if old.get(field) != new.get(field):
+            patch[field] = new.get(field)
+    env_items = _env_patch(old.get("env") or [], new.get("env") or [])
+    if env_items:
+        patch["$setElementOrder/env"] = [{"name": e.get("name")} for e in new.get("env") or []]
+        patch["env"] = env_items
+    if len(patch) == 1:
+        raise InvalidError(f"container {new['name']} already has that setting: nothing to change")
+    return patch
+
+
+def _kubectl(ref: str, namespace: str, cpatch: Obj, cause: str) -> list[str]:
+    """What an SRE could paste: set image / set env where they say it all, else a patch.
+    Secret values in args and env show masked (the screen and the journal see these)."""
+    cpatch = mask_object({"containers": [cpatch]})["containers"][0]
+    name = cpatch["name"]
+    plain_env = all(
+        "value" in e and "valueFrom" not in e and "$patch" not in e for e in cpatch.get("env", [])
+    )
+    commands: list[str] = []
+    if set(cpatch) <= {"name", "image", "env", "$setElementOrder/env"} and plain_env:
+        if "image" in cpatch:
+            commands.append(f"kubectl set image {ref} {name}={cpatch['image']} -n {namespace}")
+        if "env" in cpatch:
+            pairs = " ".join(shlex.quote(f"{e['name']}={e['value']}") for e in cpatch["env"])
+            commands.append(f"kubectl set env {ref} -c {name} {pairs} -n {namespace}")
+    else:
+        body = {"spec": {"template": {"spec": {"containers": [cpatch]}}}}
+        commands.append(
+            f"kubectl patch {ref} -n {namespace} --type=strategic -p "
+            + shlex.quote(json.dumps(body, separators=(",", ":")))
+        )
+    commands.append(
+        f"kubectl annotate {ref} -n {namespace} {CHANGE_CAUSE}={shlex.quote(cause)} --overwrite"
+    )
+    commands.append(f"kubectl rollout status {ref} -n {namespace}")
+    return commands
+
+
+def container_plan(
+    deployment: Obj,
+    new_container: Mapping[str, Any],
+    *,
+    step: Step,
+    action: str,
+    title: str,
+    summary: str,
+    tradeoff: str = "",
+    notes: Sequence[str] = (),
+) -> Plan:
+    """A Plan that replaces one container of the Deployment's template (matched by name) with
+    `new_container`: a strategic-merge patch plus the change-cause annotation (``skewmit
+    <action>: <summary>``), so the rollout history says what skewmit changed. Raises
+    InvalidError when nothing changes, NotFoundError for an unknown container."""
+    meta = deployment["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    template = deployment["spec"]["template"]
+    old = pick_container(template, str(new_container["name"]))
+    cpatch = container_patch(old, new_container)
+    cause = f"skewmit {action}: {summary}"
+    patch: Obj = {
+        "metadata": {"annotations": {CHANGE_CAUSE: cause}},
+        "spec": {"template": {"spec": {"containers": [cpatch]}}},
+    }
+    after = copy.deepcopy(deployment)
+    after["metadata"].setdefault("annotations", {})[CHANGE_CAUSE] = cause
+    after["spec"]["template"]["spec"]["containers"] = [
+        copy.deepcopy(dict(new_container)) if c.get("name") == new_container["name"] else c
+        for c in after["spec"]["template"]["spec"]["containers"]
+    ]
+    all_notes = list(notes)
+    if deployment["spec"].get("paused"):
+        all_notes.append(
+            f"deployment/{name} is paused: the change rolls out only after "
+            f"`kubectl rollout resume deployment/{name} -n {namespace}`"
+        )
+    change = Change(
+        "Deployment",
+        namespace,
+        name,
+        "patch",
+        "strategic",
+        patch,
+        deployment,
+        after,
+        str(meta.get("resourceVersion", "")),
+    )
+    return Plan(
+        step=step,
+        action=action,
+        title=title,
+        changes=(change,),
+        kubectl=tuple(_kubectl(f"deployment/{name}", namespace, cpatch, cause)),
+        tradeoff=tradeoff,
+        notes=tuple(all_notes),
+    )
+
+
+def engine_of(container: Mapping[str, Any]) -> str:
+    engine = detect_engine(container)
+    if engine == UNKNOWN:
+        raise InvalidError(
+            f"container {container.get('name')} does not run vLLM, TGI or SGLang as far as "
+            "skewmit can tell: change its flags in the manifest by hand"
+        )
+    return engine
+
+
+def setting_of(engine: str, option: str) -> str:
+    """The flag (vLLM, SGLang) or env var (TGI) an engine reads an option from."""
+    flag = FLAGS[engine][option]
+    return tgi_env(flag) if engine == TGI else flag
+
+
+def assignment(engine: str, option: str, value: object) -> str:
+    """``--dtype bfloat16`` or, for TGI, ``DTYPE=bfloat16``."""
+    sep = "=" if engine == TGI else " "
+    return f"{setting_of(engine, option)}{sep}{value}"
+
+
+def image_digest_plan(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    container: str | None = None,
+    digest: str | None = None,
+) -> Plan:
+    """pin.image-digest: the container's image pinned to the digest its running pods report
+    (or `digest`, given as ``sha256:<64 hex>``). Raises InvalidError when the image is already
+    pinned, the pods disagree or report no registry digest (the message says what to do), or
+    `digest` is malformed; NotFoundError for an unknown Deployment or container."""
+    deployment = cluster.get("Deployment", namespace, name)
+    old = pick_container(deployment["spec"]["template"], container)
+    image = str(old.get("image", ""))
+    if image_parts(image)[2]:
+        raise InvalidError(f"container {old['name']} is already pinned by digest ({image})")
+    if digest is None:
+        digest, why = running_digest(deployment_pods(cluster, deployment), old["name"], image)
+        if digest is None:
+            raise InvalidError(f"cannot pin {image}: {why}")
+    new = {**old, "image": pinned_image(image, digest)}
+    return container_plan(
+        deployment,
+        new,
+        step=Step.PIN,
+        action="pin.image-digest",
+        title=f"Pin container {old['name']} to {new['image']}",
+        summary=f"{old['name']} image @{new['image'].rpartition('@')[2][:19]}",
+        tradeoff=(
+            "The same build the pods run now, by digest, so a moved tag can no longer change "
+            "it; the rolling update replaces every pod."
+        ),
+    )
+
+
+def _lkg_container(
+    cluster: Cluster, namespace: str, name: str, old: Mapping[str, Any]
+) -> tuple[Obj | None, str]:
+    """(container of the last-known-good revision matching `old` by name, else by engine,
+    "revision N") or (None, why there is none)."""
+    lkg = next((r for r in history(cluster, namespace, name) if r.last_known_good), None)
+    if lkg is None:
+        return None, "there is no last-known-good revision (no older revision without drift)"
+    rs = cluster.get("ReplicaSet", namespace, lkg.replicaset)
+    containers = rs["spec"]["template"]["spec"].get("containers", [])
+    engine = detect_engine(old)
+    match = next((c for c in containers if c.get("name") == old.get("name")), None)
+    match = match or next((c for c in containers if detect_engine(c) == engine), None)
+    if match is None:
+        return None, f"revision {lkg.number} (last-known-good) has no {old.get('name')} container"
+    return dict(match), f"revision {lkg.number}"
+
+
+# option -> (action id, what it is, an example value, the trade-off of setting it)
+_OPTIONS: dict[str, tuple[str, str, str, str]] = {
+    "revision": (
+        "pin.model-revision",
+        "model revision",
+        "the 40-character commit sha from the model's Files and versions page",
+        "The pods restart and load the model at {value}; if the default branch has moved past "
+        "it, the served weights change back to that commit.",
+    ),
+    "dtype": (
+        "pin.dtype",
+        "dtype",
+        "dtype=bfloat16",
+        "The pods restart computing in {value}; if {engine}'s automatic choice differed, "
+        "numerics change to what is now pinned.",
+    ),
+    "max_model_len": (
+        "pin.max-model-len",
+        "max model length",
+        "max_model_len=8192",
+        "Requests whose prompt plus output exceed {value} tokens are refused (HTTP 400); the KV "
+        "cache is sized for {value} tokens per sequence.",
+    ),
+}
+
+
+def _option_plan(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    option: str,
+    value: str | int | None,
+    container: str | None,
+) -> Plan:
+    action, describe, example, tradeoff = _OPTIONS[option]
+    deployment = cluster.get("Deployment", namespace, name)
+    old = pick_container(deployment["spec"]["template"], container)
+    engine = engine_of(old)
+    origin = "as given"
+    if value is None:
+        lkg, where = _lkg_container(cluster, namespace, name, old)
+        default = getattr(parse_engine_config(lkg), option) if lkg is not None else None
+        if option == "dtype" and str(default or "").lower() == "auto":
+            default = None
+        if default is None:
+            setting = setting_of(engine, option)
+            why = f"{where} (last-known-good) leaves {setting} unset too" if lkg else where
+            raise InvalidError(
+                f"no default for the {describe}: {why}. Give the value explicitly, e.g. {example}"
+            )
+        value, origin = default, f"what {where}, last-known-good, ran"
+    try:
+        normalized = validate_option(engine, option, str(value))
+        new = set_option(old, engine, option, normalized)
+    except InvalidError as exc:
+        raise InvalidError(f"{exc}; nothing was changed. Give a valid {describe}.") from exc
+    setting = assignment(engine, option, normalized)
+    return container_plan(
+        deployment,
+        new,
+        step=Step.PIN,
+        action=action,
+        title=f"Set {setting} on container {old['name']} ({origin})",
+        summary=f"{old['name']} {setting}",
+        tradeoff=tradeoff.format(value=normalized, engine=ENGINE_NAMES[engine]),
+    )
+
+
+def model_revision_plan(
+    cluster: Cluster, namespace: str, name: str, revision: str, *, container: str | None = None
+) -> Plan:
+    """pin.model-revision: the model pinned to `revision` (a 40-hex commit sha or a tag;
+    validated). Raises InvalidError for a branch, a short sha or an unchanged value;
+    NotFoundError for an unknown Deployment or container."""
+    return _option_plan(cluster, namespace, name, "revision", revision, container)
+
+
+def dtype_plan(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    dtype: str | None = None,
+    *,
+    container: str | None = None,
+) -> Plan:
+    """pin.dtype: dtype set explicitly; default what the last-known-good revision ran.
+    Raises InvalidError for a dtype the engine does not take, ``auto``, an unchanged value, or
+    no value and no last-known-good dtype; NotFoundError for an unknown Deployment/container."""
+    return _option_plan(cluster, namespace, name, "dtype", dtype, container)
+
+
+def max_model_len_plan(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    max_model_len: int | str | None = None,
+    *,
+    container: str | None = None,
+) -> Plan:
+    """pin.max-model-len: max model length set explicitly; default what the last-known-good
+    revision ran. Raises InvalidError for a value out of range (the message names it), an
+    unchanged value, or no value and no last-known-good one; NotFoundError as above."""
+    return _option_plan(cluster, namespace, name, "max_model_len", max_model_len, container)
+
+
+# --- the runbook's entry points ------------------------------------------------------------
+
+# action id -> (finding code it fixes, key, title, input name, prompt)
+_ACTIONS: dict[str, tuple[str, str, str, str, str]] = {
+    "pin.image-digest": (
+        "image-mutable-tag", "i", "Pin the image by digest", "digest", "Digest (empty = running)"
+    ),
+    "pin.model-revision": (
+        "model-revision-unpinned", "r", "Pin the model revision", "revision", "Revision (sha)"
+    ),
+    "pin.dtype": ("dtype-unset", "d", "Set the dtype explicitly", "dtype", "dtype"),
+    "pin.max-model-len": (
+        "max-model-len-unset", "m", "Set max model len", "max_model_len", "Max model len"
+    ),
+}  # fmt: skip
+
+
+def pin_actions(
+    cluster: Cluster, namespace: str, name: str, findings: Sequence[Finding]
+) -> list[dict[str, Any]]:
+    """The step's actions as the runbook's ActionSpec fields: available where the Deployment's
+    template drifts; defaults are the running digest and what the last-known-good revision
+    ran. Raises NotFoundError for an unknown Deployment."""
+    template = {f.code: f for f in findings if f.detail.get("source") == "template"}
+    image = template.get("image-mutable-tag")
+    defaults = {"digest": str(image.detail.get("digest") or "") if image else ""}
+    try:
+        deployment = cluster.get("Deployment", namespace, name)
+        old = pick_container(deployment["spec"]["template"])
+        lkg, _where = _lkg_container(cluster, namespace, name, old)
+    except InvalidError:
+        lkg = None  # no single serving container: the operator names values
+    if lkg is not None:
+        config = parse_engine_config(lkg)
+        for option in _OPTIONS:
+            value = getattr(config, option)
+            defaults[option] = "" if value is None or str(value) == "auto" else str(value)
+    actions = []
+    for action, (code, key, title, field, prompt) in _ACTIONS.items():
+        finding = template.get(code)
+        actions.append(
+            {
+                "id": action,
+                "step": Step.PIN,
+                "title": title,
+                "key": key,
+                "description": finding.message if finding else "already pinned in the template",
+                "inputs": ({"name": field, "prompt": prompt, "default": defaults.get(field, "")},),
+                "available": finding is not None,
+                "reason": "" if finding else "the Deployment's template already pins it",
+            }
+        )
+    return actions
+
+
+def plan(
+    cluster: Cluster, namespace: str, deployment: str, action_id: str, inputs: dict[str, str]
+) -> Plan:
+    """The runbook's entry: a pin plan from operator input (empty = the default). Raises
+    InvalidError for an unknown action or a missing revision, and what the builders raise."""
+    if action_id not in _ACTIONS:
+        raise InvalidError(f"unknown pin action {action_id!r}")
+    value = (inputs.get(_ACTIONS[action_id][3]) or "").strip() or None
+    if action_id == "pin.image-digest":
+        return image_digest_plan(cluster, namespace, deployment, digest=value)
+    if action_id == "pin.model-revision":
+        if value is None:
+            raise InvalidError("pin.model-revision needs the revision: a 40-hex commit sha")
+        return model_revision_plan(cluster, namespace, deployment, value)
+    if action_id == "pin.dtype":
+        return dtype_plan(cluster, namespace, deployment, value)
+    return max_model_len_plan(cluster, namespace, deployment, value)

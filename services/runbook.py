@@ -1,0 +1,399 @@
+"""The runbook engine: each step's checks, its actions, and plans for the gate.
+
+One flow for every step: checks read the cluster (and metrics) and produce findings; an action
+turns findings and operator input into a plan; the gate previews, applies, verifies and
+journals it. The TUI and the headless commands are two faces on this one object. Every method
+here blocks on the network: call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from services import hardware, latency, pin, rollout, routing
+from services.errors import InvalidError, SkewmitError
+from services.gate import Gate
+from services.gitops import gitops_markers
+from services.guidance import GUIDANCE, Guidance
+from services.journal import Journal
+from services.kube import Cluster
+from services.models import Finding, Plan, RolloutProgress, Severity, Step, Target
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    prompt: str
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    step: Step
+    title: str
+    key: str  # a letter, unique within the step
+    description: str
+    kubectl: tuple[str, ...] = ()
+    inputs: tuple[InputSpec, ...] = ()
+    available: bool = True
+    reason: str = ""
+    destructive: bool = False
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: Step
+    state: str  # ok | findings | failed
+    findings: tuple[Finding, ...]
+    actions: tuple[ActionSpec, ...]
+    detail: tuple[str, ...]
+    guidance: Guidance
+    error: str = ""
+    data: Any = None  # the step's own report (history, knobs, router, hardware report)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Severity}
+        for finding in self.findings:
+            out[finding.severity.value] += 1
+        return out
+
+
+# The verb and kind each action needs, for the RBAC pre-check.
+ACTION_PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "rollback.undo": (("patch", "Deployment"),),
+    "pin.image-digest": (("patch", "Deployment"),),
+    "pin.model-revision": (("patch", "Deployment"),),
+    "pin.dtype": (("patch", "Deployment"),),
+    "pin.max-model-len": (("patch", "Deployment"),),
+    "latency.max-output-tokens": (("patch", "Deployment"),),
+    "latency.max-model-len": (("patch", "Deployment"),),
+    "latency.max-num-seqs": (("patch", "Deployment"),),
+    "route.long-context": (("create", "Deployment"), ("create", "Service")),
+    "hardware.node-selector": (("patch", "Deployment"),),
+    "hardware.cordon": (("patch", "Node"),),
+    "hardware.taint": (("patch", "Node"),),
+    "hardware.delete-pods": (("delete", "Pod"),),
+}
+
+
+@dataclass
+class Runbook:
+    cluster: Cluster
+    target: Target
+    journal: Journal | None = None
+    read_only: bool = False
+    metrics: Any = None  # a services.metrics MetricsSource, when there is one
+    config: dict[str, Any] = field(default_factory=dict)
+    gitops_override: bool = False
+    _gate: Gate | None = None
+    _permissions: dict[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
+
+    @property
+    def ns(self) -> str:
+        return self.target.namespace
+
+    @property
+    def name(self) -> str:
+        return self.target.deployment
+
+    @property
+    def gate(self) -> Gate:
+        if self._gate is None:
+            if self.journal is None:
+                raise InvalidError("no incident journal: this session cannot change anything")
+            self._gate = Gate(
+                self.cluster,
+                self.journal,
+                read_only=self.read_only,
+                gitops_override=self.gitops_override,
+            )
+        return self._gate
+
+    # -- checks --------------------------------------------------------------
+
+    def check(self, step: Step) -> StepReport:
+        """Run one step's checks. Errors become a `failed` report, never an exception."""
+        checks: dict[Step, Callable[[], StepReport]] = {
+            Step.ROLLBACK: self._check_rollback,
+            Step.PIN: self._check_pin,
+            Step.LATENCY: self._check_latency,
+            Step.ROUTE: self._check_route,
+            Step.HARDWARE: self._check_hardware,
+            Step.VALIDATE: self._check_validate,
+        }
+        try:
+            report = checks[step]()
+        except SkewmitError as exc:
+            return StepReport(step, "failed", (), (), (), GUIDANCE[step], str(exc))
+        if self.journal is not None:
+            self.journal.append(
+                "check",
+                {
+                    "step": step.value,
+                    "state": report.state,
+                    "findings": [f.as_json() for f in report.findings],
+                },
+            )
+        return report
+
+    def check_all(self) -> list[StepReport]:
+        return [self.check(step) for step in Step]
+
+    def findings(self) -> list[Finding]:
+        """Every step's warning and error findings (what `skewmit check` reports)."""
+        out: list[Finding] = []
+        for step in (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE):
+            report = self.check(step)
+            if report.error:
+                raise SkewmitError(report.error)
+            out += [f for f in report.findings if f.severity != Severity.INFO]
+        return out
+
+    def _report(
+        self,
+        step: Step,
+        findings: list[Finding],
+        actions: list[ActionSpec],
+        detail: list[str],
+        data: Any = None,
+    ) -> StepReport:
+        serious = [f for f in findings if f.severity != Severity.INFO]
+        return StepReport(
+            step,
+            "findings" if serious else "ok",
+            tuple(findings),
+            tuple(self._availability(a) for a in actions),
+            tuple(detail),
+            GUIDANCE[step],
+            data=data,
+        )
+
+    def _availability(self, action: ActionSpec) -> ActionSpec:
+        if self.read_only:
+            return _replace(action, available=False, reason="read-only mode")
+        if not action.available:
+            return action
+        for verb, kind in ACTION_PERMISSIONS.get(action.id, ()):
+            key = (verb, kind)
+            if key not in self._permissions:
+                self._permissions[key] = self.cluster.can_i(verb, kind, self.ns)
+            allowed, reason = self._permissions[key]
+            if not allowed:
+                return _replace(action, available=False, reason=f"not permitted: {reason}")
+        return action
+
+    def gitops_finding(self) -> Finding | None:
+        deployment = self.cluster.get("Deployment", self.ns, self.name)
+        info = self.gate.gitops(deployment) if self.journal else gitops_markers(deployment)
+        if info is None:
+            return None
+        return Finding(
+            Step.ROLLBACK,
+            "gitops-managed",
+            Severity.WARNING,
+            f"managed by {info.tool} ({info.app}): {info.guidance}",
+            f"deployment/{self.name}",
+        )
+
+    def _check_rollback(self) -> StepReport:
+        revisions = rollout.history(self.cluster, self.ns, self.name)
+        progress = rollout.progress(self.cluster, self.ns, self.name)
+        findings = list(progress.problems)
+        gitops = self.gitops_finding()
+        if gitops:
+            findings.insert(0, gitops)
+        current = next((r for r in revisions if r.current), None)
+        lkg = next((r for r in revisions if r.last_known_good), None)
+        if current and current.findings and lkg:
+            findings.append(
+                Finding(
+                    Step.ROLLBACK,
+                    "lkg-available",
+                    Severity.WARNING,
+                    f"revision {current.number} drifted "
+                    f"({', '.join(sorted({f.code for f in current.findings}))}); "
+                    f"revision {lkg.number} is the last-known-good",
+                    f"deployment/{self.name}",
+                )
+            )
+        detail = [
+            f"{'*' if r.current else ' '}{'LKG' if r.last_known_good else '   '} "
+            f"rev {r.number:<3} {r.change_cause or '-'} | {r.summary}"
+            for r in revisions
+        ]
+        detail.append(progress.message)
+        actions = []
+        if lkg:
+            actions.append(
+                ActionSpec(
+                    "rollback.undo",
+                    Step.ROLLBACK,
+                    f"Roll back to last-known-good (revision {lkg.number})",
+                    "u",
+                    GUIDANCE[Step.ROLLBACK].tradeoff,
+                    (
+                        f"kubectl rollout undo deployment/{self.name} -n {self.ns} "
+                        f"--to-revision={lkg.number}",
+                    ),
+                    (InputSpec("to_revision", "Revision to restore", str(lkg.number)),),
+                    available=not (current and current.number == lkg.number),
+                )
+            )
+        elif len(revisions) > 1:
+            actions.append(
+                ActionSpec(
+                    "rollback.undo",
+                    Step.ROLLBACK,
+                    "Roll back to the previous revision",
+                    "u",
+                    GUIDANCE[Step.ROLLBACK].tradeoff,
+                    (f"kubectl rollout undo deployment/{self.name} -n {self.ns}",),
+                    (InputSpec("to_revision", "Revision to restore (0 = previous)", "0"),),
+                )
+            )
+        return self._report(
+            Step.ROLLBACK, findings, actions, detail, {"revisions": revisions, "progress": progress}
+        )
+
+    def _check_pin(self) -> StepReport:
+        findings = pin.pin_findings(self.cluster, self.ns, self.name)
+        actions = [_spec(a) for a in pin.pin_actions(self.cluster, self.ns, self.name, findings)]
+        detail = [f"{f.subject}: {f.message}" for f in findings] or ["everything is pinned"]
+        return self._report(Step.PIN, findings, actions, detail)
+
+    def _check_latency(self) -> StepReport:
+        knobs = latency.latency_knobs(self.cluster, self.ns, self.name)
+        actions = [_spec(a) for a in latency.latency_actions(knobs)]
+        detail = [f"{k.name}: {k.current} ({k.source}) -> propose {k.proposed}" for k in knobs]
+        return self._report(Step.LATENCY, [], actions, detail, knobs)
+
+    def _check_route(self) -> StepReport:
+        router = routing.detect_router(self.cluster, self.ns, self.name)
+        findings = routing.route_findings(self.cluster, self.ns, self.name, router)
+        actions = [
+            _spec(a) for a in routing.route_actions(self.cluster, self.ns, self.name, router)
+        ]
+        return self._report(Step.ROUTE, findings, actions, routing.describe(router), router)
+
+    def _check_hardware(self) -> StepReport:
+        report = self.inspector()
+        findings = hardware.hardware_findings(report)
+        actions = [_spec(a) for a in hardware.hardware_actions(report)]
+        detail = [
+            f"{r.pod} -> {r.node} -> {r.gpu_class or '?'}{'  MISMATCH' if r.mismatch else ''}"
+            for r in report.rows
+        ]
+        return self._report(Step.HARDWARE, findings, actions, detail, report)
+
+    def _check_validate(self) -> StepReport:
+        verdict = self.validate()
+        findings = [
+            Finding(
+                Step.VALIDATE,
+                f"validation-{c.status}",
+                Severity.WARNING,
+                f"{c.name}: {c.message}",
+                f"deployment/{self.name}",
+            )
+            for c in verdict.checks
+            if c.status != "pass"
+        ]
+        detail = [f"verdict: {verdict.verdict}"] + [
+            f"{c.status:>17}  {c.name}: {c.message}" for c in verdict.checks
+        ]
+        actions = [
+            ActionSpec(
+                "validate.evidence",
+                Step.VALIDATE,
+                "Capture the evidence bundle",
+                "e",
+                "Write the post-fix evidence bundle (folder and .tar.gz).",
+            )
+        ]
+        return StepReport(
+            Step.VALIDATE,
+            "ok" if verdict.verdict == "pass" else "findings",
+            tuple(findings),
+            tuple(actions),
+            tuple(detail),
+            GUIDANCE[Step.VALIDATE],
+            data=verdict,
+        )
+
+    # -- step data -----------------------------------------------------------
+
+    def progress(self) -> RolloutProgress:
+        return rollout.progress(self.cluster, self.ns, self.name)
+
+    def inspector(self) -> Any:
+        dcgm = (
+            self.metrics.dcgm_models(self.ns, self.name)
+            if self.metrics is not None and hasattr(self.metrics, "dcgm_models")
+            else None
+        )
+        return hardware.gpu_inspection(
+            self.cluster,
+            self.ns,
+            self.name,
+            dcgm=dcgm,
+            configured=self.config.get("expected_gpu_class"),
+        )
+
+    def validate(self) -> Any:
+        from services import validation
+
+        return validation.validate(
+            self.cluster, self.target, self.metrics, self.config.get("thresholds")
+        )
+
+    def capture_evidence(self, out_dir: Any) -> Any:
+        from services import evidence
+
+        return evidence.capture(self, out_dir)
+
+    # -- actions -------------------------------------------------------------
+
+    def plan(self, action_id: str, inputs: dict[str, str] | None = None) -> Plan:
+        """Build the plan for an action. Raises InvalidError for bad operator input and
+        whatever the step module raises (NotFound, Conflict...)."""
+        inputs = inputs or {}
+        if action_id == "rollback.undo":
+            raw = inputs.get("to_revision", "0") or "0"
+            if not raw.strip().isdigit():
+                raise InvalidError(
+                    f"revision {raw!r} is not a number; give a revision from "
+                    "the history (0 = previous)"
+                )
+            return rollout.undo_plan(self.cluster, self.ns, self.name, int(raw))
+        step = action_id.split(".", 1)[0]
+        builders: dict[str, Callable[..., Plan]] = {
+            "pin": pin.plan,
+            "latency": latency.plan,
+            "route": routing.plan,
+            "hardware": hardware.plan,
+        }
+        if step not in builders:
+            raise InvalidError(f"unknown action {action_id!r}")
+        return builders[step](self.cluster, self.ns, self.name, action_id, inputs)
+
+
+def _replace(action: ActionSpec, **changes: Any) -> ActionSpec:
+    from dataclasses import replace
+
+    return replace(action, **changes)
+
+
+def _spec(action: Any) -> ActionSpec:
+    """Accept the step modules' action descriptions (ActionSpec or a mapping)."""
+    if isinstance(action, ActionSpec):
+        return action
+    data = dict(action)
+    data["inputs"] = tuple(
+        InputSpec(**i) if isinstance(i, dict) else i for i in data.get("inputs", ())
+    )
+    data["kubectl"] = tuple(data.get("kubectl", ()))
+    return ActionSpec(**data)

@@ -27,6 +27,7 @@ Obj = dict[str, Any]
 VERBS = {"patch": "patch", "create": "create", "delete": "delete"}
 # Fields the controllers own: never part of a diff, a verification or an inverse.
 CONTROLLER_ANNOTATION_PREFIXES = ("deployment.kubernetes.io/",)
+SYSTEM_TAINT_PREFIX = "node.kubernetes.io/"
 NOISE = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp", "selfLink")
 
 
@@ -66,6 +67,15 @@ def comparable(obj: Obj | None) -> Obj:
     for key in ("spec", "data", "stringData", "type"):
         if key in obj:
             out[key] = copy.deepcopy(obj[key])
+    taints = out.get("spec", {}).get("taints") if obj.get("kind") == "Node" else None
+    if taints:
+        # The node lifecycle controller adds node.kubernetes.io/* taints (unschedulable on
+        # cordon, not-ready...): they are the cluster's, not part of anyone's change.
+        kept = [t for t in taints if not str(t.get("key", "")).startswith(SYSTEM_TAINT_PREFIX)]
+        if kept:
+            out["spec"]["taints"] = kept
+        else:
+            del out["spec"]["taints"]
     masked: Obj = mask_object(out, keep_refs=True)
     return masked
 
@@ -390,7 +400,9 @@ class Gate:
         data = entry.data
         inverses, afters = data.get("inverse", []), data.get("after", [])
         changes: list[Change] = []
-        for inverse, after in zip(inverses, afters, strict=False):
+        # Undo newest first: restore a route before deleting what it pointed at.
+        pairs = list(zip(inverses, afters, strict=False))[::-1]
+        for inverse, after in pairs:
             if inverse["operation"] == "none":
                 continue
             live = self.cluster.get(inverse["kind"], inverse["namespace"], inverse["name"])
@@ -413,6 +425,7 @@ class Gate:
             rv = live["metadata"]["resourceVersion"]
             if inverse["operation"] == "patch":
                 ops = unmask(inverse["ops"], _live_values(inverse["ops"], live))
+                ops = _keep_system_taints(ops, live)
                 changes.append(
                     Change(
                         inverse["kind"],
@@ -449,14 +462,28 @@ class Gate:
         )
         self.journal.append("revert-intent", {"reverts": seq})
         results = [self._send(c, dry_run=False) or {} for c in changes]
-        verified, message = self.verify(
-            plan, [r for r, c in zip(results, changes, strict=False) if c.operation != "delete"]
-        )
+        verified, message = self.verify(plan, results)
         done = self.journal.append(
             "reverted",
             {"reverts": seq, "title": plan.title, "verified": verified, "verify": message},
         )
         return Applied(plan, done.seq, verified, message, tuple(results))
+
+
+def _keep_system_taints(ops: list[Obj], live: Obj) -> list[Obj]:
+    """An inverse that rewrites a node's taints keeps the taints the cluster itself added."""
+    system = [t for t in (live.get("spec", {}).get("taints") or [])
+              if str(t.get("key", "")).startswith(SYSTEM_TAINT_PREFIX)]
+    if not system:
+        return ops
+    out = []
+    for op in ops:
+        if op.get("path") == "/spec/taints" and op.get("op") in ("add", "replace"):
+            op = {**op, "value": list(op["value"]) + system}
+        elif op.get("path") == "/spec/taints" and op.get("op") == "remove":
+            op = {"op": "replace", "path": "/spec/taints", "value": system}
+        out.append(op)
+    return out
 
 
 def _live_values(ops: list[Obj], live: Obj) -> list[Obj]:

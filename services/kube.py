@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -117,12 +118,20 @@ class Cluster(Protocol):
 def translate(exc: ApiException, what: str) -> SkewmitError:
     """Turn an API error into the project's exception, keeping the server's own words."""
     message = exc.reason or ""
-    try:
-        body = json.loads(exc.body or "{}")
-        message = body.get("message") or message
-    except (ValueError, TypeError):
-        pass
     status = exc.status or 0
+    raw_body = exc.body or "{}"
+    handshake = re.match(r"Handshake status (\d+)", message)
+    if handshake:
+        # A refused websocket upgrade (exec): the Status body is the last "-+-+-" segment.
+        status = int(handshake.group(1))
+        tail = message.split("-+-+-")[-1].strip()
+        raw_body = tail[2:-1] if tail.startswith(("b'", 'b"')) else tail
+        message = f"the API server refused the exec ({status})"
+    try:
+        body = json.loads(raw_body)
+        message = body.get("message") or message
+    except (ValueError, TypeError, AttributeError):
+        pass
     if status == 404:
         return NotFoundError(f"{what}: {message}. Check the name and namespace (-n).")
     if status in (401, 403):
@@ -404,7 +413,9 @@ class KubeCluster:
 
         Raises SkewmitError with the command's stderr when it exits non-zero.
         """
-        core = client.CoreV1Api(self.api)
+        # kubernetes.stream swaps call_api on the client it is given while it runs: give it a
+        # client of its own so other threads' requests never go over the websocket.
+        core = client.CoreV1Api(client.ApiClient(configuration=self.api.configuration))
         try:
             ws = stream(
                 core.connect_get_namespaced_pod_exec,

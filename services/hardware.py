@@ -1,0 +1,512 @@
+"""Step 5: hardware skew. Which GPU each pod really runs on (node labels, nvidia-smi in the
+container, DCGM), which class it should run on, and the plans that move it there: a
+nodeSelector or required node affinity, a cordon, a NoSchedule taint, deleting wrong pods.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from services.errors import InvalidError, SkewmitError
+from services.gpu import (
+    GPU_LABELS,
+    expected_gpu_class,
+    gpu_class_from_name,
+    gpu_rows,
+    node_selector_for,
+    same_class,
+)
+from services.kube import Cluster
+from services.models import Change, Finding, HardwareReport, Plan, Severity, Step
+from services.rollout import history
+
+Obj = dict[str, Any]
+# The only command skewmit ever runs in a container. Nothing from the operator, the cluster or
+# the configuration is added to it: no shell, no interpolation.
+NVIDIA_SMI_ARGV: Final[tuple[str, ...]] = (
+    "nvidia-smi",
+    "--query-gpu=name,memory.total",
+    "--format=csv",
+)
+_REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+# Label syntax (k8s.io/apimachinery validation): used for taint keys and values.
+_NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
+_TAINT_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_NAME}$")
+_TAINT_VALUE = re.compile(rf"^{_NAME}?$")
+
+
+# --- inspection ---------------------------------------------------------------------------
+
+
+def _selector(deployment: Obj) -> str:
+    labels = deployment["spec"]["selector"].get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _gpu_container(pod: Obj) -> str:
+    """The container that holds the GPU: the first requesting nvidia.com/gpu, else the first."""
+    containers = pod.get("spec", {}).get("containers") or []
+    for container in containers:
+        resources = container.get("resources") or {}
+        for section in ("limits", "requests"):
+            if str((resources.get(section) or {}).get("nvidia.com/gpu", "0")) not in ("0", ""):
+                return str(container["name"])
+    return str(containers[0]["name"]) if containers else ""
+
+
+def _ready(pod: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
+
+
+def _read_smi(cluster: Cluster, pod: Obj) -> tuple[str | None, str]:
+    """nvidia-smi's output in the pod's GPU container, or None and why it was not read."""
+    meta = pod["metadata"]
+    container = _gpu_container(pod)
+    if meta.get("deletionTimestamp"):
+        return None, "terminating: nvidia-smi not read"
+    status = next(
+        (
+            s
+            for s in pod.get("status", {}).get("containerStatuses") or []
+            if s.get("name") == container
+        ),
+        None,
+    )
+    state = (status or {}).get("state") or {}
+    if "running" not in state:
+        kind = next(iter(state), "")
+        reason = (state.get(kind) or {}).get("reason", "")
+        shown = f"{kind}:{reason}" if reason else kind or pod.get("status", {}).get("phase", "?")
+        return None, f"container {container} is not running ({shown}): nvidia-smi not read"
+    try:
+        return cluster.exec(meta["namespace"], meta["name"], container, list(NVIDIA_SMI_ARGV)), ""
+    except SkewmitError as exc:
+        return None, f"nvidia-smi could not run: {exc}"
+
+
+def _lkg_template(
+    cluster: Cluster, namespace: str, deployment: str
+) -> tuple[Obj | None, int | None]:
+    lkg = next((r for r in history(cluster, namespace, deployment) if r.last_known_good), None)
+    if lkg is None:
+        return None, None
+    rs = cluster.get("ReplicaSet", namespace, lkg.replicaset)
+    template: Obj = rs["spec"]["template"]
+    return template, lkg.number
+
+
+def gpu_inspection(
+    cluster: Cluster,
+    namespace: str,
+    deployment: str,
+    *,
+    dcgm: Mapping[str, str] | None = None,
+    configured: str | None = None,
+) -> HardwareReport:
+    """One row per pod of the Deployment: pod -> node -> GPU labels -> nvidia-smi (run in the
+    container with the fixed NVIDIA_SMI_ARGV) -> DCGM ``modelName`` (``dcgm``, by pod name).
+    The expected class comes from the last-known-good revision's nodeSelector or affinity,
+    else the majority of ready pods, else ``configured``. A pod that is not running or an exec
+    that fails gives a note on its row, never an exception.
+
+    Raises NotFoundError for an unknown Deployment, and what the cluster raises for the reads
+    (ForbiddenError, UnreachableError).
+    """
+    dep = cluster.get("Deployment", namespace, deployment)
+    pods = sorted(
+        cluster.list("Pod", namespace, label_selector=_selector(dep)),
+        key=lambda p: str(p["metadata"]["name"]),
+    )
+    nodes = cluster.list("Node")
+    smi: dict[str, str] = {}
+    why_not: dict[str, str] = {}
+    for pod in pods:
+        text, note = _read_smi(cluster, pod)
+        if text is not None:
+            smi[pod["metadata"]["name"]] = text
+        else:
+            why_not[pod["metadata"]["name"]] = note
+    readings = dict(dcgm or {})
+    observed = gpu_rows(pods, nodes, smi, readings, None)
+    healthy = [row.gpu_class for row, pod in zip(observed, pods, strict=True) if _ready(pod)]
+    lkg_template, lkg_revision = _lkg_template(cluster, namespace, deployment)
+    expected, reason = expected_gpu_class(lkg_template, healthy, configured)
+    terminating = {p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")}
+    rows = [
+        replace(
+            row,
+            note="; ".join(n for n in (row.note, why_not.get(row.pod, "")) if n),
+            # A pod on its way out is not what needs fixing; its replacement may be.
+            mismatch=row.mismatch and row.pod not in terminating,
+        )
+        for row in gpu_rows(pods, nodes, smi, readings, expected)
+    ]
+    pinned, _why = expected_gpu_class(dep["spec"]["template"], (), None)
+    from_lkg, _why = expected_gpu_class(lkg_template, (), None) if lkg_template else (None, "")
+    return HardwareReport(
+        namespace=namespace,
+        deployment=deployment,
+        rows=tuple(rows),
+        expected_class=gpu_class_from_name(expected) if expected else None,
+        expected_reason=reason,
+        pinned_class=pinned,
+        lkg_revision=lkg_revision if from_lkg and from_lkg == expected else None,
+    )
+
+
+def hardware_findings(report: HardwareReport) -> list[Finding]:
+    """``gpu-class-mismatch`` (error) per pod on the wrong class; ``gpu-class-unknown`` when the
+    expected class cannot be told; ``gpu-class-unpinned`` when the live template lets pods land
+    on any GPU. Raises nothing."""
+    subject = f"deployment/{report.deployment}"
+    findings = [
+        Finding(
+            Step.HARDWARE,
+            "gpu-class-mismatch",
+            Severity.ERROR,
+            f"pod {row.pod} runs on {row.gpu_class} (node {row.node}), expected "
+            f"{report.expected_class} ({report.expected_reason})",
+            f"pod/{row.pod}",
+            {"node": row.node, "gpu_class": row.gpu_class, "expected": report.expected_class},
+        )
+        for row in report.mismatches
+    ]
+    if report.rows and report.expected_class is None:
+        findings.append(
+            Finding(
+                Step.HARDWARE,
+                "gpu-class-unknown",
+                Severity.WARNING,
+                f"cannot tell which GPU class the pods should run on: {report.expected_reason}",
+                subject,
+            )
+        )
+    elif report.expected_class and not same_class(report.pinned_class, report.expected_class):
+        findings.append(
+            Finding(
+                Step.HARDWARE,
+                "gpu-class-unpinned",
+                Severity.WARNING,
+                f"deployment/{report.deployment} does not require {report.expected_class}: new "
+                "pods can land on any GPU node; add a nodeSelector for it",
+                subject,
+                {"pinned": report.pinned_class, "expected": report.expected_class},
+            )
+        )
+    return findings
+
+
+# --- plans --------------------------------------------------------------------------------
+
+
+def _patch_command(kind: str, name: str, namespace: str, patch_type: str, patch: Obj) -> str:
+    where = f" -n {namespace}" if namespace else ""
+    body = json.dumps(patch, separators=(",", ":"))
+    return f"kubectl patch {kind}/{name}{where} --type={patch_type} -p '{body}'"
+
+
+def node_selector_plan(
+    cluster: Cluster,
+    namespace: str,
+    deployment: str,
+    expected: str,
+    *,
+    affinity: bool = False,
+) -> Plan:
+    """Require the expected GPU class on the Deployment's pod template: a nodeSelector on a
+    label the cluster's nodes carry (strategic merge), or with ``affinity=True`` a required
+    node affinity term (added to every existing term). Other GPU-label constraints are removed.
+
+    Raises NotFoundError (no Deployment, no node of that class), InvalidError (no class
+    given, or the template already requires exactly that).
+    """
+    dep = cluster.get("Deployment", namespace, deployment)
+    nodes = cluster.list("Node")
+    selector = node_selector_for(expected, nodes)
+    ((key, value),) = selector.items()
+    spec = dep["spec"]["template"].get("spec") or {}
+    current = spec.get("nodeSelector") or {}
+    # Another GPU label in the nodeSelector would contradict the new constraint.
+    stale: dict[str, str | None] = {k: None for k in current if k in GPU_LABELS and k != key}
+    if affinity:
+        node_affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+        terms = (node_affinity.get(_REQUIRED) or {}).get("nodeSelectorTerms") or [{}]
+        expression = {"key": key, "operator": "In", "values": [value]}
+        new_terms = [
+            {
+                **term,
+                "matchExpressions": [
+                    *(
+                        e
+                        for e in term.get("matchExpressions") or []
+                        if e.get("key") not in GPU_LABELS
+                    ),
+                    expression,
+                ],
+            }
+            for term in terms
+        ]
+        if new_terms == terms and not stale:
+            raise InvalidError(f"deployment/{deployment} already requires {key}={value}")
+        template_patch: Obj = {
+            "affinity": {"nodeAffinity": {_REQUIRED: {"nodeSelectorTerms": new_terms}}}
+        }
+        if stale:
+            template_patch["nodeSelector"] = stale
+        what = f"required node affinity {key} In [{value}]"
+    else:
+        if current.get(key) == value and not stale:
+            raise InvalidError(f"deployment/{deployment} already has nodeSelector {key}={value}")
+        template_patch = {"nodeSelector": {**stale, key: value}}
+        what = f"nodeSelector {key}={value}"
+    patch: Obj = {"spec": {"template": {"spec": template_patch}}}
+    after = copy.deepcopy(dep)
+    after_spec = after["spec"]["template"].setdefault("spec", {})
+    if affinity:
+        after_spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})[_REQUIRED] = {
+            "nodeSelectorTerms": template_patch["affinity"]["nodeAffinity"][_REQUIRED][
+                "nodeSelectorTerms"
+            ]
+        }
+    merged = {**current, **template_patch.get("nodeSelector", {})}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    if merged:
+        after_spec["nodeSelector"] = merged
+    else:
+        after_spec.pop("nodeSelector", None)
+    carrying = sum(1 for n in nodes if (n["metadata"].get("labels") or {}).get(key) == value)
+    rv = str(dep["metadata"]["resourceVersion"])
+    return Plan(
+        step=Step.HARDWARE,
+        action="hardware.node-selector",
+        title=f"Require {expected} for deployment/{deployment} ({what})",
+        changes=(
+            Change(
+                "Deployment", namespace, deployment, "patch", "strategic", patch, dep, after, rv
+            ),
+        ),
+        kubectl=(
+            _patch_command("deployment", deployment, namespace, "strategic", patch),
+            f"kubectl rollout status deployment/{deployment} -n {namespace}",
+        ),
+        tradeoff=(
+            "Changes the pod template, so a rolling update replaces every pod; a pod that "
+            f"finds no free GPU on {expected} nodes stays Pending instead of running elsewhere"
+        ),
+        notes=(f"{carrying} node(s) carry {key}={value}",),
+    )
+
+
+def cordon_plan(cluster: Cluster, node: str) -> Plan:
+    """Mark a node unschedulable (``kubectl cordon``). Pods on it keep running.
+    Raises NotFoundError for an unknown node, InvalidError when it is already cordoned."""
+    obj = cluster.get("Node", "", node)
+    if obj.get("spec", {}).get("unschedulable"):
+        raise InvalidError(f"node/{node} is already cordoned")
+    patch: Obj = {"spec": {"unschedulable": True}}
+    after = copy.deepcopy(obj)
+    after.setdefault("spec", {})["unschedulable"] = True
+    rv = str(obj["metadata"]["resourceVersion"])
+    return Plan(
+        step=Step.HARDWARE,
+        action="hardware.cordon",
+        title=f"Cordon node/{node}",
+        changes=(Change("Node", "", node, "patch", "strategic", patch, obj, after, rv),),
+        kubectl=(f"kubectl cordon {node}",),
+        tradeoff="No new pod of any workload is scheduled on the node until it is uncordoned",
+        notes=(
+            "pods already on the node keep running: delete the wrong ones to move them",
+            f"revert uncordons it (kubectl uncordon {node})",
+        ),
+    )
+
+
+def taint_plan(cluster: Cluster, node: str, key: str, value: str) -> Plan:
+    """Taint a node ``key=value:NoSchedule``. The taint list is replaced whole (it is atomic in
+    a patch), keeping every other taint; a taint with the same key and effect gets the new
+    value. Raises NotFoundError for an unknown node, InvalidError for a malformed key or
+    value or a taint already there."""
+    if not _TAINT_KEY.match(key) or len(key) > 316:
+        raise InvalidError(f"taint key {key!r} is not a valid label key (e.g. skewmit.io/gpu)")
+    if not _TAINT_VALUE.match(value):
+        raise InvalidError(
+            f"taint value {value!r} is not a valid label value (63 characters at most: "
+            "letters, digits, '-', '_', '.')"
+        )
+    obj = cluster.get("Node", "", node)
+    taints = [dict(t) for t in obj.get("spec", {}).get("taints") or []]
+    taint = {"key": key, "value": value, "effect": "NoSchedule"}
+    same = [t for t in taints if t.get("key") == key and t.get("effect") == "NoSchedule"]
+    if same and (same[0].get("value") or "") == value:
+        raise InvalidError(f"node/{node} already has the taint {key}={value}:NoSchedule")
+    new = [taint if t in same else t for t in taints] if same else [*taints, taint]
+    patch: Obj = {"spec": {"taints": new}}
+    after = copy.deepcopy(obj)
+    after.setdefault("spec", {})["taints"] = new
+    rv = str(obj["metadata"]["resourceVersion"])
+    overwrite = " --overwrite" if same else ""
+    return Plan(
+        step=Step.HARDWARE,
+        action="hardware.taint",
+        title=f"Taint node/{node} {key}={value}:NoSchedule",
+        # A JSON merge patch replaces the list whole, as the API treats node taints.
+        changes=(Change("Node", "", node, "patch", "merge", patch, obj, after, rv),),
+        kubectl=(f"kubectl taint nodes {node} {key}={value}:NoSchedule{overwrite}",),
+        tradeoff="Pods without a matching toleration are no longer scheduled on the node",
+        notes=(
+            "pods already on the node keep running (NoSchedule does not evict)",
+            f"revert removes it (kubectl taint nodes {node} {key}:NoSchedule-)",
+        ),
+    )
+
+
+def delete_pods_plan(
+    cluster: Cluster, report: HardwareReport, pods: Sequence[str] | None = None
+) -> Plan:
+    """Delete pods the report found on the wrong GPU class (all of them by default) so their
+    ReplicaSet recreates them. Refuses a pod that is not a mismatch in the report.
+    Raises InvalidError (no mismatched pod, or a pod that is not one), NotFoundError."""
+    wrong = {row.pod: row for row in report.mismatches}
+    chosen = list(pods) if pods is not None else sorted(wrong)
+    if not chosen:
+        raise InvalidError("no pod runs on the wrong GPU class: nothing to delete")
+    refused = [p for p in chosen if p not in wrong]
+    if refused:
+        raise InvalidError(
+            f"not on the wrong GPU class according to the inspection: {', '.join(refused)}; "
+            "skewmit deletes only pods on wrong nodes"
+        )
+    changes = []
+    for name in chosen:
+        pod = cluster.get("Pod", report.namespace, name)
+        rv = str(pod["metadata"]["resourceVersion"])
+        changes.append(Change("Pod", report.namespace, name, "delete", "", None, pod, None, rv))
+    notes = [f"{name} runs on {wrong[name].gpu_class} (node {wrong[name].node})" for name in chosen]
+    if not same_class(report.pinned_class, report.expected_class):
+        notes.append(
+            f"without a nodeSelector for {report.expected_class}, a cordon or a taint on the "
+            "wrong nodes, the replacements may land on the same GPU class again"
+        )
+    return Plan(
+        step=Step.HARDWARE,
+        action="hardware.delete-pods",
+        title=f"Delete {len(chosen)} pod(s) of deployment/{report.deployment} on the wrong GPU",
+        changes=tuple(changes),
+        kubectl=tuple(f"kubectl delete pod -n {report.namespace} {name}" for name in chosen),
+        tradeoff=f"Serving capacity drops by {len(chosen)} pod(s) until the replacements are ready",
+        notes=(*notes, "a deleted pod cannot be restored: revert has nothing to undo"),
+        destructive=True,
+    )
+
+
+# --- the runbook's entry points -----------------------------------------------------------
+
+
+def hardware_actions(report: HardwareReport) -> list[dict[str, Any]]:
+    """The step's actions as the runbook's ActionSpec fields, defaults taken from the report.
+    Raises nothing."""
+    wrong = report.mismatches
+    node = wrong[0].node if wrong else ""
+    expected = report.expected_class or ""
+    pinned = same_class(report.pinned_class, report.expected_class)
+    no_mismatch = "" if wrong else "no pod runs on the wrong GPU class"
+    return [
+        {
+            "id": "hardware.node-selector",
+            "step": Step.HARDWARE,
+            "title": f"Require {expected or 'the expected GPU class'} (nodeSelector)",
+            "key": "s",
+            "description": "Pin the pod template to the expected GPU class; pods roll onto it",
+            "inputs": (
+                {"name": "expected", "prompt": "GPU class", "default": expected},
+                {
+                    "name": "affinity",
+                    "prompt": "Required node affinity instead? (y/n)",
+                    "default": "n",
+                },
+            ),
+            "available": bool(expected) and not pinned,
+            "reason": "already pinned" if pinned else ("" if expected else report.expected_reason),
+        },
+        {
+            "id": "hardware.cordon",
+            "step": Step.HARDWARE,
+            "title": "Cordon a wrong node",
+            "key": "c",
+            "description": "No new pods on the node; pods on it keep running",
+            "kubectl": (f"kubectl cordon {node or 'NODE'}",),
+            "inputs": ({"name": "node", "prompt": "Node", "default": node},),
+            "available": bool(wrong),
+            "reason": no_mismatch,
+        },
+        {
+            "id": "hardware.taint",
+            "step": Step.HARDWARE,
+            "title": "Taint a wrong node NoSchedule",
+            "key": "t",
+            "description": "Pods without a toleration are no longer scheduled on the node",
+            "inputs": (
+                {"name": "node", "prompt": "Node", "default": node},
+                {"name": "key", "prompt": "Taint key", "default": "skewmit.io/gpu-mismatch"},
+                {"name": "value", "prompt": "Taint value", "default": "true"},
+            ),
+            "available": bool(wrong),
+            "reason": no_mismatch,
+        },
+        {
+            "id": "hardware.delete-pods",
+            "step": Step.HARDWARE,
+            "title": f"Delete the {len(wrong)} pod(s) on the wrong GPU",
+            "key": "d",
+            "description": "Their ReplicaSet recreates them; pin or cordon first",
+            "kubectl": tuple(f"kubectl delete pod -n {report.namespace} {r.pod}" for r in wrong),
+            "inputs": (
+                {
+                    "name": "pods",
+                    "prompt": "Pods (comma-separated)",
+                    "default": ",".join(r.pod for r in wrong),
+                },
+            ),
+            "available": bool(wrong),
+            "reason": no_mismatch,
+            "destructive": True,
+        },
+    ]
+
+
+def plan(
+    cluster: Cluster, namespace: str, deployment: str, action_id: str, inputs: dict[str, str]
+) -> Plan:
+    """The runbook's entry: build a hardware plan from operator input. ``delete-pods`` and a
+    node-selector without a class inspect the fleet afresh. Raises InvalidError for an unknown
+    action or missing input, and what the plan builders raise."""
+
+    def need(name: str) -> str:
+        value = (inputs.get(name) or "").strip()
+        if not value:
+            raise InvalidError(f"{action_id} needs {name}")
+        return value
+
+    if action_id == "hardware.node-selector":
+        expected = (inputs.get("expected") or "").strip()
+        if not expected:
+            expected = gpu_inspection(cluster, namespace, deployment).expected_class or ""
+        affinity = (inputs.get("affinity") or "").strip().lower() in ("y", "yes", "true", "1")
+        return node_selector_plan(cluster, namespace, deployment, expected, affinity=affinity)
+    if action_id == "hardware.cordon":
+        return cordon_plan(cluster, need("node"))
+    if action_id == "hardware.taint":
+        return taint_plan(cluster, need("node"), need("key"), (inputs.get("value") or "").strip())
+    if action_id == "hardware.delete-pods":
+        report = gpu_inspection(cluster, namespace, deployment)
+        names = [p.strip() for p in (inputs.get("pods") or "").split(",") if p.strip()]
+        return delete_pods_plan(cluster, report, names or None)
+    raise InvalidError(f"unknown hardware action {action_id!r}")

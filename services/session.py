@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services import config as config_file
 from services.errors import ConfigError, NotFoundError
 from services.journal import Journal
 from services.kube import KubeCluster
@@ -40,27 +41,8 @@ def is_production(context: str, config: dict[str, Any]) -> bool:
 
 
 def load_config(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        from services.config import load_config as load  # written with the metrics work
-    except ImportError:
-        load = None
-    if load is not None:
-        result: dict[str, Any] = load(path)
-        return result
-    import yaml
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"config file {file} does not exist; fix --config")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {file} must hold a mapping of settings")
-    return data
+    """The config file's settings ({} without one). Raises ConfigError naming the problem."""
+    return config_file.load_config(path) if path else {}
 
 
 def open_cluster(options: SessionOptions) -> tuple[KubeCluster, Target]:

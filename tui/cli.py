@@ -162,13 +162,25 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tui import headless
+    from tui.session import add_app_arguments, add_demo_arguments
+
     parser = argparse.ArgumentParser(
         prog="skewmit",
-        description="Walk the training-serving skew mitigation runbook against a live cluster.",
+        description="Walk the training-serving skew mitigation runbook against a live cluster. "
+        "Without a subcommand: the full-screen app (needs --deployment).",
     )
-    sub = parser.add_subparsers(dest="command")
+    add_app_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="the full-screen app against the built-in simulator",
+                          description="Run the whole app against the built-in cluster "
+                          "simulator: no cluster needed.")
+    add_demo_arguments(demo)
     _sim_parser(sub)
     _check_parser(sub)
+    headless.add_validate_parser(sub)
+    headless.add_evidence_parser(sub)
+    headless.add_baseline_parser(sub)
     return parser
 
 
@@ -179,8 +191,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim(args)
     if args.command == "check":
         return run_check(args)
-    parser.print_help()
-    return EXIT_ERROR
+    if args.command in ("validate", "evidence", "baseline"):
+        from tui import headless
+
+        runner = {"validate": headless.run_validate, "evidence": headless.run_evidence,
+                  "baseline": headless.run_baseline}[args.command]
+        return int(runner(args))
+    from tui.session import run_app, run_demo
+
+    if args.command == "demo":
+        return int(run_demo(args))
+    if not args.deployment:
+        parser.print_usage(sys.stderr)
+        print("skewmit: pass --deployment NAME (and --kubeconfig/--context/-n as with "
+              "kubectl), or run `skewmit demo` to try it on the built-in simulator",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return int(run_app(args))
 
 
 if __name__ == "__main__":

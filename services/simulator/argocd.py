@@ -13,7 +13,7 @@ Obj = dict[str, Any]
 
 
 def _template(deployment: Obj) -> Obj:
-    template = copy.deepcopy(deployment["spec"]["template"])
+    template: Obj = copy.deepcopy(deployment["spec"]["template"])
     template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
     return template
 

@@ -95,7 +95,8 @@ def test_vllm_knobs_show_the_gpu_chosen_default(shared_sim: Simulator, tmp_path:
 
 
 def test_vllm_default_follows_a10g_nodes(tmp_path: Path) -> None:
-    with Simulator("skew-incident", speed=SPEED) as sim:
+    # healthy: the A10G nodes are free (in skew-incident unpinned pods hold their GPUs).
+    with Simulator("healthy", speed=SPEED) as sim:
         h = Harness(sim, tmp_path)
         small = copy.deepcopy(h.deployment())
         small["metadata"] = {"name": "small", "namespace": NS, "labels": {"app": "small"}}
@@ -106,6 +107,9 @@ def test_vllm_default_follows_a10g_nodes(tmp_path: Path) -> None:
             "nvidia.com/gpu.product": "NVIDIA-A10G"
         }
         small.pop("status", None)
+        container = small["spec"]["template"]["spec"]["containers"][0]
+        at = container["args"].index("--max-num-seqs")
+        del container["args"][at : at + 2]  # leave the engine's hardware default in force
         h.cluster.create("Deployment", NS, small)
         wait_for(
             lambda: any(p["spec"].get("nodeName") for p in h.cluster.list("Pod", NS, "app=small")),

@@ -17,6 +17,7 @@ from typing import Any
 from services.simulator.clock import SimClock
 from services.simulator.controllers import deployment_rules as rules
 from services.simulator.controllers import deployment_status as st
+from services.simulator.controllers.deployment_scaling import COMPONENT, Scaler
 from services.simulator.controllers.events import NORMAL, WARNING, EventRecorder
 from services.simulator.controllers.ownership import OwnerIndex, controller_ref, controller_uid
 from services.simulator.controllers.replicaset import owner_reference
@@ -27,7 +28,6 @@ from services.simulator.store import Store, template_hash
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
-COMPONENT = "deployment-controller"
 
 
 class DeploymentController:
@@ -48,6 +48,7 @@ class DeploymentController:
         self.replicasets = replicasets or OwnerIndex(store, "replicasets")
         self.pods = pods or OwnerIndex(store, "pods")
         self.queue: WorkQueue[Key] = WorkQueue()
+        self.scaler = Scaler(store, self.events)
         self._rt_rs = store.registry.by_plural("replicasets")
         for d in store.items("deployments"):
             self.queue.add((d["metadata"]["namespace"], d["metadata"]["name"]))
@@ -318,39 +319,6 @@ class DeploymentController:
 
     # -- scaling -------------------------------------------------------------
 
-    def _scale_rs(self, rs: Obj, new_scale: int, d: Obj, operation: str) -> tuple[bool, Obj]:
-        """scaleReplicaSet: set replicas and the desired/max annotations, record the event."""
-        desired = rules.spec_replicas(d)
-        max_replicas = desired + rules.max_surge(d)
-        old_scale = rules.spec_replicas(rs)
-        resize = old_scale != new_scale
-        if not (resize or rules.replicas_annotations_need_update(rs, desired, max_replicas)):
-            return False, rs
-
-        def change(o: Obj) -> None:
-            o["spec"]["replicas"] = new_scale
-            rules.set_replicas_annotations(o, desired, max_replicas)
-
-        meta = rs["metadata"]
-        updated = self.store.mutate("replicasets", meta["namespace"], meta["name"], change)
-        if updated is None:
-            return False, rs
-        if resize:
-            self.events.record(
-                d,
-                NORMAL,
-                "ScalingReplicaSet",
-                f"Scaled {operation} replica set {meta['name']} from {old_scale} to {new_scale}",
-                component=COMPONENT,
-            )
-        return resize, updated
-
-    def _scale_and_record(self, rs: Obj, new_scale: int, d: Obj) -> tuple[bool, Obj]:
-        current = rules.spec_replicas(rs)
-        if current == new_scale:
-            return False, rs
-        return self._scale_rs(rs, new_scale, d, "up" if current < new_scale else "down")
-
     def _is_scaling_event(self, d: Obj, rs_list: list[Obj]) -> bool:
         new_rs, old_rss = self._all_replicasets(d, rs_list, create=False)
         for rs in rules.active(self._fresh([*old_rss, new_rs])):
@@ -359,52 +327,14 @@ class DeploymentController:
                 return True
         return False
 
-    def _scale(self, d: Obj, new_rs: Obj | None, old_rss: list[Obj]) -> None:
-        """scale: one active ReplicaSet takes all; otherwise proportional during a rollout."""
-        desired = rules.spec_replicas(d)
-        target = rules.find_active_or_latest(new_rs, old_rss)
-        if target is not None:
-            if rules.spec_replicas(target) != desired:
-                self._scale_and_record(target, desired, d)
-            return
-        if rules.is_saturated(d, new_rs):
-            for old in rules.active(old_rss):
-                self._scale_and_record(old, 0, d)
-            return
-        if not rules.is_rolling(d):
-            return
-        all_rss = rules.active([*old_rss, *([new_rs] if new_rs is not None else [])])
-        allowed = desired + rules.max_surge(d) if desired > 0 else 0
-        to_add = allowed - rules.total_replicas(all_rss)
-        operation = ""
-        if to_add > 0:
-            # Larger first; among equals the newer grows first.
-            all_rss.sort(key=rules.by_creation, reverse=True)
-            all_rss.sort(key=rules.spec_replicas, reverse=True)
-            operation = "up"
-        elif to_add < 0:
-            all_rss.sort(key=rules.by_creation)
-            all_rss.sort(key=rules.spec_replicas, reverse=True)
-            operation = "down"
-        sizes: list[int] = []
-        added = 0
-        for rs in all_rss:
-            share = rules.rs_proportion(rs, d, to_add, added) if to_add else 0
-            sizes.append(rules.spec_replicas(rs) + share)
-            added += share
-        for i, rs in enumerate(all_rss):
-            if i == 0 and to_add:
-                sizes[0] = max(sizes[0] + to_add - added, 0)
-            self._scale_rs(rs, sizes[i], d, operation)
-
     # -- strategies ----------------------------------------------------------
 
     def _sync(self, d: Obj, rs_list: list[Obj]) -> None:
         """sync: scaling and status for paused Deployments and scaling events."""
         new_rs, old_rss = self._all_replicasets(d, rs_list, create=False)
-        self._scale(d, new_rs, old_rss)
+        self.scaler.scale(d, new_rs, old_rss)
         if d["spec"].get("paused"):
-            self._cleanup(d, self._fresh(list(old_rss)))
+            self.scaler.cleanup(d, self._fresh(list(old_rss)))
         self._sync_status(d, self._fresh([*old_rss, new_rs]), self._refresh(new_rs))
 
     def _rollout_rolling(self, d: Obj, rs_list: list[Obj]) -> None:
@@ -412,74 +342,20 @@ class DeploymentController:
         if new_rs is None:
             return
         all_rss = [*old_rss, new_rs]
-        if self._reconcile_new_rs(all_rss, new_rs, d) or self._reconcile_old_rss(
+        if self.scaler.reconcile_new_rs(all_rss, new_rs, d) or self.scaler.reconcile_old_rss(
             all_rss, rules.active(old_rss), new_rs, d
         ):
             self._sync_rollout_status(d, self._fresh(all_rss), self._refresh(new_rs))
             return
         if st.deployment_complete(d, d["status"]):
-            self._cleanup(d, self._fresh(list(old_rss)))
+            self.scaler.cleanup(d, self._fresh(list(old_rss)))
         self._sync_rollout_status(d, self._fresh(all_rss), self._refresh(new_rs))
-
-    def _reconcile_new_rs(self, all_rss: list[Obj], new_rs: Obj, d: Obj) -> bool:
-        desired = rules.spec_replicas(d)
-        current = rules.spec_replicas(new_rs)
-        if current == desired:
-            return False
-        if current > desired:
-            return self._scale_and_record(new_rs, desired, d)[0]
-        return self._scale_and_record(new_rs, rules.new_rs_new_replicas(d, all_rss, new_rs), d)[0]
-
-    def _reconcile_old_rss(
-        self, all_rss: list[Obj], old_rss: list[Obj], new_rs: Obj, d: Obj
-    ) -> bool:
-        if rules.total_replicas(old_rss) == 0:
-            return False
-        min_available = rules.spec_replicas(d) - rules.max_unavailable(d)
-        new_unavailable = rules.spec_replicas(new_rs) - rules.status_int(
-            new_rs, "availableReplicas"
-        )
-        max_scaled_down = rules.total_replicas(all_rss) - min_available - new_unavailable
-        if max_scaled_down <= 0:
-            return False
-        # Unhealthy old replicas go first, so they cannot block the rollout (kubernetes#16737).
-        olds = sorted(old_rss, key=rules.by_creation)
-        cleaned = 0
-        for i, rs in enumerate(olds):
-            if cleaned >= max_scaled_down:
-                break
-            size = rules.spec_replicas(rs)
-            available = rules.status_int(rs, "availableReplicas")
-            if size == 0 or size == available:
-                continue
-            down = min(max_scaled_down - cleaned, size - available)
-            olds[i] = self._scale_and_record(rs, size - down, d)[1]
-            cleaned += down
-        return cleaned + self._scale_down_old_for_rolling([*olds, new_rs], olds, d) > 0
-
-    def _scale_down_old_for_rolling(self, all_rss: list[Obj], old_rss: list[Obj], d: Obj) -> int:
-        min_available = rules.spec_replicas(d) - rules.max_unavailable(d)
-        available = rules.total_status(all_rss, "availableReplicas")
-        if available <= min_available:
-            return 0
-        budget = available - min_available
-        scaled = 0
-        for rs in sorted(old_rss, key=rules.by_creation):
-            if scaled >= budget:
-                break
-            size = rules.spec_replicas(rs)
-            if size == 0:
-                continue
-            down = min(size, budget - scaled)
-            self._scale_and_record(rs, size - down, d)
-            scaled += down
-        return scaled
 
     def _rollout_recreate(self, d: Obj, rs_list: list[Obj]) -> None:
         new_rs, old_rss = self._all_replicasets(d, rs_list, create=False)
         scaled_down = False
         for rs in rules.active(old_rss):
-            if self._scale_and_record(rs, 0, d)[0]:
+            if self.scaler.scale_and_record(rs, 0, d)[0]:
                 scaled_down = True
         old_rss = self._fresh(list(old_rss))
         if scaled_down or self._old_pods_running(new_rs, old_rss):
@@ -489,9 +365,9 @@ class DeploymentController:
             new_rs, old_rss = self._all_replicasets(d, self._fresh(rs_list), create=True)
             if new_rs is None:
                 return
-        self._scale_and_record(new_rs, rules.spec_replicas(d), d)
+        self.scaler.scale_and_record(new_rs, rules.spec_replicas(d), d)
         if st.deployment_complete(d, d["status"]):
-            self._cleanup(d, self._fresh(list(old_rss)))
+            self.scaler.cleanup(d, self._fresh(list(old_rss)))
         self._sync_rollout_status(d, self._fresh([*old_rss, new_rs]), self._refresh(new_rs))
 
     def _old_pods_running(self, new_rs: Obj | None, old_rss: list[Obj]) -> bool:
@@ -504,28 +380,6 @@ class DeploymentController:
                 if (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded"):
                     return True
         return False
-
-    def _cleanup(self, d: Obj, old_rss: list[Obj]) -> None:
-        """cleanupDeployment: delete the oldest drained ReplicaSets beyond revisionHistoryLimit."""
-        limit = d["spec"].get("revisionHistoryLimit")
-        if not isinstance(limit, int) or limit == 2**31 - 1:
-            return
-        alive = [rs for rs in old_rss if not rs["metadata"].get("deletionTimestamp")]
-        surplus = len(alive) - limit
-        if surplus <= 0:
-            return
-        for rs in sorted(alive, key=rules.by_revision)[:surplus]:
-            meta = rs["metadata"]
-            if (
-                rules.status_int(rs, "replicas") != 0
-                or rules.spec_replicas(rs) != 0
-                or int(meta.get("generation", 0)) > rules.status_int(rs, "observedGeneration")
-            ):
-                continue
-            try:
-                self.store.delete(self._rt_rs, meta["namespace"], meta["name"])
-            except ApiError:
-                continue
 
     # -- status --------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class _Container:
     last_terminated: Obj | None = None
     backoff_s: float = 0.0
     backoff_updated: float = 0.0
+    pulling: bool = False  # the image was not on the node (or pullPolicy Always) at admission
 
     @property
     def name(self) -> str:
@@ -194,7 +195,13 @@ class Kubelet:
                 container.container_id = str(seen.get("containerID", ""))
                 container.outcome = StartOutcome(0.0, 0.0, None, outcome.image_digest)
             else:
-                self._pull_events(run, pod, spec, outcome, bound_at, first=True)
+                image = str(spec.get("image", ""))
+                cached = image in self._images.get(run.node, set())
+                container.pulling = spec.get("imagePullPolicy") == "Always" or not cached
+                if container.pulling:
+                    self._event(
+                        run, pod, container, NORMAL, "Pulling", f'Pulling image "{image}"', now
+                    )
             run.containers.append(container)
         self._runs[key] = run
         return run
@@ -244,7 +251,7 @@ class Kubelet:
         c.since = c.started_at = at
         c.container_id = ps.container_id(run.uid, c.name, c.restarts)
         if c.restarts == 0:
-            self._pull_events(run, pod, c.spec, c.outcome, at, first=False)
+            self._pulled(run, pod, c, at)
         self._event(run, pod, c, NORMAL, "Created", f"Created container: {c.name}", at)
         self._event(run, pod, c, NORMAL, "Started", f"Started container {c.name}", at)
 
@@ -303,21 +310,11 @@ class Kubelet:
         self._event(run, pod, c, NORMAL, "Created", f"Created container: {c.name}", at)
         self._event(run, pod, c, NORMAL, "Started", f"Started container {c.name}", at)
 
-    def _pull_events(
-        self, run: _Run, pod: Obj, spec: Obj, outcome: StartOutcome, at: float, *, first: bool
-    ) -> None:
-        """Pulling when the container is admitted; Pulled when it starts."""
-        image = str(spec.get("image", ""))
-        cached = image in self._images.get(run.node, set())
-        always = spec.get("imagePullPolicy") == "Always"
-        container = _Container(spec=spec, outcome=outcome, since=at)
-        if first:
-            if always or not cached:
-                self._event(run, pod, container, NORMAL, "Pulling", f'Pulling image "{image}"', at)
-            return
-        if always or not cached:
-            took = ps.go_duration(round(outcome.start_delay_s, 3))
-            size = ps.image_size(outcome.image_digest)
+    def _pulled(self, run: _Run, pod: Obj, c: _Container, at: float) -> None:
+        image = str(c.spec.get("image", ""))
+        if c.pulling:
+            took = ps.go_duration(round(c.outcome.start_delay_s, 3))
+            size = ps.image_size(c.outcome.image_digest)
             message = (
                 f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
                 f"Image size: {size} bytes."
@@ -325,7 +322,7 @@ class Kubelet:
             self._images.setdefault(run.node, set()).add(image)
         else:
             message = f'Container image "{image}" already present on machine'
-        self._event(run, pod, container, NORMAL, "Pulled", message, at)
+        self._event(run, pod, c, NORMAL, "Pulled", message, at)
 
     def _event(
         self, run: _Run, pod: Obj, c: _Container, type_: str, reason: str, message: str, at: float
@@ -426,7 +423,7 @@ class Kubelet:
             ),
         )
         if pod["spec"].get("initContainers"):
-            status["initContainerStatuses"] = self._init_statuses(run, pod)
+            status["initContainerStatuses"] = ps.init_container_statuses(run.uid, pod, run.bound_at)
         if status == old:
             return
         self._writing = True
@@ -434,35 +431,6 @@ class Kubelet:
             self.store.mutate("pods", key[0], key[1], lambda p: p.__setitem__("status", status))
         finally:
             self._writing = False
-
-    def _init_statuses(self, run: _Run, pod: Obj) -> list[Obj]:
-        out = []
-        for spec in pod["spec"].get("initContainers") or []:
-            name = str(spec.get("name", ""))
-            image = str(spec.get("image", ""))
-            cid = ps.container_id(run.uid, name, 0)
-            out.append(
-                {
-                    "name": name,
-                    "image": ps.status_image(image),
-                    "imageID": "",
-                    "containerID": cid,
-                    "lastState": {},
-                    "ready": True,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {
-                        "terminated": {
-                            "containerID": cid,
-                            "exitCode": 0,
-                            "reason": "Completed",
-                            "startedAt": ps.stamp(run.bound_at),
-                            "finishedAt": ps.stamp(run.bound_at),
-                        }
-                    },
-                }
-            )
-        return out
 
     # -- addresses -----------------------------------------------------------
 

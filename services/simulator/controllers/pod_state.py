@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 from services.simulator.clock import parse_rfc3339
@@ -10,10 +11,21 @@ from services.simulator.clock import parse_rfc3339
 Obj = dict[str, Any]
 
 
+@lru_cache(maxsize=8192)
+def parse_stamp(text: str) -> float | None:
+    """An RFC 3339 timestamp as epoch seconds (cached: a rollout reads the same few thousand)."""
+    try:
+        return parse_rfc3339(text).timestamp()
+    except ValueError:
+        return None
+
+
 def condition(obj: Obj, type_: str) -> Obj | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
+    """The stored condition of that type (not a copy: read it, do not change it)."""
+    conditions: list[Obj] = (obj.get("status") or {}).get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == type_:
-            return dict(cond)
+            return cond
     return None
 
 
@@ -34,10 +46,7 @@ def ready_since(pod: Obj) -> float | None:
     if cond is None or cond.get("status") != "True":
         return None
     stamp = cond.get("lastTransitionTime")
-    try:
-        return parse_rfc3339(str(stamp)).timestamp() if stamp else None
-    except ValueError:
-        return None
+    return parse_stamp(stamp) if isinstance(stamp, str) else None
 
 
 def available_at(pod: Obj, min_ready_seconds: int) -> float | None:
@@ -66,10 +75,7 @@ def restart_count(pod: Obj) -> int:
 
 def creation_time(pod: Obj) -> float:
     stamp = pod["metadata"].get("creationTimestamp")
-    try:
-        return parse_rfc3339(str(stamp)).timestamp() if stamp else 0.0
-    except ValueError:
-        return 0.0
+    return (parse_stamp(stamp) or 0.0) if isinstance(stamp, str) else 0.0
 
 
 def log_bucket(seconds: float) -> int:

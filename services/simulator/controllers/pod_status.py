@@ -122,3 +122,34 @@ def keep_transition_times(new: list[Obj], old: list[Obj]) -> list[Obj]:
             cond = {**cond, "lastTransitionTime": before.get("lastTransitionTime")}
         out.append(cond)
     return out
+
+
+def init_container_statuses(pod_uid: str, pod: Obj, started: float) -> list[Obj]:
+    """Init containers, all run to completion when the pod was admitted."""
+    out = []
+    for spec in pod["spec"].get("initContainers") or []:
+        name = str(spec.get("name", ""))
+        image = str(spec.get("image", ""))
+        cid = container_id(pod_uid, name, 0)
+        out.append(
+            {
+                "name": name,
+                "image": status_image(image),
+                "imageID": "",
+                "containerID": cid,
+                "lastState": {},
+                "ready": True,
+                "restartCount": 0,
+                "started": False,
+                "state": {
+                    "terminated": {
+                        "containerID": cid,
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "startedAt": stamp(started),
+                        "finishedAt": stamp(started),
+                    }
+                },
+            }
+        )
+    return out

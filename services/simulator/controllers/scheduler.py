@@ -35,6 +35,15 @@ class _Placed:
     priority: int
     requests: dict[str, float]
     nonzero: dict[str, float]
+    owner: str = ""
+
+
+def _owner(pod: Obj) -> str:
+    """The uid of the pod's controller (its ReplicaSet), the unit default spreading counts."""
+    for ref in pod["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid", ""))
+    return ""
 
 
 def _nonzero(requests: dict[str, float]) -> dict[str, float]:
@@ -54,6 +63,7 @@ class _Candidates:
     """Nodes that pass the static filters for one kind of pod, best first (lazy max-heap)."""
 
     affinity: dict[str, int]
+    owner: str = ""
     heap: list[tuple[int, str]] = field(default_factory=list)
     failure: str | None = None
 
@@ -72,6 +82,8 @@ class Scheduler:
         self._used: dict[str, dict[str, float]] = {}
         self._nonzero_used: dict[str, dict[str, float]] = {}
         self._on_node: dict[str, set[Key]] = {}
+        # (controller uid, node) -> pods: the default PodTopologySpread constraint's count.
+        self._owner_on_node: dict[tuple[str, str], int] = {}
         self._nodes: dict[str, rules.NodeInfo] | None = None
         self._unschedulable: set[Key] = set()
         for pod in store.items("pods"):
@@ -118,7 +130,7 @@ class Scheduler:
             return
         self._unplace(key)
         requests = pod_requests(pod)
-        placed = _Placed(node, _priority(pod), requests, _nonzero(requests))
+        placed = _Placed(node, _priority(pod), requests, _nonzero(requests), _owner(pod))
         self._placed[key] = placed
         self._add_usage(node, placed, 1.0)
         self._on_node.setdefault(node, set()).add(key)
@@ -132,6 +144,9 @@ class Scheduler:
         return True
 
     def _add_usage(self, node: str, placed: _Placed, sign: float) -> None:
+        if placed.owner:
+            spread_key = (placed.owner, node)
+            self._owner_on_node[spread_key] = self._owner_on_node.get(spread_key, 0) + int(sign)
         used = self._used.setdefault(node, {})
         for name, amount in placed.requests.items():
             used[name] = used.get(name, 0.0) + sign * amount
@@ -214,6 +229,7 @@ class Scheduler:
                 sorted(pod_requests(pod).items()),
                 _priority(pod),
                 spec.get("preemptionPolicy"),
+                _owner(pod),
             ],
             sort_keys=True,
         )
@@ -224,7 +240,7 @@ class Scheduler:
         top = max(raw.values(), default=0)
         # NodeAffinity scores are normalized to 0..100 and weigh twice LeastAllocated's.
         affinity = {name: (2 * w * 100 // top if top else 0) for name, w in raw.items()}
-        group = _Candidates(affinity)
+        group = _Candidates(affinity, _owner(pod))
         nonzero = _nonzero(pod_requests(pod))
         group.heap = [(-self._score(group, n, nonzero), n.name) for n in passing]
         heapq.heapify(group.heap)
@@ -232,7 +248,11 @@ class Scheduler:
 
     def _score(self, group: _Candidates, node: rules.NodeInfo, nonzero: dict[str, float]) -> int:
         used = self._nonzero_used.get(node.name, {})
-        return group.affinity.get(node.name, 0) + rules.least_allocated(nonzero, node, used)
+        score = group.affinity.get(node.name, 0) + rules.least_allocated(nonzero, node, used)
+        if group.owner:
+            # System-default PodTopologySpread (weight 2): fewer siblings on a node is better.
+            score += 200 // (1 + self._owner_on_node.get((group.owner, node.name), 0))
+        return score
 
     def _pick(
         self, group: _Candidates, requests: dict[str, float], nodes: dict[str, rules.NodeInfo]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.simulator.controllers.quantities import GPU, allocatable
+from services.simulator.controllers.quantities import allocatable
 
 Obj = dict[str, Any]
 
@@ -169,10 +169,13 @@ def resource_reasons(
 def least_allocated(
     nonzero_requests: dict[str, float], node: NodeInfo, nonzero_used: dict[str, float]
 ) -> int:
-    """NodeResourcesFit LeastAllocated over cpu, memory and (where the node has them) GPUs."""
+    """NodeResourcesFit LeastAllocated over cpu and memory: the default scoring resources.
+
+    Extended resources such as nvidia.com/gpu only filter, they do not score, so a pod with
+    no GPU preference prefers an empty small-GPU node over a busy big one: how unpinned pods
+    land on the wrong GPU class in a real cluster.
+    """
     names = ["cpu", "memory"]
-    if node.allocatable.get(GPU, 0.0) > 0:
-        names.append(GPU)
     total = 0
     for name in names:
         capacity = node.allocatable.get(name, 0.0)

@@ -431,14 +431,34 @@ class KubeCluster:
             )
             ws.run_forever(timeout=TIMEOUT_S)
             out, err = ws.read_stdout(), ws.read_stderr()
-            code = ws.returncode
+            status_text = ws.read_channel(3)  # the kubelet's Status for the command
             ws.close()
         except ApiException as exc:
             raise translate(exc, f"exec in pod {pod}") from exc
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise UnreachableError(f"exec in pod {pod}: {exc}") from exc
-        if code not in (0, None):
-            raise SkewmitError(
-                f"`{' '.join(argv)}` in pod {pod} exited {code}: {(err or out).strip()[:300]}"
-            )
+        code, message = exec_status(status_text)
+        if code != 0:
+            detail = (err or out).strip()[:300] or message
+            raise SkewmitError(f"`{' '.join(argv)}` in pod {pod} failed (exit {code}): {detail}")
         return str(out)
+
+
+def exec_status(text: str) -> tuple[int, str]:
+    """(exit code, message) from the exec error channel's Status. A command that never
+    started (containerd: executable not found) has no exit code: -1 with the runtime's words."""
+    if not text:
+        return 0, ""
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return -1, text.strip()
+    if status.get("status") == "Success":
+        return 0, ""
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", "")), str(status.get("message", ""))
+            except ValueError:
+                break
+    return -1, str(status.get("message", "the command failed"))

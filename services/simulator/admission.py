@@ -22,6 +22,36 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def go_string_map(labels: dict[str, Any]) -> str:
+    """A label map as Go's %#v prints it in validation messages: map[string]string{"k":"v"}."""
+    inner = ", ".join(f"{json.dumps(k)}:{json.dumps(str(v))}" for k, v in sorted(labels.items()))
+    return "map[string]string{" + inner + "}"
+
+
+def go_label_selector(selector: Obj) -> str:
+    """A LabelSelector as Go's %#v prints it (the famous "field is immutable" message)."""
+    labels = selector.get("matchLabels")
+    shown_labels = go_string_map(labels) if labels else "map[string]string(nil)"
+    requirements = []
+    for req in selector.get("matchExpressions") or []:
+        values = req.get("values")
+        shown_values = (
+            "[]string{" + ", ".join(json.dumps(str(v)) for v in values) + "}"
+            if values
+            else "[]string(nil)"
+        )
+        requirements.append(
+            f"v1.LabelSelectorRequirement{{Key:{json.dumps(str(req.get('key', '')))}, "
+            f"Operator:{json.dumps(str(req.get('operator', '')))}, Values:{shown_values}}}"
+        )
+    shown_reqs = (
+        "[]v1.LabelSelectorRequirement{" + ", ".join(requirements) + "}"
+        if requirements
+        else "[]v1.LabelSelectorRequirement(nil)"
+    )
+    return f"v1.LabelSelector{{MatchLabels:{shown_labels}, MatchExpressions:{shown_reqs}}}"
+
+
 def _default_container(container: Obj) -> None:
     image = str(container.get("image", ""))
     last = image.rsplit("/", 1)[-1]
@@ -33,6 +63,25 @@ def _default_container(container: Obj) -> None:
     container.setdefault("resources", {})
     for port in container.get("ports") or []:
         port.setdefault("protocol", "TCP")
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(kind)
+        if isinstance(probe, dict):
+            _default_probe(probe)
+
+
+def _default_probe(probe: Obj) -> None:
+    """The probe fields a manifest may leave out, as SetDefaults_Probe and friends fill them."""
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    http_get = probe.get("httpGet")
+    if isinstance(http_get, dict):
+        http_get.setdefault("scheme", "HTTP")
+        http_get.setdefault("path", "/")
+    grpc = probe.get("grpc")
+    if isinstance(grpc, dict):
+        grpc.setdefault("service", "")
 
 
 def default_pod_spec(spec: Obj) -> None:
@@ -136,7 +185,9 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
                 "metadata.name",
                 f'Invalid value: "{name}": a lowercase RFC 1123 subdomain '
                 "must consist of lower case alphanumeric characters, '-' or '.', and must "
-                "start and end with an alphanumeric character",
+                "start and end with an alphanumeric character (e.g. 'example.com', regex "
+                "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+                "(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
             )
         )
     spec = obj.get("spec")
@@ -184,7 +235,7 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
                         (
                             "spec.template.metadata.labels",
                             f"Invalid value: "
-                            f"{canonical(labels)}: `selector` does not match template "
+                            f"{go_string_map(labels)}: `selector` does not match template "
                             "`labels`",
                         )
                     )
@@ -192,7 +243,7 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
                 causes.append(
                     (
                         "spec.selector",
-                        f"Invalid value: {canonical(selector_spec)}: field is immutable",
+                        f"Invalid value: {go_label_selector(selector_spec)}: field is immutable",
                     )
                 )
     if causes:

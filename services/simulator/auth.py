@@ -14,6 +14,8 @@ class Rule:
     verbs: frozenset[str]
     groups: frozenset[str]  # "*" for any
     resources: frozenset[str]  # "plural" or "plural/sub"; "*" for any
+    # What the authorizer says when this rule allows (system:masters' bypass says nothing).
+    reason: str = ""
 
     def allows(self, verb: str, group: str, resource: str) -> bool:
         return (
@@ -37,7 +39,7 @@ class User:
             return False, ""
         for rule in self.rules:
             if rule.allows(verb, group, resource):
-                return True, "allowed by the simulator's RBAC rules"
+                return True, rule.reason
         return False, ""
 
 
@@ -52,11 +54,19 @@ VIEWER = User(
     "skewmit-viewer-token",
     ("system:authenticated",),
     (
-        Rule(frozenset({"get", "list", "watch"}), frozenset({"*"}), frozenset({"*"})),
+        Rule(
+            frozenset({"get", "list", "watch"}),
+            frozenset({"*"}),
+            frozenset({"*"}),
+            'RBAC: allowed by ClusterRoleBinding "skewmit-viewer" of ClusterRole "view" to User '
+            '"skewmit-viewer"',
+        ),
         Rule(
             frozenset({"create"}),
             frozenset({"authorization.k8s.io", "authentication.k8s.io"}),
             frozenset({"*"}),
+            'RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole '
+            '"system:basic-user" to Group "system:authenticated"',
         ),
     ),
     denied=frozenset({"secrets", "pods/exec", "pods/attach", "pods/portforward"}),

@@ -35,9 +35,9 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
+        if self.reason:  # omitempty: an error of unknown cause carries no reason at all
+            body["reason"] = self.reason
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
@@ -49,6 +49,7 @@ class ApiError(Exception):
             details["causes"] = self.causes
         if details:
             body["details"] = details
+        body["code"] = self.code
         return body
 
 
@@ -93,8 +94,30 @@ def conflict(resource: str, group: str, name: str, why: str = "") -> ApiError:
     )
 
 
+# field.ErrorType's text (the start of each message) and its StatusCause reason.
+_CAUSE_REASONS = (
+    ("Required value", "FieldValueRequired"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Internal error", "InternalError"),
+    ("Invalid value", "FieldValueInvalid"),
+)
+
+
+def cause_reason(message: str) -> str:
+    """The StatusCause reason of a field error, from the type its message starts with."""
+    for prefix, reason in _CAUSE_REASONS:
+        if message.startswith(prefix):
+            return reason
+    return "FieldValueInvalid"
+
+
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
-    """422 Invalid; causes are (field, message) pairs, message already saying what is wrong."""
+    """422 Invalid; causes are (field, message) pairs, message already saying what is wrong
+    and starting with its error type ("Invalid value: ...", "Required value", ...)."""
     qualified_kind = f"{kind}.{group}" if group else kind
     joined = ", ".join(f"{field}: {msg}" for field, msg in causes)
     if len(causes) > 1:
@@ -106,7 +129,7 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> 
         name=name,
         group=group,
         kind=kind,
-        causes=[{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
+        causes=[{"reason": cause_reason(m), "message": m, "field": f} for f, m in causes],
     )
 
 
@@ -119,8 +142,9 @@ def forbidden(
     name: str = "",
     subresource: str = "",
 ) -> ApiError:
+    # The subject is the resource alone; only the sentence names the subresource.
     full = f"{resource}/{subresource}" if subresource else resource
-    subject = f'{qualified(full, group)} "{name}"' if name else qualified(full, group)
+    subject = f'{qualified(resource, group)} "{name}"' if name else qualified(resource, group)
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     return ApiError(
         403,
@@ -131,6 +155,38 @@ def forbidden(
         group=group,
         kind=resource,
     )
+
+
+# The reason a real server gives each status code it answers on its own.
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+_MESSAGES = {
+    429: "Too many requests, please try again later.",
+    503: "the server is currently unable to handle the request",
+    504: "the server was unable to return a response in the time allotted, but may still be "
+    "processing the request",
+}
+
+
+def injected(code: int) -> ApiError:
+    """An error of status `code` as the real server phrases it (fault injection)."""
+    message = _MESSAGES.get(code, f"Internal error occurred: injected fault ({code})")
+    if code < 500 and code not in _MESSAGES:
+        message = f"injected fault ({code})"
+    return ApiError(code, _REASONS.get(code, ""), message)
 
 
 def bad_request(message: str) -> ApiError:

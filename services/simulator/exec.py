@@ -4,6 +4,7 @@ client speak, and the tiny set of executables a serving container has."""
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +19,33 @@ STDOUT, STDERR, ERROR, CLOSE = 1, 2, 3, 255
 Program = Callable[[list[str]], tuple[int, str, str]]
 
 
+class NotStarted(Exception):
+    """The container runtime could not start the process (no such executable)."""
+
+
 def not_found_message(executable: str) -> str:
     return (
         "OCI runtime exec failed: exec failed: unable to start container process: exec: "
-        f'"{executable}": executable file not found in $PATH: unknown\n'
+        f'"{executable}": executable file not found in $PATH: unknown'
     )
+
+
+def start_failure_status(reason: str) -> dict[str, Any]:
+    """What containerd's CRI exec sends when the process cannot start: not an exit code but
+    an InternalError Status (kubectl prints "error: Internal error occurred: ..." and exits 1).
+    """
+    error = (
+        "error executing command in container: failed to exec in container: failed to start "
+        f'exec "{secrets.token_hex(32)}": {reason}'
+    )
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Internal error occurred: {error}",
+        "reason": "InternalError",
+        "details": {"causes": [{"message": error}]},
+        "code": 500,
+    }
 
 
 def exit_status(code: int, argv: list[str]) -> dict[str, Any]:
@@ -42,7 +65,10 @@ def exit_status(code: int, argv: list[str]) -> dict[str, Any]:
 
 
 def run_program(argv: list[str], programs: dict[str, Program]) -> tuple[int, str, str]:
-    """Run argv against the container's executables; a shell's -c runs one simple command."""
+    """Run argv against the container's executables; a shell's -c runs one simple command.
+
+    Raises NotStarted when argv[0] is not an executable of the container.
+    """
     if not argv:
         return 1, "", "error: you must specify at least one command for the container\n"
     name = argv[0].rsplit("/", 1)[-1]
@@ -54,11 +80,18 @@ def run_program(argv: list[str], programs: dict[str, Program]) -> tuple[int, str
         if not inner:
             return 0, "", ""
         inner_name = inner[0].rsplit("/", 1)[-1]
+        if inner_name == "exit":
+            return (int(inner[1]) & 0xFF if len(inner) > 1 and inner[1].isdigit() else 0), "", ""
         if inner_name not in programs:
+            # dash (the image's /bin/sh) and bash word it differently; both exit 127.
+            if name == "bash":
+                return 127, "", f"bash: line 1: {inner[0]}: command not found\n"
             return 127, "", f"{name}: 1: {inner[0]}: not found\n"
         return programs[inner_name](inner)
+    if name not in programs and name not in ("sh", "bash"):
+        raise NotStarted(not_found_message(argv[0]))
     if name not in programs:
-        return 127, "", not_found_message(argv[0])
+        return 0, "", ""  # an interactive shell with no terminal reads EOF and exits
     return programs[name](argv)
 
 
@@ -80,12 +113,17 @@ async def serve(
     argv = request.query.getall("command", [])
     ws = web.WebSocketResponse(protocols=PROTOCOLS)
     await ws.prepare(request)
-    code, out, err = run(argv)
-    if out and request.query.get("stdout", "true") != "false":
-        await ws.send_bytes(bytes([STDOUT]) + out.encode())
-    if err and request.query.get("stderr", "true") != "false":
-        await ws.send_bytes(bytes([STDERR]) + err.encode())
-    await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, argv)).encode())
+    try:
+        code, out, err = run(argv)
+    except NotStarted as refused:
+        status = start_failure_status(str(refused))
+    else:
+        if out and request.query.get("stdout", "true") != "false":
+            await ws.send_bytes(bytes([STDOUT]) + out.encode())
+        if err and request.query.get("stderr", "true") != "false":
+            await ws.send_bytes(bytes([STDERR]) + err.encode())
+        status = exit_status(code, argv)
+    await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
     # Drain whatever the client sends (stdin close signals) until it goes, briefly.
     try:
         msg = await ws.receive(timeout=0.05)

@@ -194,6 +194,76 @@ CUSTOM: dict[str, ResourceType] = {
 }
 
 
+# Field selectors each core type converts (pkg/apis/core/v1/conversion.go); any other path is
+# "field label not supported". Types without an entry take only metadata.name and
+# metadata.namespace, and refuse others with the generic message.
+_CORE_FIELD_LABELS: dict[str, tuple[str, ...]] = {
+    "pods": (
+        "metadata.name",
+        "metadata.namespace",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.podIPs",
+        "status.nominatedNodeName",
+    ),
+    "nodes": ("metadata.name", "spec.unschedulable"),
+    "namespaces": ("metadata.name", "status.phase"),
+    "secrets": ("metadata.name", "metadata.namespace", "type"),
+    "services": ("metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"),
+    "events": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+        "metadata.namespace",
+        "metadata.name",
+    ),
+}
+
+
+# Selectable fields the real server derives from a Go bool, so an unset one reads "false".
+_BOOL_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "nodes": (("spec", "unschedulable"),),
+    "pods": (("spec", "hostNetwork"),),
+}
+
+
+def selectable_view(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as field selectors see it: unset boolean fields read as false."""
+    fields = _BOOL_FIELDS.get(rt.plural) if not rt.group else None
+    if not fields:
+        return obj
+    view = dict(obj)
+    for section, name in fields:
+        part = dict(view.get(section) or {})
+        part.setdefault(name, False)
+        view[section] = part
+    return view
+
+
+def field_label_error(rt: ResourceType, path: str) -> str | None:
+    """Why the server refuses to select `rt` by `path`, in its words; None when it may."""
+    if not rt.group and rt.plural in _CORE_FIELD_LABELS:
+        if path in _CORE_FIELD_LABELS[rt.plural]:
+            return None
+        return f"field label not supported: {path}"
+    if path in ("metadata.name", "metadata.namespace"):
+        return None
+    return f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+
+
 class Registry:
     """The resource types served, by (group, version, plural)."""
 

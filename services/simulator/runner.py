@@ -7,6 +7,7 @@ talk to it over HTTP on 127.0.0.1 while the caller's thread goes on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -117,7 +118,11 @@ class Simulator:
     async def _tick(self) -> None:
         assert self.cluster is not None
         while True:
-            self.cluster.tick()
+            try:
+                self.cluster.tick()
+            except Exception:  # a broken tick must not freeze the cluster
+                # Keep serving and ticking; the traceback tells the simulator's maintainer.
+                logging.getLogger("skewmit.simulator").exception("controller tick failed")
             await asyncio.sleep(TICK_S)
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:

@@ -10,44 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from services.simulator import protobuf, watchstream
+from services.simulator import request_parsing, subresources, watchstream
 from services.simulator.auth import User, user_for_token
 from services.simulator.errors import (
     ApiError,
     bad_request,
     conflict,
     forbidden,
+    injected,
     method_not_allowed,
     not_found,
-    unsupported_media,
 )
 from services.simulator.faults import FaultSet
-from services.simulator.patch import (
-    PatchError,
-    UnsupportedPatchError,
-    apply_json_patch,
-    apply_merge_patch,
-    apply_strategic_merge_patch,
-)
+from services.simulator.request_parsing import dry_run, read_body, selectors, wants_table
 from services.simulator.resources import Registry, ResourceType
-from services.simulator.selectors import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    parse_field_selector,
-    parse_label_selector,
-)
 from services.simulator.store import Store
 from services.simulator.tables import build_table
 
 Obj = dict[str, Any]
 GIT_VERSION = "v1.32.4"
+LOG = logging.getLogger(__name__)
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Backend(Protocol):
@@ -97,11 +87,10 @@ class ApiServer:
         self.metrics_app.router.add_get("/metrics", self._metrics)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        # Set whole: aiohttp's content_type argument would drop the format version.
         return web.Response(
             text=self.backend.metrics_text(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            headers={"Content-Type": METRICS_TYPE, "X-Content-Type-Options": "nosniff"},
         )
 
     @property
@@ -119,18 +108,21 @@ class ApiServer:
             return response
         except ApiError as err:
             return status_response(err)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            # A bug in the simulator still answers as an API server would: a Status, not HTML.
+            LOG.exception("simulator error serving %s %s", request.method, request.path)
+            return status_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc!r}")
+            )
 
     # -- routing -------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         if path == "/metrics":
-            return web.Response(
-                text=self.backend.metrics_text(),
-                content_type="text/plain",
-                charset="utf-8",
-                headers={"X-Content-Type-Options": "nosniff"},
-            )
+            return await self._metrics(request)
         if path in ("/healthz", "/readyz", "/livez"):
             return web.Response(text="ok")
         user = self._authenticate(request)
@@ -203,7 +195,9 @@ class ApiServer:
     def _verb(self, request: web.Request, route: Route) -> str:
         method = request.method
         if route.sub == "exec":
-            return "create"
+            # A websocket exec is a GET, authorized as "get" on pods/exec in v1.32 (the
+            # create check for websocket upgrades arrived later); SPDY POSTs are "create".
+            return "get" if method == "GET" else "create"
         if method == "GET":
             if request.query.get("watch") in ("true", "1"):
                 return "watch"
@@ -240,11 +234,7 @@ class ApiServer:
             await asyncio.sleep(delay)
         code = faults.error(fault_verb, route.resource)
         if code is not None:
-            raise ApiError(
-                code,
-                "InternalError" if code >= 500 else "BadRequest",
-                f"Internal error occurred: injected fault ({code})",
-            )
+            raise injected(code)
         if verb in ("update", "patch") and faults.take_conflict(verb, route.resource):
             raise conflict(route.rt.plural, route.rt.group, route.name)
         if route.sub == "exec":
@@ -262,45 +252,14 @@ class ApiServer:
                 text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
             return web.Response(text=text, content_type="text/plain")
         if route.rt.plural == "selfsubjectaccessreviews":
-            return _json(self._access_review(await self._body(request), user), 201)
+            return _json(subresources.access_review(await read_body(request), user), 201)
         if route.rt.plural == "selfsubjectreviews":
-            return _json(
-                {
-                    "kind": "SelfSubjectReview",
-                    "apiVersion": "authentication.k8s.io/v1",
-                    "metadata": {"creationTimestamp": None},
-                    "status": {"userInfo": {"username": user.name, "groups": list(user.groups)}},
-                },
-                201,
-            )
+            return _json(subresources.self_subject_review(user), 201)
         handler = getattr(self, f"_do_{verb}")
         response: web.StreamResponse = await handler(request, route)
         return response
 
     # -- helpers -------------------------------------------------------------
-
-    @staticmethod
-    def _dry_run(request: web.Request) -> bool:
-        values = request.query.getall("dryRun", [])
-        for value in values:
-            if value != "All":
-                raise bad_request(f'Invalid dry run value: unsupported dry run value "{value}"')
-        return bool(values)
-
-    @staticmethod
-    def _selectors(request: web.Request) -> tuple[LabelSelector | None, FieldSelector | None]:
-        try:
-            labels = request.query.get("labelSelector")
-            fields = request.query.get("fieldSelector")
-            return (
-                parse_label_selector(labels) if labels else None,
-                parse_field_selector(fields) if fields else None,
-            )
-        except SelectorError as exc:
-            raise bad_request(str(exc)) from exc
-
-    def _wants_table(self, request: web.Request) -> bool:
-        return "as=Table" in request.headers.get("Accept", "")
 
     def _table(self, request: web.Request, route: Route, objs: list[Obj]) -> web.Response:
         include = request.query.get("includeObject", "Metadata")
@@ -314,32 +273,20 @@ class ApiServer:
         )
         return _json(table)
 
-    async def _body(self, request: web.Request) -> Any:
-        if request.content_type == "application/vnd.kubernetes.protobuf":
-            try:
-                return protobuf.decode(await request.read())
-            except protobuf.ProtobufError as exc:
-                raise unsupported_media(str(exc)) from exc
-        try:
-            text = await request.text()
-            return json.loads(text) if text else {}
-        except json.JSONDecodeError as exc:
-            raise bad_request(f"the request body is not valid JSON: {exc}") from exc
-
     # -- verbs ---------------------------------------------------------------
 
     async def _do_get(self, request: web.Request, route: Route) -> web.StreamResponse:
         obj = self.store.get(route.rt, route.namespace, route.name)
         if route.sub == "scale":
-            return _json(self._scale(obj))
-        if self._wants_table(request):
+            return _json(subresources.scale_of(obj))
+        if wants_table(request):
             return self._table(request, route, [obj])
         return _json(obj)
 
     async def _do_list(self, request: web.Request, route: Route) -> web.StreamResponse:
-        labels, fields = self._selectors(request)
+        labels, fields = selectors(request, route.rt)
         items = self.store.list(route.rt, route.namespace, labels, fields)
-        if self._wants_table(request):
+        if wants_table(request):
             return self._table(request, route, items)
         limit = int(request.query.get("limit", "0") or 0)
         meta: Obj = {"resourceVersion": self.store.resource_version}
@@ -363,31 +310,32 @@ class ApiServer:
         )
 
     async def _do_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
-        labels, fields = self._selectors(request)
-        if route.name:
-            text = request.query.get("fieldSelector", "")
-            fields = parse_field_selector(
-                f"{text},metadata.name={route.name}" if text else f"metadata.name={route.name}"
+        labels, fields = selectors(request, route.rt, route.name)
+        send_initial = request_parsing.watch_list_options(request)
+        try:
+            watcher = self.store.watch(
+                route.rt,
+                route.namespace,
+                request.query.get("resourceVersion", ""),
+                labels,
+                fields,
+                send_initial=send_initial,
             )
-        send_initial_q = request.query.get("sendInitialEvents")
-        send_initial = None if send_initial_q is None else send_initial_q == "true"
-        watcher = self.store.watch(
-            route.rt,
-            route.namespace,
-            request.query.get("resourceVersion", ""),
-            labels,
-            fields,
-            send_initial=send_initial,
-        )
+        except ApiError as err:
+            if err.code != 410:
+                raise
+            return await watchstream.error(request, err.status())
         timeout = float(request.query.get("timeoutSeconds") or random.uniform(1800, 3600))
+        bookmarks = request.query.get("allowWatchBookmarks") == "true"
         return await watchstream.stream(
             request,
             self.store,
             watcher,
             route.rt,
             timeout_s=timeout,
-            bookmarks=request.query.get("allowWatchBookmarks") == "true",
-            initial_events_end=bool(send_initial),
+            bookmarks=bookmarks,
+            # Like every bookmark, the end of the initial events goes only to those asking.
+            initial_events_end=bool(send_initial) and bookmarks,
             drop_after=self.backend.faults.drop_after(route.rt.plural),
         )
 
@@ -396,7 +344,7 @@ class ApiServer:
             raise method_not_allowed(
                 "the server does not allow this method on the requested resource"
             )
-        body = await self._body(request)
+        body = await read_body(request)
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         body.setdefault("metadata", {})
@@ -408,11 +356,11 @@ class ApiServer:
                     "namespace sent on the request"
                 )
             body["metadata"]["namespace"] = route.namespace
-        created = self.store.create(route.rt, body, dry_run=self._dry_run(request))
+        created = self.store.create(route.rt, body, dry_run=dry_run(request))
         return _json(created, 201)
 
     async def _do_update(self, request: web.Request, route: Route) -> web.StreamResponse:
-        body = await self._body(request)
+        body = await read_body(request)
         if route.sub == "scale":
             return _json(self._set_scale(request, route, body))
         meta = body.setdefault("metadata", {})
@@ -421,44 +369,19 @@ class ApiServer:
         meta["name"] = route.name
         if route.rt.namespaced:
             meta["namespace"] = route.namespace
-        updated = self.store.update(
-            route.rt, body, subresource=route.sub, dry_run=self._dry_run(request)
-        )
+        updated = self.store.update(route.rt, body, subresource=route.sub, dry_run=dry_run(request))
         return _json(updated)
 
     async def _do_patch(self, request: web.Request, route: Route) -> web.StreamResponse:
-        patch = await self._body(request)
+        patch = await read_body(request)
         current = self.store.get(route.rt, route.namespace, route.name)
         if route.sub == "scale":
-            target: Obj = self._scale(current)
+            target: Obj = subresources.scale_of(current)
         else:
             target = current
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-        try:
-            if content_type == "application/json-patch+json":
-                patched = apply_json_patch(target, patch)
-            elif content_type == "application/merge-patch+json":
-                patched = apply_merge_patch(target, patch)
-            elif content_type == "application/strategic-merge-patch+json":
-                if not route.rt.builtin:
-                    raise UnsupportedPatchError(
-                        "strategic merge patch is not supported for custom resources"
-                    )
-                patched = apply_strategic_merge_patch(
-                    target, patch, "Scale" if route.sub == "scale" else route.rt.kind
-                )
-            else:
-                raise unsupported_media(
-                    "the body of the request was in an unknown format - "
-                    "accepted media types include: "
-                    "application/json-patch+json, "
-                    "application/merge-patch+json, "
-                    "application/strategic-merge-patch+json"
-                )
-        except UnsupportedPatchError as exc:
-            raise unsupported_media(str(exc)) from exc
-        except PatchError as exc:
-            raise ApiError(422, "Invalid", str(exc)) from exc
+        kind = "Scale" if route.sub == "scale" else route.rt.kind
+        patched = request_parsing.apply_patch(target, patch, content_type, route.rt, kind)
         if route.sub == "scale":
             return _json(self._set_scale(request, route, patched))
         if not isinstance(patched, dict):
@@ -469,12 +392,12 @@ class ApiServer:
             meta["namespace"] = route.namespace
         meta.setdefault("resourceVersion", current["metadata"]["resourceVersion"])
         updated = self.store.update(
-            route.rt, patched, subresource=route.sub, dry_run=self._dry_run(request)
+            route.rt, patched, subresource=route.sub, dry_run=dry_run(request)
         )
         return _json(updated)
 
     async def _do_delete(self, request: web.Request, route: Route) -> web.StreamResponse:
-        body = await self._body(request) if request.can_read_body else {}
+        body = await read_body(request) if request.can_read_body else {}
         grace_q = request.query.get("gracePeriodSeconds")
         grace = body.get("gracePeriodSeconds") if isinstance(body, dict) else None
         if grace_q is not None:
@@ -489,7 +412,7 @@ class ApiServer:
             route.rt,
             route.namespace,
             route.name,
-            dry_run=self._dry_run(request),
+            dry_run=dry_run(request),
             grace_seconds=grace,
             propagation=propagation,
             precondition_rv=preconditions.get("resourceVersion", "") or "",
@@ -513,9 +436,9 @@ class ApiServer:
         )
 
     async def _do_deletecollection(self, request: web.Request, route: Route) -> web.StreamResponse:
-        labels, fields = self._selectors(request)
+        labels, fields = selectors(request, route.rt)
         items = self.store.list(route.rt, route.namespace, labels, fields)
-        dry = self._dry_run(request)
+        dry = dry_run(request)
         for item in items:
             self.store.delete(
                 route.rt,
@@ -534,58 +457,12 @@ class ApiServer:
 
     # -- subresources ----------------------------------------------------------
 
-    def _scale(self, obj: Obj) -> Obj:
-        selector = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: obj["metadata"][k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in obj["metadata"]
-            },
-            "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
-            "status": {
-                "replicas": obj.get("status", {}).get("replicas", 0),
-                "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
-            },
-        }
-
     def _set_scale(self, request: web.Request, route: Route, scale: Obj) -> Obj:
-        replicas = scale.get("spec", {}).get("replicas")
-        if not isinstance(replicas, int) or replicas < 0:
-            raise ApiError(
-                422,
-                "Invalid",
-                f'Scale.autoscaling "{route.name}" is invalid: '
-                f"spec.replicas: Invalid value: {replicas}: must be greater than or "
-                "equal to 0",
-            )
+        replicas = subresources.scale_replicas(scale, route.name)
         current = self.store.get(route.rt, route.namespace, route.name)
         wanted_rv = scale.get("metadata", {}).get("resourceVersion")
         if wanted_rv:
             current["metadata"]["resourceVersion"] = wanted_rv
         current["spec"]["replicas"] = replicas
-        updated = self.store.update(route.rt, current, dry_run=self._dry_run(request))
-        return self._scale(updated)
-
-    def _access_review(self, body: Obj, user: User) -> Obj:
-        spec = body.get("spec", {})
-        attrs = spec.get("resourceAttributes")
-        if attrs is None:
-            allowed, reason = False, "only resourceAttributes are simulated"
-        else:
-            resource = attrs.get("resource", "")
-            if attrs.get("subresource"):
-                resource = f"{resource}/{attrs['subresource']}"
-            allowed, reason = user.allowed(attrs.get("verb", ""), attrs.get("group", ""), resource)
-        status: Obj = {"allowed": allowed}
-        if reason:
-            status["reason"] = reason
-        return {
-            "kind": "SelfSubjectAccessReview",
-            "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {"creationTimestamp": None},
-            "spec": spec,
-            "status": status,
-        }
+        updated = self.store.update(route.rt, current, dry_run=dry_run(request))
+        return subresources.scale_of(updated)

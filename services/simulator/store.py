@@ -301,9 +301,7 @@ class Store:
             if obj.get("spec") != old.get("spec") and "generation" in meta:
                 meta["generation"] = int(meta["generation"]) + 1
         if obj == old:
-            return fast_copy(
-                old
-            )  # a no-op write keeps the resourceVersion, as on a real server
+            return fast_copy(old)  # a no-op write keeps the resourceVersion, as on a real server
         if dry_run:
             return obj
         meta["resourceVersion"] = self._next_rv()

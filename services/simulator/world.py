@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +72,11 @@ def node_objects(group: NodeGroup, first_index: int) -> list[Obj]:
                         }
                     ],
                     "nodeInfo": {
+                        "machineID": hashlib.md5(f"machine:{name}".encode()).hexdigest(),
+                        "systemUUID": str(
+                            uuid.UUID(hashlib.md5(f"system:{name}".encode()).hexdigest())
+                        ),
+                        "bootID": str(uuid.UUID(hashlib.md5(f"boot:{name}".encode()).hexdigest())),
                         "kubeletVersion": "v1.32.4",
                         "kubeProxyVersion": "v1.32.4",
                         "osImage": "Ubuntu 22.04.5 LTS",

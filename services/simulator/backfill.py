@@ -1,0 +1,196 @@
+"""History for a Prometheus that was not there: the fleet model run over a past window with a
+revision's configuration (by default the one `rollout undo` restores: the last-known-good),
+written as OpenMetrics with timestamps for `promtool tsdb create-blocks-from openmetrics`.
+
+The demo feeds the same text to its in-process metrics source, so both have a day-old
+baseline. Series carry the labels the live exposition carries (pod names follow
+`<deployment>-<hash>-<suffix>`), so the same scoped queries find them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from services.simulator.exposition import escape, render_metrics
+from services.simulator.fleet import Fleet, ServingPod, TrafficSpec
+from services.simulator.gpus import GpuClass, gpu_by_product
+from services.simulator.runtime import gpu_request
+from services.simulator.scenario import DeploymentSpec, Scenario, ScenarioError, load
+from services.simulator.serving_config import NotAServingContainer, parse_container
+from services.simulator.store import random_suffix, safe_encode
+
+GPU_PRODUCT = "nvidia.com/gpu.product"
+TICK_S = 1.0
+
+
+@dataclass(frozen=True)
+class History:
+    """The rendered history and what it stands for."""
+
+    text: str  # OpenMetrics, ending in "# EOF"
+    namespace: str
+    deployment: str
+    revision: int  # 1-based, in the scenario's history order
+    pods: tuple[str, ...]
+    start: float
+    end: float
+    samples: int
+
+
+def _deployment(scenario: Scenario, name: str | None) -> DeploymentSpec:
+    wanted = name or scenario.deployment
+    for spec in scenario.deployments:
+        if spec.name == wanted or not wanted:
+            return spec
+    raise ScenarioError(f"scenario {scenario.name}: no deployment {wanted!r}")
+
+
+def _gpu(scenario: Scenario, template: dict[str, object]) -> GpuClass:
+    spec = template.get("spec") or {}
+    selector = (spec.get("nodeSelector") if isinstance(spec, dict) else None) or {}
+    product = selector.get(GPU_PRODUCT) if isinstance(selector, dict) else None
+    if not product:
+        product = next((g.gpu for g in scenario.nodes if g.gpu), "")
+    if not product:
+        raise ScenarioError(f"scenario {scenario.name}: no GPU nodes to run a history on")
+    return gpu_by_product(str(product))
+
+
+def _pods(
+    scenario: Scenario, spec: DeploymentSpec, index: int, start: float, seed: int
+) -> list[ServingPod]:
+    template = spec.history[index].template
+    gpu = _gpu(scenario, template)
+    rng = random.Random(seed)
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    pod_hash = safe_encode(int.from_bytes(digest[:4], "big"))
+    nodes = [
+        (f"{group.prefix}-{i + 1}", group.gpus)
+        for group in scenario.nodes
+        if group.gpu == gpu.product_label
+        for i in range(group.count)
+    ] or [(f"{gpu.karpenter_name}-1", 8)]
+    used = dict.fromkeys((n for n, _ in nodes), 0)
+    out: list[ServingPod] = []
+    for replica in range(spec.replicas):
+        name = f"{spec.name}-{pod_hash}-{random_suffix(rng)}"
+        for container in template["spec"]["containers"]:
+            count = gpu_request(container)
+            if count == 0:
+                continue
+            try:
+                config = parse_container(container)
+            except NotAServingContainer:
+                continue
+            node, capacity = nodes[replica % len(nodes)]
+            for candidate, cap in nodes:
+                if used[candidate] + count <= cap:
+                    node, capacity = candidate, cap
+                    break
+            first = used[node] % max(1, capacity)
+            used[node] += count
+            out.append(
+                ServingPod(
+                    name=name,
+                    namespace=spec.namespace,
+                    deployment=spec.name,
+                    node_name=node,
+                    container_name=str(container["name"]),
+                    config=config,
+                    gpu=gpu,
+                    gpu_count=count,
+                    ready=True,
+                    serving_since=start - 1.0,
+                    gpu_indices=tuple(range(first, first + count)),
+                )
+            )
+    return out
+
+
+def render_history(
+    scenario: str | Scenario,
+    *,
+    start: float,
+    end: float,
+    step_s: float = 5.0,
+    revision: int | None = None,
+    deployment: str | None = None,
+    families: Collection[str] | None = None,
+    target_labels: Mapping[str, str] | None = None,
+    seed: int = 0,
+) -> History:
+    """Run the fleet from `start` to `end` (unix seconds) with revision `revision` (1-based;
+    default: the second newest, what `rollout undo` restores) under the scenario's steady
+    traffic (no burst: that belongs to the incident), sampling the exposition every `step_s`.
+    `families` keeps only series whose name starts with one of them; `target_labels` are
+    added to every series, as a scrape adds `job` and `instance`.
+
+    Raises ScenarioError for an unknown scenario, deployment or revision, ValueError for an
+    empty window.
+    """
+    world = load(scenario) if isinstance(scenario, str) else scenario
+    spec = _deployment(world, deployment)
+    index = (revision - 1) if revision is not None else max(0, len(spec.history) - 2)
+    if not 0 <= index < len(spec.history):
+        raise ScenarioError(
+            f"scenario {world.name}: deployment {spec.name} has revisions 1..{len(spec.history)}"
+        )
+    if end <= start or step_s <= 0:
+        raise ValueError(f"empty history window {start}..{end} (step {step_s})")
+    pods = _pods(world, spec, index, start, seed)
+    traffic = {
+        (t.namespace, t.deployment): TrafficSpec(
+            requests_per_second=t.rps, long_context_share=t.long_context_share
+        )
+        for t in world.traffic
+        if (t.namespace, t.deployment) == (spec.namespace, spec.name)
+    }
+    fleet = Fleet(seed)
+    series: dict[str, list[str]] = {}
+    now, next_sample = start, start + step_s
+    wanted = tuple(families or ())
+    extra = ",".join(f'{k}="{escape(v)}"' for k, v in sorted((target_labels or {}).items()))
+    samples = 0
+    while now < end - 1e-9:
+        dt = min(TICK_S, end - now)
+        now += dt
+        fleet.advance(pods, traffic, now, dt)
+        if now + 1e-9 < next_sample and now < end - 1e-9:
+            continue
+        next_sample += step_s
+        stamp = f"{now:.3f}"
+        for line in render_metrics(fleet, pods).splitlines():
+            if not line or line.startswith("#"):
+                continue
+            head, _, value = line.rpartition(" ")
+            if wanted and not head.startswith(wanted):
+                continue
+            if extra:
+                head = (
+                    head[:-1] + "," + extra + "}"
+                    if head.endswith("}")
+                    else head + "{" + extra + "}"
+                )
+            series.setdefault(head, []).append(f"{head} {value} {stamp}")
+            samples += 1
+    # Every family's samples together, each series in time order: what the parser wants.
+    lines = [line for head in sorted(series, key=_family_key) for line in series[head]]
+    return History(
+        text="\n".join([*lines, "# EOF"]) + "\n",
+        namespace=spec.namespace,
+        deployment=spec.name,
+        revision=index + 1,
+        pods=tuple(p.name for p in pods),
+        start=start,
+        end=end,
+        samples=samples,
+    )
+
+
+def _family_key(head: str) -> tuple[str, str]:
+    name = head.split("{", 1)[0]
+    return name, head

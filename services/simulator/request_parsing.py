@@ -1,0 +1,161 @@
+"""Reading what a request asks: query options (dry run, selectors, watch-list options) and
+bodies (JSON, protobuf, the three patch flavours), refused in the real server's words."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from services.simulator import protobuf
+from services.simulator.errors import ApiError, bad_request, invalid, unsupported_media
+from services.simulator.patch import (
+    PatchError,
+    UnsupportedPatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    apply_strategic_merge_patch,
+)
+from services.simulator.resources import ResourceType, field_label_error, selectable_view
+from services.simulator.selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
+
+Obj = dict[str, Any]
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+# What each kind of resource accepts as a PATCH body (the 415 message lists them).
+BUILTIN_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+CUSTOM_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
+
+
+class SelectableFields:
+    """A field selector applied to the fields a resource type lets clients select by."""
+
+    def __init__(self, rt: ResourceType, selector: FieldSelector) -> None:
+        self.rt = rt
+        self.selector = selector
+
+    def matches(self, obj: Obj) -> bool:
+        return self.selector.matches(selectable_view(self.rt, obj))
+
+
+def dry_run(request: web.Request) -> bool:
+    """Whether the request is a server-side dry run. Raises ApiError 400 for a bad value."""
+    values = request.query.getall("dryRun", [])
+    for value in values:
+        if value != "All":
+            raise bad_request(f'Invalid dry run value: unsupported dry run value "{value}"')
+    return bool(values)
+
+
+def wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def selectors(
+    request: web.Request, rt: ResourceType, name: str = ""
+) -> tuple[LabelSelector | None, SelectableFields | None]:
+    """The request's label and field selectors.
+
+    Raises ApiError 400 for a selector that does not parse or a field `rt` cannot select by.
+    """
+    labels = request.query.get("labelSelector")
+    text = request.query.get("fieldSelector", "")
+    if name:  # a watch of one object is a watch of its collection by metadata.name
+        text = f"{text},metadata.name={name}" if text else f"metadata.name={name}"
+    try:
+        label_selector = parse_label_selector(labels) if labels else None
+        field_selector = parse_field_selector(text) if text else None
+    except SelectorError as exc:
+        raise bad_request(str(exc)) from exc
+    if field_selector is None:
+        return label_selector, None
+    for path in sorted(field_selector.paths()):
+        refused = field_label_error(rt, path)
+        if refused:
+            raise bad_request(refused)
+    return label_selector, SelectableFields(rt, field_selector)
+
+
+def watch_list_options(request: web.Request) -> bool | None:
+    """sendInitialEvents, validated as the real server validates a watch's ListOptions.
+
+    Raises ApiError 422 for a combination it refuses.
+    """
+    send_initial = request.query.get("sendInitialEvents")
+    match = request.query.get("resourceVersionMatch", "")
+    causes: list[tuple[str, str]] = []
+    if send_initial is not None and match != "NotOlderThan":
+        causes.append(
+            (
+                "resourceVersionMatch",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                "NotOlderThan",
+            )
+        )
+    if match and send_initial is None:
+        causes.append(
+            (
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden for watch unless "
+                "sendInitialEvents is provided",
+            )
+        )
+    if match and match != "NotOlderThan":
+        causes.append(
+            (
+                "resourceVersionMatch",
+                f'Unsupported value: "{match}": supported values: "NotOlderThan"',
+            )
+        )
+    if causes:
+        raise invalid("ListOptions", "meta.k8s.io", "", causes)
+    return None if send_initial is None else send_initial == "true"
+
+
+async def read_body(request: web.Request) -> Any:
+    """The request body as JSON data. Raises ApiError 400 (bad JSON) or 415 (protobuf of a
+    kind the simulator cannot read)."""
+    if request.content_type == "application/vnd.kubernetes.protobuf":
+        try:
+            return protobuf.decode(await request.read())
+        except protobuf.ProtobufError as exc:
+            raise unsupported_media(str(exc)) from exc
+    try:
+        text = await request.text()
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}") from exc
+
+
+def apply_patch(target: Obj, patch: Any, content_type: str, rt: ResourceType, kind: str) -> Any:
+    """`target` with a PATCH body of `content_type` applied (strategic merge keyed as `kind`).
+
+    Raises ApiError 415 for a patch type `rt` does not take, 422 for a patch that fails.
+    """
+    try:
+        if content_type == JSON_PATCH:
+            return apply_json_patch(target, patch)
+        if content_type == MERGE_PATCH:
+            return apply_merge_patch(target, patch)
+        if content_type == STRATEGIC_PATCH and rt.builtin:
+            return apply_strategic_merge_patch(target, patch, kind)
+    except UnsupportedPatchError as exc:
+        raise unsupported_media(str(exc)) from exc
+    except PatchError as exc:
+        raise ApiError(422, "Invalid", str(exc)) from exc
+    if content_type == APPLY_PATCH:
+        raise unsupported_media("server-side apply is not simulated; send a JSON or merge patch")
+    accepted = BUILTIN_PATCH_TYPES if rt.builtin else CUSTOM_PATCH_TYPES
+    raise unsupported_media(
+        "the body of the request was in an unknown format - accepted media types include: "
+        + ", ".join(accepted)
+    )

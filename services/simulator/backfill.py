@@ -24,7 +24,7 @@ from services.simulator.serving_config import NotAServingContainer, parse_contai
 from services.simulator.store import random_suffix, safe_encode
 
 GPU_PRODUCT = "nvidia.com/gpu.product"
-TICK_S = 1.0
+MAX_TICK_S = 5.0  # the fleet model advances at most this far per step here
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,9 @@ def render_history(
     wanted = tuple(families or ())
     extra = ",".join(f'{k}="{escape(v)}"' for k, v in sorted((target_labels or {}).items()))
     samples = 0
+    tick = min(step_s, MAX_TICK_S)
     while now < end - 1e-9:
-        dt = min(TICK_S, end - now)
+        dt = min(tick, end - now)
         now += dt
         fleet.advance(pods, traffic, now, dt)
         if now + 1e-9 < next_sample and now < end - 1e-9:

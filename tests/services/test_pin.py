@@ -34,7 +34,7 @@ from services.rollout import progress
 from services.simulator.runner import Simulator
 
 NS, DEPLOY = "inference", "llm-serve"
-SPEED = 60.0
+SPEED = 150.0
 SHA = "0e9e39f249a16976918f6564b8830bc894c89659"
 LATEST_DIGEST = "sha256:e7a4d9c2b1f0e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3"
 TGI_LATEST_DIGEST = "sha256:3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b"

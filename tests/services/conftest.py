@@ -1,0 +1,151 @@
+"""One real Prometheus per test session, scraping four simulated fleets every second.
+
+Jobs: `vllm` (the skew incident with fast start-up: the validation gate's subject, with a
+day-old last-known-good history backfilled by promtool), `healthy` (vLLM 0.8 names: the
+accuracy checks), `tgi`, and `sglang` (behind a proxy a test can switch off). Simulators run at
+speed 1: Prometheus scrapes in wall time, so rates are only right on a real-time clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.config import metrics_settings
+from services.kube import KubeCluster
+from services.metrics.prometheus import PrometheusSource, from_settings
+from services.metrics.simsource import SimMetricsSource
+from services.metrics.source import Scope
+from services.simulator.backfill import History, render_history
+from services.simulator.runner import Simulator
+from tests.conftest import require_tool
+from tests.prometheus import PrometheusServer, SwitchableProxy, backfill
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+VLLM_FAST = str(SCENARIOS / "vllm-skew-fast.yaml")
+SGLANG = str(SCENARIOS / "sglang.yaml")
+NAMESPACE, DEPLOYMENT = "inference", "llm-serve"
+DAY = 86400.0
+# Short windows so a test sees a whole stable window within half a minute; the latency band is
+# wider than the 10% default because a 15-second window at 20 requests/s is far noisier than
+# the 5-minute windows of a production dashboard.
+TEST_CONFIG: dict[str, Any] = {
+    "prometheus": {"scrape_interval": "1s", "rate_window": "15s"},
+    "baseline": {"offset": "1d", "window": "120s"},
+    "thresholds": {"stable_window": "15s", "step": "1s", "latency_max_ratio": 1.5},
+}
+BACKFILL_FAMILIES = (
+    "vllm:e2e_request_latency_seconds",
+    "vllm:generation_tokens_total",
+    "vllm:num_requests",
+    "vllm:gpu_cache_usage_perc",
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_FB_USED",
+)
+
+
+@dataclass
+class PromWorld:
+    prometheus: PrometheusServer
+    sims: dict[str, Simulator]
+    proxy: SwitchableProxy
+    sim_source: SimMetricsSource
+    history: History
+    workdir: Path
+    first_scrape: float = 0.0
+    _clusters: dict[str, KubeCluster] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.prometheus.url
+
+    def config(self, job: str, **thresholds: Any) -> dict[str, Any]:
+        prometheus = {
+            **TEST_CONFIG["prometheus"],
+            "url": self.url,
+            "extra_matchers": f'job="{job}"',
+        }
+        return {
+            "prometheus": prometheus,
+            "baseline": dict(TEST_CONFIG["baseline"]),
+            "thresholds": {**TEST_CONFIG["thresholds"], **thresholds},
+        }
+
+    def source(
+        self, job: str, preset: str = "vllm", deployment: str = DEPLOYMENT
+    ) -> PrometheusSource:
+        return from_settings(metrics_settings(self.config(job)), NAMESPACE, deployment, preset)
+
+    def kubeconfig(self, job: str) -> Path:
+        path = self.workdir / f"kubeconfig-{job}"
+        if not path.exists():
+            self.sims[job].write_kubeconfig(path)
+        return path
+
+    def cluster(self, job: str) -> KubeCluster:
+        if job not in self._clusters:
+            self._clusters[job] = KubeCluster(str(self.kubeconfig(job)))
+        return self._clusters[job]
+
+    def wait_for_history(self, seconds: float) -> None:
+        """Sleep until Prometheus has scraped for `seconds`."""
+        remaining = self.first_scrape + seconds - time.time()
+        if remaining > 0:
+            time.sleep(remaining)
+
+
+@pytest.fixture(scope="session")
+def prom_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromWorld]:
+    binary = require_tool("prometheus")
+    promtool = require_tool("promtool")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    sims = {
+        "vllm": Simulator(VLLM_FAST, speed=1.0, seed=1),
+        "healthy": Simulator("healthy", speed=1.0, seed=2),
+        "tgi": Simulator("tgi", speed=1.0, seed=3),
+        "sglang": Simulator(SGLANG, speed=1.0, seed=4),
+    }
+    for sim in sims.values():
+        sim.start()
+    proxy = SwitchableProxy(sims["sglang"].metrics_url)
+    now = time.time()
+    # Yesterday, the last-known-good revision (2) served the same traffic on H100.
+    history = render_history(
+        VLLM_FAST,
+        start=now - DAY - 240,
+        end=now - DAY + 240,
+        step_s=2.0,
+        revision=2,
+        families=BACKFILL_FAMILIES,
+        target_labels={"job": "vllm", "instance": sims["vllm"].metrics_url.split("/")[2]},
+        seed=11,
+    )
+    backfill(promtool, history.text, workdir / "data")
+    jobs = {name: sim.metrics_url for name, sim in sims.items() if name != "sglang"}
+    jobs["sglang"] = proxy.url
+    prometheus = PrometheusServer(binary, workdir, jobs).start()
+    sim_source = SimMetricsSource(
+        sims["healthy"].metrics_url,
+        Scope(NAMESPACE, DEPLOYMENT),
+        "vllm",
+        scrape_interval_s=1.0,
+        rate_window_s=20.0,
+    ).start()
+    world = PromWorld(prometheus, sims, proxy, sim_source, history, workdir)
+    try:
+        for job in jobs:
+            if not prometheus.wait_for(f'up{{job="{job}"}} == 1', timeout_s=30):
+                raise RuntimeError(f"Prometheus never scraped job {job}")
+        world.first_scrape = time.time()
+        yield world
+    finally:
+        sim_source.stop()
+        prometheus.stop()
+        proxy.stop()
+        for sim in sims.values():
+            sim.stop()

@@ -1,0 +1,317 @@
+"""Headless commands for scripts and CI: `skewmit validate`, `skewmit evidence`,
+`skewmit baseline capture`. No Textual here: these start fast and run anywhere.
+
+Exit codes of `validate`: 0 pass, 1 fail, 3 insufficient data, 2 error (one message on
+stderr). `evidence` and `baseline capture`: 0 written, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_INSUFFICIENT = 0, 1, 2, 3
+VERDICT_EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "insufficient-data": EXIT_INSUFFICIENT}
+MARKS = {"pass": "ok  ", "fail": "FAIL", "insufficient-data": "n/a "}
+
+
+def _target_arguments(p: argparse.ArgumentParser, *, kube_required: bool = True) -> None:
+    p.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
+    p.add_argument("--context", help="kubeconfig context (default: the current context)")
+    p.add_argument(
+        "-n",
+        "--namespace",
+        required=not kube_required,
+        help="namespace (default: the context's namespace)",
+    )
+    p.add_argument("--deployment", required=True, help="the serving Deployment's name")
+    p.add_argument("--config", help="skewmit config file, YAML or .toml (default: $SKEWMIT_CONFIG)")
+
+
+def _metrics_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (or prometheus.url)")
+    p.add_argument(
+        "--preset",
+        choices=("vllm", "tgi", "sglang", "auto"),
+        help="which engine's metrics to query (default: prometheus.preset, else auto-detect)",
+    )
+    p.add_argument("--scrape-interval", metavar="DUR", help="Prometheus' scrape interval (30s)")
+    p.add_argument("--rate-window", metavar="DUR", help="rate()/quantile window (1m)")
+    group = p.add_argument_group("baseline (last-known-good window; default: offset 1d)")
+    group.add_argument("--baseline-offset", metavar="DUR", help="e.g. 1d, 7d, 3h")
+    group.add_argument("--baseline-start", metavar="TIME", help="RFC 3339 or unix seconds")
+    group.add_argument("--baseline-end", metavar="TIME", help="RFC 3339 or unix seconds")
+    group.add_argument("--baseline-file", metavar="PATH", help="from `skewmit baseline capture`")
+    group.add_argument(
+        "--baseline-window", metavar="DUR", help="length of an offset baseline window"
+    )
+
+
+def _gate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--window", metavar="DUR", help="stable window: every sample in band (default 10m)"
+    )
+    p.add_argument(
+        "--expected-gpu-class",
+        metavar="CLASS",
+        help="e.g. H100-80GB, when the last-known-good revision pins none",
+    )
+
+
+def _state_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="skewmit state directory holding the journal (default: $XDG_STATE_HOME/skewmit)",
+    )
+
+
+def add_validate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="run the validation gate (exit 0 pass, 1 fail, 3 insufficient data, 2 error)",
+        description="Read-only: judge whether the incident may be declared resolved: "
+        "tokens/sec >= 90%% of baseline, p95/p99 <= 110%% of baseline for every sample of "
+        "the stable window, GPU utilisation and memory like the last-known-good window, the "
+        "rollout complete on the expected GPU class. Missing or stale data is never a pass.",
+    )
+    _target_arguments(p)
+    _metrics_arguments(p)
+    _gate_arguments(p)
+    p.add_argument("--json", action="store_true", help='print {"verdict": ..., "checks": [...]}')
+    _state_argument(p)
+
+
+def add_evidence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "evidence",
+        help="write the post-fix evidence bundle (folder and .tar.gz)",
+        description="Write the evidence bundle: timeline, journal, manifests before and after, "
+        "pod args and env, GPU inspector and nvidia-smi, metric series and charts, verdict, "
+        "SHA-256 manifest. Secrets are masked.",
+    )
+    _target_arguments(p)
+    _metrics_arguments(p)
+    _gate_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write the bundle")
+    _state_argument(p)
+    p.add_argument("--json", action="store_true", help="print the written paths as JSON")
+
+
+def add_baseline_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("baseline", help="capture a last-known-good baseline to a file")
+    actions = p.add_subparsers(dest="baseline_command", required=True)
+    capture = actions.add_parser(
+        "capture",
+        help="evaluate the metrics over the baseline window and write them to a file",
+        description="Capture the baseline now (e.g. while the deployment is healthy) for "
+        "`skewmit validate --baseline-file`. Needs no cluster access.",
+    )
+    _target_arguments(capture, kube_required=False)
+    _metrics_arguments(capture)
+    capture.add_argument("--window", metavar="DUR", help="window length (default 10m)")
+    capture.add_argument("--out", required=True, metavar="FILE", help="baseline file to write")
+
+
+# -- shared ------------------------------------------------------------------
+
+
+def _fail(command: str, exc: BaseException) -> int:
+    print(f"skewmit {command}: {exc}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _settings(args: argparse.Namespace, config: dict[str, Any]) -> Any:
+    from services.config import metrics_settings
+
+    return metrics_settings(
+        config,
+        url=args.prometheus,
+        preset=args.preset,
+        scrape_interval=args.scrape_interval,
+        rate_window=args.rate_window,
+        baseline_offset=args.baseline_offset,
+        baseline_start=args.baseline_start,
+        baseline_end=args.baseline_end,
+        baseline_file=args.baseline_file,
+        baseline_window=args.baseline_window,
+    )
+
+
+def _thresholds(args: argparse.Namespace, config: dict[str, Any]) -> Any:
+    from services.config import parse_duration
+    from services.validation import Thresholds
+
+    section = dict(config.get("thresholds") or {})
+    if getattr(args, "window", None):
+        section["stable_window"] = parse_duration(args.window, "--window")
+    return Thresholds.from_mapping(section)
+
+
+def _session(args: argparse.Namespace) -> dict[str, Any]:
+    """Config, cluster, target, metrics source and thresholds. Raises SkewmitError."""
+    from services.config import load_config
+    from services.errors import NotFoundError
+    from services.kube import KubeCluster
+    from services.metrics.prometheus import from_settings
+    from services.models import Target
+
+    config = load_config(args.config)
+    cluster = KubeCluster(args.kubeconfig, args.context)
+    namespace = args.namespace or cluster.default_namespace
+    try:
+        cluster.get("Deployment", namespace, args.deployment)
+    except NotFoundError:
+        names = [d["metadata"]["name"] for d in cluster.list("Deployment", namespace)]
+        raise NotFoundError(
+            f'deployment "{args.deployment}" not found in namespace "{namespace}" (context '
+            f"{cluster.context}); deployments there: {', '.join(names) or 'none'}"
+        ) from None
+    settings = _settings(args, config)
+    source = from_settings(settings, namespace, args.deployment)
+    source.check()
+    target = Target(cluster.context, namespace, args.deployment, cluster.server, cluster.whoami())
+    thresholds = _thresholds(args, config)
+    expected = args.expected_gpu_class or config.get("expected_gpu_class")
+    return {
+        "config": config,
+        "cluster": cluster,
+        "target": target,
+        "source": source,
+        "thresholds": thresholds,
+        "expected": expected,
+        "baseline": source.baseline(thresholds.stable_window_s),
+    }
+
+
+def _warnings(source: Any, baseline: Any) -> list[str]:
+    from services.metrics.baseline import check_matches
+
+    detection = source.detect()
+    return [*detection.warnings, *detection.notes, *check_matches(baseline, source)]
+
+
+def _print_verdict(verdict: Any, header: str, warnings: list[str]) -> None:
+    print(f"verdict: {verdict.verdict.upper()}  ({header})")
+    for check in verdict.checks:
+        observed = "-" if check.observed is None else f"{check.observed:.4g}"
+        base = "-" if check.baseline is None else f"{check.baseline:.4g}"
+        print(f"  {MARKS.get(check.status, '?   ')} {check.name}: {observed} vs baseline {base}")
+        print(f"       {check.message} [{check.threshold}]")
+    for warning in warnings:
+        print(f"  note: {warning}")
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from services.errors import SkewmitError
+    from services.evidence import find_journal
+    from services.validation import evaluate, rollout_facts, verdict_record
+
+    try:
+        s = _session(args)
+        source, target = s["source"], s["target"]
+        facts = rollout_facts(
+            s["cluster"],
+            target.namespace,
+            target.deployment,
+            configured_class=s["expected"],
+            dcgm=source.dcgm_models(),
+        )
+        verdict = evaluate(source, facts, s["thresholds"], baseline=s["baseline"])
+        warnings = _warnings(source, s["baseline"])
+        root = Path(args.state_dir).expanduser() if args.state_dir else None
+        journal = find_journal(target, root)
+        if journal is not None and journal.meta().get("status") == "open":
+            journal.append("validation", verdict_record(verdict))
+    except SkewmitError as exc:
+        return _fail("validate", exc)
+    if args.json:
+        doc = verdict.as_json() | {
+            "preset": source.preset.name,
+            "baseline": s["baseline"].how,
+            "warnings": warnings,
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        header = (
+            f"{target.namespace}/{target.deployment}, {source.describe()}, "
+            f"baseline {s['baseline'].how}"
+        )
+        _print_verdict(verdict, header, warnings)
+    return VERDICT_EXIT[verdict.verdict]
+
+
+def run_evidence(args: argparse.Namespace) -> int:
+    from services.errors import SkewmitError
+    from services.evidence import find_journal, write_bundle
+
+    try:
+        s = _session(args)
+        target = s["target"]
+        root = Path(args.state_dir).expanduser() if args.state_dir else None
+        bundle = write_bundle(
+            args.out,
+            cluster=s["cluster"],
+            target=target,
+            journal=find_journal(target, root),
+            source=s["source"],
+            baseline=s["baseline"],
+            thresholds=s["thresholds"],
+            configured_gpu_class=s["expected"],
+        )
+    except SkewmitError as exc:
+        return _fail("evidence", exc)
+    verdict = bundle.verdict.verdict if bundle.verdict else "not judged"
+    if args.json:
+        doc = {"folder": str(bundle.folder), "tarball": str(bundle.tarball), "verdict": verdict}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        print(f"evidence: {bundle.folder}\ntarball:  {bundle.tarball}\nverdict:  {verdict}")
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from services.config import load_config, parse_duration
+    from services.errors import ConfigError, SkewmitError
+    from services.metrics import baseline as baselines
+    from services.metrics.prometheus import from_settings
+
+    try:
+        if args.baseline_command != "capture":
+            raise ConfigError(f"unknown baseline command {args.baseline_command!r}; use capture")
+        config = load_config(args.config)
+        settings = _settings(args, config)
+        if settings.baseline.mode == "file":
+            raise ConfigError("baseline capture reads Prometheus; drop --baseline-file")
+        namespace = args.namespace
+        source = from_settings(settings, namespace, args.deployment)
+        source.check()
+        window = (
+            parse_duration(args.window, "--window")
+            if args.window
+            else settings.baseline_window_s or 600.0
+        )
+        captured = baselines.capture(source, settings.baseline, window)
+        if not captured.values:
+            raise ConfigError(
+                f"no metrics for {namespace}/{args.deployment} in the window "
+                f"{baselines.utc(captured.start)} .. {baselines.utc(captured.end)}; check the "
+                "preset, the namespace and the window"
+            )
+        path = baselines.save(captured, args.out)
+    except SkewmitError as exc:
+        return _fail("baseline capture", exc)
+    quantities = ", ".join(sorted(captured.values))
+    print(
+        f"baseline: {path} ({captured.how}, {baselines.utc(captured.start)} .. "
+        f"{baselines.utc(captured.end)}; {quantities})"
+    )
+    return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from services import config as config_file
 from services.errors import ConfigError, NotFoundError
+from services.evidence import record_snapshot
 from services.journal import Journal
 from services.kube import KubeCluster
 from services.models import Target
@@ -78,6 +79,9 @@ def open_session(options: SessionOptions, metrics: Any = None) -> Runbook:
     config = load_config(options.config)
     cluster, target = open_cluster(options)
     journal = Journal.open_for(target, target.user, options.journal_root)
+    if [e.type for e in journal.entries()] == ["opened"]:
+        # A new incident: keep the manifests from before any fix for the evidence bundle.
+        record_snapshot(journal, cluster, "before")
     return Runbook(
         cluster,
         target,

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
 from services.kube import KubeCluster
 from services.metrics.simsource import SimMetricsSource
@@ -30,8 +31,9 @@ HISTORY_BEFORE_S = 900.0
 HISTORY_AFTER_S = 4800.0  # about 6 minutes of demo at x12
 
 
-def open_demo(scenario: str, speed: float, *, read_only: bool = False,
-              journal_root: Path | None = None) -> tuple[Runbook, Simulator]:
+def open_demo(
+    scenario: str, speed: float, *, read_only: bool = False, journal_root: Path | None = None
+) -> tuple[Runbook, Simulator]:
     """Start the simulator and open a Runbook on it. Raises ScenarioError for an unknown
     scenario, SkewmitError when the simulator cannot be reached."""
     sim = Simulator(scenario, speed=speed).start()
@@ -40,24 +42,42 @@ def open_demo(scenario: str, speed: float, *, read_only: bool = False,
         kubeconfig = sim.write_kubeconfig(folder / "kubeconfig")
         cluster = KubeCluster(str(kubeconfig), "skewmit-sim-readonly" if read_only else None)
         world = sim.scenario
-        target = Target(cluster.context, world.namespace, world.deployment, cluster.server,
-                        cluster.whoami())
+        target = Target(
+            cluster.context, world.namespace, world.deployment, cluster.server, cluster.whoami()
+        )
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        journal = Journal.open_for(target, target.user,
-                                   journal_root or state_dir() / "demo" / stamp)
+        journal = Journal.open_for(
+            target, target.user, journal_root or state_dir() / "demo" / stamp
+        )
+        record_snapshot(journal, cluster, "before")
         assert sim.cluster is not None
         clock = sim.cluster.clock.time
-        source = SimMetricsSource(sim.metrics_url, Scope(world.namespace, world.deployment),
-                                  world.engine, clock=clock, scrape_interval_s=SCRAPE_S,
-                                  rate_window_s=RATE_WINDOW_S)
+        source = SimMetricsSource(
+            sim.metrics_url,
+            Scope(world.namespace, world.deployment),
+            world.engine,
+            clock=clock,
+            scrape_interval_s=SCRAPE_S,
+            rate_window_s=RATE_WINDOW_S,
+        )
         now = clock()
-        history = render_history(world, start=now - DAY_S - HISTORY_BEFORE_S,
-                                 end=now - DAY_S + HISTORY_AFTER_S, step_s=SCRAPE_S * 3)
+        history = render_history(
+            world,
+            start=now - DAY_S - HISTORY_BEFORE_S,
+            end=now - DAY_S + HISTORY_AFTER_S,
+            step_s=SCRAPE_S * 3,
+        )
         source.ingest(history.text)
         source.start()
     except BaseException:
         sim.stop()
         raise
-    runbook = Runbook(cluster, target, journal, read_only=read_only, metrics=source,
-                      config={"demo": True, "started_wall": time.time()})
+    runbook = Runbook(
+        cluster,
+        target,
+        journal,
+        read_only=read_only,
+        metrics=source,
+        config={"demo": True, "started_wall": time.time()},
+    )
     return runbook, sim

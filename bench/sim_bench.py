@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client, config
 
-from services.simulator.runner import Simulator  # noqa: E402
+from services.simulator.runner import Simulator
 
 
 def timed(fn, repeat: int = 5) -> tuple[float, float]:
@@ -51,16 +51,20 @@ def main() -> None:
     median, worst = timed(lambda: sim.call(sim.cluster.controllers.tick), 20)
     print(f"idle controller tick: median {median * 1000:.2f} ms, max {worst * 1000:.2f} ms")
     median, worst = timed(lambda: sim.call(sim.cluster.tick), 20)
-    print(f"idle cluster tick (controllers + fleet): median {median * 1000:.2f} ms, "
-          f"max {worst * 1000:.2f} ms")
+    print(
+        f"idle cluster tick (controllers + fleet): median {median * 1000:.2f} ms, "
+        f"max {worst * 1000:.2f} ms"
+    )
 
     def busy_tick() -> None:
         sim.cluster.clock.advance(1.0)  # one simulated second: the fleet model advances
         sim.cluster.tick()
 
     median, worst = timed(lambda: sim.call(busy_tick), 5)
-    print(f"cluster tick with a fleet advance (1 s of traffic over {pods} pods): "
-          f"median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms")
+    print(
+        f"cluster tick with a fleet advance (1 s of traffic over {pods} pods): "
+        f"median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms"
+    )
 
     path = sim.write_kubeconfig(Path(tempfile.mkdtemp()) / "kubeconfig")
     api = config.new_client_from_config(config_file=str(path))
@@ -74,8 +78,9 @@ def main() -> None:
     print(f"list {pods} pods over HTTPS (raw JSON): median {median:.3f} s, max {worst:.3f} s")
 
     def list_selected() -> None:
-        response = core.list_namespaced_pod("inference", label_selector="app=llm-serve",
-                                            _preload_content=False)
+        response = core.list_namespaced_pod(
+            "inference", label_selector="app=llm-serve", _preload_content=False
+        )
         response.read()
 
     median, worst = timed(list_selected)
@@ -91,8 +96,10 @@ def main() -> None:
 
     size = fresh_scrape()
     median, worst = timed(fresh_scrape, 3)
-    print(f"/metrics after a fleet advance (render + transfer, includes one tick): "
-          f"{size / 1e6:.1f} MB, median {median:.2f} s, max {worst:.2f} s")
+    print(
+        f"/metrics after a fleet advance (render + transfer, includes one tick): "
+        f"{size / 1e6:.1f} MB, median {median:.2f} s, max {worst:.2f} s"
+    )
     median, worst = timed(scrape, 3)
     print(f"/metrics again before the next advance (cached): median {median * 1000:.0f} ms")
     print(f"peak RSS after benchmarks: {rss_mib():.0f} MiB")

@@ -472,8 +472,11 @@ class Gate:
 
 def _keep_system_taints(ops: list[Obj], live: Obj) -> list[Obj]:
     """An inverse that rewrites a node's taints keeps the taints the cluster itself added."""
-    system = [t for t in (live.get("spec", {}).get("taints") or [])
-              if str(t.get("key", "")).startswith(SYSTEM_TAINT_PREFIX)]
+    system = [
+        t
+        for t in (live.get("spec", {}).get("taints") or [])
+        if str(t.get("key", "")).startswith(SYSTEM_TAINT_PREFIX)
+    ]
     if not system:
         return ops
     out = []

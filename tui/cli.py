@@ -172,9 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_app_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="the full-screen app against the built-in simulator",
-                          description="Run the whole app against the built-in cluster "
-                          "simulator: no cluster needed.")
+    demo = sub.add_parser(
+        "demo",
+        help="the full-screen app against the built-in simulator",
+        description="Run the whole app against the built-in cluster simulator: no cluster needed.",
+    )
     add_demo_arguments(demo)
     _sim_parser(sub)
     _check_parser(sub)
@@ -194,8 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("validate", "evidence", "baseline"):
         from tui import headless
 
-        runner = {"validate": headless.run_validate, "evidence": headless.run_evidence,
-                  "baseline": headless.run_baseline}[args.command]
+        runner = {
+            "validate": headless.run_validate,
+            "evidence": headless.run_evidence,
+            "baseline": headless.run_baseline,
+        }[args.command]
         return int(runner(args))
     from tui.session import run_app, run_demo
 
@@ -203,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(run_demo(args))
     if not args.deployment:
         parser.print_usage(sys.stderr)
-        print("skewmit: pass --deployment NAME (and --kubeconfig/--context/-n as with "
-              "kubectl), or run `skewmit demo` to try it on the built-in simulator",
-              file=sys.stderr)
+        print(
+            "skewmit: pass --deployment NAME (and --kubeconfig/--context/-n as with "
+            "kubectl), or run `skewmit demo` to try it on the built-in simulator",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     return int(run_app(args))
 

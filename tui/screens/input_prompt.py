@@ -1,0 +1,71 @@
+"""Ask the operator for an action's inputs (a revision, a new limit...), defaults filled in.
+
+Dismisses with {name: value} or None when cancelled. Enter in the last field submits.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from services.runbook import ActionSpec
+
+
+class InputPromptScreen(ModalScreen[dict[str, str] | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="prompt.cancel"),
+    ]
+
+    def __init__(self, action: ActionSpec) -> None:
+        super().__init__(classes="prompt")
+        self.action_spec = action
+
+    def compose(self) -> ComposeResult:
+        action = self.action_spec
+        with Vertical(id="prompt-box"):
+            yield Label(action.title, id="prompt-title", markup=False)
+            yield Static(action.description, id="prompt-description", markup=False)
+            for spec in action.inputs:
+                yield Label(spec.prompt, classes="prompt-label", markup=False)
+                yield Input(value=spec.default, id=f"input-{spec.name}", classes="prompt-input")
+            with Horizontal(id="prompt-buttons"):
+                yield Button("Preview [enter]", variant="primary", id="prompt-ok")
+                yield Button("Cancel [esc]", id="prompt-cancel")
+
+    def on_mount(self) -> None:
+        inputs = list(self.query(Input))
+        for field in inputs:
+            field.cursor_blink = not self.app.is_headless
+        if inputs:
+            inputs[0].focus()
+
+    def values(self) -> dict[str, str]:
+        return {
+            spec.name: self.query_one(f"#input-{spec.name}", Input).value.strip()
+            for spec in self.action_spec.inputs
+        }
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        inputs = list(self.query(Input))
+        if event.input is inputs[-1]:
+            self.dismiss(self.values())
+        else:
+            inputs[inputs.index(event.input) + 1].focus()
+
+    @on(Button.Pressed, "#prompt-ok")
+    def _ok(self) -> None:
+        self.dismiss(self.values())
+
+    @on(Button.Pressed, "#prompt-cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

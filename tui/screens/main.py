@@ -1,0 +1,229 @@
+"""The main screen: header, checklist with rollout and validation beside it, and the panes
+(step detail, metrics, inspector, action log).
+
+At 120x34 and more the panes share the screen in a grid; below that they become tabs (the
+checklist stays visible). The screen holds no state of its own beyond what is shown: the app
+hands it reports, readings and verdicts to render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Tab, Tabs
+
+from services.models import STEP_ORDER, HardwareReport, MetricSeries, RolloutProgress, Step, Verdict
+from services.runbook import ActionSpec
+from tui.session import (
+    HIGHER_IS_WORSE,
+    METRIC_LABELS,
+    METRIC_NAMES,
+    first_series,
+    series_named,
+)
+from tui.workers import PaneShown
+from widgets.action_log import ActionLog, ActionLogEntry
+from widgets.baseline_chart import BaselineChart
+from widgets.checklist import Checklist, ChecklistRow
+from widgets.header_bar import HeaderBar, HeaderState
+from widgets.inspector_table import InspectorTable
+from widgets.metric_sparkline import MetricSparkline
+from widgets.rollout_bar import RolloutBar
+from widgets.step_detail import StepDetail
+from widgets.validation_panel import ValidationPanel
+
+PANES = ("step", "metrics", "inspector", "log")
+PANE_TITLES = {"step": "Step", "metrics": "Metrics", "inspector": "GPUs", "log": "Log"}
+SHORT_TITLES = {
+    Step.ROLLBACK: "Roll back",
+    Step.PIN: "Pin config",
+    Step.LATENCY: "Tail latency",
+    Step.ROUTE: "Route traffic",
+    Step.HARDWARE: "GPU class",
+    Step.VALIDATE: "Validate",
+}
+# Keys the screen and app keep for themselves: a step action with one of these keys is still
+# reachable through its button and the command palette.
+RESERVED_KEYS = frozenset("qgxv?[]123456")
+
+
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("g", "toggle_guidance", "Guidance", show=False, id="main.guidance"),
+        Binding("x", "app.skip_step", "Skip step", show=False, id="main.skip-step"),
+        Binding("]", "next_pane", "Next pane", show=False, id="main.next-pane"),
+        Binding("[", "previous_pane", "Previous pane", show=False, id="main.previous-pane"),
+        *(
+            Binding(str(i), f"select_step({i})", f"Step {i}", show=False, id=f"main.step-{i}")
+            for i in range(1, 7)
+        ),
+    ]
+
+    def __init__(self, header: HeaderState) -> None:
+        super().__init__(id="main")
+        self.header_state = header
+        self.pane = "step"
+        self._base_bindings = self._bindings.copy()
+        self.step_actions: tuple[ActionSpec, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(self.header_state, id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="sidebar"):
+                yield Checklist(
+                    [
+                        ChecklistRow(step, i + 1, SHORT_TITLES[step])
+                        for i, step in enumerate(STEP_ORDER)
+                    ],
+                    id="checklist",
+                )
+                yield RolloutBar(id="rollout")
+                yield ValidationPanel(id="validation")
+            with Vertical(id="main-area"):
+                yield Tabs(*(Tab(PANE_TITLES[p], id=f"tab-{p}") for p in PANES), id="pane-tabs")
+                with Container(id="panes", classes="-tab-step"):
+                    yield StepDetail(id="pane-step")
+                    with Vertical(id="pane-metrics", classes="pane"):
+                        for name in METRIC_NAMES:
+                            yield MetricSparkline(
+                                METRIC_LABELS[name],
+                                higher_is_worse=HIGHER_IS_WORSE.get(name, True),
+                                id=f"spark-{name}",
+                            )
+                        yield Label("", id="metrics-note", markup=False)
+                        yield BaselineChart("latency", unit_label="s", id="chart-latency")
+                    with Vertical(id="pane-inspector", classes="pane"):
+                        yield Label("", id="inspector-summary", markup=False)
+                        yield InspectorTable(id="inspector")
+                    with Vertical(id="pane-log", classes="pane"):
+                        yield Label("", id="evidence-path", markup=False)
+                        yield ActionLog(id="action-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#pane-step").add_class("pane")
+        self.query_one("#sidebar").border_title = "Runbook"
+        self.query_one("#rollout").border_title = "Rollout"
+        self.query_one("#validation").border_title = "Validation"
+        self.query_one("#pane-step").border_title = "Step"
+        self.query_one("#pane-metrics").border_title = "Live metrics"
+        self.query_one("#pane-inspector").border_title = "Pods and GPUs"
+        incident = self.header_state.incident_id
+        self.query_one("#pane-log").border_title = (
+            f"Action log: incident {incident}" if incident else "Action log"
+        )
+        self.query_one(Checklist).focus()
+
+    # -- panes ------------------------------------------------------------------------
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("-narrow") or self.has_class("-short")
+
+    def pane_visible(self, pane: str) -> bool:
+        """Whether a pane is on screen now (a hidden pane's polls wait)."""
+        if self.app.screen is not self:
+            return False
+        return not self.compact or self.pane == pane
+
+    def show_pane(self, pane: str) -> None:
+        self.pane = pane
+        panes = self.query_one("#panes")
+        for name in PANES:
+            panes.set_class(name == pane, f"-tab-{name}")
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{pane}":
+            tabs.active = f"tab-{pane}"
+        self.app.post_message(PaneShown(pane))
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id:
+            pane = event.tab.id.removeprefix("tab-")
+            if pane != self.pane:
+                self.show_pane(pane)
+
+    def action_next_pane(self) -> None:
+        self.show_pane(PANES[(PANES.index(self.pane) + 1) % len(PANES)])
+
+    def action_previous_pane(self) -> None:
+        self.show_pane(PANES[(PANES.index(self.pane) - 1) % len(PANES)])
+
+    def action_select_step(self, number: int) -> None:
+        self.query_one(Checklist).select_step(STEP_ORDER[number - 1])
+
+    def action_toggle_guidance(self) -> None:
+        self.query_one(StepDetail).toggle_class("-no-guidance")
+
+    # -- step actions as key bindings -------------------------------------------------------
+
+    def set_step_actions(self, actions: Sequence[ActionSpec]) -> None:
+        """Bind the selected step's action keys (footer shows them; unavailable ones dim)."""
+        actions = tuple(actions)
+        if actions == self.step_actions:
+            return
+        self.step_actions = actions
+        bindings = self._base_bindings.copy()
+        for action in actions:
+            if action.key in RESERVED_KEYS or not action.key:
+                continue
+            bindings.key_to_bindings.setdefault(action.key, []).insert(
+                0,
+                Binding(
+                    action.key,
+                    f"app.step_action('{action.id}')",
+                    _short(action.title),
+                    tooltip=action.title,
+                    id=f"step-action.{action.id}",
+                ),
+            )
+        self._bindings = bindings
+        self.refresh_bindings()
+
+    # -- rendering what the app hands over ------------------------------------------------
+
+    def show_rows(self, rows: Sequence[ChecklistRow]) -> None:
+        checklist = self.query_one(Checklist)
+        for row in rows:
+            checklist.update_row(row)
+
+    def show_progress(self, progress: RolloutProgress | None) -> None:
+        self.query_one(RolloutBar).show(progress)
+
+    def show_verdict(self, verdict: Verdict | None, remaining_s: float | None) -> None:
+        self.query_one(ValidationPanel).show(verdict, remaining_s)
+
+    def show_metrics(
+        self, series: Sequence[MetricSeries], now: float | None, error: str = ""
+    ) -> None:
+        first = first_series(series)
+        for name in METRIC_NAMES:
+            self.query_one(f"#spark-{name}", MetricSparkline).show(first.get(name), now)
+        self.query_one("#chart-latency", BaselineChart).show(series_named(series, "p95", "p99"))
+        self.query_one("#metrics-note", Label).update(error)
+
+    def show_hardware(self, report: HardwareReport) -> None:
+        self.query_one(InspectorTable).show(report.rows)
+        count = len(report.mismatches)
+        expected = report.expected_class or "unknown"
+        summary = f"expected {expected}: "
+        summary += f"{count} pod(s) on another GPU class" if count else "every pod matches"
+        label = self.query_one("#inspector-summary", Label)
+        label.update(summary)
+        label.tooltip = report.expected_reason
+
+    def show_log(self, entries: Sequence[ActionLogEntry], read_only: bool) -> None:
+        log = self.query_one(ActionLog)
+        log.read_only = read_only
+        log.show(entries)
+
+    def show_evidence(self, text: str) -> None:
+        self.query_one("#evidence-path", Label).update(text)
+
+
+def _short(title: str, width: int = 18) -> str:
+    return title if len(title) <= width else title[: width - 1].rstrip() + "…"

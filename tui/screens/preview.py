@@ -1,0 +1,190 @@
+"""Confirmation before any change: the preview of a plan (diff, server dry run, RBAC, GitOps)
+and the question; on a production context the operator types the deployment's name.
+
+`ConfirmScreen` dismisses with True (go ahead) or False. `preview_screen()` builds one for a
+gate `Preview`; a refused preview can only be closed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from services.models import Preview
+
+
+def diff_content(diff: str) -> Content:
+    """A unified diff with added lines in the success colour and removed ones in error."""
+    parts: list[Content | str] = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "$success"
+        elif line.startswith("-"):
+            style = "$error"
+        elif line.startswith("@@"):
+            style = "$text-accent"
+        else:
+            style = ""
+        parts.append(Content.styled(line + "\n", style) if style else line + "\n")
+    return Content.assemble(*parts) if parts else Content.styled("(no diff)", "$text-muted")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question with a body; `typed_name` makes the operator type that name."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
+        Binding("y", "confirm", "Apply", id="confirm.apply"),
+        Binding("n", "cancel", "No", show=False, id="confirm.no"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        body: Content | str,
+        *,
+        can_confirm: bool = True,
+        confirm_label: str = "Apply",
+        typed_name: str | None = None,
+        warning: str = "",
+        diff: str = "",
+    ) -> None:
+        super().__init__(classes="confirm")
+        self.title_text = title
+        self.body = body
+        self.can_confirm = can_confirm
+        self.confirm_label = confirm_label
+        self.typed_name = typed_name
+        self.warning = warning
+        self.diff = diff
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Label(self.title_text, id="confirm-title", markup=False)
+            if self.warning:
+                yield Static(self.warning, id="confirm-warning", markup=False)
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(self.body, id="confirm-body")
+                if self.diff:
+                    yield Static(diff_content(self.diff), id="confirm-diff")
+            if self.can_confirm and self.typed_name:
+                yield Label(
+                    f"Production context: type the deployment name ({self.typed_name}) to confirm",
+                    id="confirm-typed-label",
+                    markup=False,
+                )
+                yield Input(placeholder=self.typed_name, id="confirm-typed")
+            with Horizontal(id="confirm-buttons"):
+                if self.can_confirm:
+                    yield Button(
+                        f"{self.confirm_label} [y]" if not self.typed_name else self.confirm_label,
+                        variant="error" if self.typed_name else "primary",
+                        id="confirm-apply",
+                        disabled=bool(self.typed_name),
+                    )
+                yield Button(
+                    "Cancel [esc]" if self.can_confirm else "Close [esc]", id="confirm-cancel"
+                )
+
+    def on_mount(self) -> None:
+        if self.typed_name and self.can_confirm:
+            typed = self.query_one("#confirm-typed", Input)
+            typed.cursor_blink = not self.app.is_headless
+            typed.focus()
+        else:
+            self.query_one("#confirm-scroll").focus()
+
+    def _typed_ok(self) -> bool:
+        if not self.typed_name:
+            return True
+        return self.query_one("#confirm-typed", Input).value.strip() == self.typed_name
+
+    @on(Input.Changed, "#confirm-typed")
+    def _typed_changed(self) -> None:
+        self.query_one("#confirm-apply", Button).disabled = not self._typed_ok()
+        self.refresh_bindings()
+
+    @on(Input.Submitted, "#confirm-typed")
+    def _typed_submitted(self) -> None:
+        self.action_confirm()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "confirm":
+            if not self.can_confirm:
+                return False
+            # A typed confirmation is the Input's job; `y` would land in the Input anyway.
+            return None if self.typed_name else True
+        return True
+
+    def action_confirm(self) -> None:
+        if self.can_confirm and self._typed_ok():
+            self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#confirm-apply")
+    def _apply_pressed(self) -> None:
+        self.action_confirm()
+
+    @on(Button.Pressed, "#confirm-cancel")
+    def _cancel_pressed(self) -> None:
+        self.dismiss(False)
+
+
+def preview_body(preview: Preview) -> Content:
+    plan = preview.plan
+    parts: list[Content | str] = []
+    if preview.allowed and preview.dry_run_ok:
+        parts.append(
+            Content.assemble(("✓ server dry run: ", "$success bold"), preview.dry_run_message, "\n")
+        )
+    elif preview.allowed:
+        parts.append(
+            Content.assemble(
+                ("✗ server dry run refused it: ", "$error bold"), preview.dry_run_message, "\n"
+            )
+        )
+    elif preview.denied_reason.startswith("GitOps"):
+        parts.append(Content.styled("✗ not allowed: see the GitOps warning above\n", "$error bold"))
+    else:
+        parts.append(
+            Content.assemble(("✗ not allowed: ", "$error bold"), preview.denied_reason, "\n")
+        )
+    if plan.tradeoff:
+        parts.append(Content.assemble(("Trade-off: ", "bold"), plan.tradeoff, "\n"))
+    for note in plan.notes:
+        parts.append(Content.assemble(("Note: ", "$text-warning bold"), note, "\n"))
+    if plan.kubectl:
+        parts.append(Content.styled("Equivalent kubectl:\n", "bold"))
+        for command in plan.kubectl:
+            parts.append(Content.assemble(("  $ ", "$text-muted"), (command, "$text-accent"), "\n"))
+    changes = ", ".join(f"{c.operation} {c.kind.lower()}/{c.name}" for c in plan.changes)
+    parts.append(Content.assemble(("Changes: ", "bold"), changes or "none", "\n"))
+    return Content.assemble(*parts)
+
+
+def preview_screen(preview: Preview, *, typed_name: str | None = None) -> ConfirmScreen:
+    """The confirmation for a previewed plan; `typed_name` on a production context."""
+    warning = ""
+    if not preview.allowed and preview.denied_reason.startswith("GitOps"):
+        warning = f"⚠ {preview.denied_reason}"
+    can = preview.allowed and preview.dry_run_ok
+    return ConfirmScreen(
+        f"Preview: {preview.plan.title}",
+        preview_body(preview),
+        can_confirm=can,
+        typed_name=typed_name if can else None,
+        warning=warning,
+        diff=preview.diff,
+        confirm_label="Destroy and apply" if preview.plan.destructive else "Apply",
+    )

@@ -1,0 +1,95 @@
+"""The header: where skewmit is pointed (context, API server, namespace, deployment, kube
+user), the read-only and production badges, the incident id and how long it has been open,
+and, in the demo, that the clock is simulated and how fast it runs.
+
+Parts that do not fit at 80 columns carry the class `-wide` (at 120, `-very-wide`) so the
+app's tcss can hide them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label
+
+
+@dataclass(frozen=True)
+class HeaderState:
+    context: str = ""
+    server: str = ""
+    namespace: str = ""
+    deployment: str = ""
+    user: str = ""
+    read_only: bool = False
+    production: bool = False
+    incident_id: str = ""
+    elapsed_s: float | None = None
+    clock_note: str = ""  # e.g. "simulated clock x30"
+
+
+def elapsed_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--:--"
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class HeaderBar(Horizontal):
+    DEFAULT_CSS = """
+    HeaderBar { height: 1; width: 1fr; background: $panel; }
+    HeaderBar > Label { width: auto; padding: 0 1 0 0; }
+    HeaderBar > .hb-title { text-style: bold; color: $text-primary; padding: 0 1; }
+    HeaderBar > .hb-spacer { width: 1fr; padding: 0; }
+    HeaderBar > .hb-badge { padding: 0 1; margin-right: 1; text-style: bold; display: none; }
+    HeaderBar > .hb-read-only { background: $warning; color: $text; }
+    HeaderBar > .hb-production { background: $error; color: $text; }
+    HeaderBar.-read-only > .hb-read-only { display: block; }
+    HeaderBar.-production > .hb-production { display: block; }
+    HeaderBar > .hb-muted { color: $text-muted; }
+    HeaderBar > .hb-clock { color: $text-warning; }
+    """
+
+    def __init__(self, state: HeaderState | None = None, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state or HeaderState()
+
+    def compose(self) -> ComposeResult:
+        yield Label("skewmit", classes="hb-title")
+        yield Label("", id="hb-context", markup=False)
+        yield Label("", id="hb-server", classes="hb-muted -very-wide", markup=False)
+        yield Label("", id="hb-target", markup=False)
+        yield Label("", id="hb-user", classes="hb-muted -wide", markup=False)
+        yield Label("READ-ONLY", id="hb-read-only", classes="hb-badge hb-read-only")
+        yield Label("PRODUCTION", id="hb-production", classes="hb-badge hb-production")
+        yield Label("", classes="hb-spacer")
+        yield Label("", id="hb-clock", classes="hb-clock", markup=False)
+        yield Label("", id="hb-incident", classes="hb-muted -very-wide", markup=False)
+        yield Label("", id="hb-elapsed", markup=False)
+
+    def on_mount(self) -> None:
+        self.show(self.state)
+
+    def show(self, state: HeaderState) -> None:
+        self.state = state
+        if not self.children:
+            return
+        self.query_one("#hb-context", Label).update(state.context or "-")
+        self.query_one("#hb-server", Label).update(state.server)
+        self.query_one("#hb-target", Label).update(
+            f"{state.namespace}/{state.deployment}" if state.deployment else "-"
+        )
+        self.query_one("#hb-user", Label).update(f"as {state.user}" if state.user else "")
+        self.query_one("#hb-clock", Label).update(state.clock_note)
+        self.query_one("#hb-incident", Label).update(state.incident_id)
+        self.query_one("#hb-elapsed", Label).update(f"open {elapsed_text(state.elapsed_s)}")
+        self.set_class(state.read_only, "-read-only")
+        self.set_class(state.production, "-production")
+
+    def set_elapsed(self, seconds: float | None) -> None:
+        previous = self.state.elapsed_s
+        if previous is not None and seconds is not None and int(seconds) == int(previous):
+            return
+        self.show(replace(self.state, elapsed_s=seconds))

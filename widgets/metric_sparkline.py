@@ -1,0 +1,119 @@
+"""One metric on one line: name, sparkline, current value and the difference from baseline.
+
+Renders a `MetricSeries` (or nothing: "no data"). Classes: `-worse` when the value has moved
+past the tolerance in the bad direction, `-better`/`-steady` otherwise, `-stale` when the
+series is older than its staleness limit, `-empty` without data.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label, Sparkline
+
+from services.models import MetricSeries
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A short human reading: 412ms, 1.8s, 2.3k tok/s, 87%, 61.2GiB."""
+    if value is None:
+        return "-"
+    if unit == "s":
+        if abs(value) < 10:
+            return f"{value * 1000:.0f}ms"
+        return f"{value:.1f}s" if abs(value) < 100 else f"{value:.0f}s"
+    if unit == "%":
+        return f"{value:.0f}%"
+    if unit.endswith("/s"):
+        return f"{value / 1000:.1f}k/s" if abs(value) >= 10_000 else f"{value:.0f}/s"
+    if unit in ("MiB", "MB"):
+        return f"{value / 1024:.1f}GiB" if abs(value) >= 1024 else f"{value:.0f}MiB"
+    suffix = f" {unit}" if unit and unit not in ("1", "ratio") else ""
+    if abs(value) >= 10_000:
+        return f"{value / 1000:.1f}k{suffix}"
+    return f"{value:.0f}{suffix}" if abs(value) >= 100 else f"{value:.2g}{suffix}"
+
+
+def delta_percent(value: float | None, baseline: float | None) -> float | None:
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return (value - baseline) / abs(baseline) * 100.0
+
+
+class MetricSparkline(Horizontal):
+    """`MetricSparkline("p99", higher_is_worse=True)`, then `show(series, now)`."""
+
+    DEFAULT_CSS = """
+    MetricSparkline { height: 1; width: 1fr; }
+    MetricSparkline > .ms-name { width: 7; }
+    MetricSparkline > Sparkline { width: 1fr; min-width: 4; margin-right: 1; }
+    MetricSparkline.-empty > .ms-value { width: 1fr; }
+    MetricSparkline > .ms-value { width: 13; text-align: right; }
+    MetricSparkline.-worse > .ms-value { color: $error; text-style: bold; }
+    MetricSparkline.-better > .ms-value { color: $success; }
+    MetricSparkline.-stale > .ms-value { color: $warning; text-style: italic; }
+    MetricSparkline.-empty > .ms-value { color: $text-muted; }
+    MetricSparkline.-worse > Sparkline > .sparkline--max-color { color: $error; }
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        higher_is_worse: bool = True,
+        tolerance_pct: float = 10.0,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.label = label
+        self.higher_is_worse = higher_is_worse
+        self.tolerance_pct = tolerance_pct
+        self.series: MetricSeries | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.label, classes="ms-name", markup=False)
+        # The mean per column: with the default max, a noisy series fills every column.
+        yield Sparkline([], summary_function=mean)
+        yield Label("no data", classes="ms-value", markup=False)
+
+    def on_mount(self) -> None:
+        self.set_class(True, "-empty")
+
+    def show(self, series: MetricSeries | None, now: float | None = None) -> None:
+        self.series = series
+        value_label = self.query_one(".ms-value", Label)
+        spark = self.query_one(Sparkline)
+        if series is None or not series.points:
+            spark.data = []
+            spark.display = False  # an empty sparkline reads as a flat zero
+            value_label.update("no data")
+            for name in ("-worse", "-better", "-steady", "-stale"):
+                self.set_class(False, name)
+            self.set_class(True, "-empty")
+            return
+        self.set_class(False, "-empty")
+        spark.display = True
+        spark.data = [p.v for p in series.points]
+        latest = series.latest
+        delta = delta_percent(latest, series.baseline)
+        stale = now is not None and now - series.fetched_at > series.stale_after_s
+        text = format_value(latest, series.unit)
+        if stale:
+            text += " stale"
+        elif delta is not None and abs(delta) >= 1000 and series.baseline:
+            text += f" x{(latest or 0.0) / series.baseline:.0f}"  # "+15602%" reads as noise
+        elif delta is not None:
+            text += f" {delta:+.0f}%"
+        value_label.update(text)
+        bad = delta is not None and (delta if self.higher_is_worse else -delta) > self.tolerance_pct
+        good = delta is not None and not bad and abs(delta) > self.tolerance_pct
+        self.set_class(bad, "-worse")
+        self.set_class(good, "-better")
+        self.set_class(delta is not None and not bad and not good, "-steady")
+        self.set_class(stale, "-stale")
+        self.tooltip = (
+            f"{series.name}: {format_value(latest, series.unit)}; baseline "
+            f"{format_value(series.baseline, series.unit)}"
+        )

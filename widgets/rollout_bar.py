@@ -1,0 +1,67 @@
+"""Rollout progress: a bar of available replicas, with updated / ready / available counts and
+the rollout's own message (kubectl's rule, plus crash loops, Pending pods, deadlines)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Label, ProgressBar
+
+from services.models import RolloutProgress
+
+
+class RolloutBar(Vertical):
+    """`show(progress)`; classes `-done`, `-rolling`, `-problem`, `-empty`."""
+
+    DEFAULT_CSS = """
+    RolloutBar { height: auto; }
+    RolloutBar > ProgressBar { width: 1fr; }
+    RolloutBar > ProgressBar > Bar { width: 1fr; }
+    RolloutBar > .rb-counts, RolloutBar > .rb-message { width: 1fr; }
+    RolloutBar > .rb-message { color: $text-muted; }
+    RolloutBar.-problem > .rb-message { color: $error; }
+    RolloutBar.-done > .rb-message { color: $success; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.progress: RolloutProgress | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=None, show_eta=False, show_percentage=False)
+        yield Label("", classes="rb-counts")
+        yield Label("rollout: not read yet", classes="rb-message", markup=False)
+
+    def on_mount(self) -> None:
+        self.set_class(True, "-empty")
+
+    def show(self, progress: RolloutProgress | None) -> None:
+        self.progress = progress
+        bar = self.query_one(ProgressBar)
+        counts = self.query_one(".rb-counts", Label)
+        message = self.query_one(".rb-message", Label)
+        self.set_class(progress is None, "-empty")
+        if progress is None:
+            bar.update(total=None)
+            counts.update("")
+            message.update("rollout: not read yet")
+            return
+        desired = max(progress.desired, 1)
+        bar.update(total=desired, progress=min(progress.available, desired))
+        counts.update(
+            Content.assemble(
+                ("upd ", "$text-muted"),
+                f"{progress.updated}/{progress.desired} ",
+                ("ready ", "$text-muted"),
+                f"{progress.ready}/{progress.desired} ",
+                ("avail ", "$text-muted"),
+                f"{progress.available}/{progress.desired}",
+                (f" old {progress.old_pods}", "$text-muted") if progress.old_pods else "",
+            )
+        )
+        lines = [progress.message] + [p.message for p in progress.problems]
+        message.update("\n".join(line for line in lines if line))
+        self.set_class(progress.done and not progress.problems, "-done")
+        self.set_class(bool(progress.problems), "-problem")
+        self.set_class(not progress.done and not progress.problems, "-rolling")

@@ -1,0 +1,118 @@
+"""The validation gate, live: the verdict, each criterion with what was observed against the
+baseline, and a countdown for the stability window.
+
+Renders a `Verdict`; fails closed in its wording too: no verdict yet reads "not judged yet",
+and "insufficient-data" is shown as such, never as a pass.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Label, ProgressBar, Static
+
+from services.models import CheckResult, Verdict
+
+CHECK_MARKS = {"pass": ("✓", "$success"), "fail": ("✗", "$error")}
+VERDICT_WORDS = {
+    "pass": "PASS: the incident can be declared resolved",
+    "fail": "FAIL: not resolved",
+    "insufficient-data": "NOT YET: insufficient data",
+}
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def duration(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def check_line(check: CheckResult) -> Content:
+    mark, style = CHECK_MARKS.get(check.status, ("…", "$warning"))
+    return Content.assemble(
+        (f"{mark} ", f"{style} bold"),
+        (check.name, "bold"),
+        ": ",
+        (check.message, "$text-muted"),
+    )
+
+
+def check_tooltip(check: CheckResult) -> str:
+    return (
+        f"{check.name}: {check.status}; observed {_number(check.observed)}, baseline "
+        f"{_number(check.baseline)} ({check.threshold})"
+    )
+
+
+class ValidationPanel(Vertical):
+    """`show(verdict, remaining_s)`; classes `-pass`, `-fail`, `-waiting`, `-empty`."""
+
+    DEFAULT_CSS = """
+    ValidationPanel { height: auto; }
+    ValidationPanel > .vp-verdict { text-style: bold; width: 1fr; }
+    ValidationPanel.-pass > .vp-verdict { color: $success; }
+    ValidationPanel.-fail > .vp-verdict { color: $error; }
+    ValidationPanel.-waiting > .vp-verdict { color: $warning; }
+    ValidationPanel > ProgressBar { width: 1fr; }
+    ValidationPanel > ProgressBar > Bar { width: 1fr; }
+    ValidationPanel > .vp-countdown { color: $text-muted; width: 1fr; }
+    ValidationPanel > .vp-checks { width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.verdict: Verdict | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("validation: not judged yet", classes="vp-verdict", markup=False)
+        yield ProgressBar(total=None, show_eta=False, show_percentage=False)
+        yield Label("", classes="vp-countdown", markup=False)
+        yield Static("", classes="vp-checks")
+
+    def on_mount(self) -> None:
+        self.set_class(True, "-empty")
+
+    def show(self, verdict: Verdict | None, remaining_s: float | None = None) -> None:
+        """`remaining_s`: how long the metrics must stay in band before a pass (None: not
+        counting, e.g. a criterion already fails)."""
+        self.verdict = verdict
+        self.set_class(verdict is None, "-empty")
+        for name in ("pass", "fail"):
+            self.set_class(verdict is not None and verdict.verdict == name, f"-{name}")
+        self.set_class(verdict is not None and verdict.verdict == "insufficient-data", "-waiting")
+        verdict_label = self.query_one(".vp-verdict", Label)
+        bar = self.query_one(ProgressBar)
+        countdown = self.query_one(".vp-countdown", Label)
+        checks = self.query_one(".vp-checks", Static)
+        if verdict is None:
+            verdict_label.update("validation: not judged yet")
+            bar.update(total=None)
+            countdown.update("")
+            checks.update("")
+            return
+        verdict_label.update(VERDICT_WORDS.get(verdict.verdict, verdict.verdict))
+        window = max(verdict.window_s, 1.0)
+        if verdict.verdict == "pass":
+            bar.update(total=window, progress=window)
+            countdown.update(f"stable for the whole {duration(window)} window")
+        elif remaining_s is not None:
+            bar.update(total=window, progress=max(0.0, window - remaining_s))
+            countdown.update(f"stability window {duration(window)}: {duration(remaining_s)} to go")
+            countdown.tooltip = "until the window holds only samples from after the last change"
+        else:
+            bar.update(total=window, progress=0)
+            countdown.update(f"stability window {duration(window)}: waiting for every criterion")
+        lines: list[Content | str] = []
+        for i, check in enumerate(verdict.checks):
+            lines.append(("\n" if i else "") + check_line(check))
+        checks.update(Content.assemble(*lines))
+        checks.tooltip = "\n".join(check_tooltip(c) for c in verdict.checks)

@@ -228,13 +228,17 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEMO_SPEED,
         help="simulated seconds per second (default: %(default)s)",
     )
+    # SUPPRESS: `skewmit --read-only demo` keeps the top-level value instead of resetting it.
     parser.add_argument(
-        "--read-only", action="store_true", help="use the simulator's read-only user"
+        "--read-only",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use the simulator's read-only user",
     )
     parser.add_argument(
         "--evidence-dir",
-        default="evidence",
-        help="where evidence bundles go (default: %(default)s)",
+        default=argparse.SUPPRESS,
+        help="where evidence bundles go (default: evidence)",
     )
 
 

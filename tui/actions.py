@@ -134,6 +134,7 @@ class ActionFlow(RunbookWorkers):
             return
         self._set_busy(None)
         applied = message.applied
+        self.acted.add(message.action.step)
         self.notify(
             f"{message.action.title}: applied (journal #{applied.seq}); {applied.message}",
             severity="information" if applied.verified else "warning",

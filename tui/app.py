@@ -75,6 +75,8 @@ class SkewmitApp(ActionFlow):
         self.rechecking: set[Step] = set(STEP_ORDER)
         self.failed: dict[Step, str] = {}  # an action of the step failed: shown until re-check
         self.skipped: set[Step] = set()
+        # Steps whose action was applied here: "done" once clear, not merely "clear".
+        self.acted: set[Step] = set()
         self.running_step: Step | None = None
         self.action_busy: ActionSpec | None = None
         self.busy_note = ""
@@ -288,7 +290,9 @@ class SkewmitApp(ActionFlow):
             return "checking"
         if report.state == "failed":
             return "failed"
-        return "findings" if report.state == "findings" else "done"
+        if report.state == "findings":
+            return "findings"
+        return "done" if step in self.acted else "clear"
 
     def _render_rows(self) -> None:
         if not self.main.is_mounted:

@@ -15,12 +15,14 @@ from textual.widgets import Label, ListItem, ListView
 
 from services.models import Step
 
-STATES = ("pending", "checking", "findings", "running", "done", "skipped", "failed")
+# clear: the checks found nothing; done: an action of the step was applied and it is clear.
+STATES = ("pending", "checking", "findings", "clear", "running", "done", "skipped", "failed")
 # A glyph per state so the list reads the same without colour (NO_COLOR, screen readers).
 GLYPHS = {
     "pending": "·",
     "checking": "…",
     "findings": "!",
+    "clear": "✓",
     "running": "▶",
     "done": "✓",
     "skipped": "-",

@@ -54,7 +54,7 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
             gate.set()
             await wait_until(pilot, lambda: len(app.reports) == 6, "checks answered")
             assert checklist.row(Step.ROLLBACK).state == "findings"
-            assert checklist.row(Step.LATENCY).state == "done"
+            assert checklist.row(Step.LATENCY).state == "clear"
     finally:
         gate.set()
 
@@ -137,7 +137,7 @@ async def test_no_color_keeps_states_readable(monkeypatch: pytest.MonkeyPatch) -
         await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
         text = [str(item.query_one("Label").render()) for item in app.main.query(StepItem)]
         assert text[0].startswith(GLYPHS["findings"]) and "findings" in text[0]
-        assert text[2].startswith(GLYPHS["done"])
+        assert text[2].startswith(GLYPHS["clear"]) and "clear" in text[2]
 
 
 def test_polls_never_overlap_and_wait_while_hidden() -> None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from services.engine_options import validate_revision
 from services.engines import (
     ENGINE_NAMES,
     FLAGS,
@@ -18,7 +19,6 @@ from services.engines import (
     is_reference,
     parse_engine_config,
     tgi_env,
-    validate_revision,
 )
 from services.errors import InvalidError
 from services.models import Finding, Severity, Step

@@ -12,15 +12,14 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.engine_options import set_option, validate_int
 from services.engines import (
     ENGINE_NAMES,
     SGLANG,
     TGI,
     VLLM,
     parse_engine_config,
-    set_option,
     tgi_env,
-    validate_int,
 )
 from services.errors import InvalidError
 from services.gpu import GFD_MEMORY, class_memory_mib, expected_gpu_class, gpu_class_from_labels

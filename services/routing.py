@@ -10,38 +10,36 @@ template with a larger max model len, plus the header rule that sends long reque
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
-from services.engines import (
-    SGLANG,
-    TGI,
-    VLLM,
-    engine_containers,
-    parse_engine_config,
-    parse_flags,
-    parse_int,
-    set_option,
-    tgi_env,
-)
 from services.errors import ConflictError, InvalidError, NotFoundError, SkewmitError
 from services.kube import Cluster
+
+# LENGTH_FACTOR and the route_rules constants are re-exported for existing importers.
+from services.long_context_template import LENGTH_FACTOR as LENGTH_FACTOR
+from services.long_context_template import _long_template
 from services.models import Change, Finding, Plan, RouterInfo, Severity, Step
 from services.rollout import CHANGE_CAUSE, history, strip_hash
+from services.route_rules import HEADER as HEADER
+from services.route_rules import HEADER_VALUE as HEADER_VALUE
+from services.route_rules import HTTPROUTE as HTTPROUTE
+from services.route_rules import HTTPROUTE_MAX_RULES as HTTPROUTE_MAX_RULES
+from services.route_rules import VIRTUALSERVICE as VIRTUALSERVICE
+from services.route_rules import VS_RULE_NAME as VS_RULE_NAME
+from services.route_rules import (
+    _httproute_refs,
+    _is_long_httproute_rule,
+    _is_long_vs_rule,
+    _no_router_notes,
+    _route_change,
+    _vs_refs,
+)
 
 Obj = dict[str, Any]
-HEADER = "x-context-class"
-HEADER_VALUE = "long"
-HTTPROUTE = "httproute"
-VIRTUALSERVICE = "virtualservice"
 NONE = "none"
 LONG_SUFFIX = "-long"
-LENGTH_FACTOR = 4
 DEFAULT_MODEL_LIMIT = 32768  # Llama-class models: raise it where the model supports more
 LONG_FOR = "skewmit.io/long-context-for"
-VS_RULE_NAME = "skewmit-long-context"
-HTTPROUTE_MAX_RULES = 16  # gateway.networking.k8s.io/v1 HTTPRouteSpec.rules maxItems
-_LENGTH_FLAG = {VLLM: "--max-model-len", TGI: "MAX_TOTAL_TOKENS", SGLANG: "--context-length"}
 
 
 def _served(cluster: Cluster, kind: str) -> bool:
@@ -75,57 +73,6 @@ def deployment_services(cluster: Cluster, namespace: str, deployment: Obj) -> li
         ),
         key=lambda s: str(s["metadata"]["name"]),
     )
-
-
-def _is_long_httproute_rule(rule: Obj) -> bool:
-    return any(
-        str(h.get("name", "")).lower() == HEADER
-        and h.get("value") == HEADER_VALUE
-        and h.get("type", "Exact") == "Exact"
-        for match in rule.get("matches") or []
-        for h in match.get("headers") or []
-    )
-
-
-def _is_long_vs_rule(http: Obj) -> bool:
-    return any(
-        ((match.get("headers") or {}).get(HEADER) or {}).get("exact") == HEADER_VALUE
-        for match in http.get("match") or []
-    )
-
-
-def _vs_service(host: str, namespace: str) -> str:
-    """The Service a VirtualService destination host names within `namespace` ("" if another)."""
-    parts = host.split(".")
-    if len(parts) == 1 or (
-        parts[1] == namespace and parts[2:] in ([], ["svc"], ["svc", "cluster", "local"])
-    ):
-        return parts[0]
-    return ""
-
-
-def _httproute_refs(route: Obj, namespace: str) -> list[tuple[int, Obj, str, int | None]]:
-    """(rule index, rule, Service name, port) for each Service backendRef of the route."""
-    out = []
-    for index, rule in enumerate(route.get("spec", {}).get("rules") or []):
-        for ref in rule.get("backendRefs") or []:
-            if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
-                continue
-            if ref.get("namespace", namespace) != namespace:
-                continue
-            out.append((index, rule, str(ref.get("name", "")), ref.get("port")))
-    return out
-
-
-def _vs_refs(vs: Obj, namespace: str) -> list[tuple[int, Obj, str, int | None]]:
-    out = []
-    for index, http in enumerate(vs.get("spec", {}).get("http") or []):
-        for route in http.get("route") or []:
-            destination = route.get("destination") or {}
-            service = _vs_service(str(destination.get("host", "")), namespace)
-            if service:
-                out.append((index, http, service, (destination.get("port") or {}).get("number")))
-    return out
 
 
 def detect_router(cluster: Cluster, namespace: str, deployment: str) -> RouterInfo:
@@ -293,96 +240,6 @@ def _relabel(template: Obj, keys: set[str], long_name: str) -> tuple[Obj, dict[s
     return out, {k: labels[k] for k in sorted(keys | {"app"})}
 
 
-def _tgi_int(container: Obj, flag: str) -> int | None:
-    """A TGI launcher setting as the launcher reads it: the flag, else its env var."""
-    value = parse_flags([str(a) for a in container.get("args") or []])[0].get(flag)
-    if value is None:
-        env = {e.get("name"): e.get("value") for e in container.get("env") or []}
-        value = env.get(tgi_env(flag))
-    return parse_int(value) if isinstance(value, str) else None
-
-
-def _set_tgi_value(container: Obj, flags: tuple[str, ...], value: str) -> None:
-    """Set a TGI launcher setting where it is (flag, else env var); add the env var if unset."""
-    args = [str(a) for a in container.get("args") or []]
-    for i, token in enumerate(args):
-        name, eq, _old = token.partition("=")
-        if name in flags:
-            if eq:
-                args[i] = f"{name}={value}"
-            elif i + 1 < len(args):
-                args[i + 1] = value
-            container["args"] = args
-            return
-    env = [dict(e) for e in container.get("env") or []]
-    names = [tgi_env(f) for f in flags]
-    for entry in env:
-        if entry.get("name") in names:
-            entry.pop("valueFrom", None)
-            entry["value"] = value
-            container["env"] = env
-            return
-    container["env"] = [*env, {"name": names[0], "value": value}]
-
-
-def _raise_length(container: Obj, wanted: int | None, limit: int) -> tuple[Obj, int, list[str]]:
-    """The container with its max model len raised; the new length and notes."""
-    cfg = parse_engine_config(container)
-    current = cfg.max_model_len
-    notes: list[str] = []
-    if wanted is not None:
-        if wanted > limit:
-            raise InvalidError(
-                f"max model len {wanted} is above the model limit {limit}; give a smaller one, "
-                "or raise the limit if the model really supports it"
-            )
-        new = wanted
-    elif current is None:
-        new = limit
-        notes.append(
-            f"the copied template leaves the max model len to the model's default; the "
-            f"long-context Deployment sets {new} explicitly"
-        )
-    else:
-        new = max(current, min(current * LENGTH_FACTOR, limit))
-        if new == current:
-            notes.append(f"max model len stays {current}: already at the limit {limit}")
-    edited = set_option(container, cfg.engine, "max_model_len", str(new))
-    if cfg.engine == TGI:
-        max_input = cfg.effective.get("max_input_tokens", (None, ""))[0]
-        if isinstance(max_input, int) and current is not None:
-            new_input = new - (current - max_input)  # keep the room for output tokens
-            _set_tgi_value(edited, ("--max-input-tokens", "--max-input-length"), str(new_input))
-            prefill = _tgi_int(container, "--max-batch-prefill-tokens")
-            # The launcher refuses MAX_BATCH_PREFILL_TOKENS below MAX_INPUT_TOKENS.
-            if prefill is not None and prefill < new_input:
-                _set_tgi_value(edited, ("--max-batch-prefill-tokens",), str(new_input))
-            notes.append(f"TGI MAX_INPUT_TOKENS {max_input} -> {new_input}")
-    flag = _LENGTH_FLAG.get(cfg.engine, "max model len")
-    notes.insert(0, f"{cfg.container}: {flag} {current or 'unset'} -> {new}")
-    return edited, new, notes
-
-
-def _long_template(template: Obj, wanted: int | None, limit: int) -> tuple[Obj, int, list[str]]:
-    out = copy.deepcopy(template)
-    spec = out.setdefault("spec", {})
-    engines = {c.get("name") for c in engine_containers(spec)}
-    if not engines:
-        raise InvalidError(
-            "no vLLM, TGI or SGLang container in the template: cannot raise its max model len"
-        )
-    notes: list[str] = []
-    length = 0
-    containers = []
-    for container in spec.get("containers") or []:
-        if container.get("name") in engines:
-            container, length, more = _raise_length(container, wanted, limit)
-            notes += more
-        containers.append(container)
-    spec["containers"] = containers
-    return out, length, notes
-
-
 def _refuse_existing(cluster: Cluster, namespace: str, name: str) -> None:
     for kind in ("Deployment", "Service"):
         try:
@@ -408,89 +265,6 @@ def _service_ports(services: list[Obj], template: Obj) -> list[Obj]:
         "no Service selects the Deployment and its containers declare no port: cannot tell "
         "which port the long-context Service should expose"
     )
-
-
-def _with_header_httproute(rule: Obj) -> list[Obj]:
-    header = {"type": "Exact", "name": HEADER, "value": HEADER_VALUE}
-    matches = rule.get("matches") or [{}]
-    return [{**m, "headers": [*(m.get("headers") or []), header]} for m in matches]
-
-
-def _with_header_vs(http: Obj) -> list[Obj]:
-    matches = http.get("match") or [{}]
-    header = {HEADER: {"exact": HEADER_VALUE}}
-    return [{**m, "headers": {**(m.get("headers") or {}), **header}} for m in matches]
-
-
-def _long_host(rule: Obj, service: str, long_name: str) -> str:
-    for route in rule.get("route") or []:
-        host = str((route.get("destination") or {}).get("host", ""))
-        if host == service or host.startswith(service + "."):
-            return long_name + host[len(service) :]
-    return long_name
-
-
-def _route_change(
-    cluster: Cluster, info: RouterInfo, long_name: str, port: int
-) -> tuple[Change, str]:
-    """The JSON patch inserting the header rule first, and its kubectl command."""
-    kind = "HTTPRoute" if info.kind == HTTPROUTE else "VirtualService"
-    route = cluster.get(kind, info.namespace, info.name)
-    after = copy.deepcopy(route)
-    if info.kind == HTTPROUTE:
-        field = "rules"
-        rules = route.get("spec", {}).get("rules") or []
-        if len(rules) >= HTTPROUTE_MAX_RULES:
-            raise InvalidError(
-                f"httproute/{info.name} already has {len(rules)} rules, the most an HTTPRoute "
-                "may hold: add the long-context rule to another HTTPRoute by hand"
-            )
-        value: Obj = {
-            "matches": _with_header_httproute(info.rule),
-            "backendRefs": [{"name": long_name, "port": port}],
-        }
-    else:
-        field = "http"
-        value = {
-            "name": VS_RULE_NAME,
-            "match": _with_header_vs(info.rule),
-            "route": [
-                {
-                    "destination": {
-                        "host": _long_host(info.rule, info.service, long_name),
-                        "port": {"number": port},
-                    }
-                }
-            ],
-        }
-    existing = after.setdefault("spec", {}).get(field)
-    ops: list[Obj]
-    if existing:
-        ops = [{"op": "add", "path": f"/spec/{field}/0", "value": value}]
-        after["spec"][field] = [value, *existing]
-    else:
-        ops = [{"op": "add", "path": f"/spec/{field}", "value": [value]}]
-        after["spec"][field] = [value]
-    rv = str(route["metadata"]["resourceVersion"])
-    change = Change(kind, info.namespace, info.name, "patch", "json", ops, route, after, rv)
-    command = (
-        f"kubectl patch {kind.lower()}/{info.name} -n {info.namespace} --type=json "
-        f"-p '{json.dumps(ops, separators=(',', ':'))}'"
-    )
-    return change, command
-
-
-def _no_router_notes(long_name: str, namespace: str, port: int) -> list[str]:
-    address = f"{long_name}.{namespace}.svc.cluster.local:{port}"
-    return [
-        f"no HTTPRoute or VirtualService to edit: route requests carrying the header "
-        f"`{HEADER}: {HEADER_VALUE}` to {address} in your gateway or ingress, or point "
-        "long-context clients at that address",
-        f"Gateway API rule: matches: [{{headers: [{{type: Exact, name: {HEADER}, value: "
-        f"{HEADER_VALUE}}}]}}], backendRefs: [{{name: {long_name}, port: {port}}}]",
-        f"Istio http entry: match: [{{headers: {{{HEADER}: {{exact: {HEADER_VALUE}}}}}}}], "
-        f"route: [{{destination: {{host: {long_name}, port: {{number: {port}}}}}}}]",
-    ]
 
 
 def _gpus(template: Obj) -> int:

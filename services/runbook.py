@@ -227,7 +227,8 @@ class Runbook:
         ]
         detail.append(progress.message)
         actions = []
-        if lkg:
+        drifted = current is not None and bool(current.findings)
+        if lkg and drifted:
             actions.append(
                 ActionSpec(
                     "rollback.undo",
@@ -240,7 +241,6 @@ class Runbook:
                         f"--to-revision={lkg.number}",
                     ),
                     (InputSpec("to_revision", "Revision to restore", str(lkg.number)),),
-                    available=not (current and current.number == lkg.number),
                 )
             )
         elif len(revisions) > 1:
@@ -250,7 +250,8 @@ class Runbook:
                     Step.ROLLBACK,
                     "Roll back to the previous revision",
                     "u",
-                    GUIDANCE[Step.ROLLBACK].tradeoff,
+                    "The current revision shows no drift; roll back only if it is still the "
+                    "suspect. " + GUIDANCE[Step.ROLLBACK].tradeoff,
                     (f"kubectl rollout undo deployment/{self.name} -n {self.ns}",),
                     (InputSpec("to_revision", "Revision to restore (0 = previous)", "0"),),
                 )

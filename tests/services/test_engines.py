@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from services.engine_options import set_option, validate_dtype, validate_int, validate_revision
 from services.engines import (
     SGLANG,
     TGI,
@@ -20,10 +21,6 @@ from services.engines import (
     engine_containers,
     parse_engine_config,
     parse_int,
-    set_option,
-    validate_dtype,
-    validate_int,
-    validate_revision,
 )
 from services.errors import InvalidError
 

@@ -303,16 +303,7 @@ class PrometheusSource:
     def dcgm_models(
         self, namespace: str | None = None, deployment: str | None = None
     ) -> dict[str, str]:
-        scope = self.scope
-        if namespace is not None or deployment is not None:
-            scope = Scope(
-                namespace or scope.namespace,
-                deployment or scope.deployment,
-                scope.extra,
-                gpu_pod_label=scope.gpu_pod_label,
-                gpu_namespace_label=scope.gpu_namespace_label,
-                gpu_model_label=scope.gpu_model_label,
-            )
+        scope = self.scope.retarget(namespace, deployment)
         pod, model = scope.gpu_pod_label, scope.gpu_model_label
         result = self._instant(
             f"count by ({pod}, {model}) (DCGM_FI_DEV_GPU_UTIL{{{scope.selector(gpu=True)}}})",

@@ -320,16 +320,7 @@ class SimMetricsSource:
     def dcgm_models(
         self, namespace: str | None = None, deployment: str | None = None
     ) -> dict[str, str]:
-        scope = self.scope
-        if namespace is not None or deployment is not None:
-            scope = Scope(
-                namespace or scope.namespace,
-                deployment or scope.deployment,
-                scope.extra,
-                gpu_pod_label=scope.gpu_pod_label,
-                gpu_namespace_label=scope.gpu_namespace_label,
-                gpu_model_label=scope.gpu_model_label,
-            )
+        scope = self.scope.retarget(namespace, deployment)
         at = self.clock()
         out: dict[str, str] = {}
         with self._lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from services.errors import ConfigError
@@ -100,6 +100,12 @@ class Scope:
             Matcher(ns_label, "=", self.namespace),
             Matcher(pod_label, "=~", self.pod_regex),
             *self.extra,
+        )
+
+    def retarget(self, namespace: str | None = None, deployment: str | None = None) -> Scope:
+        """The same label layout for another namespace and/or Deployment."""
+        return replace(
+            self, namespace=namespace or self.namespace, deployment=deployment or self.deployment
         )
 
     def selector(self, gpu: bool = False) -> str:

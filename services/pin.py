@@ -3,8 +3,8 @@ the revision `rollout undo` would restore; plans that pin the image digest, the 
 the dtype and the max model length; and the after-apply read-back of args and env.
 
 Every plan is one strategic-merge patch on the Deployment, keyed by container name, that only
-the Gate applies. The container edit itself comes from `engine_options.set_option`, so the flag or env
-var written is the one the engine reads.
+the Gate applies. The container edit itself comes from `engine_options.set_option`, so the
+flag or env var written is the one the engine reads.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ class ActionFlow(RunbookWorkers):
     reports: dict[Step, StepReport]
     failed: dict[Step, str]
     running_step: Step | None
+    acted: set[Step]
     action_busy: ActionSpec | None
     busy_note: str
     rollout_active: bool

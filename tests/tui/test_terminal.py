@@ -62,11 +62,14 @@ def test_demo_starts_in_an_80x24_terminal_and_quits_cleanly(tmp_path: Path) -> N
         timeout=10,
     )
     try:
-        screen = wait_for_screen(tmux, session, "Roll back", "findings", "simulated clock x30")
+        # The footer offers the next safe step once step 1's check has answered.
+        screen = wait_for_screen(
+            tmux, session, "u Roll back to last", "findings", "simulated clock x30"
+        )
         lines = screen.splitlines()
         assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
         assert "inference/llm-serve" in lines[0]
-        assert "u Roll back to last" in lines[-1]  # the footer offers the next safe step
+        assert "u Roll back to last" in lines[-1]
         subprocess.run([tmux, *socket, "send-keys", "-t", session, "q"], check=True, timeout=10)
         screen = wait_for_screen(tmux, session, "EXITED 0", limit_s=30)
         journals = list(

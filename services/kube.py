@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+from websocket import WebSocketException
 
 from services.errors import (
     ConfigError,
@@ -435,8 +436,9 @@ class KubeCluster:
             ws.close()
         except ApiException as exc:
             raise translate(exc, f"exec in pod {pod}") from exc
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
-            raise UnreachableError(f"exec in pod {pod}: {exc}") from exc
+        except (OSError, urllib3.exceptions.HTTPError, WebSocketException) as exc:
+            # A pod that goes away mid-exec (a rollout) closes the socket under us.
+            raise UnreachableError(f"exec in pod {pod}: {exc.__class__.__name__}: {exc}") from exc
         code, message = exec_status(status_text)
         if code != 0:
             detail = (err or out).strip()[:300] or message

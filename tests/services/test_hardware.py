@@ -4,7 +4,6 @@ mismatches, the fixed nvidia-smi argv, and each plan previewed, applied, verifie
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,11 +14,12 @@ import pytest
 from services import hardware
 from services.errors import InvalidError, SkewmitError
 from services.gate import Gate, comparable
-from services.journal import Journal
 from services.kube import KubeCluster
-from services.models import Severity, Step, Target
+from services.models import Severity, Step
 from services.simulator.faults import Fault
 from services.simulator.runner import Simulator
+from tests.services import harness
+from tests.services.harness import connect, wait_for
 
 NS, NAME = "inference", "llm-serve"
 SPEED = 60.0
@@ -28,23 +28,8 @@ A10G = "NVIDIA-A10G"
 PRODUCT = "nvidia.com/gpu.product"
 
 
-def connect(sim: Simulator, tmp_path: Path) -> KubeCluster:
-    return KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "skewmit-sim")
-
-
 def gate_for(cluster: Any, tmp_path: Path) -> Gate:
-    journal = Journal.open_for(Target("skewmit-sim", NS, NAME), "admin", root=tmp_path / "state")
-    return Gate(cluster, journal)
-
-
-def wait_for(what: str, check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    return harness.gate_for(cluster, tmp_path, NS, NAME)
 
 
 def nodes_of(cluster: KubeCluster, product: str) -> list[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,16 +18,10 @@ from services.models import Step, Target
 from services.runbook import Runbook
 from services.simulator.runner import Simulator
 from tests.conftest import require_tool
+from tests.services.harness import wait_for
 
 NS, NAME = "inference", "llm-serve"
 SPEED = 60.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def connect(sim: Simulator, tmp: Path, context: str | None = None) -> tuple[KubeCluster, Gate]:
@@ -100,7 +92,7 @@ def test_skewmit_undo_matches_kubectl_rollout_undo(tmp_path: Path) -> None:
                 plan = rollout.undo_plan(cluster, NS, NAME)
                 applied = gate.apply(plan, gate.preview(plan))
                 assert applied.verified, applied.message
-            wait_for(lambda c=cluster: rollout.progress(c, NS, NAME).done, "the rollout")
+            wait_for("the rollout", lambda c=cluster: rollout.progress(c, NS, NAME).done)
             history = kubectl(
                 kubeconfig, folder / "cache", "rollout", "history", f"deployment/{NAME}"
             )
@@ -130,7 +122,7 @@ def test_apply_verify_revert_restores_the_template_and_journals_everything(tmp_p
         assert template(cluster)["spec"]["nodeSelector"] == {
             "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"
         }
-        wait_for(lambda: rollout.progress(cluster, NS, NAME).done, "the rollback")
+        wait_for("the rollback", lambda: rollout.progress(cluster, NS, NAME).done)
         reverted = gate.revert(applied.seq)
         assert reverted.verified
         assert template(cluster) == before
@@ -207,7 +199,7 @@ def test_gitops_managed_is_refused_until_overridden_and_argo_self_heals(tmp_path
         applied = override.apply(plan, override.preview(plan))
         assert applied.verified
         # Argo CD puts git's template back: the warning was right.
-        wait_for(lambda: template(cluster) == before, "Argo CD self-heal", timeout=20)
+        wait_for("Argo CD self-heal", lambda: template(cluster) == before, timeout_s=20)
 
 
 def test_undo_is_refused_like_kubectl_for_a_paused_deployment(tmp_path: Path) -> None:

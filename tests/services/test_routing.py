@@ -3,7 +3,6 @@ plan previewed, applied, verified, routed by the fleet, and reverted to exactly 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,32 +13,18 @@ import yaml
 from services import routing, simulator
 from services.errors import InvalidError, NotFoundError
 from services.gate import Gate, comparable
-from services.journal import Journal
 from services.kube import KubeCluster
-from services.models import Severity, Step, Target
+from services.models import Severity, Step
 from services.simulator.runner import Simulator
+from tests.services import harness
+from tests.services.harness import connect, wait_for
 
 NS, NAME, LONG = "inference", "llm-serve", "llm-serve-long"
 SPEED = 60.0
 
 
-def connect(sim: Simulator, tmp_path: Path) -> KubeCluster:
-    return KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "skewmit-sim")
-
-
-def gate_for(cluster: KubeCluster, tmp_path: Path) -> Gate:
-    journal = Journal.open_for(Target("skewmit-sim", NS, NAME), "admin", root=tmp_path / "state")
-    return Gate(cluster, journal)
-
-
-def wait_for(what: str, check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+def gate_for(cluster: Any, tmp_path: Path) -> Gate:
+    return harness.gate_for(cluster, tmp_path, NS, NAME)
 
 
 def traffic(sim: Simulator) -> dict[str, Any]:

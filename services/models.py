@@ -238,6 +238,10 @@ class CheckResult:
     baseline: float | None
     threshold: str
     message: str
+    # The one PromQL query (live, over the judged window) a human can run to check the figure.
+    query: str = ""
+    limit: float | None = None  # the bar the observed value was held to, when there is one
+    window_s: float | None = None  # the window the observed value was taken over
 
 
 @dataclass(frozen=True)
@@ -246,12 +250,15 @@ class Verdict:
     checks: tuple[CheckResult, ...]
     at: float
     window_s: float
+    # insufficient-data: seconds until the gate can judge (the window fills), when known.
+    remaining_s: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "at": self.at,
             "window_s": self.window_s,
+            "remaining_s": self.remaining_s,
             "checks": [c.__dict__ for c in self.checks],
         }
 

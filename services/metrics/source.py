@@ -9,6 +9,8 @@ with Prometheus' arithmetic), so the demo shows the figures the real queries wou
 from __future__ import annotations
 
 import re
+import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
@@ -118,6 +120,48 @@ class Scope:
         return labels.get(self.gpu_pod_label if gpu else self.pod_label, "")
 
 
+@dataclass(frozen=True)
+class QueryRecord:
+    """One query a source ran: what for, the PromQL (or, for the simulator source, the PromQL
+    it evaluates in-process), when it ran (wall clock) and for which time on the source's clock
+    (`at` for an instant query, None meaning "now"; start/end/step for a range)."""
+
+    what: str
+    query: str
+    ran_at: float  # wall clock, time.time()
+    at: float | None = None
+    start: float | None = None
+    end: float | None = None
+    step_s: float | None = None
+    results: int = 0  # series returned
+    error: str = ""  # "" when it succeeded
+
+
+class QueryLog:
+    """The newest queries a source ran, for the evidence bundle's queries.txt. Bounded (a TUI
+    polls for hours) and thread-safe (workers query from threads)."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self._records: deque[QueryRecord] = deque(maxlen=limit)
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, record: QueryRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+            self._count += 1
+
+    def mark(self) -> int:
+        """A position: `since(mark)` returns what was logged after it."""
+        with self._lock:
+            return self._count
+
+    def since(self, mark: int = 0) -> tuple[QueryRecord, ...]:
+        with self._lock:
+            dropped = self._count - len(self._records)
+            return tuple(list(self._records)[max(0, mark - dropped) :])
+
+
 class MetricsSource(Protocol):
     """Metrics for one Deployment. Every method raises UnreachableError when the source cannot
     be reached, ForbiddenError when it refuses the credentials, InvalidError for a query it
@@ -128,6 +172,7 @@ class MetricsSource(Protocol):
     scrape_interval_s: float
     rate_window_s: float
     baseline_window_s: float | None  # None: the caller's window (the stable window)
+    query_log: QueryLog  # every query run, for the evidence bundle
 
     def now(self) -> float:
         """The source's clock (simulated time for the simulator source)."""
@@ -163,6 +208,12 @@ class MetricsSource(Protocol):
     def last_scrape(self, at: float | None = None) -> float | None:
         """When the newest sample of the Deployment's engine metrics was scraped (None: none
         within Prometheus' 5-minute lookback, or the series went stale)."""
+        ...
+
+    def pod_freshness(self, at: float | None = None, *, gpu: bool = False) -> dict[str, float]:
+        """Pod name -> when its newest sample was scraped: engine series (the preset's
+        freshness gauges), or DCGM series with `gpu`. Pods whose series went stale or left
+        the lookback are absent: the validation gate compares these with the ready pods."""
         ...
 
     def present_metrics(self) -> frozenset[str]:

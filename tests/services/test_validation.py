@@ -47,10 +47,14 @@ class Fleet:
         self.buckets = {p: [0] * (len(BOUNDS) + 1) for p in self.pods}
         self.tokens = dict.fromkeys(self.pods, 0)
         self.gpu = {p: H100 for p in self.pods}
+        self.silent: set[str] = set()  # pods whose engine series are not scraped
+        self.dcgm = True  # False: the DCGM exporter stopped
 
     def page(self, util: float) -> str:
         lines = []
         for pod in self.pods:
+            if pod in self.silent:
+                continue
             where = f'model_name="m",namespace="inference",pod="{pod}"'
             running = 0
             for bound, count in zip((*BOUNDS, "+Inf"), _cumulate(self.buckets[pod]), strict=True):
@@ -60,20 +64,32 @@ class Fleet:
                 )
             lines.append(f"vllm:generation_tokens_total{{{where}}} {self.tokens[pod]}")
             lines.append(f"vllm:num_requests_running{{{where}}} {running + 3}")
-            gpu = f'modelName="{self.gpu[pod]}",namespace="inference",pod="{pod}"'
-            lines.append(f"DCGM_FI_DEV_GPU_UTIL{{{gpu}}} {util}")
-            lines.append(f"DCGM_FI_DEV_FB_USED{{{gpu}}} 70000")
+            if self.dcgm:
+                gpu = f'modelName="{self.gpu[pod]}",namespace="inference",pod="{pod}"'
+                lines.append(f"DCGM_FI_DEV_GPU_UTIL{{{gpu}}} {util}")
+                lines.append(f"DCGM_FI_DEV_FB_USED{{{gpu}}} 70000")
         # Another deployment's pod: out of scope, never counted.
         lines.append(
             'vllm:generation_tokens_total{namespace="inference",pod="other-5d8f7c9b4-zzzzz"} 1e9'
         )
         return "\n".join(lines) + "\n"
 
-    def run(self, seconds: int, latency: float, util: float = 80.0, rps: int = 10) -> None:
+    def run(
+        self,
+        seconds: int,
+        latency: float,
+        util: float = 80.0,
+        rps: int = 100,
+        slow: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """`slow`: (share of requests, their latency) on top of `latency`."""
+        share, slow_latency = slow
         for _ in range(seconds):
             self.clock[0] += 1
             for pod in self.pods:
-                self.buckets[pod][_index(latency)] += rps
+                slow_count = round(rps * share)
+                self.buckets[pod][_index(latency)] += rps - slow_count
+                self.buckets[pod][_index(slow_latency)] += slow_count
                 self.tokens[pod] += rps * 100
             self.source.ingest(self.page(util), self.clock[0])
 
@@ -102,16 +118,22 @@ def _source(clock: list[float], offset_s: float = 480) -> SimMetricsSource:
     )
 
 
+POD_NAMES = ("llm-serve-5d8f7c9b4-abcde", "llm-serve-5d8f7c9b4-fghij")
+
+
 def _facts(
-    done: bool = True, classes: tuple[str, ...] = ("H100-80GB", "H100-80GB")
+    done: bool = True,
+    classes: tuple[str, ...] = ("H100-80GB", "H100-80GB"),
+    ready: tuple[str, ...] = POD_NAMES,
 ) -> RolloutFacts:
     rows = tuple(
-        GpuReading(f"pod-{i}", "node", c, "label", None, None, None, c, "H100-80GB",
+        GpuReading(POD_NAMES[i], "node", c, "label", None, None, None, c, "H100-80GB",
                    c != "H100-80GB")
         for i, c in enumerate(classes)
     )  # fmt: skip
     progress = RolloutProgress(2, 2, 2, 2, 0 if done else 1, done, "rolled out")
-    return RolloutFacts(progress, rows, "H100-80GB", "last-known-good revision requires it")
+    why = "last-known-good revision requires it"
+    return RolloutFacts(progress, rows, "H100-80GB", why, ready)
 
 
 def _status(verdict: object, name: str) -> str:
@@ -137,9 +159,14 @@ def test_steady_metrics_like_the_baseline_pass(
     verdict = evaluate(source, _facts(), THRESHOLDS)
     assert verdict.verdict == "pass", [(c.name, c.status, c.message) for c in verdict.checks]
     assert {c.name for c in verdict.checks} == {
-        "data-fresh", "tokens_per_s", "p95", "p99", f"gpu_util[{H100}]", f"gpu_mem[{H100}]",
-        "rollout-complete", "gpu-class",
+        "data-fresh", "pods-reporting", "tokens_per_s", "p95", "p99", "gpu-data-fresh",
+        f"gpu_util[{H100}]", f"gpu_mem[{H100}]", "rollout-complete", "gpu-class",
     }  # fmt: skip
+    p95 = next(c for c in verdict.checks if c.name == "p95")
+    # The numbers a human checks: live, baseline, limit, window, and the query to run.
+    assert "vs baseline" in p95.message and "limit" in p95.message and "last 1m" in p95.message
+    assert p95.query.startswith("histogram_quantile(0.95, ") and "[60s]" in p95.query
+    assert p95.limit == pytest.approx(p95.baseline * 1.1)  # type: ignore[operator]
 
 
 def test_a_spike_inside_the_window_fails_even_when_the_latest_sample_is_fine(
@@ -153,7 +180,7 @@ def test_a_spike_inside_the_window_fails_even_when_the_latest_sample_is_fine(
     assert verdict.verdict == "fail"
     p99 = next(c for c in verdict.checks if c.name == "p99")
     assert p99.status == "fail"
-    assert "samples above the limit" in p99.message
+    assert "above the limit" in p99.message
     fleet.run(60, latency=0.8)
     assert evaluate(source, _facts(), THRESHOLDS).verdict == "pass"
 
@@ -427,7 +454,7 @@ def test_explicit_baseline_range(world: tuple[Fleet, SimMetricsSource, list[floa
     captured = baselines.capture(source, spec, window_s=999)
     assert (captured.start, captured.end) == (T0 + 100, T0 + 160)
     assert captured.how.startswith("range ")
-    assert captured.value("tokens_per_s") == pytest.approx(2 * 10 * 100, rel=0.05)
+    assert captured.value("tokens_per_s") == pytest.approx(2 * 100 * 100, rel=0.05)
     with pytest.raises(ConfigError, match="start before its end"):
         baselines.capture(source, BaselineSpec(mode="range", start=T0, end=T0 - 1), 60)
 

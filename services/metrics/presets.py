@@ -8,6 +8,7 @@ the alternatives newest first, and `resolve` keeps the ones a deployment actuall
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -101,14 +102,20 @@ class Preset:
             ) from None
 
     def resolve(self, present: Collection[str]) -> Preset:
-        """The preset narrowed to the metric names a deployment exposes (a release's own
-        names); a spec none of whose names are present is kept whole."""
+        """The preset narrowed to the newest metric name a deployment exposes for each
+        quantity. One name, never several: vLLM 0.11 serves both the new
+        `vllm:inter_token_latency_seconds` and the deprecated
+        `vllm:time_per_output_token_seconds` with the same labels, and a query over both makes
+        Prometheus refuse it ("vector cannot contain metrics with the same labelset"). A spec
+        none of whose names are present is kept whole (`render` then prefers the newest
+        name that has data, per evaluation)."""
         narrowed: dict[str, QuerySpec] = {}
         for quantity, spec in self.queries.items():
-            keep = tuple(
-                m for m, s in zip(spec.metrics, spec.sample_names, strict=True) if s in present
+            keep = next(
+                (m for m, s in zip(spec.metrics, spec.sample_names, strict=True) if s in present),
+                None,
             )
-            narrowed[quantity] = replace(spec, metrics=keep) if keep else spec
+            narrowed[quantity] = replace(spec, metrics=(keep,)) if keep else spec
         fresh = tuple(m for m in self.freshness if m in present) or self.freshness
         return replace(self, queries=MappingProxyType(narrowed), freshness=fresh)
 
@@ -120,6 +127,8 @@ def _dcgm() -> dict[str, QuerySpec]:
     }
 
 
+# Newest name first. vLLM 0.11 serves both ITL names (the old one deprecated, same buckets and
+# labels: vllm/v1/metrics/loggers.py); 0.9.2 renamed the KV-cache gauge and 0.10 still serves both.
 _VLLM_ITL = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")
 _VLLM_KV = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 
@@ -145,11 +154,13 @@ VLLM = Preset(
         {
             "vllm:kv_cache_usage_perc": "vLLM 0.9 or later (vllm:kv_cache_usage_perc)",
             "vllm:gpu_cache_usage_perc": "vLLM before 0.9 (vllm:gpu_cache_usage_perc)",
+            # The first release with the new name is 0.11; 0.10 still served only the old one.
             "vllm:inter_token_latency_seconds_bucket": (
-                "vLLM 0.10 or later (vllm:inter_token_latency_seconds)"
+                "vLLM 0.11 or later (vllm:inter_token_latency_seconds; releases 0.10 or later "
+                "but before 0.11 still call it vllm:time_per_output_token_seconds)"
             ),
             "vllm:time_per_output_token_seconds_bucket": (
-                "vLLM before 0.10 (vllm:time_per_output_token_seconds)"
+                "vLLM before 0.11 (vllm:time_per_output_token_seconds)"
             ),
         }
     ),
@@ -177,6 +188,11 @@ TGI = Preset(
     markers=("tgi_queue_size", "tgi_batch_current_size"),
 )
 
+# SGLang renamed things too (python/sglang/srt/metrics/collector.py): inter-token latency was
+# `sglang:time_per_output_token_seconds` in older releases; the first metrics release (0.3.x)
+# counted `sglang:num_requests_running` / `_waiting`; and for a while (0.3.6 - 0.4.0)
+# `sglang:generation_tokens_total` was a Gauge set to the running total, not a Counter. rate()
+# reads a running total the same whatever its TYPE line says, so one query serves both.
 SGLANG = Preset(
     name="sglang",
     title="SGLang",
@@ -186,15 +202,36 @@ SGLANG = Preset(
             P99: QuerySpec(QUANTILE, ("sglang:e2e_request_latency_seconds",), 0.99),
             TOKENS: QuerySpec(RATE, ("sglang:generation_tokens_total",)),
             REQUESTS: QuerySpec(RATE, ("sglang:e2e_request_latency_seconds_count",)),
-            RUNNING: QuerySpec(GAUGE_SUM, ("sglang:num_running_reqs",)),
-            WAITING: QuerySpec(GAUGE_SUM, ("sglang:num_queue_reqs",)),
+            RUNNING: QuerySpec(
+                GAUGE_SUM, ("sglang:num_running_reqs", "sglang:num_requests_running")
+            ),
+            WAITING: QuerySpec(GAUGE_SUM, ("sglang:num_queue_reqs", "sglang:num_requests_waiting")),
             KV_CACHE: QuerySpec(GAUGE_AVG, ("sglang:token_usage",)),
-            TOKEN_LATENCY_P95: QuerySpec(QUANTILE, ("sglang:inter_token_latency_seconds",), 0.95),
+            TOKEN_LATENCY_P95: QuerySpec(
+                QUANTILE,
+                ("sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds"),
+                0.95,
+            ),
             **_dcgm(),
         }
     ),
-    freshness=("sglang:num_running_reqs",),
-    markers=("sglang:num_running_reqs", "sglang:generation_tokens_total"),
+    freshness=("sglang:num_running_reqs", "sglang:num_requests_running"),
+    markers=(
+        "sglang:num_running_reqs",
+        "sglang:num_requests_running",
+        "sglang:generation_tokens_total",
+    ),
+    generations=MappingProxyType(
+        {
+            "sglang:inter_token_latency_seconds_bucket": (
+                "SGLang with current names (sglang:inter_token_latency_seconds)"
+            ),
+            "sglang:time_per_output_token_seconds_bucket": (
+                "an older SGLang (sglang:time_per_output_token_seconds)"
+            ),
+            "sglang:num_requests_running": "SGLang 0.3 (sglang:num_requests_running)",
+        }
+    ),
 )
 
 PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (VLLM, TGI, SGLANG)})
@@ -222,20 +259,36 @@ def series_selector(names: tuple[str, ...], selector: str) -> str:
 
 
 def render(spec: QuerySpec, selector: str, gpu_selector: str, window: str, gpu_label: str) -> str:
-    """The PromQL for one spec, scoped by the given matchers and rate window."""
+    """The PromQL for one spec, scoped by the given matchers and rate window.
+
+    A spec with several names (not narrowed by `Preset.resolve`) becomes one expression per
+    name joined by `or`, newest first: each evaluation takes the newest name that has data.
+    Never a `__name__=~"a|b"` union: rate() drops the names and two names with the same
+    labels (vLLM 0.11's two ITL histograms) make Prometheus reject the whole query.
+    """
+    if spec.kind not in KINDS:
+        raise ConfigError(f"unknown query kind {spec.kind!r}")
+    return " or ".join(
+        _render_one(spec, i, selector, gpu_selector, window, gpu_label)
+        for i in range(len(spec.metrics))
+    )
+
+
+def _render_one(
+    spec: QuerySpec, index: int, selector: str, gpu_selector: str, window: str, gpu_label: str
+) -> str:
+    name, sample = spec.metrics[index], spec.sample_names[index]
     if spec.kind == QUANTILE:
-        series = series_selector(spec.sample_names, selector)
-        return f"histogram_quantile({spec.q:g}, sum by (le) (rate({series}[{window}])))"
+        return (
+            f"histogram_quantile({spec.q:g}, sum by (le) (rate({sample}{{{selector}}}[{window}])))"
+        )
     if spec.kind == RATE:
-        return f"sum(rate({series_selector(spec.metrics, selector)}[{window}]))"
+        return f"sum(rate({name}{{{selector}}}[{window}]))"
     if spec.kind == GAUGE_SUM:
-        return f"sum({series_selector(spec.metrics, selector)})"
+        return f"sum({name}{{{selector}}})"
     if spec.kind == GAUGE_AVG:
-        return f"avg({series_selector(spec.metrics, selector)})"
-    if spec.kind == GPU_AVG:
-        series = series_selector(spec.metrics, gpu_selector)
-        return f"avg by ({gpu_label}) (avg_over_time({series}[{window}]))"
-    raise ConfigError(f"unknown query kind {spec.kind!r}")
+        return f"avg({name}{{{selector}}})"
+    return f"avg by ({gpu_label}) (avg_over_time({name}{{{gpu_selector}}}[{window}]))"
 
 
 def fill_template(template: str, quantity: str, values: Mapping[str, str]) -> str:
@@ -272,15 +325,45 @@ class Detection:
         }
 
 
-def detect(present: Collection[str], chosen: str | None = None) -> Detection:
+# The note when DCGM's pod labels were renamed by Prometheus (honor_labels false: the exporter's
+# own `pod`/`namespace` collide with the target's and become `exported_pod`/`exported_namespace`).
+EXPORTED_GPU_LABELS_HINT = (
+    "DCGM series name the serving pods in exported_pod/exported_namespace (a ServiceMonitor or "
+    "scrape config with honorLabels: false, so pod/namespace are the exporter's own): skewmit "
+    "reads the exported_ labels; set honorLabels: true on dcgm-exporter's ServiceMonitor, or "
+    "prometheus.gpu_pod_label: exported_pod and gpu_namespace_label: exported_namespace"
+)
+BOTH_ITL_NOTE = (
+    "vLLM 0.11 serves inter-token latency twice (vllm:inter_token_latency_seconds and the "
+    "deprecated vllm:time_per_output_token_seconds): skewmit reads only the new name"
+)
+
+
+def detect(
+    present: Collection[str], chosen: str | None = None, *, exported_gpu_labels: bool = False
+) -> Detection:
     """Say which preset fits from the metric names a deployment's pods expose, and which
-    generation of names they use. Raises nothing."""
+    generation of names they use. `exported_gpu_labels`: the DCGM series were found only
+    under exported_pod/exported_namespace. Raises nothing."""
     found = {p.name: tuple(m for m in p.markers if m in present) for p in PRESETS.values()}
     found = {k: v for k, v in found.items() if v}
     fits = max(found, key=lambda k: len(found[k])) if found else None
     notes: list[str] = []
     for preset in PRESETS.values():
-        notes += [text for name, text in preset.generations.items() if name in present]
+        # An old name served beside its newer one (a deprecation period) dates nothing.
+        shadowed = {
+            old
+            for spec in preset.queries.values()
+            for i, old in enumerate(spec.sample_names)
+            if any(newer in present for newer in spec.sample_names[:i])
+        }
+        notes += [
+            text
+            for name, text in preset.generations.items()
+            if name in present and name not in shadowed
+        ]
+    if {f"{m}_bucket" for m in _VLLM_ITL} <= set(present):
+        notes.append(BOTH_ITL_NOTE)
     gpu = any(name.startswith("DCGM_FI_") for name in present)
     warnings: list[str] = []
     if fits is None:
@@ -298,24 +381,52 @@ def detect(present: Collection[str], chosen: str | None = None) -> Detection:
             f"metrics of several engines found ({', '.join(sorted(found))}); "
             "the pod matcher may be too broad"
         )
-    if not gpu:
+    if exported_gpu_labels:
+        warnings.append(EXPORTED_GPU_LABELS_HINT)
+    elif not gpu:
         warnings.append(
             "no DCGM GPU metrics found for the pods: GPU utilisation and memory cannot be checked"
         )
     return Detection(fits, MappingProxyType(found), gpu, tuple(notes), tuple(warnings))
 
 
-def top_bucket_warning(quantity: str, value: float | None, bounds: tuple[float, ...]) -> str:
+# Where each engine's latency histograms stop, from their sources: TGI's router (server.rs)
+# sets 35 duration buckets, 0.0001 s times 1.5 per step, so the top is 0.0001 * 1.5**35 ~ 145.6 s
+# in every release; vLLM V0 (vllm/engine/metrics.py) and SGLang's 0.3.6-0.4 collector stopped
+# request latency at 60 s; vLLM V1 goes to 7680 s and current SGLang to 2400 s.
+TGI_TOP_BUCKET_S = 0.0001 * 1.5**35
+_CAPPED_AT_60 = {
+    "vllm": "vLLM V0 releases stop e2e latency buckets at 60 s; V1 releases go to 7680 s",
+    "sglang": "some older SGLang releases stop e2e latency buckets at 60 s; current ones at 2400 s",
+    "": "vLLM V0 and some older SGLang releases stop e2e latency buckets at 60 s",
+}
+
+
+def _why_top(top: float, engine: str) -> str:
+    if engine == "tgi" or (not engine and math.isclose(top, TGI_TOP_BUCKET_S, rel_tol=1e-6)):
+        return (
+            f"TGI's duration histograms end at {TGI_TOP_BUCKET_S:.1f} s by design (35 geometric "
+            "buckets from 0.1 ms, x1.5 each); read TGI's request logs or client-side latency "
+            "for anything slower"
+        )
+    if math.isclose(top, 60.0) and engine in _CAPPED_AT_60:
+        return _CAPPED_AT_60[engine] + ": upgrade the engine to see higher latencies"
+    return "requests slower than that are only counted, not measured"
+
+
+def top_bucket_warning(
+    quantity: str, value: float | None, bounds: tuple[float, ...], engine: str = ""
+) -> str:
     """A warning when a quantile sits on the top finite bucket bound: histogram_quantile
-    answers that bound for any rank in the +Inf bucket, so the true value is higher. "" when
-    the value is below the top bucket or the buckets are unknown."""
+    answers that bound for any rank in the +Inf bucket, so the true value is higher. The
+    reason is the engine's own (`engine`: a preset name; "" infers it from the bound). ""
+    when the value is below the top bucket or the buckets are unknown. Raises nothing."""
     if value is None or not bounds:
         return ""
     top = max(bounds)
     if value >= top * 0.999:
         return (
-            f"{quantity} sits on the top histogram bucket ({top:g} s): the true value is "
-            f"at least that and the histogram cannot show how much higher (old releases "
-            f"capped latency buckets at 60 s)"
+            f"{quantity} sits on the top histogram bucket ({top:.4g} s): the true value is "
+            f"at least that and the histogram cannot show how much higher ({_why_top(top, engine)})"
         )
     return ""

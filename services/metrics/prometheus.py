@@ -11,6 +11,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,25 @@ import requests
 from urllib3.util.retry import Retry
 
 from services.config import MetricsSettings
-from services.errors import ConfigError, ForbiddenError, InvalidError, UnreachableError
+from services.errors import (
+    ConfigError,
+    ForbiddenError,
+    InvalidError,
+    SkewmitError,
+    UnreachableError,
+)
 from services.metrics import presets
 from services.metrics.baseline import Baseline, BaselineSpec, capture
 from services.metrics.presets import Detection, Preset
-from services.metrics.source import RangeValues, Scope, Values
+from services.metrics.source import QueryLog, QueryRecord, RangeValues, Scope, Values
 from services.models import MetricPoint
 
 _STATUS = re.compile(r"HTTP Status Code (\d+)")
+# A rate needs several scrapes in its window; four is the usual floor (a missed scrape then
+# leaves three, not one).
+RATE_WINDOW_SCRAPES = 4
+PRESENT_TTL_S = 300.0  # how long the metric names found for the pods are trusted
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -67,7 +79,10 @@ class PrometheusSource:
     """`PrometheusSource("http://prometheus:9090", Scope("inference", "llm-serve"), "vllm")`.
 
     Raises ConfigError at construction for an unknown preset, a missing CA file or an unset
-    credential variable. Nothing is sent until the first query.
+    credential variable. Nothing is sent until the first query. The rate window is kept at
+    four scrape intervals or more (`from_settings` reads the interval from Prometheus' targets
+    API), and DCGM's pod labels are read as `exported_pod`/`exported_namespace` when
+    Prometheus renamed them; `detect()` says both.
     """
 
     def __init__(
@@ -99,7 +114,10 @@ class PrometheusSource:
         self.scope = scope
         self.preset = presets.preset_named(preset) if isinstance(preset, str) else preset
         self.scrape_interval_s = scrape_interval_s
-        self.rate_window_s = rate_window_s
+        self.rate_window_s = self.configured_rate_window_s = rate_window_s
+        self.rate_window_note = ""  # why the rate window is wider than configured
+        self.interval_note = ""  # why the declared scrape interval is used, when it is
+        self._widen_rate_window(f"the declared scrape interval {duration(scrape_interval_s)}")
         self.overrides = dict(overrides or {})
         for quantity in self.overrides:
             if quantity not in presets.QUANTITIES:
@@ -137,7 +155,13 @@ class PrometheusSource:
             timeout=timeout_s,
         )
         self._present: frozenset[str] | None = None
+        self._present_at = -math.inf
         self._baselines: dict[float, tuple[float, Baseline]] = {}
+        self.query_log = QueryLog()
+        # DCGM pod labels: settled once the configured or the exported_ ones found series.
+        self._gpu_labels_settled = scope.gpu_pod_label.startswith("exported_")
+        self._gpu_labels_tried = -math.inf
+        self.exported_gpu_labels = False  # switched to exported_pod/exported_namespace
 
     # -- transport -----------------------------------------------------------
 
@@ -186,8 +210,15 @@ class PrometheusSource:
 
     def _instant(self, query: str, what: str, at: float | None) -> list[dict[str, Any]]:
         params = {"time": f"{at:.3f}"} if at is not None else None
-        result = self._call(what, lambda: self._client.custom_query(query, params=params))
-        return list(result or [])
+        ran_at = time.time()
+        try:
+            result = self._call(what, lambda: self._client.custom_query(query, params=params))
+        except SkewmitError as exc:
+            self.query_log.add(QueryRecord(what, query, ran_at, at=at, error=str(exc)))
+            raise
+        rows = list(result or [])
+        self.query_log.add(QueryRecord(what, query, ran_at, at=at, results=len(rows)))
+        return rows
 
     # -- queries -------------------------------------------------------------
 
@@ -197,16 +228,92 @@ class PrometheusSource:
     def describe(self) -> str:
         return f"Prometheus {self.url} (preset {self.preset.name})"
 
+    # -- the scrape interval and the pods' GPU labels, as Prometheus has them ----
+
+    def _widen_rate_window(self, interval_from: str) -> None:
+        floor = RATE_WINDOW_SCRAPES * self.scrape_interval_s
+        self.rate_window_s, self.rate_window_note = self.configured_rate_window_s, ""
+        if self.rate_window_s >= floor - 1e-9:
+            return
+        # With two scrapes in the window one missed scrape empties rate(); four is the floor.
+        self.rate_window_note = (
+            f"the rate window {duration(self.rate_window_s)} cannot hold "
+            f"{RATE_WINDOW_SCRAPES} scrapes at {interval_from}: rates and quantiles use "
+            f"{duration(floor)} instead (set prometheus.rate_window to at least that)"
+        )
+        self.rate_window_s = floor
+
+    def discover_scrape_interval(self) -> float | None:
+        """The scrape interval of the job(s) scraping the Deployment's engine metrics, from
+        Prometheus' targets API (/api/v1/targets). It replaces the declared interval, and the
+        rate window is widened to at least four scrapes of it (`rate_window_note` says so).
+        None, with the declared interval kept, when no target of those jobs is found.
+        Raises UnreachableError / ForbiddenError / InvalidError."""
+        query = " or ".join(
+            f"count by (job) ({name}{{{self.scope.selector()}}})" for name in self.preset.freshness
+        )
+        rows = self._instant(query, "the scrape jobs of the pods", None)
+        jobs = {str(row.get("metric", {}).get("job", "")) for row in rows} - {""}
+        if not jobs:
+            return None
+        data = self._call("the scrape targets", lambda: self._client.get_targets(state="active"))
+        intervals = {
+            str(target.get("labels", {}).get("job")): _seconds(target.get("scrapeInterval"))
+            for target in (data or {}).get("activeTargets", [])
+            if target.get("labels", {}).get("job") in jobs
+        }
+        found = {job: s for job, s in intervals.items() if s}
+        if not found:
+            self.interval_note = (
+                f"Prometheus' targets API lists no scrape interval for job(s) "
+                f"{', '.join(sorted(jobs))}: rates assume the declared "
+                f"{duration(self.scrape_interval_s)} (prometheus.scrape_interval)"
+            )
+            return None
+        job = max(found, key=lambda j: found[j])
+        self.scrape_interval_s = found[job]
+        self._widen_rate_window(
+            f'the scrape interval of job "{job}" (Prometheus scrapes it every '
+            f"{duration(found[job])})"
+        )
+        return self.scrape_interval_s
+
+    def _settle_gpu_labels(self) -> None:
+        """Read DCGM's pod labels as Prometheus stored them. Behind a ServiceMonitor with
+        honorLabels: false the exporter's `pod`/`namespace` (the serving pod) collide with the
+        target's own (the exporter pod) and are renamed `exported_pod`/`exported_namespace`:
+        when only those match the Deployment, the GPU matchers switch to them."""
+        if self._gpu_labels_settled or time.monotonic() - self._gpu_labels_tried < 60:
+            return
+        self._gpu_labels_tried = time.monotonic()
+        probe = 'count({{__name__=~"DCGM_FI_DEV_.+",{}}})'
+        exported = replace(
+            self.scope,
+            gpu_pod_label=f"exported_{self.scope.gpu_pod_label}",
+            gpu_namespace_label=f"exported_{self.scope.gpu_namespace_label}",
+        )
+        try:
+            if self._instant(probe.format(self.scope.selector(gpu=True)), "the GPU series", None):
+                self._gpu_labels_settled = True
+            elif self._instant(probe.format(exported.selector(gpu=True)), "the GPU series", None):
+                self.scope, self._gpu_labels_settled = exported, True
+                self.exported_gpu_labels = True
+        except SkewmitError:
+            pass  # the query that needs the GPU series reports the failure itself
+
     def _spec_preset(self) -> Preset:
-        if self._present is None:
+        # Names change with the release a rollout (or a rollback) brings: look again now and then.
+        if self._present is None or time.monotonic() - self._present_at > PRESENT_TTL_S:
             try:
                 self._present = self.present_metrics()
             except (UnreachableError, InvalidError, ForbiddenError):
-                return self.preset  # the regex over every generation's names still works
+                return self.preset  # render() then tries each name, newest first, by `or`
         return self.preset.resolve(self._present)
 
     def query_text(self, quantity: str, window_s: float) -> str:
         spec = self.preset.spec(quantity)
+        if spec.kind == presets.GPU_AVG:
+            self._settle_gpu_labels()
         values = {
             "selector": self.scope.selector(),
             "gpu_selector": self.scope.selector(gpu=True),
@@ -248,15 +355,22 @@ class PrometheusSource:
         window_s: float | None = None,
     ) -> RangeValues:
         query = self.query_text(quantity, window_s or self.rate_window_s)
-        result = self._call(
-            quantity,
-            lambda: self._client.custom_query_range(
-                query,
-                start_time=datetime.fromtimestamp(start, UTC),
-                end_time=datetime.fromtimestamp(end, UTC),
-                step=duration(max(1.0, round(step_s))),
-            ),
-        )
+        step = max(1.0, round(step_s))
+        logged = QueryRecord(quantity, query, time.time(), start=start, end=end, step_s=step)
+        try:
+            result = self._call(
+                quantity,
+                lambda: self._client.custom_query_range(
+                    query,
+                    start_time=datetime.fromtimestamp(start, UTC),
+                    end_time=datetime.fromtimestamp(end, UTC),
+                    step=duration(step),
+                ),
+            )
+        except SkewmitError as exc:
+            self.query_log.add(replace(logged, error=str(exc)))
+            raise
+        self.query_log.add(replace(logged, results=len(result or [])))
         out: RangeValues = {}
         for item in result or []:
             points = [
@@ -275,7 +389,29 @@ class PrometheusSource:
         found = [v for v in values if v is not None]
         return max(found) if found else None
 
+    def pod_freshness_query(self, gpu: bool = False) -> str:
+        """The PromQL behind `pod_freshness`: a human can run it to see who reports."""
+        if gpu:
+            self._settle_gpu_labels()
+            names = self.preset.queries[presets.GPU_UTIL].metrics
+            series = presets.series_selector(names, self.scope.selector(gpu=True))
+            return f"max by ({self.scope.gpu_pod_label}) (timestamp({series}))"
+        series = presets.series_selector(self.preset.freshness, self.scope.selector())
+        return f"max by ({self.scope.pod_label}) (timestamp({series}))"
+
+    def pod_freshness(self, at: float | None = None, *, gpu: bool = False) -> dict[str, float]:
+        label = self.scope.gpu_pod_label if gpu else self.scope.pod_label
+        what = "the GPU metrics' newest samples" if gpu else "each pod's newest sample"
+        out: dict[str, float] = {}
+        for item in self._instant(self.pod_freshness_query(gpu), what, at):
+            pod = str(item.get("metric", {}).get(label, ""))
+            value = _float(item.get("value", [0, "NaN"])[1])
+            if pod and value is not None:
+                out[pod] = max(value, out.get(pod, value))
+        return dict(sorted(out.items()))
+
     def present_metrics(self) -> frozenset[str]:
+        self._settle_gpu_labels()
         selectors = {self.scope.selector(), self.scope.selector(gpu=True)}
         names: set[str] = set()
         for selector in selectors:
@@ -284,13 +420,15 @@ class PrometheusSource:
             )
             names.update(str(item.get("metric", {}).get("__name__", "")) for item in result)
         names.discard("")
-        self._present = frozenset(names)
+        self._present, self._present_at = frozenset(names), time.monotonic()
         return self._present
 
     def histogram_bounds(self, quantity: str) -> tuple[float, ...]:
         spec = self.preset.spec(quantity)
         if spec.kind != presets.QUANTILE:
             return ()
+        if len(spec.metrics) > 1:  # the buckets of the name the query reads
+            spec = self._spec_preset().spec(quantity)
         matcher = "|".join(spec.sample_names)
         result = self._instant(
             f'count by (le) ({{__name__=~"{matcher}",{self.scope.selector()}}})',
@@ -303,6 +441,7 @@ class PrometheusSource:
     def dcgm_models(
         self, namespace: str | None = None, deployment: str | None = None
     ) -> dict[str, str]:
+        self._settle_gpu_labels()
         scope = self.scope.retarget(namespace, deployment)
         pod, model = scope.gpu_pod_label, scope.gpu_model_label
         result = self._instant(
@@ -318,7 +457,15 @@ class PrometheusSource:
         return dict(sorted(out.items()))
 
     def detect(self) -> Detection:
-        return presets.detect(self.present_metrics(), chosen=self.preset.name)
+        present = self.present_metrics()
+        detection = presets.detect(
+            present, chosen=self.preset.name, exported_gpu_labels=self.exported_gpu_labels
+        )
+        if self.rate_window_note:
+            detection = replace(detection, warnings=(*detection.warnings, self.rate_window_note))
+        if self.interval_note:
+            detection = replace(detection, notes=(*detection.notes, self.interval_note))
+        return detection
 
     def baseline(self, window_s: float) -> Baseline:
         window_s = self.baseline_window_s or window_s
@@ -330,6 +477,14 @@ class PrometheusSource:
         baseline = capture(self, self.baseline_spec, window_s, with_series=False, now=now)
         self._baselines[window_s] = (now, baseline)
         return baseline
+
+
+def _seconds(text: Any) -> float | None:
+    """A Prometheus duration ("1m30s", "500ms") in seconds; None when it is not one."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|[smhdwy])", str(text or ""))
+    if not parts or "".join(n + u for n, u in parts) != str(text):
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
 
 
 def _float(raw: Any) -> float | None:
@@ -375,7 +530,17 @@ def from_settings(
         )
 
     if chosen != "auto":
-        return build(chosen)
-    probe = build("vllm")
-    fits = probe.detect().fits
-    return build(fits) if fits and fits != "vllm" else probe
+        source = build(chosen)
+    else:
+        probe = build("vllm")
+        fits = probe.detect().fits
+        source = build(fits) if fits and fits != "vllm" else probe
+    try:
+        source.discover_scrape_interval()
+    except SkewmitError as exc:  # e.g. a Thanos or Mimir front end without /api/v1/targets
+        source.interval_note = (
+            f"the scrape interval could not be read from Prometheus' targets API ({exc}): "
+            f"rates assume the declared {duration(source.scrape_interval_s)} "
+            "(prometheus.scrape_interval)"
+        )
+    return source

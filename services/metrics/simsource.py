@@ -18,14 +18,14 @@ import urllib.request
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.errors import UnreachableError
 from services.metrics import presets
 from services.metrics.baseline import Baseline, BaselineSpec, capture
 from services.metrics.presets import Detection, Preset, QuerySpec
 from services.metrics.promql_math import LOOKBACK_S, bucket_quantile, extrapolated_rate
-from services.metrics.source import RangeValues, Scope, Values
+from services.metrics.source import QueryLog, QueryRecord, RangeValues, Scope, Values
 from services.metrics.textformat import Sample, parse
 from services.models import MetricPoint
 
@@ -99,6 +99,7 @@ class SimMetricsSource:
         self.baseline_window_s = baseline_window_s
         self.timeout_s = timeout_s
         self.last_error = ""
+        self.query_log = QueryLog()  # the PromQL each evaluation stands for
         self._series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
         self._by_name: dict[str, list[_Series]] = {}
         self._live: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
@@ -268,8 +269,12 @@ class SimMetricsSource:
     ) -> Values:
         spec = self.preset.spec(quantity)
         at = self.clock() if at is None else at
+        window = window_s or self.rate_window_s
         with self._lock:
-            return self._evaluate(spec, at, window_s or self.rate_window_s)
+            values = self._evaluate(spec, at, window)
+        query = self.query_text(quantity, window)
+        self.query_log.add(QueryRecord(quantity, query, time.time(), at=at, results=len(values)))
+        return values
 
     def series(
         self,
@@ -290,6 +295,9 @@ class SimMetricsSource:
                 t = start + i * step
                 for key, value in self._evaluate(spec, t, window).items():
                     out.setdefault(key, []).append(MetricPoint(t, value))
+        query = self.query_text(quantity, window)
+        logged = QueryRecord(quantity, query, time.time(), start=start, end=end, step_s=step)
+        self.query_log.add(replace(logged, results=len(out)))
         return out
 
     def last_scrape(self, at: float | None = None) -> float | None:
@@ -298,7 +306,28 @@ class SimMetricsSource:
             times = [
                 p[0] for s in self._named(self.preset.freshness) if (p := s.at(at)) is not None
             ]
+        series = presets.series_selector(self.preset.freshness, self.scope.selector())
+        self.query_log.add(
+            QueryRecord(
+                "the newest scrape",
+                f"max(timestamp({series}))",
+                time.time(),
+                at=at,
+                results=1 if times else 0,
+            )
+        )
         return max(times) if times else None
+
+    def pod_freshness(self, at: float | None = None, *, gpu: bool = False) -> dict[str, float]:
+        at = self.clock() if at is None else at
+        names = self.preset.queries[presets.GPU_UTIL].metrics if gpu else self.preset.freshness
+        out: dict[str, float] = {}
+        with self._lock:
+            for s in self._named(names):
+                pod = self.scope.pod_of(s.labels, gpu=gpu)
+                if pod and (p := s.at(at)) is not None:
+                    out[pod] = max(p[0], out.get(pod, p[0]))
+        return dict(sorted(out.items()))
 
     def present_metrics(self) -> frozenset[str]:
         at = self.clock()

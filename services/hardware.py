@@ -23,6 +23,7 @@ from services.gpu import (
 )
 from services.kube import Cluster
 from services.models import Change, Finding, HardwareReport, Plan, Severity, Step
+from services.names import check_name
 from services.rollout import history
 
 Obj = dict[str, Any]
@@ -307,7 +308,9 @@ def node_selector_plan(
 
 def cordon_plan(cluster: Cluster, node: str) -> Plan:
     """Mark a node unschedulable (``kubectl cordon``). Pods on it keep running.
-    Raises NotFoundError for an unknown node, InvalidError when it is already cordoned."""
+    Raises NotFoundError for an unknown node, InvalidError when it is already cordoned,
+    ConfigError for a string no node can be named (``gpu-a10g-1/../gpu-h100-1``)."""
+    check_name("Node", node)
     obj = cluster.get("Node", "", node)
     if obj.get("spec", {}).get("unschedulable"):
         raise InvalidError(f"node/{node} is already cordoned")
@@ -341,6 +344,7 @@ def taint_plan(cluster: Cluster, node: str, key: str, value: str) -> Plan:
             f"taint value {value!r} is not a valid label value (63 characters at most: "
             "letters, digits, '-', '_', '.')"
         )
+    check_name("Node", node)
     obj = cluster.get("Node", "", node)
     taints = [dict(t) for t in obj.get("spec", {}).get("taints") or []]
     taint = {"key": key, "value": value, "effect": "NoSchedule"}

@@ -10,10 +10,10 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import urllib3
 import yaml
@@ -23,14 +23,16 @@ from kubernetes.stream import stream
 from websocket import WebSocketException
 
 from services.errors import (
+    CertificateError,
     ConfigError,
-    ConflictError,
-    ForbiddenError,
     InvalidError,
     NotFoundError,
     SkewmitError,
     UnreachableError,
+    from_status,
+    tls_failure,
 )
+from services.names import check_name, check_namespace
 
 Obj = dict[str, Any]
 TIMEOUT_S = 15.0
@@ -49,12 +51,14 @@ class Kind:
     namespaced: bool = True
 
     def path(self, namespace: str = "", name: str = "", sub: str = "") -> str:
+        """The resource path. Segments are percent-quoted (no '/' survives); callers check the
+        names first (KubeCluster does), so quoting is the second line, not the first."""
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
+            base += f"/namespaces/{quote(namespace, safe='')}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{name}"
+            base += f"/{quote(name, safe='')}"
         if sub:
             base += f"/{sub}"
         return base
@@ -116,34 +120,12 @@ class Cluster(Protocol):
     def whoami(self) -> str: ...
 
 
-def translate(exc: ApiException, what: str) -> SkewmitError:
-    """Turn an API error into the project's exception, keeping the server's own words."""
-    message = exc.reason or ""
-    status = exc.status or 0
-    raw_body = exc.body or "{}"
-    handshake = re.match(r"Handshake status (\d+)", message)
-    if handshake:
-        # A refused websocket upgrade (exec): the Status body is the last "-+-+-" segment.
-        status = int(handshake.group(1))
-        tail = message.split("-+-+-")[-1].strip()
-        raw_body = tail[2:-1] if tail.startswith(("b'", 'b"')) else tail
-        message = f"the API server refused the exec ({status})"
-    try:
-        body = json.loads(raw_body)
-        message = body.get("message") or message
-    except (ValueError, TypeError, AttributeError):
-        pass
-    if status == 404:
-        return NotFoundError(f"{what}: {message}. Check the name and namespace (-n).")
-    if status in (401, 403):
-        return ForbiddenError(
-            f"{what}: {message}. Ask for the permission or use a context whose user has it."
-        )
-    if status == 409:
-        return ConflictError(f"{what}: {message}. Nothing was applied; refresh and retry.")
-    if status in (400, 415, 422):
-        return InvalidError(f"{what}: {message}")
-    return SkewmitError(f"{what}: the API server answered {status}: {message}")
+def translate(exc: ApiException, what: str, request: str = "") -> SkewmitError:
+    """Turn an API error into the project's exception, keeping the server's own words.
+    `request` ("PATCH /apis/apps/v1/...") is named in server errors and throttling."""
+    return from_status(
+        exc.status or 0, exc.reason or "", exc.body, getattr(exc, "headers", None), what, request
+    )
 
 
 def resolve_kubeconfig(path: str | None) -> str | None:
@@ -202,6 +184,8 @@ class KubeCluster:
         except (config.ConfigException, ValueError, OSError) as exc:
             raise ConfigError(f"context {chosen!r} is unusable: {exc}") from exc
         self.context = chosen
+        self.kubeconfig_path = path or ""
+        self.cluster_name = str(entry.get("context", {}).get("cluster", ""))
         self.server = str(self.api.configuration.host)
         self.user = str(entry.get("context", {}).get("user", ""))
         self.default_namespace = str(entry.get("context", {}).get("namespace") or "default")
@@ -241,24 +225,49 @@ class KubeCluster:
             )
             response.read()
         except ApiException as exc:
-            raise translate(exc, what or f"{method} {path}") from exc
+            tls = tls_failure(exc) if not exc.status else ""
+            if tls:
+                raise self._certificate_error(tls) from exc
+            raise translate(exc, what or f"{method} {path}", f"{method} {path}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            tls = tls_failure(exc)
+            if tls:
+                raise self._certificate_error(tls) from exc
             raise UnreachableError(
                 f"cannot reach the API server {self.server} (context "
                 f"{self.context}): {exc.__class__.__name__}. Check the "
                 "network/VPN and that the context is right."
             ) from exc
         if response.status >= 400:
-            raise translate(
-                ApiException(
-                    status=response.status,
-                    reason=response.reason,
-                    body=response.data.decode(errors="replace"),
-                ),
-                what or f"{method} {path}",
+            error = ApiException(
+                status=response.status,
+                reason=response.reason,
+                body=response.data.decode(errors="replace"),
             )
+            error.headers = response.headers
+            raise translate(error, what or f"{method} {path}", f"{method} {path}")
         data = response.data
         return json.loads(data) if data else {}
+
+    def _certificate_error(self, detail: str) -> CertificateError:
+        where = self.kubeconfig_path or "$KUBECONFIG"
+        return CertificateError(
+            f"the API server {self.server} (context {self.context}) presented a certificate "
+            f"that the CA in the kubeconfig does not trust ({detail}). Check cluster "
+            f"{self.cluster_name!r}'s certificate-authority(-data) in {where}: it must be the "
+            "CA that signed this server's certificate, and the server URL must be a name the "
+            "certificate covers. Not a network problem."
+        )
+
+    def _path(self, kind: str, namespace: str = "", name: str = "", sub: str = "") -> str:
+        """The URL path for an object, after checking its names (DNS-1123 by kind).
+        Raises ConfigError for an unknown kind or a name no object can have."""
+        k = self._kind(kind)
+        if namespace and k.namespaced:
+            check_namespace(namespace)
+        if name:
+            check_name(kind, name)
+        return k.path(namespace, name, sub)
 
     @staticmethod
     def _kind(kind: str) -> Kind:
@@ -270,9 +279,8 @@ class KubeCluster:
     # -- reads ---------------------------------------------------------------
 
     def get(self, kind: str, namespace: str, name: str) -> Obj:
-        k = self._kind(kind)
         result: Obj = self._request(
-            "GET", k.path(namespace, name), what=f"get {kind.lower()} {name}"
+            "GET", self._path(kind, namespace, name), what=f"get {kind.lower()} {name}"
         )
         return result
 
@@ -282,7 +290,7 @@ class KubeCluster:
         k = self._kind(kind)
         result = self._request(
             "GET",
-            k.path(namespace),
+            self._path(kind, namespace),
             query={"labelSelector": label_selector, "fieldSelector": field_selector},
             what=f"list {k.plural}",
         )
@@ -311,10 +319,9 @@ class KubeCluster:
         *,
         dry_run: bool = False,
     ) -> Obj:
-        k = self._kind(kind)
         result: Obj = self._request(
             "PATCH",
-            k.path(namespace, name),
+            self._path(kind, namespace, name),
             query={"dryRun": "All" if dry_run else None},
             body=patch,
             content_type=PATCH_TYPES[patch_type],
@@ -323,11 +330,12 @@ class KubeCluster:
         return result
 
     def create(self, kind: str, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
-        k = self._kind(kind)
         name = body.get("metadata", {}).get("name", "")
+        if name:
+            check_name(kind, str(name))
         result: Obj = self._request(
             "POST",
-            k.path(namespace),
+            self._path(kind, namespace),
             query={"dryRun": "All" if dry_run else None},
             body=body,
             what=f"create {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
@@ -343,7 +351,7 @@ class KubeCluster:
         dry_run: bool = False,
         resource_version: str = "",
     ) -> Obj:
-        k = self._kind(kind)
+        path = self._path(kind, namespace, name)
         body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
@@ -351,7 +359,7 @@ class KubeCluster:
             body["dryRun"] = ["All"]
         result: Obj = self._request(
             "DELETE",
-            k.path(namespace, name),
+            path,
             query={"dryRun": "All" if dry_run else None},
             body=body,
             what=f"delete {kind.lower()} {name}",
@@ -414,6 +422,8 @@ class KubeCluster:
 
         Raises SkewmitError with the command's stderr when it exits non-zero.
         """
+        check_namespace(namespace)
+        check_name("Pod", pod)
         # kubernetes.stream swaps call_api on the client it is given while it runs: give it a
         # client of its own so other threads' requests never go over the websocket.
         core = client.CoreV1Api(client.ApiClient(configuration=self.api.configuration))

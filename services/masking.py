@@ -25,13 +25,25 @@ _PLACEHOLDER = re.compile(r"<secret [^<>]*>")
 _FLAG_IN_TEXT = re.compile(
     r"(?<![\w-])(--?[A-Za-z][\w-]*)(=|\s+)(\"[^\"]*\"|'[^']*'|[^\s\"'-][^\s\"']*)"
 )
-_ENV_IN_TEXT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']+)")
+# `&` ends a value so that `?token=X&page=2` keeps its other parameters readable.
+_ENV_IN_TEXT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s\"'&]+)")
+# `password: X` / `"api_key": "X"` (YAML, JSON, prose): only unambiguous secret words, as
+# "token: 512" is as likely a count as a credential.
+_COLON_IN_TEXT = re.compile(
+    r"\b((?:[A-Za-z0-9]+[_-])*(?:password|passwd|api[_-]?key|secret[_-]?key|client[_-]?secret"
+    r"|access[_-]?token|auth[_-]?token))(\"?\s*:\s*)(\"[^\"]*\"|'[^']*'|[^\s\"',}&]+)",
+    re.IGNORECASE,
+)
 _TOKEN_PATTERNS = (
     re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),  # Hugging Face access token
     re.compile(r"\bsk-[A-Za-z0-9_-]{20,}"),  # OpenAI-style API key
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub token
-    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
+    # Authorization headers: any length, as a short token is still a token.
+    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
+    re.compile(r"(?<=Basic )[A-Za-z0-9+/=]{4,}", re.IGNORECASE),
 )
+# scheme://user:password@host: the password goes, the user and host stay (they say where).
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*):([^\s/?#@]+)@")
 
 
 def is_secret_name(name: str) -> bool:
@@ -53,7 +65,15 @@ def _is_masked(value: str) -> bool:
 def _scrub_patterns(text: str) -> str:
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(MASK, text)
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
     return text
+
+
+def _mask_colon_match(match: re.Match[str]) -> str:
+    name, sep, value = match.groups()
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return match.group(0) if _is_masked(value.strip("'\"")) else f"{name}{sep}{quote}{MASK}{quote}"
 
 
 def mask_env(
@@ -113,17 +133,28 @@ def _mask_env_match(match: re.Match[str]) -> str:
     return f"{name}={MASK}" if is_secret_name(name) and not _is_masked(value) else match.group(0)
 
 
-def mask_text(text: str, secrets: Sequence[str]) -> str:
-    """Free text (logs, command output, errors) with every known secret value, its base64
-    form, secret flags (``--api-key X``), secret env assignments (``HF_TOKEN=X``) and
-    token-shaped strings masked. Secrets shorter than 4 characters are not searched for, as
-    they would mangle ordinary words. Raises nothing."""
+def mask_text(text: str, secrets: Sequence[str] = ()) -> str:
+    """Free text (logs, command output, errors, annotations) with every known secret value,
+    its base64 form, secret flags (``--api-key X``), secret assignments (``HF_TOKEN=X``,
+    ``password=X``, ``api_key: X``), URL credentials (``postgres://user:X@host``), bearer
+    tokens and token-shaped strings masked. Secrets shorter than 4 characters are not
+    searched for, as they would mangle ordinary words. Raises nothing."""
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, MASK)
         encoded = base64.b64encode(secret.encode()).decode()
         text = text.replace(encoded, MASK)
-    text = _FLAG_IN_TEXT.sub(_mask_flag_match, text)
-    text = _ENV_IN_TEXT.sub(_mask_env_match, text)
+    return _mask_free_text(text)
+
+
+def _mask_free_text(text: str) -> str:
+    """Secret flags, `name=value` and `password: value` with a secret-looking name, URL
+    credentials, bearer tokens and token-shaped strings in any text."""
+    if "-" in text:
+        text = _FLAG_IN_TEXT.sub(_mask_flag_match, text)
+    if "=" in text:
+        text = _ENV_IN_TEXT.sub(_mask_env_match, text)
+    if ":" in text:
+        text = _COLON_IN_TEXT.sub(_mask_colon_match, text)
     return _scrub_patterns(text)
 
 
@@ -161,7 +192,8 @@ def _is_secret_object(node: Mapping[str, Any]) -> bool:
 
 def _mask_tree(node: Any, keep_refs: bool = False) -> Any:
     if isinstance(node, str):
-        return _scrub_patterns(node)
+        # Any text may carry a credential: an annotation's `password=...`, a URL's user:pass@.
+        return _mask_free_text(node)
     if isinstance(node, list):
         return [_mask_tree(item, keep_refs) for item in node]
     if not isinstance(node, Mapping):
@@ -190,3 +222,90 @@ def mask_object(obj: Any, *, keep_refs: bool = False) -> Any:
     way. ``keep_refs`` keeps secretKeyRef entries as references (for stored copies that must
     stay re-appliable; they hold no secret). Raises nothing."""
     return _mask_tree(obj, keep_refs)
+
+
+# --- back from a masked copy -----------------------------------------------------------------
+
+
+class Unrestorable(ValueError):
+    """A masked value whose plain value no source holds; `path` says where."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no plain value for the masked value at {path or '/'}")
+        self.path = path
+
+
+def has_mask(node: Any) -> bool:
+    """Whether a masked copy hides anything in `node` (the mask or a secret placeholder)."""
+    if isinstance(node, str):
+        return MASK in node or bool(_PLACEHOLDER.search(node))
+    if isinstance(node, Mapping):
+        return any(has_mask(v) for v in node.values())
+    if isinstance(node, list):
+        return any(has_mask(v) for v in node)
+    return False
+
+
+def _anchored(item: Any, masked: Any) -> bool:
+    """Whether a masked candidate can be the masked form of `item`: equal strings, or a
+    mapping with the same keys whose unmasked parts are equal (an env entry's name)."""
+    if isinstance(item, str):
+        return bool(masked == item)
+    if isinstance(item, Mapping):
+        return (
+            isinstance(masked, Mapping)
+            and set(masked) == set(item)
+            and all(masked[k] == v for k, v in item.items() if not has_mask(v))
+        )
+    return isinstance(item, list) and isinstance(masked, list)
+
+
+def restore_masked(value: Any, sources: Sequence[tuple[Any, Any]], path: str = "") -> Any:
+    """`value`, a masked copy, with each masked part replaced by the plain value it hides,
+    taken from `sources`: (plain, masked) pairs for the same place, best first. A source
+    whose masked form equals `value` is taken whole; otherwise mappings are matched by key
+    and unmasked fields, lists item by item (same index and same preceding item first, so
+    ``--token X`` keeps its own value). Never returns a masked value.
+
+    Raises Unrestorable when some masked part matches nothing in the sources."""
+    if not has_mask(value):
+        return json.loads(json.dumps(value))
+    for plain, masked in sources:
+        if masked == value and not has_mask(plain):
+            return json.loads(json.dumps(plain))
+    if isinstance(value, Mapping):
+        fits = [
+            (plain, masked)
+            for plain, masked in sources
+            if isinstance(plain, Mapping) and _anchored(value, masked) and set(plain) == set(value)
+        ]
+        if not fits:
+            raise Unrestorable(path)
+        return {
+            k: restore_masked(v, [(p[k], m[k]) for p, m in fits], f"{path}/{k}")
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        lists = [
+            (p, m)
+            for p, m in sources
+            if isinstance(p, list) and isinstance(m, list) and len(p) == len(m)
+        ]
+        out = []
+        for i, item in enumerate(value):
+            if not has_mask(item):
+                out.append(json.loads(json.dumps(item)))
+                continue
+            ranked = []
+            for plain, masked in lists:
+                for j, candidate in enumerate(masked):
+                    if not _anchored(item, candidate):
+                        continue
+                    same_before = (i == 0 and j == 0) or (
+                        i > 0 and j > 0 and masked[j - 1] == value[i - 1]
+                    )
+                    ranked.append((not same_before, j != i, plain[j], candidate))
+            ranked.sort(key=lambda r: (r[0], r[1]))
+            out.append(restore_masked(item, [(r[2], r[3]) for r in ranked], f"{path}/{i}"))
+        return out
+    raise Unrestorable(path)

@@ -10,6 +10,7 @@ from services.drift import template_drift
 from services.engines import engine_containers, parse_engine_config
 from services.errors import InvalidError, NotFoundError
 from services.kube import Cluster
+from services.masking import mask_text
 from services.models import Change, Finding, Plan, Revision, RolloutProgress, Severity, Step
 
 Obj = dict[str, Any]
@@ -114,7 +115,9 @@ def history(cluster: Cluster, namespace: str, name: str) -> list[Revision]:
                 created=rs["metadata"].get("creationTimestamp", ""),
                 images=tuple(c.get("image", "") for c in template["spec"].get("containers", [])),
                 summary=config_summary(template),
-                change_cause=rs["metadata"].get("annotations", {}).get(CHANGE_CAUSE, ""),
+                # A change-cause is free text written by whoever rolled out (often a CI
+                # pasting a command line): it can carry a password= or a bearer token.
+                change_cause=mask_text(rs["metadata"].get("annotations", {}).get(CHANGE_CAUSE, "")),
                 current=is_current,
                 last_known_good=lkg,
                 replicas=int(rs.get("status", {}).get("replicas", 0)),

@@ -19,6 +19,7 @@ from services.kube import Cluster
 from services.long_context_template import LENGTH_FACTOR as LENGTH_FACTOR
 from services.long_context_template import _long_template
 from services.models import Change, Finding, Plan, RouterInfo, Severity, Step
+from services.names import check_name
 from services.rollout import CHANGE_CAUSE, history, strip_hash
 from services.route_rules import HEADER as HEADER
 from services.route_rules import HEADER_VALUE as HEADER_VALUE
@@ -293,12 +294,17 @@ def long_context_plan(
 
     The max model len defaults to 4x the template's, capped at ``model_limit``; replicas to a
     quarter of the main Deployment's (at least 1). Raises NotFoundError (no Deployment, no
-    revision without drift), ConflictError (``<name>-long`` exists), InvalidError (no serving
+    revision without drift), ConflictError (``<name>-long`` exists), ConfigError
+    (``<name>-long`` is no valid Service name), InvalidError (no serving
     container, a length over the limit, replicas < 1, a full HTTPRoute, a rule already
     routing long-context requests).
     """
     dep = cluster.get("Deployment", namespace, deployment)
     long_name = f"{deployment}{LONG_SUFFIX}"
+    # A Service name is a DNS-1035 label (63 characters, no dots): a name that fits the
+    # Deployment but not the Service would fail half-way through the apply.
+    for kind in ("Deployment", "Service"):
+        check_name(kind, long_name)
     info = detect_router(cluster, namespace, deployment)
     if info.long_context_backend:
         raise InvalidError(

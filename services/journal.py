@@ -1,28 +1,55 @@
-"""The incident journal: append-only JSONL on disk, fsync'd around every change.
+"""The incident journal: a write-ahead log on disk, one exclusive writer per incident.
 
 One folder per incident under the XDG state directory
 (`$XDG_STATE_HOME/skewmit/incidents/<id>/`, default `~/.local/state/skewmit/...`), holding
-`incident.json` (what and who) and `journal.jsonl` (every check, finding, plan, apply, verify,
-revert and verdict). Starting skewmit again for the same target reopens the open incident, so
-an SSH drop loses nothing. Everything written is masked first.
+`incident.json` (what and who), `journal.jsonl` (every finding change, plan, apply, verify,
+revert and verdict) and `lock` (who holds the incident). Starting skewmit again for the same
+target reopens the open incident, so an SSH drop loses nothing. Everything written is masked.
+
+The promises, as etcd's and SQLite's logs make them: an entry `append` returned survives a
+crash (written whole, fsync'd); sequence numbers are unique and increase, derived from the
+highest on disk under an append lock, so two processes never number alike; a torn tail (a
+crash or a full disk mid-write) is cut on the next write and the cut itself recorded. The
+session holding `lock` (fcntl.flock) is the only one that may journal an intent to change the
+cluster; another instance opens read-only and says who holds it, or takes over explicitly.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import getpass
 import json
 import os
 import re
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.errors import ConfigError
+from services.errors import ConfigError, SkewmitError
 from services.masking import mask_object
 from services.models import Target
 
 Obj = dict[str, Any]
+# Entries that start a change: only the lock holder writes them, or nothing is changed.
+INTENT_TYPES = frozenset({"apply-intent", "revert-intent"})
+# Entries that finish one: written even after a take-over, so no started change goes unrecorded.
+OUTCOME_TYPES = frozenset({"applied", "apply-failed", "reverted", "revert-refused", "reconciled"})
+SCAN_CHUNK = 1 << 20
+TORN_KEPT = 300  # bytes of a torn fragment kept in the repair entry
+
+
+class JournalError(SkewmitError):
+    """The journal cannot record what skewmit is about to do; nothing was changed."""
+
+
+class JournalReadOnly(JournalError):
+    """This session holds no lock on the incident (another does, or --read-only)."""
 
 
 def state_dir() -> Path:
@@ -53,46 +80,131 @@ class Entry:
     data: Obj
 
 
-class Journal:
-    """An incident's journal. Use `Journal.open_for(target, kube_user)`."""
+@dataclass(frozen=True)
+class Holder:
+    """Who holds an incident's lock."""
 
-    def __init__(self, folder: Path, target: Target, kube_user: str) -> None:
+    pid: int
+    os_user: str
+    host: str
+    since: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid}, {self.os_user}@{self.host}, since {self.since}"
+
+    def as_json(self) -> Obj:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def me(cls) -> Holder:
+        return cls(os.getpid(), os_user(), socket.gethostname(), utc_now())
+
+    @classmethod
+    def parse(cls, text: str) -> Holder:
+        try:
+            data = json.loads(text)
+            return cls(int(data["pid"]), str(data["os_user"]), str(data["host"]), data["since"])
+        except (ValueError, KeyError, TypeError):
+            return cls(0, "?", "?", "?")  # a holder that died while writing its name
+
+
+@dataclass
+class _Lock:
+    """An incident lock held by this process (shared by its Journal objects)."""
+
+    fd: int
+    path: Path
+    holder: Holder
+
+    def still_ours(self) -> bool:
+        """False once another instance took the incident over (it replaced the lock file)."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self.fd).st_ino
+        except OSError:
+            return False
+
+
+_HELD: dict[str, _Lock] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _drop(lock: _Lock | None) -> None:
+    with _HELD_GUARD:
+        if lock is not None and _HELD.get(str(lock.path)) is lock:
+            del _HELD[str(lock.path)]
+            os.close(lock.fd)
+
+
+class Journal:
+    """An incident's journal. Use `Journal.open_for(target, kube_user)`; constructed directly
+    (to read, or to add a verdict from a headless command) it holds no lock and may not
+    journal intents."""
+
+    def __init__(
+        self, folder: Path, target: Target, kube_user: str, *, read_only: bool = False
+    ) -> None:
         self.folder = folder
         self.target = target
         self.kube_user = kube_user
         self.path = folder / "journal.jsonl"
-        self._seq = sum(1 for _ in self.entries())
+        self.read_only = read_only
+        self.held_by: Holder | None = None  # set when another instance holds the incident
+        self._lock: _Lock | None = None
+        self._seq = 0  # the highest seq seen on disk
+        self._scanned_to = 0  # bytes of journal.jsonl already scanned for seqs
+        self._mutex = threading.RLock()
+        self._active: dict[str, tuple[str, dict[tuple[str, str, str], Obj]]] | None = None
+        self._taken_from: Holder | None = None  # journaled with the first write after it
 
     @property
     def incident_id(self) -> str:
-        return self.folder.name
+        return self.folder.name if (self.folder / "incident.json").exists() else ""
+
+    @property
+    def owner(self) -> bool:
+        """Whether this session holds the incident's lock (and may change the cluster)."""
+        return self._lock is not None and not self.read_only
+
+    def read_only_reason(self) -> str:
+        if self.held_by is not None:
+            return f"opened read-only: the incident is held by {self.held_by.describe()}"
+        if self.read_only:
+            return "opened read-only"
+        return "this journal holds no lock on the incident"
 
     @classmethod
-    def open_for(cls, target: Target, kube_user: str, root: Path | None = None) -> Journal:
-        """Reopen the open incident for this target, or start a new one.
-
-        Raises ConfigError when the state directory cannot be written.
-        """
-        root = root or state_dir()
-        incidents = root / "incidents"
+    def open_for(
+        cls,
+        target: Target,
+        kube_user: str,
+        root: Path | None = None,
+        *,
+        read_only: bool = False,
+        take_over: bool = False,
+    ) -> Journal:
+        """Reopen the open incident for this target, or start a new one, and lock it. When
+        another instance holds it, the journal opens read-only (`held_by` says who) unless
+        `take_over`. With `read_only` nothing is created or written (the state directory may
+        be missing or unwritable). Raises ConfigError when the state directory cannot be
+        written, JournalError when the journal cannot be."""
+        incidents = (Path(root) if root else state_dir()) / "incidents"
+        if read_only:
+            folder = _find_open(incidents, target)
+            return cls(folder or incidents / "-", target, kube_user, read_only=True)
         try:
             incidents.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise ConfigError(
                 f"cannot create the journal directory {incidents}: {exc}; set "
-                "XDG_STATE_HOME to a writable directory"
+                "XDG_STATE_HOME to a writable directory, or pass --read-only"
             ) from exc
-        for folder in sorted(incidents.iterdir(), reverse=True):
-            meta = _read_json(folder / "incident.json")
-            if (
-                meta
-                and meta.get("status") == "open"
-                and (meta.get("context"), meta.get("namespace"), meta.get("deployment"))
-                == (target.context, target.namespace, target.deployment)
-            ):
-                journal = cls(folder, target, kube_user)
+        folder = _find_open(incidents, target)
+        if folder is not None:
+            journal = cls(folder, target, kube_user)
+            journal._acquire(take_over)
+            if journal.owner:
                 journal.append("reopened", {})
-                return journal
+            return journal
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         name = f"{stamp}-{_slug(target.namespace)}-{_slug(target.deployment)}"
         folder = incidents / name
@@ -116,65 +228,343 @@ class Journal:
             },
         )
         journal = cls(folder, target, kube_user)
+        journal._acquire(False)
         journal.append("opened", {})
         return journal
+
+    # -- the lock --------------------------------------------------------------------------
+
+    def _acquire(self, take_over: bool) -> None:
+        path = self.folder / "lock"
+        with _HELD_GUARD:
+            held = _HELD.get(str(path))
+            if held is not None and held.still_ours():
+                self._lock = held  # one process is one instance, however many objects
+                return
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise JournalError(f"cannot lock the incident ({path}): {exc}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+                os.close(fd)
+                if not take_over:
+                    self.read_only, self.held_by = True, holder
+                    return
+                fd = self._replace_lock(path, holder)
+            me = Holder.me()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me.as_json()).encode(), 0)
+            os.fsync(fd)
+            self._lock = _HELD[str(path)] = _Lock(fd, path, me)
+
+    def _replace_lock(self, path: Path, previous: Holder) -> int:
+        """Take the incident over: a new lock file under the append lock, so the old holder
+        sees on its next write that it lost the incident. Raises JournalReadOnly when a third
+        instance won the race."""
+        with _append_lock(self.path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            try:
+                new = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except OSError as exc:
+                raise JournalReadOnly(
+                    f"could not take the incident over from {previous.describe()}: {exc}"
+                ) from exc
+            try:
+                fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(new)
+                raise JournalReadOnly(
+                    f"could not take the incident over from {previous.describe()}: {exc}"
+                ) from exc
+        self._taken_from = previous
+        return new
+
+    def release(self) -> None:
+        """Give the incident's lock up (on exit; the kernel does it too when a process dies)."""
+        lock, self._lock = self._lock, None
+        _drop(lock)
+
+    # -- writing ---------------------------------------------------------------------------
 
     def meta(self) -> Obj:
         return _read_json(self.folder / "incident.json") or {}
 
     def append(self, type_: str, data: Obj) -> Entry:
-        """Write one masked entry and fsync it before returning."""
-        self._seq += 1
+        """Write one masked entry whole and fsync it before returning. On a read-only journal
+        an intent or outcome raises JournalReadOnly and anything else is not recorded
+        (returned with seq 0). Raises JournalError when the write fails (the torn part is
+        cut, nothing is recorded)."""
+        masked: Obj = mask_object(data, keep_refs=True)
+        with self._mutex:
+            if self.read_only:
+                if type_ in INTENT_TYPES | OUTCOME_TYPES:
+                    raise JournalReadOnly(f"{self.read_only_reason()}; nothing was changed")
+                return Entry(0, utc_now(), type_, masked)
+            with _append_lock(self.path) as fd:
+                if self._lock is not None and not self._lock.still_ours():
+                    self._lost()
+                    if type_ not in OUTCOME_TYPES:
+                        if type_ in INTENT_TYPES:
+                            raise JournalReadOnly(
+                                f"{self.read_only_reason()} (taken over); nothing was changed"
+                            )
+                        return Entry(0, utc_now(), type_, masked)
+                elif self._lock is None and type_ in INTENT_TYPES:
+                    raise JournalReadOnly(f"{self.read_only_reason()}; nothing was changed")
+                end = self._repair_tail(fd)
+                if self._taken_from is not None:
+                    taken = {"from": self._taken_from.as_json()}
+                    self._taken_from = None
+                    self._write(fd, end, "taken-over", taken)
+                    end = self._scanned_to
+                return self._write(fd, end, type_, masked)
+
+    def _lost(self) -> None:
+        """Another instance took the incident over: read-only from now on."""
+        lock, self._lock = self._lock, None
+        self.read_only = True
+        try:
+            self.held_by = Holder.parse((self.folder / "lock").read_text())
+        except OSError:
+            self.held_by = Holder(0, "?", "?", "?")
+        _drop(lock)
+
+    def _write(self, fd: int, end: int, type_: str, masked: Obj) -> Entry:
+        self._scan(fd, end)
+        seq = self._seq + 1
         record = {
-            "seq": self._seq,
+            "seq": seq,
             "ts": utc_now(),
             "type": type_,
             "who": {"kube_user": self.kube_user, "os_user": os_user()},
             "context": self.target.context,
             "namespace": self.target.namespace,
             "deployment": self.target.deployment,
-            "data": mask_object(data, keep_refs=True),
+            "data": masked,
         }
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+        view, written = memoryview(line), 0
         try:
-            os.write(fd, line.encode())
+            while written < len(line):
+                count = os.write(fd, view[written:])
+                if count <= 0:
+                    raise OSError("the write made no progress")
+                written += count
             os.fsync(fd)
-        finally:
-            os.close(fd)
-        return Entry(self._seq, record["ts"], type_, record["data"])
+        except OSError as exc:
+            _cut(fd, end)
+            raise JournalError(
+                f"could not write the journal {self.path} ({exc}); the {type_!r} entry was "
+                "not recorded and nothing was changed. Free space there or set "
+                "XDG_STATE_HOME to a writable directory"
+            ) from exc
+        self._seq, self._scanned_to = seq, end + len(line)
+        return Entry(seq, str(record["ts"]), type_, masked)
+
+    def _repair_tail(self, fd: int) -> int:
+        """Cut a torn last line (a crash or a full disk mid-write) and record the cut; a last
+        line that is whole but lacks its newline gets one. Returns where the log ends."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return size
+        start = _line_start(fd, size)
+        fragment = os.pread(fd, size - start, start)
+        try:
+            record = json.loads(fragment)
+            whole = isinstance(record, dict) and "seq" in record
+        except ValueError:
+            whole = False
+        if whole:
+            os.write(fd, b"\n")
+            os.fsync(fd)
+            return size + 1
+        _cut(fd, start)
+        self._write(
+            fd,
+            start,
+            "repaired",
+            {
+                "torn_bytes": len(fragment),
+                "at_offset": start,
+                "fragment": fragment[:TORN_KEPT].decode(errors="replace"),
+                "message": f"cut a torn last line of {len(fragment)} bytes (a crash or a "
+                "full disk mid-write); every entry before it stands",
+            },
+        )
+        return self._scanned_to
+
+    def _scan(self, fd: int, end: int) -> None:
+        """Raise self._seq to the highest seq in the whole lines up to `end` not yet seen."""
+        if end < self._scanned_to:
+            self._scanned_to = 0  # the file was cut below what we read: read it again
+        pos, rest = self._scanned_to, b""
+        while pos < end:
+            chunk = os.pread(fd, min(SCAN_CHUNK, end - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                self._seq = max(self._seq, _seq_of(line))
+        self._scanned_to = pos - len(rest)
+
+    # -- findings as changes of state ------------------------------------------------------
+
+    def record_findings(self, step: str, state: str, findings: Sequence[Obj]) -> Entry | None:
+        """Journal what changed in a step's findings since the last check (first seen,
+        cleared, the step's state); nothing when nothing changed. Raises JournalError."""
+        with self._mutex:
+            if self._active is None:
+                self._active = _active_findings(self.entries())
+            old_state, old = self._active.get(step, ("", {}))
+            now = {_finding_key(f): f for f in findings}
+            seen = [now[k] for k in sorted(now.keys() - old.keys())]
+            cleared = [
+                {"code": k[0], "subject": k[1], "severity": k[2]}
+                for k in sorted(old.keys() - now.keys())
+            ]
+            if not seen and not cleared and state == old_state:
+                return None
+            entry = self.append(
+                "findings",
+                {
+                    "step": step,
+                    "state": state,
+                    "seen": seen,
+                    "cleared": cleared,
+                    "active": len(now),
+                },
+            )
+            self._active[step] = (state, now)
+            return entry
+
+    # -- reading ---------------------------------------------------------------------------
 
     def entries(self) -> list[Entry]:
-        if not self.path.exists():
+        return [
+            Entry(int(r["seq"]), str(r["ts"]), str(r["type"]), r.get("data") or {})
+            for r in self.records()
+        ]
+
+    def records(self) -> list[Obj]:
+        """The raw records, with who/context, for the evidence bundle (a torn line is
+        skipped: every entry before it stands)."""
+        try:
+            text = self.path.read_bytes()
+        except OSError:
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for line in text.split(b"\n"):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
-                continue  # a torn last line after a crash: everything before it stands
-            out.append(Entry(int(record["seq"]), record["ts"], record["type"], record["data"]))
-        return out
-
-    def records(self) -> list[Obj]:
-        """The raw records, with who/context, for the evidence bundle."""
-        if not self.path.exists():
-            return []
-        out = []
-        for line in self.path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
                 continue
+            if isinstance(record, dict) and {"seq", "ts", "type"} <= record.keys():
+                out.append(record)
         return out
 
     def close(self, verdict: str) -> None:
+        """Mark the incident closed. Raises JournalReadOnly without the lock."""
+        if not self.owner:
+            raise JournalReadOnly(f"{self.read_only_reason()}; the incident stays open")
         meta = self.meta()
         meta.update(status="closed", closed_at=utc_now(), verdict=verdict)
         _write_json(self.folder / "incident.json", meta)
         self.append("closed", {"verdict": verdict})
+
+
+@contextmanager
+def _append_lock(path: Path) -> Iterator[int]:
+    """journal.jsonl opened for appending and flock'd: one writer at a time, across processes
+    and threads (each holds its own open file description). Raises JournalError."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot open the journal {path}: {exc}; nothing was changed") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _seq_of(line: bytes) -> int:
+    try:
+        record = json.loads(line)
+        return int(record["seq"]) if isinstance(record, dict) else 0
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def _line_start(fd: int, size: int) -> int:
+    """Where the last line starts (just after the last newline before `size`)."""
+    pos = size
+    while pos > 0:
+        step = min(SCAN_CHUNK, pos)
+        chunk = os.pread(fd, step, pos - step)
+        at = chunk.rfind(b"\n")
+        if at >= 0:
+            return pos - step + at + 1
+        pos -= step
+    return 0
+
+
+def _cut(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass  # the next write finds the torn tail and cuts it
+
+
+def _finding_key(finding: Obj) -> tuple[str, str, str]:
+    return (str(finding.get("code")), str(finding.get("subject")), str(finding.get("severity")))
+
+
+def _active_findings(
+    entries: Sequence[Entry],
+) -> dict[str, tuple[str, dict[tuple[str, str, str], Obj]]]:
+    """Each step's state and findings as the journal last recorded them."""
+    out: dict[str, tuple[str, dict[tuple[str, str, str], Obj]]] = {}
+    for entry in entries:
+        step = str(entry.data.get("step", ""))
+        if entry.type == "check":  # older journals: a full snapshot per check
+            found = entry.data.get("findings") or []
+            out[step] = (str(entry.data.get("state", "")), {_finding_key(f): f for f in found})
+        elif entry.type == "findings":
+            active = dict(out.get(step, ("", {}))[1])
+            for f in entry.data.get("cleared") or []:
+                active.pop(_finding_key(f), None)
+            for f in entry.data.get("seen") or []:
+                active[_finding_key(f)] = f
+            out[step] = (str(entry.data.get("state", "")), active)
+    return out
+
+
+def _find_open(incidents: Path, target: Target) -> Path | None:
+    try:
+        folders = sorted(incidents.iterdir(), reverse=True)
+    except OSError:
+        return None
+    for folder in folders:
+        meta = _read_json(folder / "incident.json")
+        if (
+            meta
+            and meta.get("status") == "open"
+            and (meta.get("context"), meta.get("namespace"), meta.get("deployment"))
+            == (target.context, target.namespace, target.deployment)
+        ):
+            return folder
+    return None
 
 
 def _read_json(path: Path) -> Obj | None:

@@ -19,6 +19,8 @@ MARKS = {"pass": "ok  ", "fail": "FAIL", "insufficient-data": "n/a "}
 
 
 def _target_arguments(p: argparse.ArgumentParser, *, kube_required: bool = True) -> None:
+    from tui.cli import kube_name
+
     p.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
     )
@@ -27,9 +29,15 @@ def _target_arguments(p: argparse.ArgumentParser, *, kube_required: bool = True)
         "-n",
         "--namespace",
         required=not kube_required,
+        type=kube_name("Namespace"),
         help="namespace (default: the context's namespace)",
     )
-    p.add_argument("--deployment", required=True, help="the serving Deployment's name")
+    p.add_argument(
+        "--deployment",
+        required=True,
+        type=kube_name("Deployment"),
+        help="the serving Deployment's name",
+    )
     p.add_argument("--config", help="skewmit config file, YAML or .toml (default: $SKEWMIT_CONFIG)")
 
 
@@ -42,7 +50,10 @@ def _metrics_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--scrape-interval", metavar="DUR", help="Prometheus' scrape interval (30s)")
     p.add_argument("--rate-window", metavar="DUR", help="rate()/quantile window (1m)")
-    group = p.add_argument_group("baseline (last-known-good window; default: offset 1d)")
+    group = p.add_argument_group(
+        "baseline (last-known-good window; default: the one frozen in the open incident's "
+        "journal, else offset 1d; refused when under 90% covered or inside the incident)"
+    )
     group.add_argument("--baseline-offset", metavar="DUR", help="e.g. 1d, 7d, 3h")
     group.add_argument("--baseline-start", metavar="TIME", help="RFC 3339 or unix seconds")
     group.add_argument("--baseline-end", metavar="TIME", help="RFC 3339 or unix seconds")
@@ -127,9 +138,13 @@ def _fail(command: str, exc: BaseException) -> int:
 
 
 def _settings(args: argparse.Namespace, config: dict[str, Any]) -> Any:
+    """The metrics settings, bad input refused before anything is asked of a server.
+    Raises ConfigError."""
     from services.config import metrics_settings
+    from services.errors import ConfigError
+    from services.metrics.baseline import duration_text
 
-    return metrics_settings(
+    settings = metrics_settings(
         config,
         url=args.prometheus,
         preset=args.preset,
@@ -141,6 +156,20 @@ def _settings(args: argparse.Namespace, config: dict[str, Any]) -> Any:
         baseline_file=args.baseline_file,
         baseline_window=args.baseline_window,
     )
+    rate, scrape = settings.rate_window_s, settings.scrape_interval_s
+    if rate < scrape:
+        # rate() over less than one scrape interval holds at most one sample: no value ever.
+        raise ConfigError(
+            f"the rate window {duration_text(rate)} is shorter than the scrape interval "
+            f"{duration_text(scrape)}; use at least {duration_text(4 * scrape)} (--rate-window)"
+        )
+    return settings
+
+
+def _explicit_baseline(args: argparse.Namespace) -> bool:
+    """Whether the operator chose the baseline on the command line (it then replaces the
+    incident's frozen one)."""
+    return any(getattr(args, f"baseline_{key}", None) for key in ("offset", "start", "end", "file"))
 
 
 def _thresholds(args: argparse.Namespace, config: dict[str, Any]) -> Any:
@@ -156,12 +185,14 @@ def _thresholds(args: argparse.Namespace, config: dict[str, Any]) -> Any:
 def _session(args: argparse.Namespace) -> dict[str, Any]:
     """Config, cluster, target, metrics source and thresholds. Raises SkewmitError."""
     from services.config import load_config
-    from services.errors import NotFoundError
+    from services.errors import InvalidError, NotFoundError, UnreachableError
     from services.kube import KubeCluster
     from services.metrics.prometheus import from_settings
     from services.models import Target
 
     config = load_config(args.config)
+    settings = _settings(args, config)
+    thresholds = _thresholds(args, config)
     cluster = KubeCluster(args.kubeconfig, args.context)
     namespace = args.namespace or cluster.default_namespace
     try:
@@ -172,12 +203,16 @@ def _session(args: argparse.Namespace) -> dict[str, Any]:
             f'deployment "{args.deployment}" not found in namespace "{namespace}" (context '
             f"{cluster.context}); deployments there: {', '.join(names) or 'none'}"
         ) from None
-    settings = _settings(args, config)
     source = from_settings(settings, namespace, args.deployment)
     source.check()
     target = Target(cluster.context, namespace, args.deployment, cluster.server, cluster.whoami())
-    thresholds = _thresholds(args, config)
     expected = args.expected_gpu_class or config.get("expected_gpu_class")
+    try:
+        baseline = _baseline(args, cluster, target, source, settings, thresholds)
+    except (InvalidError, UnreachableError):
+        if args.command != "evidence":
+            raise
+        baseline = None  # a failed query: the bundle records it and is still written
     return {
         "config": config,
         "cluster": cluster,
@@ -185,8 +220,37 @@ def _session(args: argparse.Namespace) -> dict[str, Any]:
         "source": source,
         "thresholds": thresholds,
         "expected": expected,
-        "baseline": source.baseline(thresholds.stable_window_s),
+        "baseline": baseline,
     }
+
+
+def _baseline(
+    args: argparse.Namespace,
+    cluster: Any,
+    target: Any,
+    source: Any,
+    settings: Any,
+    thresholds: Any,
+) -> Any:
+    """The open incident's frozen baseline, or the operator's choice, checked (and journaled
+    when an incident is open); evidence of a closed incident reuses that incident's. Raises
+    BaselineRefused, SkewmitError."""
+    from services import baseline_choice
+    from services.evidence import find_journal
+
+    root = Path(args.state_dir).expanduser() if getattr(args, "state_dir", None) else None
+    journal = find_journal(target, root)
+    explicit = _explicit_baseline(args)
+    if journal is not None and journal.meta().get("status") != "open":
+        if args.command == "evidence" and not explicit:
+            found = baseline_choice.from_journal(journal)
+            if found is not None:
+                return found
+        journal = None  # a closed incident is not written to, nor judged by a new verdict
+    window = settings.baseline_window_s or thresholds.stable_window_s
+    return baseline_choice.frozen(
+        source, settings.baseline, window, cluster=cluster, journal=journal, explicit=explicit
+    )
 
 
 def _warnings(source: Any, baseline: Any) -> list[str]:
@@ -211,6 +275,7 @@ def _print_verdict(verdict: Any, header: str, warnings: list[str]) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from services.baseline_choice import summary as baseline_summary
     from services.errors import SkewmitError
     from services.evidence import find_journal
     from services.validation import evaluate, rollout_facts, verdict_record
@@ -237,13 +302,14 @@ def run_validate(args: argparse.Namespace) -> int:
         doc = verdict.as_json() | {
             "preset": source.preset.name,
             "baseline": s["baseline"].how,
+            "baseline_window": baseline_summary(s["baseline"]),
             "warnings": warnings,
         }
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
         header = (
             f"{target.namespace}/{target.deployment}, {source.describe()}, "
-            f"baseline {s['baseline'].how}"
+            f"baseline {s['baseline'].describe_window()}"
         )
         _print_verdict(verdict, header, warnings)
     return VERDICT_EXIT[verdict.verdict]
@@ -270,15 +336,24 @@ def run_evidence(args: argparse.Namespace) -> int:
     except SkewmitError as exc:
         return _fail("evidence", exc)
     verdict = bundle.verdict.verdict if bundle.verdict else "not judged"
+    failures = [f"{what}: {error}" for what, error in bundle.failures]
     if args.json:
-        doc = {"folder": str(bundle.folder), "tarball": str(bundle.tarball), "verdict": verdict}
+        doc = {
+            "folder": str(bundle.folder),
+            "tarball": str(bundle.tarball),
+            "verdict": verdict,
+            "failures": failures,
+        }
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
         print(f"evidence: {bundle.folder}\ntarball:  {bundle.tarball}\nverdict:  {verdict}")
+        for failure in failures:  # recorded in the bundle too (timeline.md, verdict.json)
+            print(f"  not read: {failure}")
     return 0
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    from services.baseline_choice import check as check_baseline
     from services.config import load_config, parse_duration
     from services.errors import ConfigError, SkewmitError
     from services.metrics import baseline as baselines
@@ -292,13 +367,13 @@ def run_baseline(args: argparse.Namespace) -> int:
         if settings.baseline.mode == "file":
             raise ConfigError("baseline capture reads Prometheus; drop --baseline-file")
         namespace = args.namespace
-        source = from_settings(settings, namespace, args.deployment)
-        source.check()
         window = (
             parse_duration(args.window, "--window")
             if args.window
             else settings.baseline_window_s or 600.0
         )
+        source = from_settings(settings, namespace, args.deployment)
+        source.check()
         captured = baselines.capture(source, settings.baseline, window)
         if not captured.values:
             raise ConfigError(
@@ -306,12 +381,11 @@ def run_baseline(args: argparse.Namespace) -> int:
                 f"{baselines.utc(captured.start)} .. {baselines.utc(captured.end)}; check the "
                 "preset, the namespace and the window"
             )
+        # No cluster here: coverage is checked, the incident's revisions when it is used.
+        captured = check_baseline(captured, source, None)
         path = baselines.save(captured, args.out)
     except SkewmitError as exc:
         return _fail("baseline capture", exc)
     quantities = ", ".join(sorted(captured.values))
-    print(
-        f"baseline: {path} ({captured.how}, {baselines.utc(captured.start)} .. "
-        f"{baselines.utc(captured.end)}; {quantities})"
-    )
+    print(f"baseline: {path} ({captured.describe_window()}; {quantities})")
     return 0

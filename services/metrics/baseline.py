@@ -3,6 +3,14 @@
 Three ways to say where: an offset back from now (default one day: the same as PromQL's
 `offset 1d`, evaluated with the query's `time` parameter so that overriding queries need no
 change), an explicit time range, or a file captured earlier with `skewmit baseline capture`.
+
+Coverage: a baseline evaluated over a window the data only partly covers is wrong without
+saying so (rate() over ten minutes of which two hold samples reads a fifth of the truth). The
+window is cut into `SLICES` slices, each at least four scrape intervals long (rate() needs two
+samples; four intervals is the usual floor), and coverage is the share of slices whose rate can
+be computed: a hole of a slice or more shows, the scrape jitter of a healthy target does not.
+Less than `MIN_COVERAGE` of tokens/sec (or of GPU utilisation, when the window has any) is
+refused by `services.baseline_choice`.
 """
 
 from __future__ import annotations
@@ -11,19 +19,22 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from services.errors import ConfigError
-from services.metrics.presets import GATE_QUANTITIES, QUANTITIES
+from services.metrics.presets import GATE_QUANTITIES, GPU_UTIL, QUANTITIES, TOKENS
 from services.metrics.source import MetricsSource
 from services.models import MetricPoint
 
 DAY_S = 86400.0
 FORMAT = "skewmit-baseline/1"
 MAX_POINTS = 240  # baseline series are for charts: a few hundred points are plenty
+SLICES = 20  # coverage resolution: a twentieth of the window (5%)
+MIN_COVERAGE = 0.9  # a baseline window must be at least this share covered
+COVERAGE_QUANTITIES = (TOKENS, GPU_UTIL)
 
 
 @dataclass(frozen=True)
@@ -67,12 +78,33 @@ class Baseline:
     namespace: str
     deployment: str
     series: Mapping[str, Mapping[str, tuple[MetricPoint, ...]]] = field(default_factory=dict)
+    # Share of the window's slices holding data, per quantity (see the module docstring);
+    # empty when unknown (a file written before coverage was recorded).
+    coverage: Mapping[str, float] = field(default_factory=dict)
+    # Which ReplicaSet served the window: replicaset, pod_template_hash, revision, how.
+    served_by: Mapping[str, Any] = field(default_factory=dict)
+    frozen: str = ""  # where it was frozen: "journal <incident> #<seq>", "" when not
 
     def value(self, quantity: str, key: str = "") -> float | None:
         return self.values.get(quantity, {}).get(key)
 
     def keys(self, quantity: str) -> list[str]:
         return sorted(self.values.get(quantity, {}))
+
+    @property
+    def judged_coverage(self) -> float | None:
+        """The coverage the baseline is judged on: tokens/sec's, and GPU utilisation's when
+        the window has any GPU data (the lower one). None when unknown."""
+        tokens = self.coverage.get(TOKENS)
+        if tokens is None:
+            return None
+        gpu = self.coverage.get(GPU_UTIL)
+        return min(tokens, gpu) if gpu else tokens  # no GPU data at all: the gate says so
+
+    def describe_window(self) -> str:
+        covered = self.judged_coverage
+        cover = "" if covered is None else f", {covered * 100:.0f}% covered"
+        return f"{utc(self.start)} .. {utc(self.end)} ({self.how}{cover})"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +119,8 @@ class Baseline:
             "end_utc": utc(self.end),
             "captured_at": self.captured_at,
             "values": {q: dict(v) for q, v in self.values.items()},
+            "coverage": dict(self.coverage),
+            "served_by": dict(self.served_by),
             "series": {
                 q: {k: [[p.t, p.v] for p in pts] for k, pts in by_key.items()}
                 for q, by_key in self.series.items()
@@ -105,6 +139,46 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def slice_s(window_s: float, scrape_interval_s: float) -> float:
+    """The coverage slice for a window: a `SLICES`th of it, at least four scrape intervals,
+    whole seconds (Prometheus' range step)."""
+    return float(math.ceil(max(window_s / SLICES, 4 * scrape_interval_s, 1.0)))
+
+
+def slice_presence(
+    source: MetricsSource, quantity: str, start: float, end: float, piece_s: float
+) -> set[int]:
+    """Indexes i of the slices (end - (i+1)*piece_s, end - i*piece_s] that hold enough samples
+    for the quantity (two for a rate), counted back from `end`. Raises what the source
+    raises."""
+    first = end - piece_s * math.floor((end - start) / piece_s + 1e-9)
+    points = source.series(quantity, start=first, end=end, step_s=piece_s, window_s=piece_s)
+    present: set[int] = set()
+    for by_key in points.values():
+        for point in by_key:
+            present.add(round((end - point.t) / piece_s))
+    return present
+
+
+def coverage(
+    source: MetricsSource,
+    start: float,
+    end: float,
+    quantities: Sequence[str] = COVERAGE_QUANTITIES,
+) -> dict[str, float]:
+    """Share of the window's slices holding data, per quantity the preset has (0.0 for one
+    with no data at all). Raises what the source raises."""
+    piece = slice_s(end - start, source.scrape_interval_s)
+    expected = max(1, math.floor((end - start) / piece + 1e-9))
+    out: dict[str, float] = {}
+    for quantity in quantities:
+        if quantity not in source.preset.queries:
+            continue
+        present = slice_presence(source, quantity, start, end, piece)
+        out[quantity] = min(1.0, len({i for i in present if 0 <= i < expected}) / expected)
+    return out
+
+
 def capture(
     source: MetricsSource,
     spec: BaselineSpec,
@@ -112,11 +186,12 @@ def capture(
     quantities: Sequence[str] = QUANTITIES,
     *,
     with_series: bool = True,
+    with_coverage: bool = True,
     now: float | None = None,
 ) -> Baseline:
     """Evaluate the quantities over the baseline window (rates and quantiles over the whole
-    window, so one noisy minute does not set the bar). A quantity the source has no data for
-    is left out. A file spec is loaded instead.
+    window, so one noisy minute does not set the bar), and the window's coverage. A quantity
+    the source has no data for is left out. A file spec is loaded instead.
 
     Raises ConfigError for a bad spec or file, and what the source raises.
     """
@@ -137,6 +212,7 @@ def capture(
             points = source.series(quantity, start=start, end=end, step_s=step)
             if points:
                 series[quantity] = {k: tuple(v) for k, v in points.items()}
+    covered = coverage(source, start, end) if with_coverage else {}
     return Baseline(
         values=values,
         start=start,
@@ -147,6 +223,7 @@ def capture(
         namespace=source.scope.namespace,
         deployment=source.scope.deployment,
         series=series,
+        coverage=covered,
     )
 
 
@@ -183,6 +260,10 @@ def from_json(data: Mapping[str, Any], origin: str = "baseline") -> Baseline:
             }
             for q, by_key in dict(data.get("series") or {}).items()
         }
+        covered = {
+            str(q): _number(v, f"coverage.{q}") for q, v in dict(data.get("coverage") or {}).items()
+        }
+        served_by = {str(k): v for k, v in dict(data.get("served_by") or {}).items()}
         return Baseline(
             values=values,
             start=_number(data["start"], "start"),
@@ -193,6 +274,8 @@ def from_json(data: Mapping[str, Any], origin: str = "baseline") -> Baseline:
             namespace=str(data.get("namespace", "")),
             deployment=str(data.get("deployment", "")),
             series=series,
+            coverage=covered,
+            served_by=served_by,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(
@@ -213,17 +296,7 @@ def load(path: Path | str) -> Baseline:
     if not isinstance(data, dict):
         raise ConfigError(f"baseline file {source} does not hold a baseline object")
     baseline = from_json(data, f"baseline file {source}")
-    return Baseline(
-        values=baseline.values,
-        start=baseline.start,
-        end=baseline.end,
-        how=f"file {source} ({baseline.how})",
-        captured_at=baseline.captured_at,
-        preset=baseline.preset,
-        namespace=baseline.namespace,
-        deployment=baseline.deployment,
-        series=baseline.series,
-    )
+    return replace(baseline, how=f"file {source} ({baseline.how})")
 
 
 def check_matches(baseline: Baseline, source: MetricsSource) -> list[str]:
@@ -247,13 +320,17 @@ def check_matches(baseline: Baseline, source: MetricsSource) -> list[str]:
 
 __all__ = [
     "DAY_S",
+    "MIN_COVERAGE",
     "Baseline",
     "BaselineSpec",
     "capture",
     "check_matches",
+    "coverage",
     "duration_text",
     "from_json",
     "load",
     "save",
+    "slice_presence",
+    "slice_s",
     "utc",
 ]

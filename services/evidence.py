@@ -1,50 +1,77 @@
-"""The post-fix evidence bundle: a folder and a .tar.gz with a SHA-256 manifest, written from
-the journal and fresh reads, ready for the postmortem.
+"""The evidence bundle: a folder and a .tar.gz with a SHA-256 manifest, written from the
+journal and fresh reads, for a postmortem author to use as it is.
 
-    timeline.md                      every check, finding, action, revert and the verdict (UTC)
+    timeline.md                      one row per distinct finding, the triggering change, the
+                                     journal's events, rollouts completed, validation (UTC)
     journal.jsonl                    the incident journal as recorded
-    verdict.json                     the validation gate's verdict, each criterion's numbers
+    verdict.json                     the verdict and each criterion's numbers; the baseline
+                                     window and its coverage, preset, Prometheus URL,
+                                     thresholds, tool version, operator, clocks, failures
     manifests/deployment-{before,after}.yaml, manifests/replicasets-{before,after}.yaml
+    changes/outside-skewmit.md       before/after of each revision skewmit did not apply
     pods/validated.yaml              each pod's image, args and env as validated
     gpu/inspector.csv, gpu/nvidia-smi/<pod>.txt
-    metrics/{baseline,postfix}.{csv,json}, metrics/queries.txt
-    charts/<quantity>.txt            plotext charts, post-fix against baseline
+    metrics/{incident,postfix,baseline}.{csv,json}
+                                     the incident window, the window after the last change
+    metrics/queries.txt              every query the gate and the bundle ran
+    charts/<quantity>.txt            plotext charts, after the last change against baseline
     MANIFEST.sha256                  `sha256sum -c` checks every other file
 
-No secret value reaches it: objects are masked (Secret references shown, never resolved), and
-every written text goes through `mask_text` with the secret values seen in the objects.
+The folder is 0700 and its files and the tarball 0600, at a path checked to be inside `--out`
+(evidence_files). A query that fails is recorded in the bundle (timeline.md, verdict.json,
+queries.txt) and the rest is still written. No secret value reaches it: objects are masked
+(Secret references shown, never resolved), and every written text goes through `mask_text`
+with the secret values seen in the objects.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
+import importlib.metadata
 import json
-import tarfile
-import time
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from services import gpu, rollout
-from services.errors import ConfigError, SkewmitError
-from services.journal import Journal, state_dir
+from services import baseline_choice, rollout
+from services import evidence_metrics as em
+from services.errors import SkewmitError
+from services.evidence_clock import Clocks, parse_utc, read_clocks, utc
+from services.evidence_cluster import before_state, gpu_files, pod_view
+from services.evidence_files import (
+    bundle_name,
+    new_folder,
+    write_files,
+    write_tarball,
+)
+from services.evidence_history import (
+    merge_rollouts,
+    outside_changes,
+    outside_files,
+    rollouts_completed,
+    rollouts_from_events,
+    triggering_change,
+)
+from services.evidence_timeline import render
+from services.journal import Journal, os_user, state_dir
 from services.kube import Cluster
-from services.masking import is_secret_flag, is_secret_name, mask_object, mask_text
+from services.masking import is_secret_flag, is_secret_name, mask_object
 from services.metrics.baseline import Baseline
-from services.metrics.export import metric_files
-from services.metrics.source import MetricsSource
-from services.models import Target, Verdict
+from services.metrics.source import MetricsSource, QueryRecord
+from services.models import CheckResult, Target, Verdict
 from services.validation import Thresholds, evaluate, rollout_facts, verdict_record
 
 Obj = dict[str, Any]
-MAX_SMI_PODS = 16
-SMI_QUERY = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv"]
+# Secrets inside free text: URL credentials, key=value assignments, bearer tokens.
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@")
+_ASSIGNED = re.compile(
+    r"(?i)\b(?:password|passwd)\s*[=:]\s*[\"']?([^\s\"',;&)\]}>]+)"
+    r"|\b(?:token|secret|api[_-]?key|access[_-]?key)=[\"']?([^\s\"',;&)\]}>]+)"
+)
+_BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]+)")
 
 
 @dataclass(frozen=True)
@@ -53,10 +80,7 @@ class Bundle:
     tarball: Path
     files: tuple[str, ...]  # relative paths, MANIFEST.sha256 last
     verdict: Verdict | None
-
-
-def _utc(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    failures: tuple[tuple[str, str], ...] = ()  # (what, error) that could not be read
 
 
 def _yaml(data: Any) -> str:
@@ -65,11 +89,16 @@ def _yaml(data: Any) -> str:
 
 def secret_values(objects: Sequence[Any]) -> set[str]:
     """Literal values of secret-looking env vars and flags in pods, templates, Deployments
-    and ReplicaSets: what a final `mask_text` pass must never let through."""
+    and ReplicaSets, and secrets inside any text of them (URL credentials, `password=`,
+    `token=`, `api_key=`, bearer tokens): what a final `mask_text` pass must never let
+    through, whatever the masking of each object missed."""
     found: set[str] = set()
 
     def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
+        if isinstance(node, str):
+            for pattern in (_URL_CREDENTIALS, _ASSIGNED, _BEARER):
+                found.update(g for m in pattern.finditer(node) for g in m.groups() if g)
+        elif isinstance(node, Mapping):
             for key in ("containers", "initContainers"):
                 for container in node.get(key) or []:
                     if not isinstance(container, Mapping):
@@ -95,7 +124,8 @@ def secret_values(objects: Sequence[Any]) -> set[str]:
 
     for obj in objects:
         walk(obj)
-    return {s for s in found if len(s) >= 4 and not s.startswith("<secret")}
+    masks = ("*", "<secret")
+    return {s for s in found if len(s) >= 4 and not s.startswith(masks)}
 
 
 def snapshot(cluster: Cluster, namespace: str, deployment: str) -> Obj:
@@ -135,153 +165,87 @@ def find_journal(target: Target, root: Path | None = None) -> Journal | None:
     return Journal(best[2], target, target.user) if best else None
 
 
-def _summary(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(type, text) rows for one journal record."""
-    kind, data = str(record.get("type", "")), record.get("data") or {}
-    if kind == "check":
-        rows = [(kind, f"step {data.get('step')}: {data.get('state')}")]
-        for f in data.get("findings") or []:
-            rows.append(("finding", f"[{f.get('severity')}] {f.get('code')}: {f.get('message')}"))
-        return rows
-    if kind in ("plan", "apply-intent", "applied", "reverted"):
-        text = str(data.get("title", data.get("action", "")))
-        if kind == "apply-intent" and data.get("kubectl"):
-            text += " (" + "; ".join(data["kubectl"]) + ")"
-        if kind in ("applied", "reverted"):
-            text += f"; verified: {data.get('verify', data.get('verified'))}"
-        if kind == "reverted":
-            text += f" (reverts entry {data.get('reverts')})"
-        return [(kind, text)]
-    if kind == "apply-failed":
-        return [(kind, f"{data.get('error')} ({data.get('applied')} change(s) applied)")]
-    if kind in ("revert-intent", "revert-refused"):
-        return [(kind, f"entry {data.get('reverts')}")]
-    if kind in ("validation", "closed"):
-        return [(kind, f"verdict {data.get('verdict')}")]
-    if kind == "snapshot":
-        return [(kind, f"manifests recorded ({data.get('label')})")]
-    text = data.get("message") or data.get("title") or json.dumps(data, sort_keys=True)[:160]
-    return [(kind, str(text))]
+def _safe_url(url: str) -> str:
+    """A URL without its user:password@ part."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "", url)
 
 
-def timeline(
-    records: Sequence[Mapping[str, Any]],
-    target: Target,
-    verdict: Verdict | None,
-    captured_by: str,
-    captured_at: float,
-    meta: Mapping[str, Any],
-) -> str:
-    lines = [
-        f"# Incident timeline: {target.namespace}/{target.deployment}",
-        "",
-        f"- Context: `{target.context}`; API server: {target.server or '?'}",
-        f"- Incident: {meta.get('id', 'no journal')}; opened {meta.get('opened_at', '?')} by "
-        f"{meta.get('kube_user', '?')} ({meta.get('os_user', '?')})",
-        f"- Evidence captured {_utc(captured_at)} by {captured_by}",
-        f"- Verdict: **{verdict.verdict if verdict else 'not judged'}**",
-        "",
-        "| Time (UTC) | Who | Event | What |",
-        "|---|---|---|---|",
-    ]
-    for record in records:
-        who = record.get("who") or {}
-        actor = f"{who.get('kube_user', '?')} ({who.get('os_user', '?')})"
-        for kind, text in _summary(record):
-            clean = text.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {record.get('ts', '?')} | {actor} | {kind} | {clean} |")
-    if verdict is not None:
-        journaled = any(
-            r.get("type") == "validation" and (r.get("data") or {}).get("at") == verdict.at
-            for r in records
+def _tool_version() -> str:
+    try:
+        return importlib.metadata.version("skewmit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
+def _judge(
+    source: MetricsSource | None,
+    facts: Any,
+    t: Thresholds,
+    baseline: Baseline | None,
+    at: float,
+    failures: em.Failures,
+) -> Verdict:
+    """The gate's verdict; when the metrics fail, the rollout checks still stand and the
+    metrics criterion says what failed (never a pass)."""
+    try:
+        return evaluate(source, facts, t, baseline=baseline, now=at)
+    except SkewmitError as exc:
+        failures.append(("the validation gate (metrics)", str(exc)))
+        verdict = evaluate(None, facts, t, now=at)
+        why = f"the metrics could not be read: {exc}"
+        checks = tuple(
+            replace(c, message=why) if isinstance(c, CheckResult) and c.name == "metrics" else c
+            for c in verdict.checks
         )
-        if not journaled:
-            lines.append(
-                f"| {_utc(verdict.at)} | {captured_by} | validation | verdict {verdict.verdict} |"
-            )
-        lines += ["", "## Validation", ""]
-        for check in verdict.checks:
-            lines.append(
-                f"- **{check.status}** `{check.name}`: {check.message} "
-                f"(observed {check.observed}, baseline {check.baseline}; {check.threshold})"
-            )
-    return "\n".join(lines) + "\n"
+        return replace(verdict, checks=checks)
 
 
-def _before(
-    records: Sequence[Mapping[str, Any]], live: Obj, sets: list[Obj]
-) -> tuple[Any, Any, str]:
-    """(deployment, replicasets, where from) as they were before the first change."""
-    for record in records:
-        data = record.get("data") or {}
-        if record.get("type") == "snapshot" and data.get("label") == "before":
-            return data.get("deployment"), data.get("replicasets"), "journal snapshot"
-    for record in records:
-        if record.get("type") != "apply-intent":
-            continue
-        for change in (record.get("data") or {}).get("changes") or []:
-            if change.get("kind") == "Deployment" and change.get("before"):
-                template = ((change["before"].get("spec") or {}).get("template")) or {}
-                ran = [
-                    rs for rs in sets if rollout.equal_ignore_hash(rs["spec"]["template"], template)
-                ]
-                return change["before"], [mask_object(rs) for rs in ran], "first journaled change"
-    return mask_object(live), [mask_object(rs) for rs in sets], "no change journaled: as now"
-
-
-def _pod_view(pod: Obj) -> Obj:
-    statuses = {s["name"]: s for s in pod.get("status", {}).get("containerStatuses") or []}
-    masked = mask_object(pod)
-    return {
-        "name": pod["metadata"]["name"],
-        "node": pod["spec"].get("nodeName", ""),
-        "phase": pod.get("status", {}).get("phase", ""),
-        "containers": [
-            {
-                "name": c["name"],
-                "image": c.get("image", ""),
-                "imageID": statuses.get(c["name"], {}).get("imageID", ""),
-                "command": c.get("command", []),
-                "args": c.get("args", []),
-                "env": c.get("env", []),
-                "envFrom": c.get("envFrom", []),
-            }
-            for c in masked["spec"]["containers"]
-        ],
+def _baseline_doc(
+    baseline: Baseline | None,
+    records: Sequence[Mapping[str, Any]],
+    measured: Mapping[str, float],
+    clocks: Clocks,
+) -> dict[str, Any]:
+    frozen = next((r.get("data") for r in reversed(records) if r.get("type") == "baseline"), None)
+    if baseline is None:
+        return {"how": None, "note": "no baseline", "journal": frozen}
+    doc: dict[str, Any] = {
+        "how": baseline.how,
+        "start": clocks.to_wall(baseline.start),
+        "end": clocks.to_wall(baseline.end),
+        "start_utc": utc(clocks.to_wall(baseline.start)),
+        "end_utc": utc(clocks.to_wall(baseline.end)),
+        "values": {q: dict(v) for q, v in baseline.values.items()},
+        "coverage": dict(measured),
+        "journal": frozen,
     }
+    reported = getattr(baseline, "coverage", None)
+    if isinstance(reported, Mapping) and reported:
+        # The baseline's own coverage (slices of the window holding data) comes first.
+        doc["coverage"] = {str(k): v for k, v in reported.items()}
+        doc["coverage_how"] = "share of the window's slices holding data (as the gate judged it)"
+        doc["coverage_steps"] = dict(measured)
+    else:
+        doc["coverage_how"] = "share of the window's evaluation steps with a value"
+    for name in ("served_by", "frozen"):
+        value = getattr(baseline, name, None)
+        if value:
+            doc[name] = dict(value) if isinstance(value, Mapping) else str(value)
+    if clocks.simulated:
+        doc["start_simulated_utc"] = utc(baseline.start)
+        doc["end_simulated_utc"] = utc(baseline.end)
+    return doc
 
 
-def _gpu_files(
-    cluster: Cluster,
-    pods: list[Obj],
-    nodes: list[Obj],
-    dcgm: Mapping[str, str],
-    expected: str | None,
-) -> dict[str, str]:
-    files: dict[str, str] = {}
-    smi: dict[str, str] = {}
-    for pod in pods[:MAX_SMI_PODS]:
-        name = pod["metadata"]["name"]
-        container = pod["spec"]["containers"][0]["name"]
-        outputs = []
-        for argv in (SMI_QUERY, ["nvidia-smi"]):
-            try:
-                text = cluster.exec(pod["metadata"]["namespace"], name, container, argv)
-            except SkewmitError as exc:
-                text = f"(failed: {exc})\n"
-            outputs.append(f"$ {' '.join(argv)}\n{text}")
-            if argv is SMI_QUERY and not text.startswith("(failed"):
-                smi[name] = text
-        files[f"gpu/nvidia-smi/{name}.txt"] = "\n".join(outputs)
-    rows = gpu.gpu_rows(pods, nodes, smi, dict(dcgm), expected)
-    columns = list(asdict(rows[0])) if rows else ["pod"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([asdict(row)[c] for c in columns])
-    files["gpu/inspector.csv"] = out.getvalue()
-    return files
+def _changes_at(records: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Wall times of every change skewmit applied or reverted."""
+    out = []
+    for record in records:
+        if record.get("type") in ("applied", "reverted", "apply-failed"):
+            at = parse_utc(str(record.get("ts", "")))
+            if at is not None:
+                out.append(at)
+    return out
 
 
 def write_bundle(
@@ -296,14 +260,22 @@ def write_bundle(
     thresholds: Thresholds | Mapping[str, Any] | None = None,
     configured_gpu_class: str | None = None,
     now: float | None = None,
+    failures: Sequence[tuple[str, str]] = (),
 ) -> Bundle:
-    """Write the bundle under `out_dir` (a new folder and its .tar.gz beside it). Without a
-    verdict one is taken now. Raises ConfigError when `out_dir` cannot be written, and what
-    the cluster or the metrics source raise."""
+    """Write the bundle under `out_dir` (a new 0700 folder and its 0600 .tar.gz beside it).
+    Without a verdict one is taken now (`now`: on the source's clock). A metrics query that
+    fails is recorded in the bundle, not raised. Raises ConfigError when `out_dir` cannot be
+    written or the folder would fall outside it, and what the cluster raises for the
+    Deployment itself (NotFoundError, UnreachableError, ForbiddenError)."""
     t = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds)
-    now = (source.now() if source is not None else time.time()) if now is None else now
-    ns, name = target.namespace, target.deployment
-    live = cluster.get("Deployment", ns, name)
+    clocks = read_clocks(getattr(source, "clock", None) if source is not None else None)
+    if now is not None:
+        clocks = replace(clocks, source_now=now)
+    out = Path(out_dir).expanduser()
+    name = bundle_name(target.namespace, target.deployment, clocks.wall_now)
+    failed: em.Failures = list(failures)  # what the caller could not read either
+    ns, deploy = target.namespace, target.deployment
+    live = cluster.get("Deployment", ns, deploy)
     sets = sorted(rollout.owned_replicasets(cluster, live), key=rollout.revision_of)
     selector = ",".join(
         f"{k}={v}" for k, v in sorted(live["spec"]["selector"].get("matchLabels", {}).items())
@@ -315,87 +287,179 @@ def write_bundle(
     ]
     try:
         nodes = cluster.list("Node")
-    except SkewmitError:
+    except SkewmitError as exc:
+        failed.append(("the nodes", str(exc)))
         nodes = []
-    secrets = secret_values([live, *sets, *pods])
+    secrets = secret_values([live, *sets, *pods, str(getattr(source, "url", ""))])
     records = journal.records() if journal is not None else []
+    log = getattr(source, "query_log", None)
+    earlier: tuple[QueryRecord, ...] = log.since(0) if log is not None else ()
+    gate_mark = log.mark() if log is not None else 0
     if source is not None and baseline is None:
-        baseline = source.baseline(t.stable_window_s)
-    dcgm = source.dcgm_models() if source is not None else {}
-    facts = rollout_facts(cluster, ns, name, configured_class=configured_gpu_class, dcgm=dcgm)
-    if verdict is None:
-        verdict = evaluate(source, facts, t, baseline=baseline, now=now)
-        if journal is not None:
-            journal.append("validation", verdict_record(verdict))
-            records = journal.records()
-    before_dep, before_sets, before_from = _before(records, live, sets)
-    captured_by = f"skewmit ({target.user or '?'})"
-    files: dict[str, str] = {
-        "timeline.md": timeline(
-            records, target, verdict, captured_by, now, journal.meta() if journal else {}
-        ),
-        "journal.jsonl": "".join(
-            json.dumps(mask_object(r), sort_keys=True) + "\n" for r in records
-        ),
-        "verdict.json": json.dumps(verdict_record(verdict), indent=2, sort_keys=True) + "\n",
-        "manifests/deployment-before.yaml": f"# {before_from}\n" + _yaml(before_dep),
-        "manifests/deployment-after.yaml": _yaml(mask_object(live)),
-        "manifests/replicasets-before.yaml": f"# {before_from}\n" + _yaml(before_sets),
-        "manifests/replicasets-after.yaml": _yaml([mask_object(rs) for rs in sets]),
-        "pods/validated.yaml": _yaml([_pod_view(p) for p in pods]),
-    }
-    files.update(_gpu_files(cluster, pods, nodes, dcgm, facts.expected_class))
+        try:
+            # The incident's frozen baseline, else the source's (never a new moving window
+            # when one was frozen).
+            baseline = baseline_choice.from_journal(journal) or source.baseline(t.stable_window_s)
+        except SkewmitError as exc:
+            failed.append(("the baseline", str(exc)))
+    dcgm: dict[str, str] = {}
     if source is not None:
-        files.update(metric_files(source, baseline, t, now))
-    return _write(Path(out_dir), target, now, files, secrets, verdict)
-
-
-def _write(
-    out_dir: Path,
-    target: Target,
-    now: float,
-    files: dict[str, str],
-    secrets: set[str],
-    verdict: Verdict,
-) -> Bundle:
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = f"skewmit-evidence-{target.namespace}-{target.deployment}-{stamp}"
+        try:
+            dcgm = source.dcgm_models()
+        except SkewmitError as exc:
+            failed.append(("the GPU models (DCGM)", str(exc)))
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        folder = out_dir / base
-        suffix = 1
-        while folder.exists():
-            suffix += 1
-            folder = out_dir / f"{base}-{suffix}"
-        folder.mkdir(mode=0o700)
-        manifest = []
-        for rel in sorted(files):
-            text = mask_text(files[rel], sorted(secrets))
-            path = folder / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = text.encode()
-            path.write_bytes(data)
-            manifest.append(f"{hashlib.sha256(data).hexdigest()}  {rel}")
-        (folder / "MANIFEST.sha256").write_text("\n".join(manifest) + "\n")
-        tarball = out_dir / f"{folder.name}.tar.gz"
-        with tarfile.open(tarball, "w:gz") as tar:
-            tar.add(folder, arcname=folder.name)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the evidence bundle under {out_dir}: {exc}; choose another --out"
-        ) from exc
-    return Bundle(folder, tarball, (*sorted(files), "MANIFEST.sha256"), verdict)
+        facts = rollout_facts(cluster, ns, deploy, configured_class=configured_gpu_class, dcgm=dcgm)
+    except SkewmitError as exc:
+        failed.append(("the rollout facts", str(exc)))
+        facts = None
+    if verdict is None:
+        verdict = _judge(source, facts, t, baseline, clocks.source_now, failed)
+        if journal is not None and journal.meta().get("status", "open") == "open":
+            try:  # a closed incident's journal is evidence itself: never written to
+                journal.append("validation", verdict_record(verdict))
+                records = journal.records()
+            except SkewmitError as exc:
+                failed.append(("journaling the verdict", str(exc)))
+    gate_queries = log.since(gate_mark) if log is not None else ()
+    bundle_mark = log.mark() if log is not None else 0
+
+    trigger = triggering_change(records, live, sets)
+    snap_deploy = before_state(records, live, sets)[0]
+    states = [("status at incident open", snap_deploy), ("status now", live)]
+    rollouts = rollouts_completed([(w, d) for w, d in states if isinstance(d, Mapping)], sets)
+    try:
+        selector = f"involvedObject.kind=Deployment,involvedObject.name={deploy}"
+        events = cluster.list("Event", ns, field_selector=selector)
+        rollouts = merge_rollouts(rollouts, rollouts_from_events(events, deploy, sets))
+    except SkewmitError as exc:
+        failed.append(("the Deployment's events", str(exc)))
+    outside = outside_changes(records, sets)
+    operator = {"os_user": os_user(), "kube_user": target.user}
+    files: dict[str, str] = {}
+    measured: dict[str, float] = {}
+    if source is not None:
+        opened = parse_utc(str((journal.meta() if journal else {}).get("opened_at", "")))
+        trigger_at = trigger.revision.created if trigger is not None else None
+        # The changes after the trigger: skewmit's, and those made outside it since.
+        later = [
+            clocks.to_wall(after.created)
+            for _, after in outside
+            if after.created is not None
+            and (trigger is None or after.number > trigger.revision.number)
+        ]
+        incident_w, post_w = em.windows(
+            clocks,
+            trigger_at=trigger_at,
+            opened_at=opened,
+            changes_at=_changes_at(records) + later,
+            stable_window_s=t.stable_window_s,
+        )
+        incident = em.fetch(source, incident_w, failed, em.INCIDENT_POINTS)
+        post = em.fetch(source, post_w, failed)
+        described = {"source": source.describe()}
+        files.update(em.series_files(incident, incident_w, clocks, described))
+        files.update(em.series_files(post, post_w, clocks, described))
+        base_series: dict[str, Any] = {}
+        if baseline is not None:
+            base_w, base_series = em.baseline_series(source, baseline, failed)
+            step = max(source.scrape_interval_s, (base_w.end - base_w.start) / em.MAX_POINTS)
+            measured = em.coverage(base_series, base_w, step)
+            extra = {
+                "how": baseline.how,
+                "values": {q: dict(v) for q, v in baseline.values.items()},
+                "coverage": measured,
+            }
+            files.update(em.series_files(base_series, base_w, clocks, extra))
+        files.update(em.charts(post, base_series, baseline, t, clocks))
+        sections = [
+            ("The gate's queries for this verdict", gate_queries),
+            (
+                "The bundle's queries (series for the files above)",
+                log.since(bundle_mark) if log else (),
+            ),
+            ("Earlier queries in this session", earlier),
+        ]
+        files["metrics/queries.txt"] = em.queries_file(source, clocks, sections)
+    verdict_doc = verdict_record(verdict) | {
+        "at": clocks.to_wall(verdict.at),
+        "at_utc": utc(clocks.to_wall(verdict.at)),
+        "target": {
+            "context": target.context,
+            "namespace": ns,
+            "deployment": deploy,
+            "server": _safe_url(target.server),
+        },
+        "operator": operator,
+        "tool": {"name": "skewmit", "version": _tool_version()},
+        "preset": source.preset.name if source is not None else None,
+        "prometheus_url": _safe_url(str(getattr(source, "url", ""))) or None,
+        "metrics_source": source.describe() if source is not None else None,
+        "scrape_interval_s": source.scrape_interval_s if source is not None else None,
+        "rate_window_s": source.rate_window_s if source is not None else None,
+        "thresholds": asdict(t),
+        "baseline": _baseline_doc(baseline, records, measured, clocks),
+        "clock": clocks.as_json(),
+        "failures": [{"what": w, "error": e} for w, e in failed],
+    }
+    if clocks.simulated:
+        verdict_doc["at_simulated_utc"] = utc(verdict.at)
+    before_dep, before_sets, before_from = before_state(records, live, sets)
+    files.update(
+        {
+            "timeline.md": render(
+                target=target,
+                meta=journal.meta() if journal else {},
+                records=records,
+                verdict=verdict,
+                clocks=clocks,
+                operator=operator,
+                trigger=trigger,
+                rollouts=rollouts,
+                outside=outside,
+                failures=failed,
+            ),
+            "journal.jsonl": "".join(
+                json.dumps(mask_object(r), sort_keys=True) + "\n" for r in records
+            ),
+            "verdict.json": json.dumps(verdict_doc, indent=2, sort_keys=True, default=str) + "\n",
+            "manifests/deployment-before.yaml": f"# {before_from}\n" + _yaml(before_dep),
+            "manifests/deployment-after.yaml": _yaml(mask_object(live)),
+            "manifests/replicasets-before.yaml": f"# {before_from}\n" + _yaml(before_sets),
+            "manifests/replicasets-after.yaml": _yaml([mask_object(rs) for rs in sets]),
+            "pods/validated.yaml": _yaml([pod_view(p) for p in pods]),
+        }
+    )
+    files.update(outside_files(outside, clocks))
+    files.update(gpu_files(cluster, pods, nodes, dcgm, facts.expected_class if facts else None))
+    if clocks.simulated:
+        note = "# Kubernetes timestamps below are on the simulated clock (see verdict.json clock)\n"
+        files.update({rel: note + text for rel, text in files.items() if rel.endswith(".yaml")})
+    folder = new_folder(out, name)
+    written = write_files(folder, files, sorted(secrets))
+    tarball = write_tarball(folder)
+    return Bundle(folder, tarball, written, verdict, tuple(failed))
 
 
 def capture(runbook: Any, out_dir: Path | str) -> Bundle:
-    """The bundle for a Runbook session (cluster, target, journal, metrics, config)."""
+    """The bundle for a Runbook session (cluster, target, journal, metrics, config), judged
+    against the session's frozen baseline. Raises what `write_bundle` raises."""
     config = getattr(runbook, "config", {}) or {}
+    baseline, failures = None, []
+    frozen = getattr(runbook, "baseline", None)
+    if runbook.metrics is not None and callable(frozen):
+        try:
+            baseline = frozen()
+        except SkewmitError as exc:  # refused or unreadable: the bundle says so
+            failures.append(("the incident's baseline", str(exc)))
     return write_bundle(
         out_dir,
         cluster=runbook.cluster,
         target=runbook.target,
         journal=runbook.journal,
         source=runbook.metrics,
+        baseline=baseline,
         thresholds=config.get("thresholds"),
         configured_gpu_class=config.get("expected_gpu_class"),
+        failures=failures,
     )

@@ -322,8 +322,10 @@ def test_stale_or_missing_data_is_insufficient(
             for c in stale.checks
             if c.status == "pass" and c.name.startswith(("p9", "tok", "gpu_"))
         ]
-        assert _run(_cli(world, tmp_path, "sglang", "validate", "--json")) == 3
-        assert json.loads(capsys.readouterr().out)["verdict"] == "insufficient-data"
+        # The sglang job has no history a day back: the headless gate refuses to judge against
+        # an empty baseline (exit 2, one line naming it) before it ever reads the stale data.
+        assert _run(_cli(world, tmp_path, "sglang", "validate", "--json")) == 2
+        assert "baseline" in capsys.readouterr().err
     finally:
         world.proxy.up = True
 

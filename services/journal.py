@@ -11,29 +11,51 @@ crash (written whole, fsync'd); sequence numbers are unique and increase, derive
 highest on disk under an append lock, so two processes never number alike; a torn tail (a
 crash or a full disk mid-write) is cut on the next write and the cut itself recorded. The
 session holding `lock` (fcntl.flock) is the only one that may journal an intent to change the
-cluster; another instance opens read-only and says who holds it, or takes over explicitly.
+cluster; another instance opens read-only and says who holds it, or takes over explicitly
+(the locks are in journal_lock.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
-import getpass
 import json
 import os
 import re
-import socket
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.errors import ConfigError, SkewmitError
+from services.errors import ConfigError
+from services.journal_lock import (
+    Holder,
+    IncidentLock,
+    JournalError,
+    JournalReadOnly,
+    acquire,
+    append_lock,
+    drop,
+    holder_of,
+    os_user,
+    utc_now,
+)
 from services.masking import mask_object
 from services.models import Target
+
+# Names callers import from here, some now held by journal_lock.py.
+__all__ = [
+    "INTENT_TYPES",
+    "OUTCOME_TYPES",
+    "Entry",
+    "Holder",
+    "Journal",
+    "JournalError",
+    "JournalReadOnly",
+    "os_user",
+    "state_dir",
+    "utc_now",
+]
 
 Obj = dict[str, Any]
 # Entries that start a change: only the lock holder writes them, or nothing is changed.
@@ -44,28 +66,9 @@ SCAN_CHUNK = 1 << 20
 TORN_KEPT = 300  # bytes of a torn fragment kept in the repair entry
 
 
-class JournalError(SkewmitError):
-    """The journal cannot record what skewmit is about to do; nothing was changed."""
-
-
-class JournalReadOnly(JournalError):
-    """This session holds no lock on the incident (another does, or --read-only)."""
-
-
 def state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
     return Path(base) / "skewmit"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _slug(text: str) -> str:
@@ -78,61 +81,6 @@ class Entry:
     ts: str
     type: str
     data: Obj
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds an incident's lock."""
-
-    pid: int
-    os_user: str
-    host: str
-    since: str
-
-    def describe(self) -> str:
-        return f"pid {self.pid}, {self.os_user}@{self.host}, since {self.since}"
-
-    def as_json(self) -> Obj:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def me(cls) -> Holder:
-        return cls(os.getpid(), os_user(), socket.gethostname(), utc_now())
-
-    @classmethod
-    def parse(cls, text: str) -> Holder:
-        try:
-            data = json.loads(text)
-            return cls(int(data["pid"]), str(data["os_user"]), str(data["host"]), data["since"])
-        except (ValueError, KeyError, TypeError):
-            return cls(0, "?", "?", "?")  # a holder that died while writing its name
-
-
-@dataclass
-class _Lock:
-    """An incident lock held by this process (shared by its Journal objects)."""
-
-    fd: int
-    path: Path
-    holder: Holder
-
-    def still_ours(self) -> bool:
-        """False once another instance took the incident over (it replaced the lock file)."""
-        try:
-            return os.stat(self.path).st_ino == os.fstat(self.fd).st_ino
-        except OSError:
-            return False
-
-
-_HELD: dict[str, _Lock] = {}
-_HELD_GUARD = threading.Lock()
-
-
-def _drop(lock: _Lock | None) -> None:
-    with _HELD_GUARD:
-        if lock is not None and _HELD.get(str(lock.path)) is lock:
-            del _HELD[str(lock.path)]
-            os.close(lock.fd)
 
 
 class Journal:
@@ -149,7 +97,7 @@ class Journal:
         self.path = folder / "journal.jsonl"
         self.read_only = read_only
         self.held_by: Holder | None = None  # set when another instance holds the incident
-        self._lock: _Lock | None = None
+        self._lock: IncidentLock | None = None
         self._seq = 0  # the highest seq seen on disk
         self._scanned_to = 0  # bytes of journal.jsonl already scanned for seqs
         self._mutex = threading.RLock()
@@ -235,60 +183,15 @@ class Journal:
     # -- the lock --------------------------------------------------------------------------
 
     def _acquire(self, take_over: bool) -> None:
-        path = self.folder / "lock"
-        with _HELD_GUARD:
-            held = _HELD.get(str(path))
-            if held is not None and held.still_ours():
-                self._lock = held  # one process is one instance, however many objects
-                return
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise JournalError(f"cannot lock the incident ({path}): {exc}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
-                os.close(fd)
-                if not take_over:
-                    self.read_only, self.held_by = True, holder
-                    return
-                fd = self._replace_lock(path, holder)
-            me = Holder.me()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me.as_json()).encode(), 0)
-            os.fsync(fd)
-            self._lock = _HELD[str(path)] = _Lock(fd, path, me)
-
-    def _replace_lock(self, path: Path, previous: Holder) -> int:
-        """Take the incident over: a new lock file under the append lock, so the old holder
-        sees on its next write that it lost the incident. Raises JournalReadOnly when a third
-        instance won the race."""
-        with _append_lock(self.path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            try:
-                new = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            except OSError as exc:
-                raise JournalReadOnly(
-                    f"could not take the incident over from {previous.describe()}: {exc}"
-                ) from exc
-            try:
-                fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(new)
-                raise JournalReadOnly(
-                    f"could not take the incident over from {previous.describe()}: {exc}"
-                ) from exc
-        self._taken_from = previous
-        return new
+        got = acquire(self.folder / "lock", self.path, take_over)
+        self._lock, self._taken_from = got.lock, got.taken_from
+        if got.lock is None:
+            self.read_only, self.held_by = True, got.held_by
 
     def release(self) -> None:
         """Give the incident's lock up (on exit; the kernel does it too when a process dies)."""
         lock, self._lock = self._lock, None
-        _drop(lock)
+        drop(lock)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -306,7 +209,7 @@ class Journal:
                 if type_ in INTENT_TYPES | OUTCOME_TYPES:
                     raise JournalReadOnly(f"{self.read_only_reason()}; nothing was changed")
                 return Entry(0, utc_now(), type_, masked)
-            with _append_lock(self.path) as fd:
+            with append_lock(self.path) as fd:
                 if self._lock is not None and not self._lock.still_ours():
                     self._lost()
                     if type_ not in OUTCOME_TYPES:
@@ -329,11 +232,8 @@ class Journal:
         """Another instance took the incident over: read-only from now on."""
         lock, self._lock = self._lock, None
         self.read_only = True
-        try:
-            self.held_by = Holder.parse((self.folder / "lock").read_text())
-        except OSError:
-            self.held_by = Holder(0, "?", "?", "?")
-        _drop(lock)
+        self.held_by = holder_of(self.folder / "lock")
+        drop(lock)
 
     def _write(self, fd: int, end: int, type_: str, masked: Obj) -> Entry:
         self._scan(fd, end)
@@ -480,21 +380,6 @@ class Journal:
         meta.update(status="closed", closed_at=utc_now(), verdict=verdict)
         _write_json(self.folder / "incident.json", meta)
         self.append("closed", {"verdict": verdict})
-
-
-@contextmanager
-def _append_lock(path: Path) -> Iterator[int]:
-    """journal.jsonl opened for appending and flock'd: one writer at a time, across processes
-    and threads (each holds its own open file description). Raises JournalError."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise JournalError(f"cannot open the journal {path}: {exc}; nothing was changed") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _seq_of(line: bytes) -> int:

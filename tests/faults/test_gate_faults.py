@@ -14,6 +14,7 @@ import pytest
 from services import routing
 from services.errors import ConflictError, InvalidError, NotFoundError, ServerError
 from services.gate import Gate, RevertRefused
+from services.hardware import cordon_plan
 from services.journal import Journal
 from services.kube import KubeCluster
 from services.latency import knob_plan
@@ -23,6 +24,7 @@ from services.simulator.runner import Simulator
 from tests.services.harness import connect, wait_for
 
 NS, NAME, LONG = "inference", "llm-serve", "llm-serve-long"
+NODE = "gpu-a10g-1"
 SPEED = 60.0
 Obj = dict[str, Any]
 
@@ -327,3 +329,46 @@ def test_a_409_from_a_status_only_bump_is_rechecked_and_applied(tmp_path: Path) 
         applied = gate.apply(plan, preview)
         assert applied.verified, applied.message
         assert "--max-num-seqs" in exact(cluster)
+
+
+def test_a_seq_two_applied_entries_share_is_not_reverted(tmp_path: Path) -> None:
+    """Issue 9 #3 in a journal written before sequence numbers were unique: two instances on
+    one incident both numbered their cordon and max-num-seqs entries 2 and 3. Reverting #3
+    uncordoned the node when the operator meant max-num-seqs. The gate refuses, naming both
+    entries, and changes nothing; both stay listed."""
+    with Simulator("skew-incident", speed=SPEED) as sim:
+        cluster = connect(sim, tmp_path)
+        gate = new_gate(cluster, tmp_path)
+        cordon = cordon_plan(cluster, NODE)
+        gate.apply(cordon, gate.preview(cordon))
+        knob = knob_plan(cluster, NS, NAME, "max_num_seqs", 64)
+        gate.apply(knob, gate.preview(knob))
+        records = {
+            (r["type"], r["data"].get("title")): r
+            for r in (json.loads(line) for line in gate.journal.path.read_text().splitlines())
+        }
+        # The journal as the two instances left it: each numbered from the lines it had read.
+        old = [{**records[("opened", None)], "seq": 1}]
+        for title in (cordon.title, knob.title):
+            intent = {**records[("apply-intent", title)], "seq": 2}
+            applied = records[("applied", title)]
+            old += [intent, {**applied, "seq": 3, "data": {**applied["data"], "intent": 2}}]
+        gate.journal.path.write_text("".join(json.dumps(r) + "\n" for r in old))
+
+        restarted = new_gate(cluster, tmp_path)
+        offered = restarted.applied_entries()
+        assert [(seq, data["title"]) for seq, data in offered] == [
+            (3, knob.title),
+            (3, cordon.title),
+        ]
+        with pytest.raises(InvalidError) as refused:
+            restarted.revert(3)
+        message = str(refused.value)
+        assert "#3" in message and "ambiguous" in message
+        assert knob.title in message and cordon.title in message
+        assert "reverts neither" in message
+        assert cluster.get("Node", "", NODE)["spec"].get("unschedulable") is True
+        assert "--max-num-seqs" in exact(cluster)
+        assert restarted.applied_entries() == offered
+        journal = restarted.journal.entries()
+        assert not [e for e in journal if e.type in ("revert-intent", "reverted")]

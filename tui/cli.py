@@ -9,9 +9,26 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 EXIT_ERROR = 2
+
+
+def kube_name(kind: str) -> Callable[[str], str]:
+    """An argparse type: a valid Kubernetes name for `kind` (DNS-1123), checked before any
+    URL or path is built from it; argparse reports a bad one and exits 2."""
+
+    def parse(value: str) -> str:
+        from services.errors import ConfigError
+        from services.names import check_name
+
+        try:
+            return check_name(kind, value)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = f"{kind.lower()} name"
+    return parse
 
 
 def _sim_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,8 +111,18 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
     )
     p.add_argument("--context", help="kubeconfig context (default: the current context)")
-    p.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
-    p.add_argument("--deployment", required=True, help="the serving Deployment's name")
+    p.add_argument(
+        "-n",
+        "--namespace",
+        type=kube_name("Namespace"),
+        help="namespace (default: the context's namespace)",
+    )
+    p.add_argument(
+        "--deployment",
+        required=True,
+        type=kube_name("Deployment"),
+        help="the serving Deployment's name",
+    )
     p.add_argument(
         "--config",
         help="skewmit config file (YAML: thresholds, query overrides, "
@@ -183,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     headless.add_validate_parser(sub)
     headless.add_evidence_parser(sub)
     headless.add_baseline_parser(sub)
+    from tui import drill_cli
+
+    drill_cli.add_drill_parser(sub)
+    from tui import bridge
+
+    bridge.add_bridge_parser(sub)
     return parser
 
 
@@ -193,6 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim(args)
     if args.command == "check":
         return run_check(args)
+    if args.command == "drill":
+        from tui import drill_cli
+
+        return drill_cli.run_drill(args)
+    if args.command == "bridge":
+        from tui import bridge
+
+        return bridge.run_bridge(args)
     if args.command in ("validate", "evidence", "baseline"):
         from tui import headless
 

@@ -8,6 +8,7 @@ here blocks on the network: call it from a worker thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,8 +90,16 @@ class Runbook:
     metrics: Any = None  # a services.metrics MetricsSource, when there is one
     config: dict[str, Any] = field(default_factory=dict)
     gitops_override: bool = False
+    # Said once when the session opens: "opened read-only: held by ...", reconciled intents.
+    notices: tuple[str, ...] = ()
+    # Opens the incident's journal on first need (a finding in steps 1-5, or a change), so a
+    # healthy fleet opens no incident. None: `journal` is all there is.
+    open_journal: Callable[[], Journal] | None = None
     _gate: Gate | None = None
     _permissions: dict[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
+    _baseline: Any = None  # frozen once per incident: see baseline()
+    _baseline_refused: SkewmitError | None = None
+    _baseline_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ns(self) -> str:
@@ -100,14 +109,22 @@ class Runbook:
     def name(self) -> str:
         return self.target.deployment
 
+    def ensure_journal(self) -> Journal | None:
+        """The incident's journal, opened now when the session deferred it. Raises what
+        `open_journal` raises (ConfigError for an unwritable state directory)."""
+        if self.journal is None and self.open_journal is not None:
+            self.journal = self.open_journal()
+        return self.journal
+
     @property
     def gate(self) -> Gate:
         if self._gate is None:
-            if self.journal is None:
+            journal = self.ensure_journal()
+            if journal is None:
                 raise InvalidError("no incident journal: this session cannot change anything")
             self._gate = Gate(
                 self.cluster,
-                self.journal,
+                journal,
                 read_only=self.read_only,
                 gitops_override=self.gitops_override,
             )
@@ -129,14 +146,13 @@ class Runbook:
             report = checks[step]()
         except SkewmitError as exc:
             return StepReport(step, "failed", (), (), (), GUIDANCE[step], str(exc))
+        if step != Step.VALIDATE and report.state == "findings":
+            self.ensure_journal()  # something to fix: the incident opens
         if self.journal is not None:
-            self.journal.append(
-                "check",
-                {
-                    "step": step.value,
-                    "state": report.state,
-                    "findings": [f.as_json() for f in report.findings],
-                },
+            # Changes of state only (first seen, cleared): a snapshot per check grew the
+            # journal by megabytes a minute on a large fleet.
+            self.journal.record_findings(
+                step.value, report.state, [f.as_json() for f in report.findings]
             )
         return report
 
@@ -344,11 +360,45 @@ class Runbook:
             configured=self.config.get("expected_gpu_class"),
         )
 
+    def baseline(self) -> Any:
+        """The incident's frozen baseline (services.baseline_choice): the journal's, else
+        captured once, checked and journaled; None without a metrics source. Raises
+        BaselineRefused (saying which window to use instead), ConfigError, what the cluster
+        and the source raise."""
+        if self.metrics is None:
+            return None
+        from services import baseline_choice
+        from services.metrics.baseline import BaselineSpec
+        from services.validation import Thresholds
+
+        with self._baseline_lock:
+            if self._baseline is None:
+                if self._baseline_refused is not None:
+                    raise self._baseline_refused  # a past window does not fill in by itself
+                thresholds = Thresholds.from_mapping(self.config.get("thresholds"))
+                window = getattr(self.metrics, "baseline_window_s", None)
+                try:
+                    self._baseline = baseline_choice.frozen(
+                        self.metrics,
+                        getattr(self.metrics, "baseline_spec", None) or BaselineSpec(),
+                        window or thresholds.stable_window_s,
+                        cluster=self.cluster,
+                        journal=self.journal,
+                    )
+                except baseline_choice.BaselineRefused as exc:
+                    self._baseline_refused = exc
+                    raise
+            return self._baseline
+
     def validate(self) -> Any:
         from services import validation
 
         return validation.validate(
-            self.cluster, self.target, self.metrics, self.config.get("thresholds")
+            self.cluster,
+            self.target,
+            self.metrics,
+            self.config.get("thresholds"),
+            baseline=self.baseline(),
         )
 
     def capture_evidence(self, out_dir: Any) -> Any:

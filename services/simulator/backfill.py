@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from services.simulator.exposition import escape, render_metrics
@@ -54,20 +54,32 @@ def _gpu(scenario: Scenario, template: dict[str, object]) -> GpuClass:
     selector = (spec.get("nodeSelector") if isinstance(spec, dict) else None) or {}
     product = selector.get(GPU_PRODUCT) if isinstance(selector, dict) else None
     if not product:
-        product = next((g.gpu for g in scenario.nodes if g.gpu), "")
+        # Without a selector the pods ran where most of the GPUs are: a stray node of another
+        # class (the hardware-only story) is what went wrong later, not the history.
+        totals: dict[str, int] = {}
+        for group in scenario.nodes:
+            if group.gpu:
+                totals[group.gpu] = totals.get(group.gpu, 0) + group.count * max(1, group.gpus)
+        product = max(totals, key=lambda g: totals[g], default="")
     if not product:
         raise ScenarioError(f"scenario {scenario.name}: no GPU nodes to run a history on")
     return gpu_by_product(str(product))
 
 
 def _pods(
-    scenario: Scenario, spec: DeploymentSpec, index: int, start: float, seed: int
+    scenario: Scenario,
+    spec: DeploymentSpec,
+    index: int,
+    start: float,
+    seed: int,
+    pod_hash: str | None = None,
 ) -> list[ServingPod]:
     template = spec.history[index].template
     gpu = _gpu(scenario, template)
     rng = random.Random(seed)
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
-    pod_hash = safe_encode(int.from_bytes(digest[:4], "big"))
+    if not pod_hash:
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+        pod_hash = safe_encode(int.from_bytes(digest[:4], "big"))
     nodes = [
         (f"{group.prefix}-{i + 1}", group.gpus)
         for group in scenario.nodes
@@ -122,12 +134,15 @@ def render_history(
     families: Collection[str] | None = None,
     target_labels: Mapping[str, str] | None = None,
     seed: int = 0,
+    pod_template_hash: str | None = None,
 ) -> History:
     """Run the fleet from `start` to `end` (unix seconds) with revision `revision` (1-based;
     default: the second newest, what `rollout undo` restores) under the scenario's steady
     traffic (no burst: that belongs to the incident), sampling the exposition every `step_s`.
     `families` keeps only series whose name starts with one of them; `target_labels` are
-    added to every series, as a scrape adds `job` and `instance`.
+    added to every series, as a scrape adds `job` and `instance`. `pod_template_hash` names
+    the pods as that revision's ReplicaSet would (default: a hash of the scenario's template),
+    so a reader can tell which revision served the window.
 
     Raises ScenarioError for an unknown scenario, deployment or revision, ValueError for an
     empty window.
@@ -141,34 +156,56 @@ def render_history(
         )
     if end <= start or step_s <= 0:
         raise ValueError(f"empty history window {start}..{end} (step {step_s})")
-    pods = _pods(world, spec, index, start, seed)
+    pods = _pods(world, spec, index, start, seed, pod_template_hash)
     traffic = {
         (t.namespace, t.deployment): TrafficSpec(
-            requests_per_second=t.rps, long_context_share=t.long_context_share
+            requests_per_second=t.rps,
+            long_context_share=t.long_context_share,
+            client_timeout_s=t.client_timeout_s,
         )
         for t in world.traffic
         if (t.namespace, t.deployment) == (spec.namespace, spec.name)
     }
     fleet = Fleet(seed)
-    series: dict[str, list[str]] = {}
-    now, next_sample = start, start + step_s
-    wanted = tuple(families or ())
-    extra = ",".join(f'{k}="{escape(v)}"' for k, v in sorted((target_labels or {}).items()))
-    samples = 0
-    tick = min(step_s, MAX_TICK_S)
-    while now < end - 1e-9:
-        dt = min(tick, end - now)
-        now += dt
-        fleet.advance(pods, traffic, now, dt)
-        if now + 1e-9 < next_sample and now < end - 1e-9:
-            continue
-        next_sample += step_s
-        stamp = f"{now:.3f}"
-        for line in render_metrics(fleet, pods).splitlines():
+    writer = HistoryWriter(families, target_labels)
+    run_and_sample(fleet, pods, lambda _t: traffic, start, end, step_s, writer)
+    return History(
+        text=writer.text(),
+        namespace=spec.namespace,
+        deployment=spec.name,
+        revision=index + 1,
+        pods=tuple(p.name for p in pods),
+        start=start,
+        end=end,
+        samples=writer.samples,
+    )
+
+
+class HistoryWriter:
+    """Exposition pages sampled at given times, written out as OpenMetrics with timestamps.
+    `families` keeps only series whose name starts with one of them; `target_labels` are
+    added to every series."""
+
+    def __init__(
+        self,
+        families: Collection[str] | None = None,
+        target_labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._wanted = tuple(families or ())
+        self._extra = ",".join(
+            f'{k}="{escape(v)}"' for k, v in sorted((target_labels or {}).items())
+        )
+        self._series: dict[str, list[str]] = {}
+        self.samples = 0
+
+    def sample(self, page: str, at: float) -> None:
+        stamp = f"{at:.3f}"
+        extra = self._extra
+        for line in page.splitlines():
             if not line or line.startswith("#"):
                 continue
             head, _, value = line.rpartition(" ")
-            if wanted and not head.startswith(wanted):
+            if self._wanted and not head.startswith(self._wanted):
                 continue
             if extra:
                 head = (
@@ -176,20 +213,40 @@ def render_history(
                     if head.endswith("}")
                     else head + "{" + extra + "}"
                 )
-            series.setdefault(head, []).append(f"{head} {value} {stamp}")
-            samples += 1
-    # Every family's samples together, each series in time order: what the parser wants.
-    lines = [line for head in sorted(series, key=_family_key) for line in series[head]]
-    return History(
-        text="\n".join([*lines, "# EOF"]) + "\n",
-        namespace=spec.namespace,
-        deployment=spec.name,
-        revision=index + 1,
-        pods=tuple(p.name for p in pods),
-        start=start,
-        end=end,
-        samples=samples,
-    )
+            self._series.setdefault(head, []).append(f"{head} {value} {stamp}")
+            self.samples += 1
+
+    def text(self) -> str:
+        # Every family's samples together, each series in time order: what the parser wants.
+        lines = [
+            line for head in sorted(self._series, key=_family_key) for line in self._series[head]
+        ]
+        return "\n".join([*lines, "# EOF"]) + "\n"
+
+
+def run_and_sample(
+    fleet: Fleet,
+    pods: Sequence[ServingPod],
+    traffic: Callable[[float], Mapping[tuple[str, str], TrafficSpec]],
+    start: float,
+    end: float,
+    step_s: float,
+    writer: HistoryWriter,
+) -> None:
+    """Advance `fleet` from `start` to `end` under `traffic(t)`, sampling its exposition into
+    `writer` every `step_s` (and at `end`). Raises ValueError for an empty window."""
+    if end <= start or step_s <= 0:
+        raise ValueError(f"empty history window {start}..{end} (step {step_s})")
+    now, next_sample = start, start + step_s
+    tick = min(step_s, MAX_TICK_S)
+    while now < end - 1e-9:
+        dt = min(tick, end - now)
+        now += dt
+        fleet.advance(pods, traffic(now), now, dt)
+        if now + 1e-9 < next_sample and now < end - 1e-9:
+            continue
+        next_sample += step_s
+        writer.sample(render_metrics(fleet, pods), now)
 
 
 def _family_key(head: str) -> tuple[str, str]:

@@ -217,6 +217,10 @@ def _tgi(f: _Families, pod: ServingPod, m: PodMetrics) -> None:
     f.add("tgi_request_count", "counter", f"tgi_request_count{{{labels}}} {m.requests + failed}")
     f.add("tgi_request_success", "counter", f"tgi_request_success{{{labels}}} {m.requests}")
     for reason, value in sorted(m.failed.items()):
+        if reason == "timeout":
+            # TGI counts a request when it arrives; a client that hangs up is no InferError,
+            # so it shows only as count - success - failure.
+            continue
         f.add(
             "tgi_request_failure",
             "counter",

@@ -3,10 +3,12 @@
 Each tick every ready pod of a Deployment gets an equal share of its traffic. A pod's state
 follows from Little's law on its running sequences: decode steps slow as the batch grows,
 prefill of long prompts steals GPU time, and beyond capacity (running-sequence limit, KV cache,
-prefill) requests queue and latency climbs sharply. A bounded number of requests per pod per
-tick are drawn with seeded noise and observed with integer weights, so counters and histograms
-add up exactly while 5,000 pods stay cheap. The same weighted observations are kept per
-Deployment for `ground_truth`.
+prefill) requests queue and latency climbs sharply until clients give up: a request not
+finished within the traffic's client timeout is aborted (an error, counted as vLLM counts
+`finished_reason="abort"`) and never shows up as an end-to-end latency. A bounded number of
+requests per pod per tick are drawn with seeded noise and observed with integer weights, so
+counters and histograms add up exactly while 5,000 pods stay cheap. The same weighted
+observations are kept per Deployment for `ground_truth`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ from services.simulator.serving_config import TGI, ServingConfig
 __all__ = ["DeploymentKey", "Fleet", "FleetTruth", "ServingPod", "TrafficSpec"]
 
 DeploymentKey = tuple[str, str]  # (namespace, deployment name)
+# ingress-nginx's proxy-read-timeout and an AWS ALB's idle timeout both default to 60 s: a
+# non-streaming completion sends nothing until it is done, so the gateway cuts it at 60 s.
+CLIENT_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class TrafficSpec:
     burst_end: float | None = None  # None = until changed
     burst_long_context_share: float | None = None  # absolute share during the burst
     burst_long_context_factor: float = 1.0  # or: multiply the share during the burst
+    client_timeout_s: float = CLIENT_TIMEOUT_S  # a request not done by then is aborted
 
     def long_share_at(self, now: float) -> float:
         share = self.long_context_share
@@ -103,13 +109,11 @@ class Fleet:
         samples_per_deployment: int = 600,
         max_samples_per_pod: int = 16,
         history_s: float = 1800.0,
-        request_timeout_s: float = 600.0,
     ) -> None:
         self._rng = random.Random(seed)
         self._samples_per_deployment = samples_per_deployment
         self._max_samples_per_pod = max_samples_per_pod
         self._history_s = history_s
-        self._timeout_s = request_timeout_s
         self._pods: dict[tuple[str, str], PodMetrics] = {}
         self._history: dict[DeploymentKey, deque[Slot]] = {}
         self.now = 0.0
@@ -276,7 +280,7 @@ class Fleet:
         throughput = cap.requests_per_s
 
         # Queueing: Sakasegawa's M/G/c wait below capacity, a growing backlog above it,
-        # bounded by clients giving up after the request timeout.
+        # bounded by clients giving up after their timeout.
         mean_wait = 0.0
         if not saturated and lam > 0:
             rho = min(lam / throughput, 0.98)
@@ -286,24 +290,32 @@ class Fleet:
         # Whole requests throughout, so completions + queue + refusals add up to arrivals.
         backlog_before = state.backlog
         backlog = max(0, math.floor(backlog_before + accepted - throughput * dt))
-        ceiling = throughput * self._timeout_s
-        if costs.max_in_flight is not None:
-            ceiling = min(ceiling, max(0.0, costs.max_in_flight - running))
-        timed_out = max(0, backlog - math.floor(ceiling))
-        backlog -= timed_out
-        completed = backlog_before + accepted - backlog - timed_out
+        overloaded = 0
+        if costs.max_in_flight is not None:  # TGI answers 429 beyond its concurrency limit
+            overloaded = max(0, backlog - math.floor(max(0.0, costs.max_in_flight - running)))
+            backlog -= overloaded
+        # A queued request that cannot finish before its client's timeout is abandoned: the
+        # connection closes and the engine aborts it before it is scheduled.
+        room = throughput * max(0.0, spec.client_timeout_s - service)
+        abandoned = max(0, backlog - math.floor(room))
+        backlog -= abandoned
+        completed = backlog_before + accepted - backlog - overloaded - abandoned
         backlog_wait = (backlog_before + backlog) / 2.0 / throughput if throughput > 0 else 0.0
         state.backlog = backlog
 
-        refused_reason = "overloaded" if costs.max_in_flight is not None else "timeout"
-        if too_long:
-            state.failed["validation"] = state.failed.get("validation", 0) + too_long
-        if timed_out:
-            state.failed[refused_reason] = state.failed.get(refused_reason, 0) + timed_out
-        slot.refused += too_long + timed_out
-
-        self._observe(pod, state, costs, spec, mix, limits, share, completed, samples, slot,
-                      backlog_wait, mean_wait, step, prefill_load)  # fmt: skip
+        aborted = abandoned + self._observe(
+            pod, state, costs, spec, mix, limits, share, completed, samples, slot,
+            backlog_wait, mean_wait, step, prefill_load,
+        )  # fmt: skip
+        for reason, count in (
+            ("validation", too_long),
+            ("overloaded", overloaded),
+            ("timeout", aborted),
+        ):
+            if count:
+                state.failed[reason] = state.failed.get(reason, 0) + count
+        slot.refused += too_long + overloaded + aborted
+        slot.timed_out += aborted
         state.running = max(0, round(running + self._rng.gauss(0, math.sqrt(running) * 0.3)))
         state.waiting = round(backlog)
         state.kv_usage = (
@@ -345,10 +357,14 @@ class Fleet:
         mean_wait: float,
         step: float,
         prefill_load: float,
-    ) -> None:
+    ) -> int:
+        """Draw the `completed` requests that left the queue this tick; returns how many of
+        them the client gave up on before the last token."""
         if completed <= 0:
             state.generation_throughput = 0.0
-            return
+            return 0
+        timeout = spec.client_timeout_s
+        aborted = 0
         k = min(completed, samples)
         base, extra = divmod(completed, k)
         out_mu = math.log(max(spec.output_tokens_mean, 1.0)) - spec.output_tokens_sigma**2 / 2
@@ -365,10 +381,29 @@ class Fleet:
             wait = backlog_wait * (0.8 + 0.4 * self._rng.random())
             if mean_wait > 0:
                 wait += self._rng.expovariate(1.0 / mean_wait)
-            wait = min(wait, self._timeout_s)
             itl = step * self._rng.lognormvariate(0.0, 0.08)
             ttft = wait + costs.prefill_s(prompt) / (1.0 - 0.5 * prefill_load) + itl
             e2e = (ttft + (out - 1) * itl) * self._rng.lognormvariate(0.0, 0.04)
+            if e2e > timeout:
+                # The client hung up first and the engine aborted the request: no end-to-end
+                # latency is recorded, but what happened before the abort was (the wait, the
+                # first token, the tokens made so far).
+                made = 0
+                if wait < timeout and QUEUE in hist:
+                    hist[QUEUE].observe(wait, weight)
+                if ttft <= timeout:
+                    made = min(out - 1, 1 + int((timeout - ttft) / itl))
+                    if TTFT in hist:
+                        hist[TTFT].observe(ttft, weight)
+                    if TOKEN_LATENCY in hist and made > 1:
+                        hist[TOKEN_LATENCY].observe(itl, weight * (made - 1))
+                    state.prompt_tokens += prompt * weight
+                    slot.prompt_tokens += prompt * weight
+                    slot.ttft.add(ttft, weight)
+                state.generation_tokens += made * weight
+                tokens_this_tick += made * weight
+                aborted += weight
+                continue
             hist[E2E].observe(e2e, weight)
             if TTFT in hist:
                 hist[TTFT].observe(ttft, weight)
@@ -389,9 +424,10 @@ class Fleet:
             slot.e2e.add(e2e, weight)
             slot.ttft.add(ttft, weight)
             slot.prompt_tokens += prompt * weight
-        slot.requests += completed
+        slot.requests += completed - aborted
         slot.generation_tokens += tokens_this_tick
         state.generation_throughput = tokens_this_tick / slot.dt if slot.dt > 0 else 0.0
+        return aborted
 
     def _readings(
         self, pod: ServingPod, costs: EngineCosts, load: tuple[float, float] | None

@@ -15,7 +15,8 @@ class FleetTruth:
     deployment: str
     window_s: float  # the part of the asked window the fleet has history for
     requests: int  # completed requests
-    refused: int  # rejected (too long, overloaded) or timed out in the queue
+    refused: int  # rejected (too long, overloaded) or aborted after the client timeout
+    timed_out: int  # of those, aborted because the client gave up (vLLM: finished "abort")
     request_rate: float
     p50_e2e_s: float | None
     p95_e2e_s: float | None
@@ -58,6 +59,7 @@ class Slot:
     ttft: Observations = field(default_factory=Observations)
     requests: int = 0
     refused: int = 0
+    timed_out: int = 0
     generation_tokens: int = 0
     prompt_tokens: int = 0
     gpu: dict[str, list[float]] = field(default_factory=dict)  # model -> [util, fb, n]
@@ -108,6 +110,7 @@ def truth_from_slots(
         window_s=covered,
         requests=requests,
         refused=sum(s.refused for s in slots),
+        timed_out=sum(s.timed_out for s in slots),
         request_rate=per_s(requests),
         p50_e2e_s=weighted_quantile(e2e, 0.50),
         p95_e2e_s=weighted_quantile(e2e, 0.95),

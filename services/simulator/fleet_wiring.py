@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.simulator.backfill import HistoryWriter, run_and_sample
 from services.simulator.clock import SimClock, parse_rfc3339
 from services.simulator.exposition import render_metrics
 from services.simulator.fleet import Fleet, ServingPod, TrafficSpec
@@ -17,6 +18,7 @@ from services.simulator.store import Store
 Obj = dict[str, Any]
 ADVANCE_MIN_S = 1.0  # simulated seconds between fleet advances
 ADVANCE_MAX_S = 15.0  # the longest single advance; longer gaps advance in steps
+HISTORY_STEP_S = 5.0  # spacing of the samples in `history_text`: scrape at this interval
 ROUTE_HEADER = "x-context-class"
 
 
@@ -32,6 +34,10 @@ class FleetWiring:
         self._last = 0.0
         self._pods: list[ServingPod] | None = None
         self._traffic: dict[tuple[str, str], Obj] = {}
+        # The fleet's exposition over the scenario's `metrics_history_s` before start, as
+        # OpenMetrics with timestamps (empty without): what a Prometheus scraping all along
+        # would hold. The demo ingests it; tests can backfill a real Prometheus with it.
+        self.history_text = ""
         store.add_listener(self._changed)
 
     def _changed(self, plural: str, _type: str, _obj: Obj, _old: Obj | None) -> None:
@@ -39,10 +45,16 @@ class FleetWiring:
             self._pods = None
 
     def start(self, now: float) -> None:
-        """Begin simulating traffic at `now`; the scenario's burst times are relative to it."""
+        """Begin simulating traffic at `now`; the scenario's burst times are relative to it.
+        With `metrics_history_s`, the fleet first serves that long up to `now` (the pods as
+        they are now), sampled into `history_text`."""
         self._last = now
         for t in self.scenario.traffic:
-            spec: Obj = {"rps": t.rps, "long_context_share": t.long_context_share}
+            spec: Obj = {
+                "rps": t.rps,
+                "long_context_share": t.long_context_share,
+                "client_timeout_s": t.client_timeout_s,
+            }
             if t.burst is not None:
                 spec["burst_start"] = now + t.burst.since_s
                 spec["burst_end"] = (
@@ -50,6 +62,19 @@ class FleetWiring:
                 )
                 spec["burst_share"] = t.burst.long_context_share
             self._traffic[(t.namespace, t.deployment)] = spec
+        history_s = self.scenario.metrics_history_s
+        if history_s > 0:
+            writer = HistoryWriter()
+            run_and_sample(
+                self.fleet,
+                self.serving_pods(),
+                self.traffic,
+                now - history_s,
+                now,
+                HISTORY_STEP_S,
+                writer,
+            )
+            self.history_text = writer.text()
 
     # -- pods ----------------------------------------------------------------
 
@@ -162,6 +187,7 @@ class FleetWiring:
                 burst_start=spec.get("burst_start"),
                 burst_end=spec.get("burst_end"),
                 burst_long_context_share=spec.get("burst_share"),
+                client_timeout_s=float(spec["client_timeout_s"]),
             )
             target = self._route_target(namespace, deployment)
             if target is None:
@@ -169,10 +195,14 @@ class FleetWiring:
                 continue
             share = base.long_share_at(now)
             out[(namespace, deployment)] = TrafficSpec(
-                requests_per_second=base.requests_per_second * (1 - share), long_context_share=0.0
+                requests_per_second=base.requests_per_second * (1 - share),
+                long_context_share=0.0,
+                client_timeout_s=base.client_timeout_s,
             )
             out[(namespace, target)] = TrafficSpec(
-                requests_per_second=base.requests_per_second * share, long_context_share=1.0
+                requests_per_second=base.requests_per_second * share,
+                long_context_share=1.0,
+                client_timeout_s=base.client_timeout_s,
             )
         return out
 
@@ -192,14 +222,19 @@ class FleetWiring:
     # -- trainer controls ----------------------------------------------------
 
     def set_traffic(self, payload: Obj) -> Obj:
-        """Change a Deployment's offered load: rps, long_context_share, burst_share (None ends
-        the burst). Raises KeyError for a Deployment with no traffic."""
+        """Change a Deployment's offered load: rps, long_context_share, client_timeout_s,
+        burst_share (None ends the burst). Raises KeyError for a Deployment with no traffic,
+        ValueError for a value out of range."""
         key = (str(payload.get("namespace", self.scenario.namespace)), str(payload["deployment"]))
         spec = self._traffic[key]
-        for field in ("rps", "long_context_share"):
+        for field in ("rps", "long_context_share", "client_timeout_s"):
             if field in payload:
                 value = float(payload[field])
-                if value < 0 or (field == "long_context_share" and value > 1):
+                if (
+                    not value >= 0
+                    or (field == "long_context_share" and value > 1)
+                    or (field == "client_timeout_s" and value == 0)
+                ):
                     raise ValueError(f"{field}={value} is out of range")
                 spec[field] = value
         if "burst_share" in payload:

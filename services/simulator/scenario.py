@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -68,6 +69,8 @@ class TrafficSpec:
     rps: float
     long_context_share: float
     burst: Burst | None = None
+    # Seconds before clients (or the gateway in front of them) give up on a request.
+    client_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Scenario:
     # Argo CD self-heal emulation: {"application": {namespace, name},
     # "deployment": {namespace, name}, "self_heal_after_s": N}
     gitops: dict[str, Any] = field(default_factory=dict)
+    # Seconds of serving the fleet has behind it when the scenario starts: what a Prometheus
+    # that has been scraping all along would already hold (0: none, e.g. for `large`).
+    metrics_history_s: float = 0.0
 
 
 def available() -> list[str]:
@@ -131,6 +137,25 @@ def load(name_or_path: str) -> Scenario:
         if isinstance(exc, ScenarioError):
             raise
         raise ScenarioError(f"scenario {origin}: {type(exc).__name__}: {exc}") from exc
+
+
+def _timeout(value: Any, origin: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not seconds > 0:
+        raise ScenarioError(
+            f"scenario {origin}: traffic client_timeout_s must be a positive number of seconds"
+        )
+    return seconds
+
+
+def _seconds(value: Any, origin: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0:
+        raise ScenarioError(f"scenario {origin}: metrics_history_s must be 0 or more seconds")
+    return seconds
 
 
 def _build(data: dict[str, Any], origin: str) -> Scenario:
@@ -177,6 +202,7 @@ def _build(data: dict[str, Any], origin: str) -> Scenario:
                 )
                 if burst
                 else None,
+                client_timeout_s=_timeout(raw.get("client_timeout_s", 60.0), origin),
             )
         )
     nodes = tuple(
@@ -218,4 +244,5 @@ def _build(data: dict[str, Any], origin: str) -> Scenario:
         faults=tuple(Fault.from_dict(f) for f in data.get("faults") or []),
         namespaces=tuple(sorted(namespaces)),
         gitops=dict(data.get("gitops") or {}),
+        metrics_history_s=_seconds(data.get("metrics_history_s", 0.0), origin),
     )

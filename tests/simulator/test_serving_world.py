@@ -7,14 +7,21 @@ import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
 from services.simulator import gpus
+from services.simulator.backfill import render_history
+from services.simulator.cluster import Cluster
 from services.simulator.exposition import render_metrics
-from services.simulator.fleet import Fleet, ServingPod, TrafficSpec
+from services.simulator.fleet import CLIENT_TIMEOUT_S, Fleet, FleetTruth, ServingPod, TrafficSpec
+from services.simulator.fleet_wiring import HISTORY_STEP_S
 from services.simulator.gpus import GpuReadingInput
 from services.simulator.nvidia_smi import run_nvidia_smi
+from services.simulator.scenario import ScenarioError
+from services.simulator.scenario import load as load_scenario
 from services.simulator.serving import (
     NotAServingContainer,
     ServingConfig,
@@ -26,6 +33,7 @@ from services.simulator.serving import (
 from tests.conftest import require_tool
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
+SCENARIOS = Path(__file__).resolve().parents[2] / "services" / "simulator" / "scenarios"
 NS = "inference"
 
 # ---------------------------------------------------------------- helpers
@@ -708,3 +716,146 @@ def test_restarted_engine_starts_counting_from_zero_and_same_seed_same_story() -
     run(first, restarted, traffic, 200, 230)
     after = first.pod_metrics(NS, "llm-0")
     assert after is not None and 0 < after.requests < 150
+
+
+# ---------------------------------------------------------------- client timeout, healthy fleet
+
+SKEWED_CONFIG = ("--model", LLAMA_8B, "--served-model-name", "llama-3.1-8b")  # no pins
+
+
+@pytest.mark.parametrize("timeout_s", [CLIENT_TIMEOUT_S, 120.0])
+def test_overloaded_pods_abort_at_the_client_timeout_instead_of_queueing_for_minutes(
+    timeout_s: float,
+) -> None:
+    """The skew's story: unpinned pods on A10G take the same share as pods on H100, fall
+    behind, and their clients give up at the timeout. p95 rises a few to a few tens of times,
+    never past the timeout, and the aborted requests are counted where vLLM counts them."""
+    config = vllm(*SKEWED_CONFIG)
+    pods = make_pods("good", config, gpus.H100, 2) + make_pods("skewed", config, gpus.A10G, 2)
+    load = TrafficSpec(6.0, long_context_share=0.04, client_timeout_s=timeout_s)
+    traffic = {(NS, "good"): load, (NS, "skewed"): load}
+    fleet = Fleet(seed=8)
+    run(fleet, pods, traffic, 0, 600)
+    _, before = parse_exposition(render_metrics(fleet, pods))
+    run(fleet, pods, traffic, 600, 1200)
+    _, after = parse_exposition(render_metrics(fleet, pods))
+    good = fleet.ground_truth(NS, "good", 600)
+    skewed = fleet.ground_truth(NS, "skewed", 600)
+    assert good.p95_e2e_s is not None and skewed.p95_e2e_s is not None
+    assert good.timed_out == 0 and good.p95_e2e_s < 10.0
+    assert 3 * good.p95_e2e_s < skewed.p95_e2e_s <= timeout_s
+    assert skewed.p95_e2e_s > timeout_s / 2  # the backlog fills up to what clients tolerate
+    assert skewed.timed_out > 0.2 * (skewed.requests + skewed.refused)
+
+    def aborted(labels: Labels) -> bool:
+        return labels["pod"].startswith("skewed-") and labels["finished_reason"] == "abort"
+
+    grew = total(after, "vllm:request_success_total", aborted) - total(
+        before, "vllm:request_success_total", aborted
+    )
+    assert grew == skewed.timed_out
+    # Not one latency past the timeout reaches the histogram, so no 800 s p95 either.
+    e2e = buckets(after, "vllm:e2e_request_latency_seconds", "skewed")
+    within = max(le for le in e2e if le <= timeout_s)
+    assert e2e[within] == e2e[float("inf")] > 0
+    waiting = total(after, "vllm:num_requests_waiting", lambda lb: lb["pod"] == "skewed-0")
+    assert waiting < 3.0 * timeout_s  # the queue holds what clients wait for, not hours of it
+
+
+def test_scenario_traffic_declares_the_client_timeout(tmp_path: Path) -> None:
+    assert [t.client_timeout_s for t in load_scenario("skew-incident").traffic] == [60.0]
+    text = (SCENARIOS / "healthy.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("rps: 12", "rps: 12\n  client_timeout_s: 0"))
+    with pytest.raises(ScenarioError, match="client_timeout_s must be a positive number"):
+        load_scenario(str(bad))
+
+
+def _history_counters(text: str, start: float, end: float) -> dict[str, float]:
+    """Increase over (start, end] of each series in backfill OpenMetrics text, by series."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        head, value, stamp = line.rsplit(" ", 2)
+        at = float(stamp)
+        if at <= start:
+            first[head] = float(value)
+        elif at <= end:
+            last[head] = float(value)
+    return {head: value - first.get(head, 0.0) for head, value in last.items()}
+
+
+def test_healthy_fleet_stays_healthy_and_matches_its_baseline_history() -> None:
+    """`healthy` runs for 30 simulated minutes with nothing to find: no request times out,
+    every pod stays ready, each ten-minute window looks like the next, and the day-old
+    history the demo uses as its baseline tells the same story within the histogram's
+    resolution."""
+    cluster = Cluster(load_scenario("healthy"), speed=1.0, seed=0)
+    cluster.setup()
+    windows: list[FleetTruth] = []
+    for _ in range(3):
+        for _ in range(120):
+            cluster.clock.advance(5.0)
+            cluster.tick()
+        windows.append(cluster.fleet.fleet.ground_truth(NS, "llm-serve", 600))
+    tokens = [w.tokens_per_s for w in windows]
+    p95 = [w.p95_e2e_s or 0.0 for w in windows]
+    assert all(w.timed_out == 0 and w.ready_pods == 4 for w in windows)
+    assert max(tokens) < 1.1 * min(tokens) and max(p95) < 1.2 * min(p95)
+    assert max(p95) < 10.0  # far from the client timeout
+
+    now = cluster.clock.time()
+    history = render_history("healthy", start=now - 1200, end=now, step_s=15.0)
+    grew = _history_counters(history.text, now - 600, now)
+    baseline_tokens = sum(v for k, v in grew.items() if k.startswith("vllm:generation_tokens"))
+    assert baseline_tokens / 600 == pytest.approx(tokens[-1], rel=0.1)
+    e2e: dict[float, float] = defaultdict(float)
+    for head, value in grew.items():
+        if head.startswith("vllm:e2e_request_latency_seconds_bucket"):
+            e2e[float(re.search(r'le="([^"]+)"', head).group(1))] += value  # type: ignore[union-attr]
+    # Prometheus' histogram_quantile: linear inside the bucket the rank falls in. The true p95
+    # sits near the 5 s bound here, so this is as close as the buckets allow.
+    lower, upper = quantile_bucket(e2e, 0.95)
+    below = max((e2e[le] for le in e2e if le <= lower), default=0.0)
+    share = (0.95 * e2e[float("inf")] - below) / (e2e[upper] - below)
+    assert lower + (upper - lower) * share == pytest.approx(p95[-1], rel=0.1)
+    aborts = sum(v for k, v in grew.items() if 'finished_reason="abort"' in k)
+    assert aborts == 0
+
+
+def test_scenario_starts_with_the_history_a_prometheus_scraping_all_along_would_hold() -> None:
+    """skew-incident declares 15 minutes of history: the fleet has served them when the
+    cluster starts, sampled every 5 s up to now, and the live page carries on from the last
+    sample (same series, same counters): a reader sees the incident at once, aborts
+    included."""
+    cluster = Cluster(load_scenario("skew-incident"), speed=1.0, seed=0)
+    cluster.setup()
+    now = cluster.clock.time()
+    history: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for line in cluster.fleet.history_text.splitlines():
+        if line.startswith("#"):
+            continue
+        head, value, stamp = line.rsplit(" ", 2)
+        history[head].append((float(stamp), float(value)))
+    stamps = sorted({t for points in history.values() for t, _ in points})
+    assert stamps[0] == pytest.approx(now - 900 + HISTORY_STEP_S)
+    assert stamps[-1] == pytest.approx(now)
+    assert all(b - a == pytest.approx(HISTORY_STEP_S) for a, b in pairwise(stamps))
+    live = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in cluster.metrics_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert set(live) == set(history)
+    assert all(history[head][-1][1] == value for head, value in live.items())
+    aborts = [
+        points[-1][1] - points[0][1]
+        for head, points in history.items()
+        if head.startswith("vllm:request_success_total") and 'finished_reason="abort"' in head
+    ]
+    assert sum(aborts) > 0
+    truth = cluster.fleet.fleet.ground_truth(NS, "llm-serve", 600)
+    assert truth.window_s == pytest.approx(600) and truth.timed_out > 0
+    assert load_scenario("large").metrics_history_s == 0

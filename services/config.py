@@ -10,7 +10,7 @@ overrides, the baseline, the validation thresholds, the expected GPU class.
       bearer_token_env: PROM_TOKEN          # the token is read from this variable
       ca_file: /etc/ssl/prom-ca.pem
       scrape_interval: 30s
-      rate_window: 1m
+      rate_window: 2m                       # at least 4 scrape intervals
       extra_matchers: 'cluster="prod"'
       queries:                              # ${selector} ${gpu_selector} ${window} ${gpu_label}
         p99: histogram_quantile(0.99, sum by (le) (rate(my_bucket{${selector}}[${window}])))
@@ -44,6 +44,12 @@ from services.metrics.source import Scope, parse_matchers
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY_S, "w": 7 * DAY_S}
+DEFAULT_SCRAPE_INTERVAL_S = 30.0
+# A rate needs several scrapes in its window; four is the usual floor (a missed scrape then
+# leaves three, not one). The default window holds four default intervals, so a default run
+# needs no widening.
+RATE_WINDOW_SCRAPES = 4
+DEFAULT_RATE_WINDOW_S = RATE_WINDOW_SCRAPES * DEFAULT_SCRAPE_INTERVAL_S
 
 _PROMETHEUS_KEYS = {
     "url": str,
@@ -233,8 +239,8 @@ class MetricsSettings:
     ca_file: str = ""
     insecure_skip_verify: bool = False
     timeout_s: float = 10.0
-    scrape_interval_s: float = 30.0
-    rate_window_s: float = 60.0
+    scrape_interval_s: float = DEFAULT_SCRAPE_INTERVAL_S
+    rate_window_s: float = DEFAULT_RATE_WINDOW_S
     extra_matchers: str = ""
     namespace_label: str = "namespace"
     pod_label: str = "pod"
@@ -318,8 +324,8 @@ def metrics_settings(config: Mapping[str, Any], **flags: Any) -> MetricsSettings
         ca_file=str(section.get("ca_file", "")),
         insecure_skip_verify=bool(section.get("insecure_skip_verify", False)),
         timeout_s=seconds("timeout", 10.0),
-        scrape_interval_s=seconds("scrape_interval", 30.0),
-        rate_window_s=seconds("rate_window", 60.0),
+        scrape_interval_s=seconds("scrape_interval", DEFAULT_SCRAPE_INTERVAL_S),
+        rate_window_s=seconds("rate_window", DEFAULT_RATE_WINDOW_S),
         extra_matchers=str(section.get("extra_matchers", "")),
         namespace_label=str(section.get("namespace_label", "namespace")),
         pod_label=str(section.get("pod_label", "pod")),

@@ -184,7 +184,7 @@ def latency_check(
         f"{name} {_fmt(live, 's')} over the last {w.text()} vs baseline {_fmt(base, 's')} "
         f"(limit {_fmt(limit, 's')}, {pct})"
     )
-    warning = presets.top_bucket_warning(name, live, bounds)
+    warning = presets.top_bucket_warning(name, live, bounds, source.preset.name)
     if cmp.outcome == "above":
         status = FAIL
         message = f"above the limit: {numbers}"

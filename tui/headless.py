@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -262,11 +263,15 @@ def _warnings(source: Any, baseline: Any) -> list[str]:
 
 def _print_verdict(verdict: Any, header: str, warnings: list[str]) -> None:
     print(f"verdict: {verdict.verdict.upper()}  ({header})")
+    if verdict.remaining_s:
+        print(f"  wait {math.ceil(verdict.remaining_s)} s: the stability window is still filling")
     for check in verdict.checks:
         observed = "-" if check.observed is None else f"{check.observed:.4g}"
         base = "-" if check.baseline is None else f"{check.baseline:.4g}"
         print(f"  {MARKS.get(check.status, '?   ')} {check.name}: {observed} vs baseline {base}")
         print(f"       {check.message} [{check.threshold}]")
+        if check.query:  # the one query a human can run to check the figure
+            print(f"       query: {check.query}")
     for warning in warnings:
         print(f"  note: {warning}")
 

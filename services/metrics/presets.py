@@ -156,8 +156,7 @@ VLLM = Preset(
             "vllm:gpu_cache_usage_perc": "vLLM before 0.9 (vllm:gpu_cache_usage_perc)",
             # The first release with the new name is 0.11; 0.10 still served only the old one.
             "vllm:inter_token_latency_seconds_bucket": (
-                "vLLM 0.11 or later (vllm:inter_token_latency_seconds; releases 0.10 or later "
-                "but before 0.11 still call it vllm:time_per_output_token_seconds)"
+                "vLLM 0.11 or later (vllm:inter_token_latency_seconds)"
             ),
             "vllm:time_per_output_token_seconds_bucket": (
                 "vLLM before 0.11 (vllm:time_per_output_token_seconds)"

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from urllib3.util.retry import Retry
 
-from services.config import MetricsSettings
+from services.config import DEFAULT_RATE_WINDOW_S, DEFAULT_SCRAPE_INTERVAL_S, MetricsSettings
 from services.errors import (
     ConfigError,
     ForbiddenError,
@@ -27,26 +27,15 @@ from services.errors import (
     SkewmitError,
     UnreachableError,
 )
-from services.metrics import presets
+from services.metrics import discovery, presets
 from services.metrics.baseline import Baseline, BaselineSpec, capture
+from services.metrics.discovery import GpuLabels, PresentNames, duration
 from services.metrics.presets import Detection, Preset
 from services.metrics.source import QueryLog, QueryRecord, RangeValues, Scope, Values
 from services.models import MetricPoint
 
 _STATUS = re.compile(r"HTTP Status Code (\d+)")
-# A rate needs several scrapes in its window; four is the usual floor (a missed scrape then
-# leaves three, not one).
-RATE_WINDOW_SCRAPES = 4
-PRESENT_TTL_S = 300.0  # how long the metric names found for the pods are trusted
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-def duration(seconds: float) -> str:
-    """A PromQL duration: whole seconds, else milliseconds (no fractions in 2.x)."""
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000)}ms"
 
 
 def auth_from_env(
@@ -91,8 +80,8 @@ class PrometheusSource:
         scope: Scope,
         preset: str | Preset = "vllm",
         *,
-        scrape_interval_s: float = 30.0,
-        rate_window_s: float = 60.0,
+        scrape_interval_s: float = DEFAULT_SCRAPE_INTERVAL_S,
+        rate_window_s: float = DEFAULT_RATE_WINDOW_S,
         overrides: Mapping[str, str] | None = None,
         baseline_spec: BaselineSpec | None = None,
         baseline_window_s: float | None = None,
@@ -154,14 +143,10 @@ class PrometheusSource:
             retry=retry,
             timeout=timeout_s,
         )
-        self._present: frozenset[str] | None = None
-        self._present_at = -math.inf
+        self._present = PresentNames()
         self._baselines: dict[float, tuple[float, Baseline]] = {}
         self.query_log = QueryLog()
-        # DCGM pod labels: settled once the configured or the exported_ ones found series.
-        self._gpu_labels_settled = scope.gpu_pod_label.startswith("exported_")
-        self._gpu_labels_tried = -math.inf
-        self.exported_gpu_labels = False  # switched to exported_pod/exported_namespace
+        self._gpu_labels = GpuLabels(scope)  # DCGM's pod labels, as Prometheus stored them
 
     # -- transport -----------------------------------------------------------
 
@@ -230,18 +215,15 @@ class PrometheusSource:
 
     # -- the scrape interval and the pods' GPU labels, as Prometheus has them ----
 
+    @property
+    def exported_gpu_labels(self) -> bool:
+        """True once DCGM's series were found only as exported_pod/exported_namespace."""
+        return self._gpu_labels.exported
+
     def _widen_rate_window(self, interval_from: str) -> None:
-        floor = RATE_WINDOW_SCRAPES * self.scrape_interval_s
-        self.rate_window_s, self.rate_window_note = self.configured_rate_window_s, ""
-        if self.rate_window_s >= floor - 1e-9:
-            return
-        # With two scrapes in the window one missed scrape empties rate(); four is the floor.
-        self.rate_window_note = (
-            f"the rate window {duration(self.rate_window_s)} cannot hold "
-            f"{RATE_WINDOW_SCRAPES} scrapes at {interval_from}: rates and quantiles use "
-            f"{duration(floor)} instead (set prometheus.rate_window to at least that)"
+        self.rate_window_s, self.rate_window_note = discovery.widened_rate_window(
+            self.configured_rate_window_s, self.scrape_interval_s, interval_from
         )
-        self.rate_window_s = floor
 
     def discover_scrape_interval(self) -> float | None:
         """The scrape interval of the job(s) scraping the Deployment's engine metrics, from
@@ -249,26 +231,14 @@ class PrometheusSource:
         rate window is widened to at least four scrapes of it (`rate_window_note` says so).
         None, with the declared interval kept, when no target of those jobs is found.
         Raises UnreachableError / ForbiddenError / InvalidError."""
-        query = " or ".join(
-            f"count by (job) ({name}{{{self.scope.selector()}}})" for name in self.preset.freshness
-        )
-        rows = self._instant(query, "the scrape jobs of the pods", None)
-        jobs = {str(row.get("metric", {}).get("job", "")) for row in rows} - {""}
+        query = discovery.scrape_jobs_query(self.preset.freshness, self.scope.selector())
+        jobs = discovery.jobs_of(self._instant(query, "the scrape jobs of the pods", None))
         if not jobs:
             return None
         data = self._call("the scrape targets", lambda: self._client.get_targets(state="active"))
-        intervals = {
-            str(target.get("labels", {}).get("job")): _seconds(target.get("scrapeInterval"))
-            for target in (data or {}).get("activeTargets", [])
-            if target.get("labels", {}).get("job") in jobs
-        }
-        found = {job: s for job, s in intervals.items() if s}
+        found = discovery.job_intervals(data, jobs)
         if not found:
-            self.interval_note = (
-                f"Prometheus' targets API lists no scrape interval for job(s) "
-                f"{', '.join(sorted(jobs))}: rates assume the declared "
-                f"{duration(self.scrape_interval_s)} (prometheus.scrape_interval)"
-            )
+            self.interval_note = discovery.no_interval_note(jobs, self.scrape_interval_s)
             return None
         job = max(found, key=lambda j: found[j])
         self.scrape_interval_s = found[job]
@@ -279,36 +249,23 @@ class PrometheusSource:
         return self.scrape_interval_s
 
     def _settle_gpu_labels(self) -> None:
-        """Read DCGM's pod labels as Prometheus stored them. Behind a ServiceMonitor with
-        honorLabels: false the exporter's `pod`/`namespace` (the serving pod) collide with the
-        target's own (the exporter pod) and are renamed `exported_pod`/`exported_namespace`:
-        when only those match the Deployment, the GPU matchers switch to them."""
-        if self._gpu_labels_settled or time.monotonic() - self._gpu_labels_tried < 60:
-            return
-        self._gpu_labels_tried = time.monotonic()
-        probe = 'count({{__name__=~"DCGM_FI_DEV_.+",{}}})'
-        exported = replace(
-            self.scope,
-            gpu_pod_label=f"exported_{self.scope.gpu_pod_label}",
-            gpu_namespace_label=f"exported_{self.scope.gpu_namespace_label}",
-        )
+        def has_series(gpu_selector: str) -> bool:
+            return bool(self._instant(GpuLabels.probe(gpu_selector), "the GPU series", None))
+
         try:
-            if self._instant(probe.format(self.scope.selector(gpu=True)), "the GPU series", None):
-                self._gpu_labels_settled = True
-            elif self._instant(probe.format(exported.selector(gpu=True)), "the GPU series", None):
-                self.scope, self._gpu_labels_settled = exported, True
-                self.exported_gpu_labels = True
+            self.scope = self._gpu_labels.settle(self.scope, has_series)
         except SkewmitError:
             pass  # the query that needs the GPU series reports the failure itself
 
     def _spec_preset(self) -> Preset:
         # Names change with the release a rollout (or a rollback) brings: look again now and then.
-        if self._present is None or time.monotonic() - self._present_at > PRESENT_TTL_S:
+        present = self._present.fresh
+        if present is None:
             try:
-                self._present = self.present_metrics()
+                present = self.present_metrics()
             except (UnreachableError, InvalidError, ForbiddenError):
                 return self.preset  # render() then tries each name, newest first, by `or`
-        return self.preset.resolve(self._present)
+        return self.preset.resolve(present)
 
     def query_text(self, quantity: str, window_s: float) -> str:
         spec = self.preset.spec(quantity)
@@ -419,9 +376,7 @@ class PrometheusSource:
                 f"count by (__name__) ({{{selector}}})", "the metric names", None
             )
             names.update(str(item.get("metric", {}).get("__name__", "")) for item in result)
-        names.discard("")
-        self._present, self._present_at = frozenset(names), time.monotonic()
-        return self._present
+        return self._present.store(names)
 
     def histogram_bounds(self, quantity: str) -> tuple[float, ...]:
         spec = self.preset.spec(quantity)
@@ -479,14 +434,6 @@ class PrometheusSource:
         return baseline
 
 
-def _seconds(text: Any) -> float | None:
-    """A Prometheus duration ("1m30s", "500ms") in seconds; None when it is not one."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|[smhdwy])", str(text or ""))
-    if not parts or "".join(n + u for n, u in parts) != str(text):
-        return None
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
-
-
 def _float(raw: Any) -> float | None:
     try:
         value = float(raw)
@@ -538,9 +485,5 @@ def from_settings(
     try:
         source.discover_scrape_interval()
     except SkewmitError as exc:  # e.g. a Thanos or Mimir front end without /api/v1/targets
-        source.interval_note = (
-            f"the scrape interval could not be read from Prometheus' targets API ({exc}): "
-            f"rates assume the declared {duration(source.scrape_interval_s)} "
-            "(prometheus.scrape_interval)"
-        )
+        source.interval_note = discovery.unreadable_targets_note(exc, source.scrape_interval_s)
     return source

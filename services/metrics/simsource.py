@@ -231,10 +231,21 @@ class SimMetricsSource:
         return [s for name in names for s in self._by_name.get(name, [])]
 
     def _evaluate(self, spec: QuerySpec, at: float, window_s: float) -> Values:
+        """What `render`'s PromQL answers: one expression per name, newest first, joined by
+        `or`, so each result (each GPU model) comes from the newest name that has data. A
+        union would double count vLLM 0.11, which serves both inter-token-latency names."""
+        out: Values = {}
+        for index in range(len(spec.metrics)):
+            for key, value in self._evaluate_one(spec, index, at, window_s).items():
+                out.setdefault(key, value)
+        return out
+
+    def _evaluate_one(self, spec: QuerySpec, index: int, at: float, window_s: float) -> Values:
         start = at - window_s
+        name = spec.metrics[index]
         if spec.kind == presets.QUANTILE:
             buckets: dict[float, float] = {}
-            for s in self._named(spec.sample_names):
+            for s in self._named([spec.sample_names[index]]):
                 rate = extrapolated_rate(s.window(start, at), start, at)
                 if rate is None or "le" not in s.labels:
                     continue
@@ -243,20 +254,18 @@ class SimMetricsSource:
             value = bucket_quantile(spec.q, list(buckets.items())) if buckets else math.nan
             return {} if math.isnan(value) else {"": value}
         if spec.kind == presets.RATE:
-            rates = [
-                extrapolated_rate(s.window(start, at), start, at) for s in self._named(spec.metrics)
-            ]
+            rates = [extrapolated_rate(s.window(start, at), start, at) for s in self._named([name])]
             found = [r for r in rates if r is not None]
             return {"": sum(found)} if found else {}
         if spec.kind in (presets.GAUGE_SUM, presets.GAUGE_AVG):
-            values = [p[1] for s in self._named(spec.metrics) if (p := s.at(at)) is not None]
+            values = [p[1] for s in self._named([name]) if (p := s.at(at)) is not None]
             if not values:
                 return {}
             total = sum(values)
             return {"": total if spec.kind == presets.GAUGE_SUM else total / len(values)}
         if spec.kind == presets.GPU_AVG:
             by_model: dict[str, list[float]] = {}
-            for s in self._named(spec.metrics):
+            for s in self._named([name]):
                 points = s.window(start, at)
                 if points:
                     model = s.labels.get(self.scope.gpu_model_label, "")
@@ -338,13 +347,17 @@ class SimMetricsSource:
         spec = self.preset.spec(quantity)
         if spec.kind != presets.QUANTILE:
             return ()
+        at = self.clock()
         with self._lock:
-            bounds = {
-                float(s.labels["le"])
-                for s in self._named(spec.sample_names)
-                if s.labels.get("le") not in (None, "+Inf")
-            }
-        return tuple(sorted(bounds))
+            # The buckets of the name the query reads: the newest one that has data.
+            for name in spec.sample_names:
+                live = [s for s in self._named([name]) if s.at(at) is not None]
+                bounds = {
+                    float(s.labels["le"]) for s in live if s.labels.get("le") not in (None, "+Inf")
+                }
+                if bounds:
+                    return tuple(sorted(bounds))
+        return ()
 
     def dcgm_models(
         self, namespace: str | None = None, deployment: str | None = None

@@ -23,6 +23,7 @@ import pytest
 from services.config import metrics_settings
 from services.metrics import presets
 from services.metrics.prometheus import PrometheusSource, from_settings
+from services.metrics.simsource import SimMetricsSource
 from services.metrics.source import Scope
 from services.metrics.textformat import parse
 from tests.conftest import require_tool
@@ -145,6 +146,51 @@ def test_resolve_keeps_the_newest_name_present() -> None:
     assert old.spec(presets.TOKEN_LATENCY_P95).metrics == ("sglang:time_per_output_token_seconds",)
 
 
+def _itl_page(pods: dict[str, tuple[tuple[str, ...], float, int]]) -> str:
+    """An exposition page: per pod, the ITL names it serves, the one bucket bound all its
+    observations fall in, and how many it has counted."""
+    lines = []
+    for pod, (names, bound, count) in pods.items():
+        where = f'namespace="{NAMESPACE}",pod="{pod}",model_name="m"'
+        lines.append(f"vllm:num_requests_running{{{where}}} 1")
+        for name in names:
+            for le in (0.025, 0.1):
+                n = count if le >= bound else 0
+                lines.append(f'{name}_bucket{{{where},le="{le}"}} {n}')
+            lines.append(f'{name}_bucket{{{where},le="+Inf"}} {count}')
+            lines.append(f"{name}_count{{{where}}} {count}")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_simulator_source_reads_the_newest_itl_name_as_prometheus_does() -> None:
+    """Mid-rollback from vLLM 0.11 to 0.10, the 0.11 pod serves both ITL names and the 0.10
+    pod only the old one. The preset's PromQL (`new or old`) answers from the new name alone;
+    a union of both names would count the 0.11 pod twice and the slow 0.10 pod too."""
+    new, old = "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
+    now = [1030.0]
+    source = SimMetricsSource(
+        "http://127.0.0.1:9/metrics", Scope(NAMESPACE, "llm"), "vllm", clock=lambda: now[0]
+    )
+    for at, count in ((1000.0, 0), (1015.0, 1500), (1030.0, 3000)):
+        page = {
+            "llm-6d8f7b9c5-fast1": ((new, old), 0.025, count),  # 0.11: fast, both names
+            "llm-7c9d8e6f4-slow1": ((old,), 0.1, count // 2),  # 0.10: slow, old name only
+        }
+        source.ingest(_itl_page(page), at)
+    query = source.query_text(presets.TOKEN_LATENCY_P95, 30)
+    assert query.index(new) < query.index(" or ") < query.index(old)
+    # Every observation behind the new name is at or below 25 ms: so is its p95.
+    p95 = _only(source.instant(presets.TOKEN_LATENCY_P95, window_s=30, at=1030.0))
+    assert 0 < p95 <= 0.025
+    assert source.histogram_bounds(presets.TOKEN_LATENCY_P95) == (0.025, 0.1)
+    # Once no pod serves the new name, the old one is read.
+    for at, count in ((1045.0, 3500), (1060.0, 4000)):
+        source.ingest(_itl_page({"llm-7c9d8e6f4-slow1": ((old,), 0.1, count)}), at)
+    now[0] = 1060.0
+    p95 = _only(source.instant(presets.TOKEN_LATENCY_P95, window_s=15))
+    assert 0.025 < p95 <= 0.1
+
+
 def test_the_first_sglang_metrics_release_is_read_too() -> None:
     """SGLang 0.3 counted running and waiting requests under vLLM-like names."""
     present = {"sglang:num_requests_running", "sglang:num_requests_waiting"}
@@ -167,10 +213,19 @@ def test_top_bucket_warning_gives_each_engines_reason() -> None:
 
 
 def test_rate_window_holds_at_least_four_declared_scrapes() -> None:
-    source = PrometheusSource("http://127.0.0.1:9", Scope(NAMESPACE, "x"), "vllm")
+    source = PrometheusSource("http://127.0.0.1:9", Scope(NAMESPACE, "x"), "vllm", rate_window_s=60)
     assert source.scrape_interval_s == 30.0
-    assert source.rate_window_s == 120.0  # the default 60 s held only two scrapes
+    assert source.rate_window_s == 120.0  # 60 s held only two scrapes
     assert "120s" in source.rate_window_note
+
+
+def test_the_default_rate_window_needs_no_widening() -> None:
+    """A default config holds four default scrape intervals: no note on a default run."""
+    settings = metrics_settings({"prometheus": {"url": "http://127.0.0.1:9"}})
+    assert (settings.scrape_interval_s, settings.rate_window_s) == (30.0, 120.0)
+    source = from_settings(settings, NAMESPACE, "x", "vllm")  # nothing listens on port 9
+    assert source.rate_window_s == 120.0 and source.rate_window_note == ""
+    assert "declared 30s" in source.interval_note
 
 
 # ------------------------------------------------------------------ against Prometheus

@@ -71,6 +71,22 @@ def test_a_clear_fail_shows_before_the_window_fills() -> None:
     assert p95.observed is not None and p95.observed > 5
 
 
+def test_a_quantile_on_the_top_bucket_gives_the_engines_own_reason() -> None:
+    """vLLM V0's e2e buckets stop at 60 s: the warning names vLLM (the preset in use) and
+    what to do, not a guess between vLLM and SGLang."""
+    clock = [T0]
+    source = _source(clock)
+    fleet = Fleet(source, clock)
+    fleet.run(70, latency=0.8)
+    clock[0] += 470
+    fleet.run(10, latency=0.8, slow=(0.05, 90.0))  # 5% of requests past the top bucket
+    p99 = _check(evaluate(source, _facts(), THRESHOLDS), "p99")
+    assert p99.observed == 60.0 and p99.status == "fail"
+    assert "top histogram bucket (60 s)" in p99.message
+    assert "vLLM V0 releases stop e2e latency buckets at 60 s" in p99.message
+    assert "SGLang" not in p99.message
+
+
 def test_a_good_start_waits_for_the_whole_window_and_says_how_long() -> None:
     clock = [T0]
     source = _source(clock)

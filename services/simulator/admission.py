@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from services.simulator import object_rules
 from services.simulator.errors import invalid
 from services.simulator.resources import ResourceType
 from services.simulator.selectors import SelectorError, selector_from_spec
@@ -172,6 +173,7 @@ def _validate_pod_spec(path: str, spec: Any, causes: list[tuple[str, str]]) -> N
         for j, env in enumerate(container.get("env") or []):
             if not env.get("name"):
                 causes.append((f"{where}.env[{j}].name", "Required value"))
+        object_rules.validate_resources(container.get("resources"), f"{where}.resources", causes)
 
 
 def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
@@ -190,6 +192,8 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
                 "(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
             )
         )
+    if rt.builtin:
+        object_rules.validate_labels(meta.get("labels"), "metadata.labels", causes)
     spec = obj.get("spec")
     if rt.kind == "Pod":
         _validate_pod_spec("spec", spec, causes)
@@ -214,6 +218,8 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
                     )
                 )
     elif rt.kind in ("Deployment", "ReplicaSet") and isinstance(spec, dict):
+        template_labels = (spec.get("template") or {}).get("metadata", {}).get("labels")
+        object_rules.validate_labels(template_labels, "spec.template.metadata.labels", causes)
         _validate_pod_spec("spec.template.spec", spec.get("template", {}).get("spec"), causes)
         replicas = spec.get("replicas", 1)
         if not isinstance(replicas, int) or replicas < 0:

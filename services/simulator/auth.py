@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.simulator.errors import ApiError, forbidden
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -72,6 +74,47 @@ VIEWER = User(
     denied=frozenset({"secrets", "pods/exec", "pods/attach", "pods/portforward"}),
 )
 USERS = (ADMIN, VIEWER)
+
+
+BASIC_USER = VIEWER.rules[1]  # every authenticated user may ask what it may do
+
+
+def impersonated(name: str, groups: tuple[str, ...]) -> User:
+    """The user a request impersonates, with the rights RBAC gives that name and groups:
+    the view binding names the viewer, system:masters is the admin's group; anyone else
+    gets only what system:authenticated gets. Impersonating a name does not bring that
+    user's groups (a real server does not look them up)."""
+    all_groups = groups if "system:authenticated" in groups else (*groups, "system:authenticated")
+    rules: tuple[Rule, ...] = ()
+    denied: frozenset[str] = frozenset()
+    if "system:masters" in all_groups:
+        rules = ADMIN.rules
+    elif name == VIEWER.name:
+        rules, denied = VIEWER.rules, VIEWER.denied
+    else:
+        rules = (BASIC_USER,)
+    return User(name, "", all_groups, rules, denied)
+
+
+def impersonate(requester: User, name: str, groups: tuple[str, ...]) -> User:
+    """The user a request acts as under `--as`/`--as-group` (Impersonate-User and
+    Impersonate-Group headers): the requester needs the impersonate verb on each user and
+    group it names.
+
+    Raises ApiError 403 in the impersonation filter's words, or 500 for groups without a user.
+    """
+    if not name:
+        if groups:
+            raise ApiError(
+                500,
+                "InternalError",
+                "Internal error occurred: requested impersonation of groups without a user",
+            )
+        return requester
+    for resource, value in (("users", name), *(("groups", g) for g in groups)):
+        if not requester.allowed("impersonate", "", resource)[0]:
+            raise forbidden(requester.name, "impersonate", resource, "", "", value)
+    return impersonated(name, groups)
 
 
 def user_for_token(token: str) -> User | None:

@@ -18,8 +18,14 @@ class ApiError(Exception):
         group: str = "",
         kind: str = "",
         causes: list[dict[str, str]] | None = None,
+        with_details: bool = False,
+        retry_after_s: int = 0,
     ) -> None:
         super().__init__(message)
+        # Errors built with a StatusDetails (NotFound, generic responses) send `details` even
+        # when it is empty; kubectl debug dereferences it.
+        self.with_details = with_details
+        self.retry_after_s = retry_after_s
         self.code = code
         self.reason = reason
         self.message = message
@@ -47,7 +53,9 @@ class ApiError(Exception):
             details["kind"] = self.kind
         if self.causes:
             details["causes"] = self.causes
-        if details:
+        if self.retry_after_s:
+            details["retryAfterSeconds"] = self.retry_after_s
+        if details or self.with_details:
             body["details"] = details
         body["code"] = self.code
         return body
@@ -181,12 +189,33 @@ _MESSAGES = {
 }
 
 
-def injected(code: int) -> ApiError:
-    """An error of status `code` as the real server phrases it (fault injection)."""
+def injected(code: int, retry_after_s: int = 1) -> ApiError:
+    """An error of status `code` as the real server phrases it (fault injection). A 429 says
+    when to retry, in its Retry-After header and details.retryAfterSeconds (unless
+    `retry_after_s` is 0)."""
     message = _MESSAGES.get(code, f"Internal error occurred: injected fault ({code})")
     if code < 500 and code not in _MESSAGES:
         message = f"injected fault ({code})"
-    return ApiError(code, _REASONS.get(code, ""), message)
+    retry = retry_after_s if code == 429 else 0
+    return ApiError(code, _REASONS.get(code, ""), message, retry_after_s=retry)
+
+
+def no_route() -> ApiError:
+    """The 404 for a path the server does not serve (NewNotFound with empty details)."""
+    return ApiError(
+        404, "NotFound", "the server could not find the requested resource", with_details=True
+    )
+
+
+def patch_rejected() -> ApiError:
+    """A JSON patch that does not apply (a failed `test` included): apiserver answers
+    NewGenericServerResponse(422), which keeps none of the patch library's words."""
+    return ApiError(
+        422,
+        "Invalid",
+        "the server rejected our request due to an error in our request",
+        with_details=True,
+    )
 
 
 def bad_request(message: str) -> ApiError:

@@ -18,6 +18,9 @@ class Fault:
     latency_s: float = 0.0  # wall-clock seconds added before answering
     error_rate: float = 0.0  # probability of answering `error_code` instead
     error_code: int = 500
+    # A 429's Retry-After (seconds), also sent as details.retryAfterSeconds; 0 sends neither,
+    # as a proxy in front of the server might.
+    retry_after_s: int = 1
     conflicts: int = 0  # answer the next N matching writes with 409 Conflict
     drop_after: int = 0  # watches: close the stream after this many events
     exec_fail: bool = False  # exec: the container runtime refuses
@@ -50,11 +53,12 @@ class FaultSet:
     def latency(self, verb: str, resource: str) -> float:
         return sum(f.latency_s for f in self.faults if f.matches(verb, resource))
 
-    def error(self, verb: str, resource: str) -> int | None:
+    def error(self, verb: str, resource: str) -> Fault | None:
+        """The fault whose injected error answers this request, if one fires."""
         for fault in self.faults:
             hit = fault.matches(verb, resource) and fault.error_rate > 0
             if hit and self.rng.random() < fault.error_rate:
-                return fault.error_code
+                return fault
         return None
 
     def take_conflict(self, verb: str, resource: str) -> bool:

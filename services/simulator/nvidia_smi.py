@@ -35,6 +35,17 @@ def _timestamp(_g: GpuReadingInput, _count: int, now: float) -> str:
     return f"{stamp}.{int((now % 1) * 1000):03d}"
 
 
+def _ctime(now: float) -> str:
+    """The date nvidia-smi prints (C's ctime): the day of month space-padded."""
+    moment = time.gmtime(now)
+    return time.strftime(f"%a %b {moment.tm_mday:>2} %H:%M:%S %Y", moment)
+
+
+def _fan(g: GpuReadingInput) -> str:
+    """Fan speed in %: the actively cooled A10G reports one, SXM boards report none."""
+    return "0" if "A10G" in g.gpu.nvml_name else "[N/A]"
+
+
 def _mig(g: GpuReadingInput) -> str:
     return "Disabled" if g.gpu.family in ("hopper",) or "A100" in g.gpu.nvml_name else "[N/A]"
 
@@ -54,7 +65,7 @@ _FIELD_TABLE: dict[str, _Field] = {
     "compute_mode": _Field("compute_mode", "", lambda g, c, n: "Default"),
     "mig.mode.current": _Field("mig.mode.current", "", lambda g, c, n: _mig(g)),
     "pstate": _Field("pstate", "", lambda g, c, n: "P0"),
-    "fan.speed": _Field("fan.speed [%]", "", lambda g, c, n: "[N/A]"),
+    "fan.speed": _Field("fan.speed [%]", " %", lambda g, c, n: _fan(g)),
     "memory.total": _Field("memory.total [MiB]", " MiB", lambda g, c, n: str(g.gpu.memory_mib)),
     "memory.reserved": _Field(
         "memory.reserved [MiB]", " MiB", lambda g, c, n: str(g.gpu.reserved_mib)
@@ -108,6 +119,7 @@ class _Options:
     query: list[str] | None = None
     fmt: list[str] | None = None
     ids: list[str] | None = None
+    display: list[str] | None = None  # -q sections (MEMORY, UTILIZATION...)
     list_gpus: bool = False
     full_query: bool = False
     version: bool = False
@@ -118,8 +130,15 @@ class _UsageError(Exception):
     """A command line nvidia-smi refuses; the message is what it prints."""
 
 
-_WITH_VALUE = {"--query-gpu": "query", "--format": "fmt", "-i": "ids", "--id": "ids"}
-_IGNORED_WITH_VALUE = {"-l", "--loop", "-lms", "--loop-ms", "-d", "--display", "-f", "--filename"}
+_WITH_VALUE = {
+    "--query-gpu": "query",
+    "--format": "fmt",
+    "-i": "ids",
+    "--id": "ids",
+    "-d": "display",
+    "--display": "display",
+}
+_IGNORED_WITH_VALUE = {"-l", "--loop", "-lms", "--loop-ms", "-f", "--filename"}
 _FLAGS = {
     "-L": "list_gpus",
     "--list-gpus": "list_gpus",
@@ -250,7 +269,7 @@ def _table(gpus: list[GpuReadingInput], now: float) -> str:
     driver = gpus[0].gpu.driver_version if gpus else "550.127.05"
     cuda = gpus[0].gpu.cuda_version if gpus else "12.4"
     lines = [
-        time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(now)),
+        _ctime(now),
         _WIDE_RULE,
         _wide(f"NVIDIA-SMI {driver:<22} Driver Version: {driver:<14} CUDA Version: {cuda:<7}"),
         "|" + _GPU_RULE[1:],
@@ -272,10 +291,11 @@ def _table(gpus: list[GpuReadingInput], now: float) -> str:
         power = f"{g.power_draw_w:.0f}W / {g.gpu.power_limit_w:>4.0f}W"
         memory = f"{g.memory_used_mib}MiB / {g.gpu.memory_mib:>6}MiB"
         mig = "Disabled" if _mig(g) == "Disabled" else "N/A"
+        fan = "N/A" if _fan(g) == "[N/A]" else f"{_fan(g)}%"
         lines += [
             _row(f" {g.index:>3}  {name:<29}  On  ", f" {g.pci_bus_id:>18} Off ", f" {'0':>20} "),
             _row(
-                f" N/A   {g.temperature_c:>2}C    P0{power:>24} ",
+                f" {fan:>3}   {g.temperature_c:>2}C    P0{power:>24} ",
                 f" {memory:>22} ",
                 f" {g.utilization_gpu:>6}%      Default ",
             ),
@@ -295,7 +315,7 @@ def _table(gpus: list[GpuReadingInput], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _full_query(gpus: list[GpuReadingInput], now: float) -> str:
+def _full_query(gpus: list[GpuReadingInput], now: float, display: list[str] | None = None) -> str:
     driver = gpus[0].gpu.driver_version if gpus else "550.127.05"
     cuda = gpus[0].gpu.cuda_version if gpus else "12.4"
 
@@ -306,41 +326,72 @@ def _full_query(gpus: list[GpuReadingInput], now: float) -> str:
         "",
         "==============NVSMI LOG==============",
         "",
-        row("Timestamp", time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(now)), 0),
+        row("Timestamp", _ctime(now), 0),
         row("Driver Version", driver, 0),
         row("CUDA Version", cuda, 0),
         "",
         row("Attached GPUs", len(gpus), 0),
     ]
     for g in gpus:
-        lines += [
-            f"GPU {g.pci_bus_id}",
-            row("Product Name", g.gpu.nvml_name),
-            row("Product Architecture", g.gpu.family.replace("-", " ").title()),
-            row("Persistence Mode", "Enabled"),
-            row("Serial Number", g.serial),
-            row("GPU UUID", g.uuid),
-            row("Minor Number", g.node_index),
-            "    FB Memory Usage",
-            row("Total", f"{g.gpu.memory_mib} MiB", 8),
-            row("Reserved", f"{g.gpu.reserved_mib} MiB", 8),
-            row("Used", f"{g.memory_used_mib} MiB", 8),
-            row("Free", f"{g.memory_free_mib} MiB", 8),
-            row("Performance State", "P0"),
-            "    Utilization",
-            row("Gpu", f"{g.utilization_gpu} %", 8),
-            row("Memory", f"{g.utilization_memory} %", 8),
-            "    Temperature",
-            row("GPU Current Temp", f"{g.temperature_c} C", 8),
-            "    GPU Power Readings",
-            row("Power Draw", f"{g.power_draw_w:.2f} W", 8),
-            row("Current Power Limit", f"{g.gpu.power_limit_w:.2f} W", 8),
-            "    Clocks",
-            row("Graphics", f"{g.sm_clock_mhz} MHz", 8),
-            row("SM", f"{g.sm_clock_mhz} MHz", 8),
-            row("Memory", f"{g.gpu.mem_clock_mhz} MHz", 8),
-            "",
+        # (display type that shows the section under -d, its lines); None: only without -d.
+        sections: list[tuple[str | None, list[str]]] = [
+            (
+                None,
+                [
+                    row("Product Name", g.gpu.nvml_name),
+                    row("Product Architecture", g.gpu.family.replace("-", " ").title()),
+                    row("Persistence Mode", "Enabled"),
+                    row("Serial Number", g.serial),
+                    row("GPU UUID", g.uuid),
+                    row("Minor Number", g.node_index),
+                ],
+            ),
+            (
+                "MEMORY",
+                [
+                    "    FB Memory Usage",
+                    row("Total", f"{g.gpu.memory_mib} MiB", 8),
+                    row("Reserved", f"{g.gpu.reserved_mib} MiB", 8),
+                    row("Used", f"{g.memory_used_mib} MiB", 8),
+                    row("Free", f"{g.memory_free_mib} MiB", 8),
+                ],
+            ),
+            ("PERFORMANCE", [row("Performance State", "P0")]),
+            (
+                "UTILIZATION",
+                [
+                    "    Utilization",
+                    row("Gpu", f"{g.utilization_gpu} %", 8),
+                    row("Memory", f"{g.utilization_memory} %", 8),
+                ],
+            ),
+            (
+                "TEMPERATURE",
+                ["    Temperature", row("GPU Current Temp", f"{g.temperature_c} C", 8)],
+            ),
+            (
+                "POWER",
+                [
+                    "    GPU Power Readings",
+                    row("Power Draw", f"{g.power_draw_w:.2f} W", 8),
+                    row("Current Power Limit", f"{g.gpu.power_limit_w:.2f} W", 8),
+                ],
+            ),
+            (
+                "CLOCK",
+                [
+                    "    Clocks",
+                    row("Graphics", f"{g.sm_clock_mhz} MHz", 8),
+                    row("SM", f"{g.sm_clock_mhz} MHz", 8),
+                    row("Memory", f"{g.gpu.mem_clock_mhz} MHz", 8),
+                ],
+            ),
         ]
+        lines.append(f"GPU {g.pci_bus_id}")
+        for kind, section in sections:
+            if display is None or kind in display:
+                lines += section
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -372,7 +423,8 @@ def run_nvidia_smi(
         if opts.list_gpus:
             return EXIT_OK, _list_gpus(selected), ""
         if opts.full_query:
-            return EXIT_OK, _full_query(selected, clock), ""
+            shown = [d.upper() for d in opts.display] if opts.display else None
+            return EXIT_OK, _full_query(selected, clock, shown), ""
         return EXIT_OK, _table(selected, clock), ""
     except _UsageError as refused:
         message = str(refused)

@@ -84,7 +84,20 @@ def self_subject_access_review(raw: bytes) -> dict[str, Any]:
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": out}
 
 
-DECODERS = {"SelfSubjectAccessReview": self_subject_access_review}
+def self_subject_rules_review(raw: bytes) -> dict[str, Any]:
+    """authorization.k8s.io/v1 SelfSubjectRulesReview: its spec holds only the namespace."""
+    spec = fields(fields(raw).get(2, [b""])[-1])
+    return {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": _text(spec, 1)} if 1 in spec else {},
+    }
+
+
+DECODERS = {
+    "SelfSubjectAccessReview": self_subject_access_review,
+    "SelfSubjectRulesReview": self_subject_rules_review,
+}
 
 
 def decode(body: bytes) -> dict[str, Any]:

@@ -8,8 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from services.simulator import protobuf
-from services.simulator.errors import ApiError, bad_request, invalid, unsupported_media
+from services.simulator import field_schema, protobuf
+from services.simulator.errors import (
+    ApiError,
+    bad_request,
+    invalid,
+    patch_rejected,
+    unsupported_media,
+)
 from services.simulator.patch import (
     PatchError,
     UnsupportedPatchError,
@@ -34,6 +40,8 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # What each kind of resource accepts as a PATCH body (the 415 message lists them).
 BUILTIN_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 CUSTOM_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
+# The Warning headers a request's answer carries (server.py's middleware writes them).
+WARNINGS = web.RequestKey("warnings", list[str])
 
 
 class SelectableFields:
@@ -47,13 +55,50 @@ class SelectableFields:
         return self.selector.matches(selectable_view(self.rt, obj))
 
 
-def dry_run(request: web.Request) -> bool:
-    """Whether the request is a server-side dry run. Raises ApiError 400 for a bad value."""
-    values = request.query.getall("dryRun", [])
+def dry_run(request: web.Request, body: Any = None) -> bool:
+    """Whether the request is a server-side dry run: `dryRun` in the query or, for a DELETE,
+    in its DeleteOptions `body` (where kubectl and the official client put it).
+
+    Raises ApiError 400 for a bad value.
+    """
+    values = list(request.query.getall("dryRun", []))
+    if isinstance(body, dict) and isinstance(body.get("dryRun"), list):
+        values += [str(v) for v in body["dryRun"]]
     for value in values:
         if value != "All":
             raise bad_request(f'Invalid dry run value: unsupported dry run value "{value}"')
     return bool(values)
+
+
+def drop_unknown_fields(request: web.Request, kind: str, obj: Any, *, decoded: bool) -> None:
+    """Drop the fields of `obj` a `kind` does not declare, as `fieldValidation` asks: Strict
+    refuses them (400), Warn (the server's default) adds a Warning header for each, Ignore
+    drops them silently. `decoded` words the 400 of a create or update (the body was decoded
+    as the object) rather than a patch's.
+
+    Raises ApiError 400.
+    """
+    if not isinstance(obj, dict):
+        return
+    # A patched document is re-marshalled from a Go map (keys sorted) before decoding.
+    unknown = field_schema.drop_unknown(kind, obj, sort_keys=not decoded)
+    if not unknown:
+        return
+    directive = request.query.get("fieldValidation") or "Warn"
+    if directive == "Strict":
+        message = field_schema.strict_message(unknown)
+        if decoded:
+            version = str(obj.get("apiVersion", "")).rsplit("/", 1)[-1]
+            message = f'{kind} in version "{version}" cannot be handled as a {kind}: {message}'
+        raise bad_request(message)
+    if directive == "Warn":
+        warnings = request.setdefault(WARNINGS, [])
+        warnings += [f'unknown field "{path}"' for path in unknown]
+
+
+def warning_header(text: str) -> str:
+    """An RFC 7234 Warning header value as apiserver writes it (code 299, agent "-")."""
+    return "299 - " + json.dumps(text)
 
 
 def wants_table(request: web.Request) -> bool:
@@ -141,9 +186,18 @@ def apply_patch(target: Obj, patch: Any, content_type: str, rt: ResourceType, ki
 
     Raises ApiError 415 for a patch type `rt` does not take, 422 for a patch that fails.
     """
-    try:
-        if content_type == JSON_PATCH:
+    if content_type == JSON_PATCH:
+        if not isinstance(patch, list):
+            # jsonpatch.DecodePatch's json.Unmarshal error, answered as a 400.
+            raise bad_request(
+                f"json: cannot unmarshal {_go_json_type(patch)} into Go value of type "
+                "jsonpatch.Patch"
+            )
+        try:
             return apply_json_patch(target, patch)
+        except PatchError as exc:
+            raise patch_rejected() from exc
+    try:
         if content_type == MERGE_PATCH:
             return apply_merge_patch(target, patch)
         if content_type == STRATEGIC_PATCH and rt.builtin:
@@ -159,3 +213,16 @@ def apply_patch(target: Obj, patch: Any, content_type: str, rt: ResourceType, ki
         "the body of the request was in an unknown format - accepted media types include: "
         + ", ".join(accepted)
     )
+
+
+def _go_json_type(value: Any) -> str:
+    """The JSON type as encoding/json names it in an unmarshal error."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "null"

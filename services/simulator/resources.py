@@ -125,6 +125,16 @@ BUILTIN: tuple[ResourceType, ...] = (
         ("create",),
     ),
     ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        False,
+        (),
+        ("create",),
+    ),
+    ResourceType(
         "authentication.k8s.io",
         "v1",
         "SelfSubjectReview",

@@ -17,22 +17,23 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from services.simulator import request_parsing, subresources, watchstream
-from services.simulator.auth import User, user_for_token
+from services.simulator import openapi, request_parsing, subresources, watchstream
+from services.simulator.auth import User, impersonate, user_for_token
 from services.simulator.errors import (
     ApiError,
     bad_request,
-    conflict,
     forbidden,
     injected,
     method_not_allowed,
+    no_route,
     not_found,
 )
 from services.simulator.faults import FaultSet
+from services.simulator.pagination import Snapshots
 from services.simulator.request_parsing import dry_run, read_body, selectors, wants_table
 from services.simulator.resources import Registry, ResourceType
-from services.simulator.store import Store
-from services.simulator.tables import build_table
+from services.simulator.store import Store, Watcher, fast_copy
+from services.simulator.tables import build_table, event_table
 
 Obj = dict[str, Any]
 GIT_VERSION = "v1.32.4"
@@ -57,7 +58,8 @@ class Backend(Protocol):
 
 
 def status_response(err: ApiError) -> web.Response:
-    return web.json_response(err.status(), status=err.code)
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s else None
+    return web.json_response(err.status(), status=err.code, headers=headers)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -81,6 +83,7 @@ class Route:
 class ApiServer:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.snapshots = Snapshots(lambda: backend.now().timestamp())
         self.app = web.Application(middlewares=[self._errors])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.metrics_app = web.Application()
@@ -105,6 +108,9 @@ class ApiServer:
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
+            if not response.prepared:
+                for text in request.get(request_parsing.WARNINGS, []):
+                    response.headers.add("Warning", request_parsing.warning_header(text))
             return response
         except ApiError as err:
             return status_response(err)
@@ -149,6 +155,8 @@ class ApiServer:
             return _json(self.registry.api_versions(request.host))
         if path == "/apis":
             return _json(self.registry.api_group_list())
+        if path.startswith("/openapi/v3"):
+            return _json(openapi.serve(self.registry, path))
         if path.startswith("/openapi"):
             raise not_found("openapi", "", path)
         parts = path.strip("/").split("/")
@@ -157,16 +165,16 @@ class ApiServer:
         elif parts[0] == "apis" and len(parts) == 2:
             doc = self.registry.api_group(parts[1])
             if doc is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise no_route()
             return _json(doc)
         elif parts[0] == "apis" and len(parts) >= 3:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         if not rest:
             doc = self.registry.resource_list(group, version)
             if doc is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise no_route()
             return _json(doc)
         route = self._route(group, version, rest)
         return await self._serve(request, route, user)
@@ -177,11 +185,11 @@ class ApiServer:
             namespace, rest = rest[1], rest[2:]
         rt = self.registry.lookup(group, version, rest[0])
         if rt is None or (namespace and not rt.namespaced):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         if sub and sub not in rt.subresources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         return Route(rt, namespace, name, sub)
 
     def _authenticate(self, request: web.Request) -> User:
@@ -190,7 +198,11 @@ class ApiServer:
         user = user_for_token(token)
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        return user
+        return impersonate(
+            user,
+            request.headers.get("Impersonate-User", ""),
+            tuple(request.headers.getall("Impersonate-Group", [])),
+        )
 
     def _verb(self, request: web.Request, route: Route) -> str:
         method = request.method
@@ -232,11 +244,13 @@ class ApiServer:
         delay = faults.latency(fault_verb, route.resource)
         if delay:
             await asyncio.sleep(delay)
-        code = faults.error(fault_verb, route.resource)
-        if code is not None:
-            raise injected(code)
+        fault = faults.error(fault_verb, route.resource)
+        if fault is not None:
+            raise injected(fault.error_code, fault.retry_after_s)
         if verb in ("update", "patch") and faults.take_conflict(verb, route.resource):
-            raise conflict(route.rt.plural, route.rt.group, route.name)
+            # The injected race is another writer landing first: the object moves on, and
+            # the request meets it as a real server's would (409, 422 or applied).
+            self.store.touch(route.rt, route.namespace, route.name)
         if route.sub == "exec":
             return await self.backend.pod_exec(request, route.namespace, route.name, user)
         if route.sub == "log":
@@ -253,6 +267,8 @@ class ApiServer:
             return web.Response(text=text, content_type="text/plain")
         if route.rt.plural == "selfsubjectaccessreviews":
             return _json(subresources.access_review(await read_body(request), user), 201)
+        if route.rt.plural == "selfsubjectrulesreviews":
+            return _json(subresources.rules_review(await read_body(request), user), 201)
         if route.rt.plural == "selfsubjectreviews":
             return _json(subresources.self_subject_review(user), 201)
         handler = getattr(self, f"_do_{verb}")
@@ -261,7 +277,9 @@ class ApiServer:
 
     # -- helpers -------------------------------------------------------------
 
-    def _table(self, request: web.Request, route: Route, objs: list[Obj]) -> web.Response:
+    def _table(
+        self, request: web.Request, route: Route, objs: list[Obj], meta: Obj | None = None
+    ) -> web.Response:
         include = request.query.get("includeObject", "Metadata")
         table = build_table(
             route.rt.plural,
@@ -271,6 +289,8 @@ class ApiServer:
             resource_version=self.store.resource_version,
             printer_columns=list(route.rt.printer_columns) or None,
         )
+        if meta:  # a list's page: its snapshot's resourceVersion and continue token
+            table["metadata"] = meta
         return _json(table)
 
     # -- verbs ---------------------------------------------------------------
@@ -285,21 +305,29 @@ class ApiServer:
 
     async def _do_list(self, request: web.Request, route: Route) -> web.StreamResponse:
         labels, fields = selectors(request, route.rt)
-        items = self.store.list(route.rt, route.namespace, labels, fields)
-        if wants_table(request):
-            return self._table(request, route, items)
-        limit = int(request.query.get("limit", "0") or 0)
+        limit = max(int(request.query.get("limit", "0") or 0), 0)
+        token = request.query.get("continue", "")
         meta: Obj = {"resourceVersion": self.store.resource_version}
-        if limit and len(items) > limit:
-            start = int(request.query.get("continue") or 0)
-            page = items[start : start + limit]
-            if start + limit < len(items):
-                meta["continue"] = str(start + limit)
-                meta["remainingItemCount"] = len(items) - start - limit
-            items = page
-        elif request.query.get("continue"):
-            start = int(request.query["continue"])
-            items = items[start : start + limit] if limit else items[start:]
+        if limit or token:
+            page = self.snapshots.page(
+                route.rt.plural,
+                int(self.store.resource_version),
+                lambda: self.store.items(route.rt.plural),
+                Watcher(route.rt.plural, route.namespace, labels, fields).wants,
+                limit=limit,
+                token=token,
+                filtered=labels is not None or fields is not None,
+            )
+            items = fast_copy(page.items)
+            meta = {"resourceVersion": page.resource_version}
+            if page.continue_token:
+                meta["continue"] = page.continue_token
+            if page.remaining is not None:
+                meta["remainingItemCount"] = page.remaining
+        else:
+            items = self.store.list(route.rt, route.namespace, labels, fields)
+        if wants_table(request):
+            return self._table(request, route, items, meta)
         return _json(
             {
                 "kind": route.rt.list_kind,
@@ -337,6 +365,18 @@ class ApiServer:
             # Like every bookmark, the end of the initial events goes only to those asking.
             initial_events_end=bool(send_initial) and bookmarks,
             drop_after=self.backend.faults.drop_after(route.rt.plural),
+            as_table=(
+                lambda obj, headers: event_table(
+                    route.rt.plural,
+                    obj,
+                    self.backend.now(),
+                    include_object=request.query.get("includeObject", "Metadata"),
+                    printer_columns=list(route.rt.printer_columns) or None,
+                    headers=headers,
+                )
+            )
+            if wants_table(request)
+            else None,
         )
 
     async def _do_create(self, request: web.Request, route: Route) -> web.StreamResponse:
@@ -348,6 +388,8 @@ class ApiServer:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         body.setdefault("metadata", {})
+        if route.rt.builtin:
+            request_parsing.drop_unknown_fields(request, route.rt.kind, body, decoded=True)
         if route.rt.namespaced:
             ns_in_body = body["metadata"].get("namespace")
             if ns_in_body and ns_in_body != route.namespace:
@@ -363,6 +405,8 @@ class ApiServer:
         body = await read_body(request)
         if route.sub == "scale":
             return _json(self._set_scale(request, route, body))
+        if route.rt.builtin:
+            request_parsing.drop_unknown_fields(request, route.rt.kind, body, decoded=True)
         meta = body.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != route.name:
             raise bad_request("the name of the object does not match the name on the URL")
@@ -386,6 +430,8 @@ class ApiServer:
             return _json(self._set_scale(request, route, patched))
         if not isinstance(patched, dict):
             raise bad_request("the patch does not produce an object")
+        if route.rt.builtin:
+            request_parsing.drop_unknown_fields(request, route.rt.kind, patched, decoded=False)
         meta = patched.setdefault("metadata", {})
         meta["name"] = route.name
         if route.rt.namespaced:
@@ -412,7 +458,7 @@ class ApiServer:
             route.rt,
             route.namespace,
             route.name,
-            dry_run=dry_run(request),
+            dry_run=dry_run(request, body),
             grace_seconds=grace,
             propagation=propagation,
             precondition_rv=preconditions.get("resourceVersion", "") or "",
@@ -420,25 +466,13 @@ class ApiServer:
         )
         if route.rt.plural in ("pods",) or deleted.get("metadata", {}).get("deletionTimestamp"):
             return _json(deleted)
-        return _json(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": {
-                    "name": route.name,
-                    "group": route.rt.group,
-                    "kind": route.rt.plural,
-                    "uid": deleted.get("metadata", {}).get("uid", ""),
-                },
-            }
-        )
+        uid = str(deleted.get("metadata", {}).get("uid", ""))
+        return _json(subresources.deleted(route.rt.plural, route.rt.group, route.name, uid))
 
     async def _do_deletecollection(self, request: web.Request, route: Route) -> web.StreamResponse:
         labels, fields = selectors(request, route.rt)
         items = self.store.list(route.rt, route.namespace, labels, fields)
-        dry = dry_run(request)
+        dry = dry_run(request, await read_body(request) if request.can_read_body else None)
         for item in items:
             self.store.delete(
                 route.rt,

@@ -335,6 +335,18 @@ class Store:
         self._emit(rt, "MODIFIED", new, old)
         return new
 
+    def touch(self, rt: ResourceType, namespace: str, name: str) -> None:
+        """Another writer's no-news write (a controller's status update): the object gets a
+        new resourceVersion and a MODIFIED event. A missing object is left alone."""
+        key = (namespace if rt.namespaced else "", name)
+        old = self._bucket(rt.plural).get(key)
+        if old is None:
+            return
+        new = fast_copy(old)
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        self._bucket(rt.plural)[key] = new
+        self._emit(rt, "MODIFIED", new, old)
+
     def delete(
         self,
         rt: ResourceType,
@@ -364,8 +376,6 @@ class Store:
             )
         if precondition_uid and precondition_uid != old["metadata"]["uid"]:
             raise conflict(rt.plural, rt.group, name, "the UID in the precondition does not match")
-        if dry_run:
-            return fast_copy(old)
         if rt.plural == "pods":
             grace = (
                 int(old["spec"].get("terminationGracePeriodSeconds", 30))
@@ -373,8 +383,12 @@ class Store:
                 else grace_seconds
             )
             if grace > 0 and old["spec"].get("nodeName"):
-                if old["metadata"].get("deletionTimestamp"):
-                    return fast_copy(old)
+                if old["metadata"].get("deletionTimestamp") or dry_run:
+                    # A dry run answers the pod as the graceful delete would mark it.
+                    shown = fast_copy(old)
+                    shown["metadata"].setdefault("deletionTimestamp", rfc3339(self.clock.now()))
+                    shown["metadata"].setdefault("deletionGracePeriodSeconds", grace)
+                    return shown
 
                 def mark(pod: Obj) -> None:
                     pod["metadata"]["deletionTimestamp"] = rfc3339(self.clock.now())
@@ -382,6 +396,8 @@ class Store:
 
                 marked = self.mutate("pods", namespace, name, mark)
                 return fast_copy(marked) if marked else {}
+        if dry_run:
+            return fast_copy(old)
         if old["metadata"].get("finalizers"):
             marked = self.mutate(
                 rt.plural,

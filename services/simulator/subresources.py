@@ -43,6 +43,17 @@ def scale_replicas(scale: Obj, name: str) -> int:
     return replicas
 
 
+def deleted(plural: str, group: str, name: str, uid: str) -> Obj:
+    """The Status Success a DELETE answers for a kind that does not return the object."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": name, "group": group, "kind": plural, "uid": uid},
+    }
+
+
 def access_review(body: Obj, user: User) -> Obj:
     """A SelfSubjectAccessReview answered for `user`."""
     spec = body.get("spec", {})
@@ -73,4 +84,40 @@ def self_subject_review(user: User) -> Obj:
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"creationTimestamp": None},
         "status": {"userInfo": {"username": user.name, "groups": list(user.groups)}},
+    }
+
+
+# What every authenticated user may GET outside resources (system:discovery and
+# system:public-info-viewer); system:masters may do anything.
+_DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*"]
+_PUBLIC_URLS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
+
+
+def rules_review(body: Obj, user: User) -> Obj:
+    """A SelfSubjectRulesReview (`kubectl auth can-i --list`) answered from `user`'s rules."""
+    resource_rules = [
+        {
+            "verbs": sorted(rule.verbs),
+            "apiGroups": sorted(rule.groups),
+            "resources": sorted(rule.resources),
+        }
+        for rule in user.rules
+    ]
+    if "system:masters" in user.groups:
+        non_resource = [{"verbs": ["*"], "nonResourceURLs": ["*"]}]
+    else:
+        non_resource = [
+            {"verbs": ["get"], "nonResourceURLs": _DISCOVERY_URLS},
+            {"verbs": ["get"], "nonResourceURLs": _PUBLIC_URLS},
+        ]
+    return {
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": body.get("spec", {}),
+        "status": {
+            "resourceRules": resource_rules,
+            "nonResourceRules": non_resource,
+            "incomplete": False,
+        },
     }

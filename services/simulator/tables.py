@@ -202,3 +202,27 @@ def build_table(
         "columnDefinitions": [c.to_json() for c in columns],
         "rows": rows,
     }
+
+
+def event_table(
+    resource: str,
+    obj: dict[str, Any],
+    now: datetime,
+    *,
+    include_object: str,
+    printer_columns: list[tuple[str, str, str, int]] | None,
+    headers: bool,
+) -> dict[str, Any]:
+    """A watch event's object as a one-row Table: the real watch encoder sends the column
+    definitions with the first event only (TableOptions.NoHeaders afterwards)."""
+    table = build_table(
+        resource,
+        [obj],
+        now,
+        include_object=include_object,
+        resource_version=str(obj.get("metadata", {}).get("resourceVersion", "")),
+        printer_columns=printer_columns,
+    )
+    if not headers:
+        table["columnDefinitions"] = None
+    return table

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -82,8 +83,13 @@ async def stream(
     bookmarks: bool,
     initial_events_end: bool,
     drop_after: int,
+    as_table: Callable[[dict[str, Any], bool], dict[str, Any]] | None = None,
 ) -> web.StreamResponse:
-    """Serve `watcher` as a chunked JSON stream until timeout, client exit or a fault."""
+    """Serve `watcher` as a chunked JSON stream until timeout, client exit or a fault.
+
+    `as_table(obj, headers)` turns each event's object into a Table (kubectl get -w), with
+    column definitions on the first only, as the real watch encoder's NoHeaders does.
+    """
     response = web.StreamResponse(headers=HEADERS)
     await response.prepare(request)
     start = time.monotonic()
@@ -119,7 +125,10 @@ async def stream(
                 continue
             if event.type == "CLOSE":
                 break
-            await send({"type": event.type, "object": event.object})
+            shown = event.object
+            if as_table is not None:
+                shown = as_table(shown, sent == 0)
+            await send({"type": event.type, "object": shown})
             sent += 1
             if drop_after and sent >= drop_after:
                 break

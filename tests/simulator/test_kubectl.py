@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from services.simulator.runner import Simulator
-from tests.conftest import FAST, require_tool
+from tests.conftest import FAST, require_kubectl
 
 pytestmark = pytest.mark.kubectl
 
@@ -45,6 +45,7 @@ class Kubectl:
     binary: str
     kubeconfig: Path
     cache: Path
+    version: str = "1.32"
 
     def __call__(
         self, *args: str, context: str | None = None, timeout: float = 60
@@ -67,23 +68,33 @@ class Kubectl:
         return data
 
 
-def make_kubectl(sim: Simulator, folder: Path) -> Kubectl:
-    binary = require_tool("kubectl")
-    return Kubectl(binary, sim.write_kubeconfig(folder / "kubeconfig"), folder / "cache")
+# Every command runs with the machine's kubectl and with 1.37 (`make kubectl-1.37`).
+KUBECTL_VERSIONS = ("1.32", "1.37")
 
 
-@pytest.fixture(scope="module")
-def ro(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+def make_kubectl(sim: Simulator, folder: Path, version: str = "1.32") -> Kubectl:
+    binary = require_kubectl(version)
+    return Kubectl(binary, sim.write_kubeconfig(folder / "kubeconfig"), folder / "cache", version)
+
+
+@pytest.fixture(scope="module", params=KUBECTL_VERSIONS)
+def ro(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Kubectl]:
     """kubectl against one simulator shared by the tests that only read."""
+    version = str(request.param)
+    require_kubectl(version)
     with Simulator("skew-incident", speed=FAST) as sim:
-        yield make_kubectl(sim, tmp_path_factory.mktemp("kubectl-ro"))
+        yield make_kubectl(sim, tmp_path_factory.mktemp("kubectl-ro"), version)
 
 
-@pytest.fixture
-def rw(tmp_path: Path) -> Iterator[Kubectl]:
+@pytest.fixture(params=KUBECTL_VERSIONS)
+def rw(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kubectl]:
     """kubectl against a fresh simulator of the test's own, on the rollout clock."""
+    version = str(request.param)
+    require_kubectl(version)
     with Simulator("skew-incident", speed=ROLLOUT_SPEED) as sim:
-        yield make_kubectl(sim, tmp_path)
+        yield make_kubectl(sim, tmp_path, version)
 
 
 def table(text: str) -> list[dict[str, str]]:
@@ -226,7 +237,12 @@ def test_rollout_history(ro: Kubectl) -> None:
         "9f2b6c1e0d8a7b5c4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
         "      --max-model-len",
         "    Readiness:\thttp-get http://:8000/health delay=0s timeout=1s period=5s "
-        "#success=1 #failure=3",
+        # kubectl 1.37 spells the thresholds out.
+        + (
+            "#success=1 #failure=3"
+            if ro.version == "1.32"
+            else "successThreshold=1 failureThreshold=3"
+        ),
         "      HF_TOKEN:\t<set to the key 'token' in secret 'hf-token'>\tOptional: false",
         "  Node-Selectors:\tnvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3",
     ):
@@ -280,7 +296,12 @@ def test_exec_nvidia_smi_over_websocket(ro: Kubectl) -> None:
     )
     assert done.returncode == 0
     assert done.stdout == NVIDIA_SMI_CSV[product]
-    assert "The subprotocol is v5.channel.k8s.io" in done.stderr
+    negotiated = (
+        "The subprotocol is v5.channel.k8s.io"
+        if ro.version == "1.32"
+        else '"Subprotocol negotiated" protocol="v5.channel.k8s.io"'
+    )
+    assert negotiated in done.stderr
     node = ro.ok("get", f"pod/{pod}", "-o", 'jsonpath={.spec.nodeName}{"\\n"}')
     assert re.fullmatch(r"gpu-(h100|a10g)-\d\n", node)
 
@@ -299,8 +320,14 @@ def test_exec_of_a_missing_binary(ro: Kubectl) -> None:
     # The websocket GET is refused, kubectl falls back to a SPDY POST, refused as "create".
     viewer = ro("exec", pod, "--", "true", context="skewmit-sim-readonly")
     assert viewer.returncode == 1
+    # kubectl 1.37 words the same refused SPDY upgrade differently.
+    prefix = (
+        "Error from server (Forbidden): "
+        if ro.version == "1.32"
+        else "error: unable to upgrade connection: "
+    )
     assert viewer.stderr == (
-        f'Error from server (Forbidden): pods "{pod}" is forbidden: User "skewmit-viewer" cannot '
+        f'{prefix}pods "{pod}" is forbidden: User "skewmit-viewer" cannot '
         'create resource "pods/exec" in API group "" in the namespace "inference"\n'
     )
 

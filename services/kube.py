@@ -319,10 +319,12 @@ class KubeCluster:
         *,
         dry_run: bool = False,
     ) -> Obj:
+        # Strict, as kubectl sends: without it a real server only warns about an unknown
+        # field and drops it, so a preview could pass on a change that never takes effect.
         result: Obj = self._request(
             "PATCH",
             self._path(kind, namespace, name),
-            query={"dryRun": "All" if dry_run else None},
+            query={"dryRun": "All" if dry_run else None, "fieldValidation": "Strict"},
             body=patch,
             content_type=PATCH_TYPES[patch_type],
             what=f"patch {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
@@ -336,7 +338,7 @@ class KubeCluster:
         result: Obj = self._request(
             "POST",
             self._path(kind, namespace),
-            query={"dryRun": "All" if dry_run else None},
+            query={"dryRun": "All" if dry_run else None, "fieldValidation": "Strict"},
             body=body,
             what=f"create {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
         )

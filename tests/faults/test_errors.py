@@ -62,7 +62,14 @@ def test_a_5xx_names_the_request(sim: Simulator, tmp_path: Path) -> None:
 
 def test_a_429_without_retry_after_says_to_retry_shortly(sim: Simulator, tmp_path: Path) -> None:
     cluster = connect(sim, tmp_path)
-    fault = {"verb": "get", "resource": "deployments", "error_rate": 1.0, "error_code": 429}
+    # A proxy or an old server may throttle without saying when to come back.
+    fault = {
+        "verb": "get",
+        "resource": "deployments",
+        "error_rate": 1.0,
+        "error_code": 429,
+        "retry_after_s": 0,
+    }
     set_faults(cluster, [fault])
     with pytest.raises(ThrottledError) as failed:
         cluster.get("Deployment", NS, NAME)
@@ -131,3 +138,23 @@ def test_a_429_says_when_to_retry_from_retry_after(throttling: Path) -> None:
     assert failed.value.retry_after_s == 1
     assert "retry in 1 s (the server's Retry-After)" in str(failed.value)
     assert f"GET {DEPLOYMENT_PATH}" in str(failed.value)
+
+
+def test_a_strict_field_validation_error_is_shown_verbatim_in_the_preview(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """kubectl sends fieldValidation=Strict; without it a real server only warns and drops an
+    unknown field, so a preview would pass a change that never takes effect."""
+    from services.gate import Gate
+    from services.journal import Journal
+    from services.models import Change, Plan, Step, Target
+
+    cluster = connect(sim, tmp_path)
+    live = cluster.get("Deployment", NS, NAME)
+    change = Change("Deployment", NS, NAME, "patch", "merge", {"spec": {"replicaz": 4}}, live, live)
+    plan = Plan(Step.LATENCY, "latency.test", "A typo'd field", (change,), ())
+    journal = Journal.open_for(Target("skewmit-sim", NS, NAME), "admin", root=tmp_path / "state")
+    preview = Gate(cluster, journal).preview(plan)
+    assert not preview.dry_run_ok
+    assert 'unknown field "spec.replicaz"' in preview.dry_run_message
+    assert cluster.get("Deployment", NS, NAME)["spec"]["replicas"] == live["spec"]["replicas"]

@@ -317,6 +317,18 @@ def record(journal: Journal | None, baseline: Baseline, reason: str) -> Baseline
     return replace(baseline, frozen=f"journal {journal.incident_id} #{entry.seq}")
 
 
+def adopt(journal: Journal, baseline: Baseline) -> Baseline:
+    """A baseline frozen before the incident's journal opened (the session judged a fleet it
+    had not yet called an incident), journaled now as the `record` entry, so the evidence
+    bundle and a reopen judge against the same bar. The journal's own when it already holds
+    one (a reopened incident, or a capture that raced the opening). Raises JournalError when
+    the entry cannot be written."""
+    found = from_journal(journal)
+    if found is not None:
+        return found
+    return record(journal, baseline, "frozen before the incident opened, when first judged")
+
+
 def frozen(
     source: MetricsSource,
     spec: BaselineSpec,
@@ -371,6 +383,7 @@ __all__ = [
     "BaselineRefused",
     "IncidentWindow",
     "ReplicaSetInfo",
+    "adopt",
     "check",
     "from_journal",
     "frozen",

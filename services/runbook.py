@@ -100,6 +100,7 @@ class Runbook:
     _baseline: Any = None  # frozen once per incident: see baseline()
     _baseline_refused: SkewmitError | None = None
     _baseline_lock: threading.Lock = field(default_factory=threading.Lock)
+    _journal_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ns(self) -> str:
@@ -110,10 +111,22 @@ class Runbook:
         return self.target.deployment
 
     def ensure_journal(self) -> Journal | None:
-        """The incident's journal, opened now when the session deferred it. Raises what
-        `open_journal` raises (ConfigError for an unwritable state directory)."""
-        if self.journal is None and self.open_journal is not None:
-            self.journal = self.open_journal()
+        """The incident's journal, opened now when the session deferred it, with the baseline
+        frozen before it journaled in it. Raises what `open_journal` raises (ConfigError for
+        an unwritable state directory), JournalError."""
+        if self.journal is not None or self.open_journal is None:
+            return self.journal
+        # Checks run in parallel workers: two openings would make the second a read-only
+        # holder of the first's lock.
+        with self._journal_lock:
+            if self.journal is None:
+                journal = self.open_journal()
+                self.journal = journal
+                with self._baseline_lock:
+                    if self._baseline is not None:
+                        from services import baseline_choice
+
+                        self._baseline = baseline_choice.adopt(journal, self._baseline)
         return self.journal
 
     @property
@@ -147,7 +160,11 @@ class Runbook:
         except SkewmitError as exc:
             return StepReport(step, "failed", (), (), (), GUIDANCE[step], str(exc))
         if step != Step.VALIDATE and report.state == "findings":
-            self.ensure_journal()  # something to fix: the incident opens
+            try:
+                self.ensure_journal()  # something to fix: the incident opens
+            except SkewmitError as exc:
+                error = f"the incident's journal cannot be opened: {exc}"
+                return StepReport(step, "failed", (), (), (), GUIDANCE[step], error)
         if self.journal is not None:
             # Changes of state only (first seen, cleared): a snapshot per check grew the
             # journal by megabytes a minute on a large fleet.

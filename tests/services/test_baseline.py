@@ -31,7 +31,10 @@ from services.models import Target
 from services.runbook import Runbook
 from services.simulator.runner import Simulator
 from tests.services.conftest import DEPLOYMENT, NAMESPACE, VLLM_FAST, PromWorld
+from tests.services.harness import wait_for
 
+# Past the end of the backfilled history (half an hour after the offset windows here end).
+LATER_S = 2400
 SUGGESTED = re.compile(r"use (\S+) \.\. (\S+) instead \(--baseline-start \1 --baseline-end \2\)")
 
 
@@ -51,6 +54,13 @@ def _source(world: PromWorld, **baseline: Any) -> PrometheusSource:
 
 def _range(source: PrometheusSource, start: float, end: float) -> Any:
     return capture(source, BaselineSpec(mode="range", start=start, end=end), end - start)
+
+
+def _judged_tokens(runbook: Runbook) -> Any:
+    """The gate's tokens/s check once it has live data to judge (None before)."""
+    verdict = runbook.validate()
+    tokens = next(c for c in verdict.checks if c.name == TOKENS)
+    return tokens if tokens.status != "insufficient-data" else None
 
 
 def _suggested(message: str) -> tuple[float, float]:
@@ -156,12 +166,11 @@ def test_the_frozen_baseline_survives_a_reopen_with_the_same_numbers(
     assert recorded["served_by"]["revision"] == 2
     assert recorded["served_by"]["replicaset"].startswith(f"{DEPLOYMENT}-")
 
-    # The gate judges against the frozen numbers.
-    verdict = runbook.validate()
-    tokens = next(c for c in verdict.checks if c.name == TOKENS)
-    assert tokens.baseline == pytest.approx(frozen.value(TOKENS))
+    # The gate judges against the frozen numbers, once the live side has data to judge.
+    tokens = wait_for("the gate to judge tokens/s", lambda: _judged_tokens(runbook), 60)
+    assert tokens.baseline == pytest.approx(frozen.value(TOKENS)), tokens
 
-    # Ten minutes on, after an SSH drop: the offset window would have slid out of the
+    # Forty minutes on, after an SSH drop: the offset window would have slid out of the
     # history (and be refused), but the reopened incident keeps its baseline.
     release = getattr(journal, "release", None)
     if release is not None:
@@ -169,7 +178,7 @@ def test_the_frozen_baseline_survives_a_reopen_with_the_same_numbers(
     later = Journal.open_for(target, target.user, root=tmp_path)
     assert later.folder == journal.folder
     moved = _source(prom_world, offset=f"{offset}s")
-    moved.clock = lambda: time.time() + 600
+    moved.clock = lambda: time.time() + LATER_S
     with pytest.raises(BaselineRefused):
         check(moved.baseline(120.0), moved, incident_window(cluster, NAMESPACE, DEPLOYMENT))
     again = Runbook(cluster, target, later, metrics=moved, config=config).baseline()
@@ -178,6 +187,54 @@ def test_the_frozen_baseline_survives_a_reopen_with_the_same_numbers(
     assert again.coverage == frozen.coverage
     assert again.frozen.endswith(f"#{entries[0].seq}")
     assert len([e for e in later.entries() if e.type == "baseline"]) == 1
+
+
+def test_a_baseline_frozen_before_the_incident_opened_is_journaled_when_it_opens(
+    prom_world: PromWorld, incident_cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """A session opens its incident at the first finding or change: the baseline the gate
+    froze before that was never journaled, so a reopen (and the evidence bundle) judged
+    against a window captured again, or none."""
+    history = prom_world.history
+    cluster = incident_cluster
+    target = Target(cluster.context, NAMESPACE, DEPLOYMENT, cluster.server, cluster.whoami())
+    offset = round(time.time() - (history.start + 240))
+    config = prom_world.config("vllm")
+    config["baseline"] = {"offset": f"{offset}s", "window": "120s"}
+    runbook = Runbook(
+        cluster,
+        target,
+        None,
+        metrics=_source(prom_world, offset=f"{offset}s"),
+        config=config,
+        open_journal=lambda: Journal.open_for(target, target.user, root=tmp_path),
+    )
+    before = runbook.baseline()
+    assert before.value(TOKENS) and before.frozen == ""
+    assert not (tmp_path / "incidents").exists()  # judged, but no incident yet
+
+    journal = runbook.ensure_journal()
+    assert journal is not None
+    entries = [e for e in journal.entries() if e.type == "baseline"]
+    assert len(entries) == 1
+    recorded = entries[0].data
+    assert (recorded["start"], recorded["end"]) == (before.start, before.end)
+    assert recorded["values"] == {q: dict(v) for q, v in before.values.items()}
+    assert recorded["served_by"]["revision"] == 2
+    frozen = runbook.baseline()
+    assert frozen.frozen == f"journal {journal.incident_id} #{entries[0].seq}"
+    assert runbook.ensure_journal() is journal
+    assert len([e for e in journal.entries() if e.type == "baseline"]) == 1
+
+    # Reopened forty minutes on, when the offset window has slid out of the history: the
+    # journaled numbers, not a refusal or a new window.
+    journal.release()
+    later = Journal.open_for(target, target.user, root=tmp_path)
+    moved = _source(prom_world, offset=f"{offset}s")
+    moved.clock = lambda: time.time() + LATER_S
+    again = Runbook(cluster, target, later, metrics=moved, config=config).baseline()
+    assert (again.start, again.end, again.values) == (before.start, before.end, before.values)
+    assert again.frozen.endswith(f"#{entries[0].seq}")
 
 
 def test_the_demo_baseline_does_not_move_while_the_room_watches(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ the engine's default, a context length left to the model config. Each finding na
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from services.engine_options import validate_revision
@@ -211,6 +212,54 @@ def template_drift(
     for container in spec.get("containers") or []:
         findings += container_drift(container, None, step, owner=owner)
     return findings
+
+
+# How many pods an aggregated finding names; detail["pods"] keeps every one.
+PODS_NAMED = 3
+
+
+def aggregate_pod_findings(findings: Sequence[Finding], named: int = PODS_NAMED) -> list[Finding]:
+    """Per-pod findings that say the same thing about the same container, folded into one:
+    a 1,000-pod fleet on one drifted revision has four findings, not 4,000. The folded
+    finding's subject names the first `named` pods and the count (``pod/a, pod/b, pod/c and
+    997 more (1000 pods) container/vllm``); detail["pods"] lists every pod and
+    detail["count"] their number. Findings about one pod, or not about pods, are kept as
+    they are, in their first occurrence's order. Raises nothing."""
+    groups: dict[tuple[Any, ...], list[Finding]] = {}
+    order: list[tuple[Any, ...] | Finding] = []
+    for finding in findings:
+        pod, _sep, rest = finding.subject.partition(" ")
+        if not pod.startswith("pod/"):
+            order.append(finding)
+            continue
+        key = (
+            finding.step,
+            finding.code,
+            finding.severity,
+            finding.message,
+            rest,
+            str(finding.detail.get("source", "")),
+        )
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(finding)
+    out: list[Finding] = []
+    for item in order:
+        if isinstance(item, Finding):
+            out.append(item)
+            continue
+        group = groups[item]
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        pods = [f.subject.partition(" ")[0] for f in group]
+        more = f" and {len(pods) - named} more" if len(pods) > named else ""
+        container = f" {item[4]}" if item[4] else ""
+        subject = f"{', '.join(pods[:named])}{more} ({len(pods)} pods){container}"
+        detail = {**group[0].detail, "pods": [p.removeprefix("pod/") for p in pods]}
+        out.append(replace(group[0], subject=subject, detail={**detail, "count": len(pods)}))
+    return out
 
 
 def pod_drift(pod: Mapping[str, Any], step: Step = Step.PIN) -> list[Finding]:

@@ -24,6 +24,7 @@ from services.container_plans import pick_container as pick_container
 from services.container_plans import running_digest as running_digest
 from services.container_plans import setting_of as setting_of
 from services.drift import (
+    aggregate_pod_findings,
     container_drift,
     image_parts,
     pinned_image,
@@ -70,17 +71,20 @@ def _tagged(findings: list[Finding], source: str, prefix: str = "") -> list[Find
 
 def pin_findings(cluster: Cluster, namespace: str, name: str) -> list[Finding]:
     """Drift findings for step 2 (codes image-mutable-tag, model-revision-unpinned, dtype-unset,
-    max-model-len-unset), each with detail["source"] pod | template | undo-target: every live
-    pod (subject ``pod/<p> container/<c>``), the Deployment's template (``deployment/<name>
+    max-model-len-unset), each with detail["source"] pod | template | undo-target: the live
+    pods (subject ``pod/<p> container/<c>``; pods that drift alike are one finding, subject
+    ``pod/a, pod/b, pod/c and N-3 more (N pods) container/<c>``, detail["pods"] and
+    detail["count"]: see `aggregate_pod_findings`), the Deployment's template (``deployment/<name>
     container/<c>``, the digest taken from the running pods when they agree) and the revision
     `rollout undo` would restore (``revision/<n> container/<c>``, severity info: it is not
     running). Raises NotFoundError for an unknown Deployment."""
     deployment = cluster.get("Deployment", namespace, name)
     sets = owned_replicasets(cluster, deployment)
     pods = deployment_pods(cluster, deployment, sets)
-    findings: list[Finding] = []
+    per_pod: list[Finding] = []
     for pod in pods:
-        findings += _tagged(pod_drift(pod, Step.PIN), "pod")
+        per_pod += _tagged(pod_drift(pod, Step.PIN), "pod")
+    findings = aggregate_pod_findings(per_pod)
     template = deployment["spec"]["template"]
     for container in template["spec"].get("containers", []):
         image = str(container.get("image", ""))

@@ -8,8 +8,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from textual.notifications import SeverityLevel
+
 from services.models import Step
 from services.runbook import ActionSpec, StepReport
+from services.sanitize import terminal_line, terminal_text
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.preview import ConfirmScreen, preview_screen
 from tui.workers import (
@@ -54,6 +57,25 @@ class ActionFlow(RunbookWorkers):
 
     def recheck_all(self) -> None:
         raise NotImplementedError
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast as plain, sanitised text: messages quote the cluster (errors, titles,
+        verify results), so none is parsed as markup or reaches the terminal raw."""
+        super().notify(
+            terminal_text(message, 2000),
+            title=terminal_line(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def find_action(self, action_id: str) -> ActionSpec | None:
         for report in self.reports.values():

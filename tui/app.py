@@ -9,6 +9,7 @@ through the gate only: plan -> preview (diff, dry run) -> confirmation -> apply 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -27,11 +28,13 @@ from services.models import (
     Verdict,
 )
 from services.runbook import ActionSpec, StepReport
+from services.sanitize import terminal_line
 from tui.actions import ActionFlow
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.validation_view import ValidationScreen
-from tui.session import Session
+from tui.session import Session, opened_at_of
+from tui.verdict_state import VerdictState
 from tui.workers import (
     CHECK_GROUPS,
     GROUP_ACTION,
@@ -73,6 +76,9 @@ class SkewmitApp(ActionFlow):
         self.runbook = session.runbook
         self.reports: dict[Step, StepReport] = {}
         self.rechecking: set[Step] = set(STEP_ORDER)
+        # Checks answered per step, and the answer a re-check waits for (see recheck_all).
+        self.answered: dict[Step, int] = dict.fromkeys(STEP_ORDER, 0)
+        self.recheck_answer: dict[Step, int] = {}
         self.failed: dict[Step, str] = {}  # an action of the step failed: shown until re-check
         self.skipped: set[Step] = set()
         # Steps whose action was applied here: "done" once clear, not merely "clear".
@@ -85,6 +91,8 @@ class SkewmitApp(ActionFlow):
         self.metrics_error = ""
         self.progress: RolloutProgress | None = None
         self.verdict: Verdict | None = None
+        # Whether that verdict still stands: a failed or stale read replaces it on screen.
+        self.verdict_state = VerdictState(session.now, session.intervals.validate)
         self.evidence_path: str = ""
         self.settled_at: float | None = None  # when the last change's rollout finished
         self.opened_at = session.opened_at
@@ -109,6 +117,10 @@ class SkewmitApp(ActionFlow):
         )
 
     def _elapsed(self) -> float | None:
+        journal = self.runbook.journal
+        if self.opened_at is None and journal is not None:
+            # The incident opens at the first finding or change, after the session was built.
+            self.opened_at = opened_at_of(journal.meta())
         return None if self.opened_at is None else self.session.now() - self.opened_at
 
     async def on_mount(self) -> None:
@@ -132,11 +144,18 @@ class SkewmitApp(ActionFlow):
         self.fetch_log()
         self.set_interval(1.0, self._tick)
         self._render_rows()
+        for notice in self.session.notices:  # held by another instance; reconciled intents
+            self.notify(terminal_line(notice, 500), severity="warning", timeout=30, markup=False)
 
     def _tick(self) -> None:
+        if self.verdict_state.expire():
+            self._render_verdict()
         elapsed = self._elapsed()
+        incident_id = self.session.incident_id
         for screen in self.screen_stack:
             for header in screen.query(HeaderBar):
+                if header.state.incident_id != incident_id:  # the incident opened since
+                    header.show(replace(header.state, incident_id=incident_id))
                 header.set_elapsed(elapsed)
 
     @property
@@ -167,6 +186,8 @@ class SkewmitApp(ActionFlow):
             # Not one of the project's errors: a bug or an unexpected client failure. Say so
             # and keep going; the poll tries again on schedule.
             self._worker_crashed(worker)
+        elif event.state == WorkerState.CANCELLED:
+            self._answered(worker.group)  # no answer will come from it
         poll = self.polls.get(worker.group)
         if poll is not None:
             poll.finished()
@@ -175,11 +196,13 @@ class SkewmitApp(ActionFlow):
         error = f"{type(worker.error).__name__}: {worker.error}"
         step = next((s for s, g in CHECK_GROUPS.items() if g == worker.group), None)
         if step is not None:
-            self.rechecking.discard(step)
+            self._answered(worker.group)
             self.failed[step] = error
             self._render_rows()
             if step == self.selected_step:
                 self._render_detail()
+            if step == Step.VALIDATE and self.verdict_state.failed(error):
+                self._render_verdict()
         elif worker.group in (GROUP_ACTION, GROUP_EVIDENCE):
             self.post_message(ActionFailed(worker.name or "action", error))
         self.log.error(f"worker {worker.name} failed: {error}")
@@ -191,7 +214,7 @@ class SkewmitApp(ActionFlow):
             return
         step, report = message.step, message.report
         self.reports[step] = report
-        self.rechecking.discard(step)
+        self._answered(CHECK_GROUPS[step])
         self.failed.pop(step, None)
         if step == Step.ROLLBACK and isinstance(report.data, dict):
             progress = report.data.get("progress")
@@ -201,6 +224,8 @@ class SkewmitApp(ActionFlow):
             self.main.show_hardware(report.data)
         if step == Step.VALIDATE and isinstance(report.data, Verdict):
             self._show_verdict(report.data)
+        elif step == Step.VALIDATE and self.verdict_state.failed(report.error):
+            self._render_verdict()
         self._render_rows()
         if step == self.selected_step:
             self._render_detail()
@@ -210,7 +235,7 @@ class SkewmitApp(ActionFlow):
         if self.closing:
             return
         if message.progress is None:
-            self.main.query_one("#rollout").tooltip = message.error
+            self.main.query_one("#rollout").tooltip = terminal_line(message.error, 500)
             return
         self._show_progress(message.progress)
         if self.rollout_active and message.progress.done:
@@ -244,9 +269,14 @@ class SkewmitApp(ActionFlow):
 
     def _show_verdict(self, verdict: Verdict) -> None:
         self.verdict = verdict
+        self.verdict_state.fresh(verdict)
+        self._render_verdict()
+
+    def _render_verdict(self) -> None:
+        verdict, lost = self.verdict, self.verdict_state.lost
         remaining = self.remaining_s(verdict)
         for screen in self._views():
-            screen.show_verdict(verdict, remaining)
+            screen.show_verdict(verdict, remaining, lost)
 
     def on_metrics_sampled(self, message: MetricsSampled) -> None:
         if self.closing:
@@ -257,6 +287,10 @@ class SkewmitApp(ActionFlow):
         else:
             self.metrics = list(message.series)
             self.metrics_error = message.error
+        # The gate reads the same source: after a failed read its verdict no longer stands.
+        sampled = self.session.metrics_sampler is not None
+        if message.error and sampled and self.verdict_state.failed(f"metrics: {message.error}"):
+            self._render_verdict()
         now = self.session.metrics_now() if self.session.metrics_now else None
         self.main.show_metrics(self.metrics, now, self.metrics_error)
         if isinstance(self.screen, ValidationScreen):
@@ -344,7 +378,21 @@ class SkewmitApp(ActionFlow):
         self.rechecking.update(STEP_ORDER)
         self._render_rows()
         for step in STEP_ORDER:
-            self.polls[CHECK_GROUPS[step]].request()
+            poll = self.polls[CHECK_GROUPS[step]]
+            running = poll.running
+            poll.request()
+            # A check already out read the cluster before this request (the old pods of a
+            # rollout that just finished): only the run after it answers the re-check.
+            self.recheck_answer[step] = poll.runs + (1 if running else 0)
+
+    def _answered(self, group: str | None) -> None:
+        """A check came back: it ends the step's re-check when it started after it."""
+        step = next((s for s, g in CHECK_GROUPS.items() if g == group), None)
+        if step is None:
+            return
+        self.answered[step] += 1
+        if self.answered[step] >= self.recheck_answer.get(step, 0):
+            self.rechecking.discard(step)
 
     def action_refresh(self) -> None:
         self.recheck_all()
@@ -391,7 +439,7 @@ class SkewmitApp(ActionFlow):
 
         def fill() -> None:
             view.show_metrics(self.metrics)
-            view.show_verdict(self.verdict, self.remaining_s(self.verdict))
+            view.show_verdict(self.verdict, self.remaining_s(self.verdict), self.verdict_state.lost)
             view.show_progress(self.progress)
             self.polls[GROUP_METRICS].resume()
 
@@ -411,8 +459,10 @@ class SkewmitApp(ActionFlow):
             for action in report.actions if report else ():
                 why = "" if action.available else f" (unavailable: {action.reason})"
                 yield SystemCommand(
-                    f"{action.title}",
-                    f"step {step.value}, key {action.key}{why}: {action.description}"[:160],
+                    terminal_line(action.title, 160),
+                    terminal_line(
+                        f"step {step.value}, key {action.key}{why}: {action.description}", 160
+                    ),
                     partial(self.start_action, action),
                 )
         yield SystemCommand(

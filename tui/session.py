@@ -63,6 +63,12 @@ class Session:
         return self.runbook.read_only
 
     @property
+    def notices(self) -> tuple[str, ...]:
+        """Said once at start: "opened read-only: held by ...", intents reconciled."""
+        notices: tuple[str, ...] = getattr(self.runbook, "notices", ())  # fakes may lack it
+        return notices
+
+    @property
     def incident_id(self) -> str:
         journal = self.runbook.journal
         return journal.incident_id if journal is not None else ""
@@ -129,6 +135,17 @@ def journal_log_entries(runbook: Runbook) -> list[Any]:
                     str(data.get("error", "")),
                 )
             )
+        elif entry.type == "reconciled":
+            # An intent a crash left without an outcome, and the cluster could not say.
+            rows.append(
+                ActionLogEntry(
+                    entry.seq,
+                    when,
+                    str(data.get("title", "")),
+                    "unknown",
+                    str(data.get("message", "")),
+                )
+            )
         elif entry.type == "reverted":
             rows.append(
                 ActionLogEntry(
@@ -160,9 +177,17 @@ class MetricsFeed:
     last minutes on the first call, one new sample per later call (blocking: call it from a
     worker). Raises what the source raises."""
 
-    def __init__(self, source: Any, baseline_window_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        source: Any,
+        baseline_window_s: float = 600.0,
+        baseline: Callable[[], Any] | None = None,
+    ) -> None:
         self.source = source
         self.baseline_window_s = baseline_window_s
+        # The incident's frozen baseline (Runbook.baseline), so the panes and the gate
+        # compare with the same numbers; without it, the source's own.
+        self.baseline = baseline or (lambda: source.baseline(baseline_window_s))
         self._live: Any = None
 
     def __call__(self) -> list[MetricSeries]:
@@ -172,7 +197,7 @@ class MetricsFeed:
 
         if self._live is None:
             try:
-                baseline = self.source.baseline(self.baseline_window_s)
+                baseline = self.baseline()
             except SkewmitError:
                 baseline = None  # the panes show values without a difference
             live = LiveSeries(self.source, presets.GATE_QUANTITIES, baseline=baseline)
@@ -211,6 +236,11 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="show everything, change nothing (actions are unavailable)",
     )
     parser.add_argument("--config", help="skewmit config file (YAML or TOML)")
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the incident from the skewmit session holding it (it turns read-only)",
+    )
     parser.add_argument(
         "--evidence-dir",
         default="evidence",
@@ -274,6 +304,7 @@ def run_app(args: argparse.Namespace) -> int:
         prometheus=args.prometheus,
         preset=args.preset,
         config=args.config,
+        take_over=args.take_over,
     )
     try:
         runbook = open_session(options)
@@ -288,7 +319,9 @@ def run_app(args: argparse.Namespace) -> int:
         production=is_production(runbook.target.context, runbook.config),
         evidence_dir=Path(args.evidence_dir),
         opened_at=opened_at_of(journal.meta()) if journal is not None else None,
-        metrics_sampler=MetricsFeed(source) if source is not None else None,
+        metrics_sampler=(
+            MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
+        ),
         metrics_now=source.now if source is not None else None,
         metrics_note=why,
     )
@@ -311,7 +344,9 @@ def open_demo_session(
         intervals=Intervals(checks=5.0, validate=2.0, rollout=5.0, rollout_active=0.5, metrics=1.0),
         opened_at=opened_at_of(journal.meta()) if journal is not None else None,
         simulator=simulator,
-        metrics_sampler=MetricsFeed(source) if source is not None else None,
+        metrics_sampler=(
+            MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
+        ),
         metrics_now=source.now if source is not None else None,
     )
 

@@ -15,6 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
+from services.sanitize import terminal_line
+
 STATUS_MARKS = {"applied": "✓", "reverted": "↶", "failed": "✗", "refused": "✗", "unverified": "?"}
 
 
@@ -86,7 +88,10 @@ class ActionLog(DataTable[Text]):
                 revert,
                 entry.note,
             )
-            self.add_row(*(Text(c, style=style) for c in cells), key=str(entry.seq))
+            # Titles and notes quote the cluster (verify messages, names): one safe line each.
+            self.add_row(
+                *(Text(terminal_line(c, 500), style=style) for c in cells), key=str(entry.seq)
+            )
             if entry.seq == previous:
                 self.move_cursor(row=i)
         self.refresh_bindings()

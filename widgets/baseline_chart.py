@@ -14,15 +14,17 @@ from textual.color import Color
 from textual_plotext import PlotextPlot
 
 from services.models import MetricSeries
+from services.sanitize import terminal_line
 
 # Which theme variable draws the n-th series; the band uses $success (baseline) and $warning.
 SERIES_COLOURS = ("accent", "primary", "secondary", "warning")
 
 
 def series_label(series: MetricSeries) -> str:
-    """The legend entry: the quantity, and the GPU model for per-model series."""
+    """The legend entry: the quantity, and the GPU model for per-model series. Label values
+    come from Prometheus (an exporter's text): sanitised."""
     extra = " ".join(v.removeprefix("NVIDIA ") for v in series.labels.values())
-    return f"{series.name} {extra}".strip()
+    return terminal_line(f"{series.name} {extra}".strip(), 80)
 
 
 class BaselineChart(PlotextPlot):

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import Label, ListItem, ListView
 
 from services.models import Step
+from services.sanitize import terminal_line
 
 # clear: the checks found nothing; done: an action of the step was applied and it is clear.
 STATES = ("pending", "checking", "findings", "clear", "running", "done", "skipped", "failed")
@@ -64,7 +65,7 @@ class StepItem(ListItem):
 
     def _text(self) -> str:
         row = self.row
-        return (
+        return terminal_line(
             f"{GLYPHS.get(row.state, '?')} {row.number} {row.title:<13.13} "
             f"{row.state:>8} {row.counts:>2}"
         )
@@ -76,7 +77,7 @@ class StepItem(ListItem):
         self.set_class(row.errors > 0, "-errors")
         if self.is_mounted:
             self.query_one(Label).update(self._text())
-        self.tooltip = f"{row.title}: {row.state}" + (
+        self.tooltip = terminal_line(f"{row.title}: {row.state}") + (
             f", {row.errors} error(s), {row.warnings} warning(s)" if row.counts else ""
         )
 

@@ -14,6 +14,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
+from services.sanitize import terminal_line
+
 
 @dataclass(frozen=True)
 class HeaderState:
@@ -76,14 +78,17 @@ class HeaderBar(Horizontal):
         self.state = state
         if not self.children:
             return
-        self.query_one("#hb-context", Label).update(state.context or "-")
-        self.query_one("#hb-server", Label).update(state.server)
+        # Kubeconfig names and the API server's idea of the user: one safe line each.
+        self.query_one("#hb-context", Label).update(terminal_line(state.context or "-"))
+        self.query_one("#hb-server", Label).update(terminal_line(state.server))
         self.query_one("#hb-target", Label).update(
-            f"{state.namespace}/{state.deployment}" if state.deployment else "-"
+            terminal_line(f"{state.namespace}/{state.deployment}" if state.deployment else "-")
         )
-        self.query_one("#hb-user", Label).update(f"as {state.user}" if state.user else "")
-        self.query_one("#hb-clock", Label).update(state.clock_note)
-        self.query_one("#hb-incident", Label).update(state.incident_id)
+        self.query_one("#hb-user", Label).update(
+            terminal_line(f"as {state.user}" if state.user else "")
+        )
+        self.query_one("#hb-clock", Label).update(terminal_line(state.clock_note))
+        self.query_one("#hb-incident", Label).update(terminal_line(state.incident_id))
         self.query_one("#hb-elapsed", Label).update(f"open {elapsed_text(state.elapsed_s)}")
         self.set_class(state.read_only, "-read-only")
         self.set_class(state.production, "-production")

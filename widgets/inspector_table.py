@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from services.models import GpuReading
+from services.sanitize import terminal_line
 
 COLUMNS = (
     ("", "mark"),
@@ -28,8 +29,10 @@ COLUMNS = (
 
 
 def reading_cells(row: GpuReading) -> tuple[str, ...]:
+    """The row's cells; node labels, nvidia-smi and DCGM text come from the cluster, so every
+    cell is one sanitised line."""
     memory = f"{row.smi_memory_mib / 1024:.0f}GiB" if row.smi_memory_mib else "-"
-    return (
+    cells = (
         "✗" if row.mismatch else "✓",
         row.pod,
         row.node or "-",
@@ -41,6 +44,7 @@ def reading_cells(row: GpuReading) -> tuple[str, ...]:
         row.dcgm_model or "-",
         row.note,
     )
+    return tuple(terminal_line(cell, 200) for cell in cells)
 
 
 class InspectorTable(DataTable[Text]):

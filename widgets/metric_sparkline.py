@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
 
 from services.models import MetricSeries
+from services.sanitize import terminal_line
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -73,7 +74,7 @@ class MetricSparkline(Horizontal):
         self.series: MetricSeries | None = None
 
     def compose(self) -> ComposeResult:
-        yield Label(self.label, classes="ms-name", markup=False)
+        yield Label(terminal_line(self.label), classes="ms-name", markup=False)
         # The mean per column: with the default max, a noisy series fills every column.
         yield Sparkline([], summary_function=mean)
         yield Label("no data", classes="ms-value", markup=False)
@@ -113,7 +114,7 @@ class MetricSparkline(Horizontal):
         self.set_class(good, "-better")
         self.set_class(delta is not None and not bad and not good, "-steady")
         self.set_class(stale, "-stale")
-        self.tooltip = (
+        self.tooltip = terminal_line(
             f"{series.name}: {format_value(latest, series.unit)}; baseline "
             f"{format_value(series.baseline, series.unit)}"
         )

@@ -9,6 +9,7 @@ from textual.content import Content
 from textual.widgets import Label, ProgressBar
 
 from services.models import RolloutProgress
+from services.sanitize import terminal_text
 
 
 class RolloutBar(Vertical):
@@ -61,7 +62,8 @@ class RolloutBar(Vertical):
             )
         )
         lines = [progress.message] + [p.message for p in progress.problems]
-        message.update("\n".join(line for line in lines if line))
+        # Problems quote pod and event messages from the cluster.
+        message.update("\n".join(terminal_text(line, 500) for line in lines if line))
         self.set_class(progress.done and not progress.problems, "-done")
         self.set_class(bool(progress.problems), "-problem")
         self.set_class(not progress.done and not progress.problems, "-rolling")

@@ -17,6 +17,7 @@ from textual.widgets import Button, Static
 
 from services.models import Finding, Severity
 from services.runbook import ActionSpec, StepReport
+from services.sanitize import terminal_line, terminal_text
 
 SEVERITY_MARKS = {
     Severity.ERROR: ("✗", "$error"),
@@ -25,11 +26,41 @@ SEVERITY_MARKS = {
 }
 
 
+# A step with thousands of findings or lines (a 1,000-pod fleet) must not stall the screen:
+# the rest is counted, and the journal and `skewmit check` keep every one.
+MAX_FINDINGS = 50
+MAX_DETAIL_LINES = 200
+# One annotation can be a megabyte (last-applied-configuration): a line shows its start.
+MAX_LINE = 2000
+
+
 def finding_line(finding: Finding) -> Content:
+    """One finding as plain text (never markup), its cluster-supplied parts sanitised."""
     mark, style = SEVERITY_MARKS[finding.severity]
     return Content.assemble(
-        (f"{mark} ", f"{style} bold"), finding.message, (f"  {finding.subject}", "$text-muted")
+        (f"{mark} ", f"{style} bold"),
+        terminal_text(finding.message, MAX_LINE),
+        (f"  {terminal_line(finding.subject, MAX_LINE)}", "$text-muted"),
     )
+
+
+def findings_content(findings: list[Finding]) -> Content:
+    """The Findings block, at most MAX_FINDINGS findings and a count of the rest."""
+    lines: list[Content | str] = [Content.styled("Findings\n", "bold")]
+    for i, finding in enumerate(findings[:MAX_FINDINGS]):
+        lines.append(("\n" if i else "") + finding_line(finding))
+    hidden = len(findings) - MAX_FINDINGS
+    if hidden > 0:
+        lines.append(Content.styled(f"\n… and {hidden} more finding(s)", "$text-muted"))
+    return Content.assemble(*lines)
+
+
+def detail_text(lines: tuple[str, ...]) -> str:
+    """What the checks read, sanitised, at most MAX_DETAIL_LINES lines."""
+    shown = [terminal_text(line, MAX_LINE) for line in lines[:MAX_DETAIL_LINES]]
+    if len(lines) > MAX_DETAIL_LINES:
+        shown.append(f"… and {len(lines) - MAX_DETAIL_LINES} more line(s)")
+    return "\n".join(shown)
 
 
 class ActionEntry(Vertical):
@@ -48,20 +79,29 @@ class ActionEntry(Vertical):
 
     def compose(self) -> ComposeResult:
         action = self.action
-        label = Content(f"[{action.key}] {action.title}")  # not markup: [u] is no tag
+        # Not markup ([u] is no tag); titles and descriptions quote cluster data: sanitised.
+        label = Content(terminal_line(f"[{action.key}] {action.title}", MAX_LINE))
         button = Button(label, compact=True, disabled=not action.available)
-        button.tooltip = action.reason or action.description
+        button.tooltip = terminal_text(action.reason or action.description, MAX_LINE)
         yield button
         parts: list[Content | str] = []
         if not action.available:
             parts.append(
-                Content.assemble(("unavailable: ", "$warning bold"), action.reason or "-", "\n")
+                Content.assemble(
+                    ("unavailable: ", "$warning bold"),
+                    terminal_text(action.reason or "-", MAX_LINE),
+                    "\n",
+                )
             )
         if action.destructive:
             parts.append(Content.styled("destructive: asks for confirmation\n", "$error"))
-        parts.append(Content(action.description))
+        parts.append(Content(terminal_text(action.description, MAX_LINE)))
         for command in action.kubectl:
-            parts.append(Content.assemble("\n", ("$ ", "$text-muted"), (command, "$text-accent")))
+            parts.append(
+                Content.assemble(
+                    "\n", ("$ ", "$text-muted"), (terminal_text(command, MAX_LINE), "$text-accent")
+                )
+            )
         yield Static(Content.assemble(*parts), classes="action-text")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -105,8 +145,10 @@ class StepDetail(VerticalScroll):
 
     def show_pending(self, title: str, note: str = "checking…") -> None:
         self.report = None
-        self.query_one("#sd-title", Static).update(Content.styled(title, "bold"))
-        self.query_one("#sd-status", Static).update(Content.styled(note, "$text-muted"))
+        self.query_one("#sd-title", Static).update(Content.styled(terminal_line(title), "bold"))
+        self.query_one("#sd-status", Static).update(
+            Content.styled(terminal_text(note, MAX_LINE), "$text-muted")
+        )
         for part in ("#sd-guidance", "#sd-findings", "#sd-detail"):
             self.query_one(part, Static).update("")
         self._set_actions(())
@@ -114,12 +156,20 @@ class StepDetail(VerticalScroll):
     def show(self, report: StepReport, title: str, note: str = "") -> None:
         """Render a step's report; `note` is the app's word on it (checking, running...)."""
         self.report = report
-        self.query_one("#sd-title", Static).update(Content.styled(title, "bold"))
+        self.query_one("#sd-title", Static).update(Content.styled(terminal_line(title), "bold"))
         status: list[Content | str] = []
         if report.error:
-            status.append(Content.assemble(("check failed: ", "$error bold"), report.error))
+            status.append(
+                Content.assemble(
+                    ("check failed: ", "$error bold"), terminal_text(report.error, MAX_LINE)
+                )
+            )
         if note:
-            status.append(Content.styled(("\n" if status else "") + note, "$text-muted"))
+            status.append(
+                Content.styled(
+                    ("\n" if status else "") + terminal_text(note, MAX_LINE), "$text-muted"
+                )
+            )
         self.query_one("#sd-status", Static).update(Content.assemble(*status))
         self.query_one("#sd-status", Static).display = bool(status)
         guide = report.guidance
@@ -139,16 +189,13 @@ class StepDetail(VerticalScroll):
             f for f in report.findings
         ]
         if findings:
-            lines: list[Content | str] = [Content.styled("Findings\n", "bold")]
-            for i, finding in enumerate(findings):
-                lines.append(("\n" if i else "") + finding_line(finding))
-            findings_content = Content.assemble(*lines)
+            shown = findings_content(findings)
         elif report.error:
-            findings_content = Content("")
+            shown = Content("")
         else:
-            findings_content = Content.styled("✓ no findings", "$success")
-        self.query_one("#sd-findings", Static).update(findings_content)
-        detail = "\n".join(report.detail)
+            shown = Content.styled("✓ no findings", "$success")
+        self.query_one("#sd-findings", Static).update(shown)
+        detail = detail_text(report.detail)
         self.query_one("#sd-detail", Static).update(
             Content.assemble(Content.styled("What the checks read\n", "bold"), detail)
             if detail

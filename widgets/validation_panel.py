@@ -2,10 +2,14 @@
 baseline, and a countdown for the stability window.
 
 Renders a `Verdict`; fails closed in its wording too: no verdict yet reads "not judged yet",
-and "insufficient-data" is shown as such, never as a pass.
+"insufficient-data" is shown as such, never as a pass, and a verdict whose data can no longer
+be read (Prometheus answers 500, a read never comes back) is replaced by "unknown since
+HH:MM:SS": a room watching the screen must never see a PASS that is no longer true.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -13,8 +17,20 @@ from textual.content import Content
 from textual.widgets import Label, ProgressBar, Static
 
 from services.models import CheckResult, Verdict
+from services.sanitize import terminal_line, terminal_text
 
 CHECK_MARKS = {"pass": ("✓", "$success"), "fail": ("✗", "$error")}
+
+
+@dataclass(frozen=True)
+class VerdictLost:
+    """Why the last verdict no longer stands: `since` is the wall time (HH:MM:SS UTC) the
+    first read failed or went stale; `reason` what failed."""
+
+    since: str
+    reason: str
+
+
 VERDICT_WORDS = {
     "pass": "PASS: the incident can be declared resolved",
     "fail": "FAIL: not resolved",
@@ -40,21 +56,23 @@ def check_line(check: CheckResult) -> Content:
     mark, style = CHECK_MARKS.get(check.status, ("…", "$warning"))
     return Content.assemble(
         (f"{mark} ", f"{style} bold"),
-        (check.name, "bold"),
+        (terminal_line(check.name), "bold"),
         ": ",
-        (check.message, "$text-muted"),
+        (terminal_text(check.message, 500), "$text-muted"),
     )
 
 
 def check_tooltip(check: CheckResult) -> str:
-    return (
+    return terminal_text(
         f"{check.name}: {check.status}; observed {_number(check.observed)}, baseline "
-        f"{_number(check.baseline)} ({check.threshold})"
+        f"{_number(check.baseline)} ({check.threshold})",
+        500,
     )
 
 
 class ValidationPanel(Vertical):
-    """`show(verdict, remaining_s)`; classes `-pass`, `-fail`, `-waiting`, `-empty`."""
+    """`show(verdict, remaining_s, lost)`; classes `-pass`, `-fail`, `-waiting`, `-empty`,
+    `-unknown`."""
 
     DEFAULT_CSS = """
     ValidationPanel { height: auto; }
@@ -62,6 +80,7 @@ class ValidationPanel(Vertical):
     ValidationPanel.-pass > .vp-verdict { color: $success; }
     ValidationPanel.-fail > .vp-verdict { color: $error; }
     ValidationPanel.-waiting > .vp-verdict { color: $warning; }
+    ValidationPanel.-unknown > .vp-verdict { color: $warning; text-style: bold reverse; }
     ValidationPanel > ProgressBar { width: 1fr; }
     ValidationPanel > ProgressBar > Bar { width: 1fr; }
     ValidationPanel > .vp-countdown { color: $text-muted; width: 1fr; }
@@ -71,6 +90,7 @@ class ValidationPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.verdict: Verdict | None = None
+        self.lost: VerdictLost | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("validation: not judged yet", classes="vp-verdict", markup=False)
@@ -81,18 +101,36 @@ class ValidationPanel(Vertical):
     def on_mount(self) -> None:
         self.set_class(True, "-empty")
 
-    def show(self, verdict: Verdict | None, remaining_s: float | None = None) -> None:
+    def show(
+        self,
+        verdict: Verdict | None,
+        remaining_s: float | None = None,
+        lost: VerdictLost | None = None,
+    ) -> None:
         """`remaining_s`: how long the metrics must stay in band before a pass (None: not
-        counting, e.g. a criterion already fails)."""
+        counting, e.g. a criterion already fails). `lost`: the verdict's data can no longer
+        be read; the verdict and its checks are replaced by "unknown since"."""
         self.verdict = verdict
-        self.set_class(verdict is None, "-empty")
+        self.lost = lost
+        shown = None if lost is not None else verdict
+        self.set_class(verdict is None and lost is None, "-empty")
+        self.set_class(lost is not None, "-unknown")
         for name in ("pass", "fail"):
-            self.set_class(verdict is not None and verdict.verdict == name, f"-{name}")
-        self.set_class(verdict is not None and verdict.verdict == "insufficient-data", "-waiting")
+            self.set_class(shown is not None and shown.verdict == name, f"-{name}")
+        self.set_class(shown is not None and shown.verdict == "insufficient-data", "-waiting")
         verdict_label = self.query_one(".vp-verdict", Label)
         bar = self.query_one(ProgressBar)
         countdown = self.query_one(".vp-countdown", Label)
         checks = self.query_one(".vp-checks", Static)
+        if lost is not None:
+            verdict_label.update(f"unknown since {lost.since} UTC")
+            bar.update(total=1, progress=0)
+            was = VERDICT_WORDS.get(verdict.verdict, verdict.verdict) if verdict else "none"
+            countdown.update(terminal_line(f"not current; the last verdict was {was}"))
+            countdown.tooltip = None
+            checks.update(Content(terminal_text(lost.reason, 500)))
+            checks.tooltip = None
+            return
         if verdict is None:
             verdict_label.update("validation: not judged yet")
             bar.update(total=None)

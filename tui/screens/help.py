@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from services.sanitize import terminal_line
+
 INTRO = (
     "skewmit walks the training-serving skew runbook: roll back, pin the configuration, "
     "stabilise tail latency, route long-context traffic, fix hardware skew, then validate "
@@ -42,7 +44,11 @@ class HelpScreen(ModalScreen[None]):
                 lines: list[Content | str] = [Content.styled("Keys\n", "bold")]
                 for key, description in self.keys:
                     lines.append(
-                        Content.assemble((f"{key:>9}  ", "$text-accent bold"), description, "\n")
+                        Content.assemble(
+                            (f"{terminal_line(key):>9}  ", "$text-accent bold"),
+                            terminal_line(description, 300),  # action titles quote the cluster
+                            "\n",
+                        )
                     )
                 lines.append(
                     Content.assemble(

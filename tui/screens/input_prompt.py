@@ -11,10 +11,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from services.runbook import ActionSpec
+from services.sanitize import terminal_line, terminal_text
 
 
 class InputPromptScreen(ModalScreen[dict[str, str] | None]):
@@ -29,14 +31,22 @@ class InputPromptScreen(ModalScreen[dict[str, str] | None]):
     def compose(self) -> ComposeResult:
         action = self.action_spec
         with Vertical(id="prompt-box"):
-            yield Label(action.title, id="prompt-title", markup=False)
-            yield Static(action.description, id="prompt-description", markup=False)
+            # Titles, descriptions and defaults (a digest, a revision) come from the cluster.
+            yield Label(terminal_line(action.title), id="prompt-title", markup=False)
+            yield Static(
+                terminal_text(action.description, 2000), id="prompt-description", markup=False
+            )
             for spec in action.inputs:
-                yield Label(spec.prompt, classes="prompt-label", markup=False)
-                yield Input(value=spec.default, id=f"input-{spec.name}", classes="prompt-input")
+                yield Label(terminal_line(spec.prompt), classes="prompt-label", markup=False)
+                yield Input(
+                    value=terminal_line(spec.default, 500),
+                    id=f"input-{spec.name}",
+                    classes="prompt-input",
+                )
             with Horizontal(id="prompt-buttons"):
-                yield Button("Preview [enter]", variant="primary", id="prompt-ok")
-                yield Button("Cancel [esc]", id="prompt-cancel")
+                # Content, not markup: a str label would swallow "[enter]" as a style tag.
+                yield Button(Content("Preview [enter]"), variant="primary", id="prompt-ok")
+                yield Button(Content("Cancel [esc]"), id="prompt-cancel")
 
     def on_mount(self) -> None:
         inputs = list(self.query(Input))

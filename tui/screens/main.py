@@ -19,6 +19,7 @@ from textual.widgets import Footer, Label, Tab, Tabs
 
 from services.models import STEP_ORDER, HardwareReport, MetricSeries, RolloutProgress, Step, Verdict
 from services.runbook import ActionSpec
+from services.sanitize import terminal_line, terminal_text
 from tui.session import (
     HIGHER_IS_WORSE,
     METRIC_LABELS,
@@ -35,7 +36,7 @@ from widgets.inspector_table import InspectorTable
 from widgets.metric_sparkline import MetricSparkline
 from widgets.rollout_bar import RolloutBar
 from widgets.step_detail import StepDetail
-from widgets.validation_panel import ValidationPanel
+from widgets.validation_panel import ValidationPanel, VerdictLost
 
 PANES = ("step", "metrics", "inspector", "log")
 PANE_TITLES = {"step": "Step", "metrics": "Metrics", "inspector": "GPUs", "log": "Log"}
@@ -176,8 +177,9 @@ class MainScreen(Screen[None]):
                 Binding(
                     action.key,
                     f"app.step_action('{action.id}')",
-                    _short(action.title),
-                    tooltip=action.title,
+                    # The footer shows it: titles can quote cluster data.
+                    _short(terminal_line(action.title)),
+                    tooltip=terminal_line(action.title, 300),
                     id=f"step-action.{action.id}",
                 ),
             )
@@ -194,8 +196,10 @@ class MainScreen(Screen[None]):
     def show_progress(self, progress: RolloutProgress | None) -> None:
         self.query_one(RolloutBar).show(progress)
 
-    def show_verdict(self, verdict: Verdict | None, remaining_s: float | None) -> None:
-        self.query_one(ValidationPanel).show(verdict, remaining_s)
+    def show_verdict(
+        self, verdict: Verdict | None, remaining_s: float | None, lost: VerdictLost | None = None
+    ) -> None:
+        self.query_one(ValidationPanel).show(verdict, remaining_s, lost)
 
     def show_metrics(
         self, series: Sequence[MetricSeries], now: float | None, error: str = ""
@@ -204,7 +208,7 @@ class MainScreen(Screen[None]):
         for name in METRIC_NAMES:
             self.query_one(f"#spark-{name}", MetricSparkline).show(first.get(name), now)
         self.query_one("#chart-latency", BaselineChart).show(series_named(series, "p95", "p99"))
-        self.query_one("#metrics-note", Label).update(error)
+        self.query_one("#metrics-note", Label).update(terminal_text(error, 500))
 
     def show_hardware(self, report: HardwareReport) -> None:
         self.query_one(InspectorTable).show(report.rows)
@@ -213,8 +217,8 @@ class MainScreen(Screen[None]):
         summary = f"expected {expected}: "
         summary += f"{count} pod(s) on another GPU class" if count else "every pod matches"
         label = self.query_one("#inspector-summary", Label)
-        label.update(summary)
-        label.tooltip = report.expected_reason
+        label.update(terminal_line(summary, 300))
+        label.tooltip = terminal_text(report.expected_reason, 500)
 
     def show_log(self, entries: Sequence[ActionLogEntry], read_only: bool) -> None:
         log = self.query_one(ActionLog)
@@ -222,7 +226,7 @@ class MainScreen(Screen[None]):
         log.show(entries)
 
     def show_evidence(self, text: str) -> None:
-        self.query_one("#evidence-path", Label).update(text)
+        self.query_one("#evidence-path", Label).update(terminal_line(text, 500))
 
 
 def _short(title: str, width: int = 18) -> str:

@@ -18,12 +18,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from services.models import Preview
+from services.sanitize import terminal_line, terminal_text
 
 
 def diff_content(diff: str) -> Content:
     """A unified diff with added lines in the success colour and removed ones in error."""
     parts: list[Content | str] = []
-    for line in diff.splitlines():
+    for line in terminal_text(diff).splitlines():
         if line.startswith(("+++", "---")):
             style = "bold"
         elif line.startswith("+"):
@@ -59,12 +60,14 @@ class ConfirmScreen(ModalScreen[bool]):
         diff: str = "",
     ) -> None:
         super().__init__(classes="confirm")
-        self.title_text = title
-        self.body = body
+        # The body is plain text or Content built here (never markup); what the cluster said
+        # (an error, a name) is sanitised on the way in.
+        self.title_text = terminal_line(title)
+        self.body = body if isinstance(body, Content) else Content(terminal_text(body))
         self.can_confirm = can_confirm
         self.confirm_label = confirm_label
         self.typed_name = typed_name
-        self.warning = warning
+        self.warning = terminal_text(warning)
         self.diff = diff
 
     def compose(self) -> ComposeResult:
@@ -85,14 +88,20 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Input(placeholder=self.typed_name, id="confirm-typed")
             with Horizontal(id="confirm-buttons"):
                 if self.can_confirm:
+                    # Content, not markup: a str label would swallow "[y]" as a style tag.
                     yield Button(
-                        f"{self.confirm_label} [y]" if not self.typed_name else self.confirm_label,
+                        Content(
+                            f"{self.confirm_label} [y]"
+                            if not self.typed_name
+                            else self.confirm_label
+                        ),
                         variant="error" if self.typed_name else "primary",
                         id="confirm-apply",
                         disabled=bool(self.typed_name),
                     )
                 yield Button(
-                    "Cancel [esc]" if self.can_confirm else "Close [esc]", id="confirm-cancel"
+                    Content("Cancel [esc]" if self.can_confirm else "Close [esc]"),
+                    id="confirm-cancel",
                 )
 
     def on_mount(self) -> None:
@@ -144,31 +153,36 @@ class ConfirmScreen(ModalScreen[bool]):
 def preview_body(preview: Preview) -> Content:
     plan = preview.plan
     parts: list[Content | str] = []
+    dry_run = terminal_text(preview.dry_run_message)
     if preview.allowed and preview.dry_run_ok:
-        parts.append(
-            Content.assemble(("✓ server dry run: ", "$success bold"), preview.dry_run_message, "\n")
-        )
+        parts.append(Content.assemble(("✓ server dry run: ", "$success bold"), dry_run, "\n"))
     elif preview.allowed:
         parts.append(
-            Content.assemble(
-                ("✗ server dry run refused it: ", "$error bold"), preview.dry_run_message, "\n"
-            )
+            Content.assemble(("✗ server dry run refused it: ", "$error bold"), dry_run, "\n")
         )
     elif preview.denied_reason.startswith("GitOps"):
         parts.append(Content.styled("✗ not allowed: see the GitOps warning above\n", "$error bold"))
     else:
         parts.append(
-            Content.assemble(("✗ not allowed: ", "$error bold"), preview.denied_reason, "\n")
+            Content.assemble(
+                ("✗ not allowed: ", "$error bold"), terminal_text(preview.denied_reason), "\n"
+            )
         )
     if plan.tradeoff:
-        parts.append(Content.assemble(("Trade-off: ", "bold"), plan.tradeoff, "\n"))
+        parts.append(Content.assemble(("Trade-off: ", "bold"), terminal_text(plan.tradeoff), "\n"))
     for note in plan.notes:
-        parts.append(Content.assemble(("Note: ", "$text-warning bold"), note, "\n"))
+        parts.append(Content.assemble(("Note: ", "$text-warning bold"), terminal_text(note), "\n"))
     if plan.kubectl:
         parts.append(Content.styled("Equivalent kubectl:\n", "bold"))
         for command in plan.kubectl:
-            parts.append(Content.assemble(("  $ ", "$text-muted"), (command, "$text-accent"), "\n"))
-    changes = ", ".join(f"{c.operation} {c.kind.lower()}/{c.name}" for c in plan.changes)
+            parts.append(
+                Content.assemble(
+                    ("  $ ", "$text-muted"), (terminal_text(command), "$text-accent"), "\n"
+                )
+            )
+    changes = terminal_text(
+        ", ".join(f"{c.operation} {c.kind.lower()}/{c.name}" for c in plan.changes)
+    )
     parts.append(Content.assemble(("Changes: ", "bold"), changes or "none", "\n"))
     return Content.assemble(*parts)
 

@@ -17,7 +17,7 @@ from tui.session import series_named
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar, HeaderState
 from widgets.rollout_bar import RolloutBar
-from widgets.validation_panel import ValidationPanel
+from widgets.validation_panel import ValidationPanel, VerdictLost
 
 
 class ValidationScreen(Screen[None]):
@@ -52,8 +52,10 @@ class ValidationScreen(Screen[None]):
         self.query_one("#vv-gpu-util", BaselineChart).show(series_named(series, "gpu_util"))
         self.query_one("#vv-gpu-mem", BaselineChart).show(series_named(series, "gpu_mem"))
 
-    def show_verdict(self, verdict: Verdict | None, remaining_s: float | None) -> None:
-        self.query_one(ValidationPanel).show(verdict, remaining_s)
+    def show_verdict(
+        self, verdict: Verdict | None, remaining_s: float | None, lost: VerdictLost | None = None
+    ) -> None:
+        self.query_one(ValidationPanel).show(verdict, remaining_s, lost)
 
     def show_progress(self, progress: RolloutProgress | None) -> None:
         self.query_one(RolloutBar).show(progress)

@@ -1,0 +1,224 @@
+"""The app's longest event-loop stall on `large` (1,000 serving pods among 5,000).
+
+Runs the real app headless (`App.run_test`) against `skewmit sim --scenario large` in a
+process of its own (as a real API server would be), through the real Kubernetes client, with
+no metrics source (the demo's backfilled history for 1,000 pods takes more memory than this
+machine has). Waits until steps 1-4 and 6 have been checked once (step 5 runs nvidia-smi in
+each of the 1,000 pods and takes minutes), then opens each step (keys 1-6), the validation
+view and back, several rounds, while the checks keep polling. A 10 ms asyncio ticker in the
+app's own loop records how late it wakes: that lateness is what the operator feels as a
+frozen screen. Prints the longest stall per phase; asserts nothing.
+
+    .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--per-pod]
+
+`--per-pod` is the behaviour before aggregation (one finding per pod, every finding and line
+rendered), for comparison. `--page N` lists objects N at a time (`limit`/`continue`), to show
+what paging would do: a worker's `json.loads` of a 1,000-pod list (2.9 MB) holds the GIL, and
+so freezes the UI thread, for the whole parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TICK_S = 0.01
+
+
+class StallMeter:
+    """How late a TICK_S sleep wakes, attributed to the phase in progress."""
+
+    def __init__(self) -> None:
+        self.phase = "idle"
+        self.worst: dict[str, float] = defaultdict(float)
+        self.samples: dict[str, int] = defaultdict(int)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(TICK_S)
+            late = loop.time() - start - TICK_S
+            self.worst[self.phase] = max(self.worst[self.phase], late)
+            self.samples[self.phase] += 1
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def per_pod_behaviour() -> None:
+    """Undo the aggregation and the render caps: the pre-fix behaviour."""
+    import services.pin
+    import widgets.step_detail
+
+    setattr(services.pin, "aggregate_pod_findings", list)  # noqa: B010
+    widgets.step_detail.MAX_FINDINGS = 10**9
+    widgets.step_detail.MAX_DETAIL_LINES = 10**9
+
+
+class SimProcess:
+    """`skewmit sim --scenario large` in a process of its own."""
+
+    def __init__(self, speed: float, folder: Path) -> None:
+        self.kubeconfig = folder / "kubeconfig"
+        command = [sys.executable, "-m", "tui.cli", "sim", "--scenario", "large"]
+        command += ["--speed", str(speed), "--kubeconfig", str(self.kubeconfig)]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "kubeconfig:" in line:
+                break
+        else:
+            raise RuntimeError("skewmit sim exited before it served")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def large_session(speed: float) -> Any:
+    """The app's session on the `large` simulator, journal in a temporary folder."""
+    from services.journal import Journal
+    from services.kube import KubeCluster
+    from services.models import Target
+    from services.runbook import Runbook
+    from tui.session import Intervals, Session
+
+    folder = Path(tempfile.mkdtemp(prefix="skewmit-bench-"))
+    sim = SimProcess(speed, folder)
+    cluster = KubeCluster(str(sim.kubeconfig))
+    target = Target(cluster.context, "inference", "llm-serve", cluster.server, cluster.whoami())
+    journal = Journal.open_for(target, target.user, folder / "state")
+    return Session(
+        Runbook(cluster, target, journal),
+        evidence_dir=folder / "evidence",
+        # The demo's polling: every step re-checked 5 s after the last check answered.
+        intervals=Intervals(checks=5.0, validate=2.0, rollout=5.0, rollout_active=0.5, metrics=1.0),
+        simulator=sim,
+        metrics_note="no metrics source in this benchmark",
+    )
+
+
+def paged_lists(page: int) -> None:
+    """KubeCluster.list in pages of `page` objects (what the API server's chunking offers)."""
+    from services.kube import KubeCluster
+
+    def paged(
+        self: Any,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[Any]:
+        items: list[Any] = []
+        token = ""
+        while True:
+            query = {"labelSelector": label_selector, "fieldSelector": field_selector}
+            result = self._request(
+                "GET",
+                self._path(kind, namespace),
+                query={**query, "limit": page, "continue": token},
+                what=f"list {kind}",
+            )
+            items += result.get("items", [])
+            token = (result.get("metadata") or {}).get("continue", "")
+            if not token:
+                return items
+
+    setattr(KubeCluster, "list", paged)  # noqa: B010
+
+
+async def measure(rounds: int, dwell_s: float, speed: float) -> dict[str, Any]:
+    from tui.app import SkewmitApp
+    from tui.session import close_session
+
+    started = time.monotonic()
+    session = large_session(speed)
+    setup_s = time.monotonic() - started
+    meter = StallMeter()
+    first_checks_s = 0.0
+    try:
+        app = SkewmitApp(session)
+        app.animation_level = "none"
+        async with app.run_test(size=(200, 60)) as pilot:
+            meter.start()
+            meter.phase = "start: first checks"
+            begun = time.monotonic()
+            while len(app.reports) < 5 and time.monotonic() - begun < 600:
+                await pilot.pause(0.2)
+            first_checks_s = time.monotonic() - begun
+            for _ in range(rounds):
+                for key in "123456":
+                    meter.phase = f"open step {key}"
+                    await pilot.press(key)
+                    await pilot.pause(dwell_s)
+                meter.phase = "validation view"
+                await pilot.press("v")
+                await pilot.pause(dwell_s)
+                await pilot.press("v")
+                await pilot.pause(dwell_s)
+            meter.stop()
+            findings = {s.value: len(r.findings) for s, r in app.reports.items()}
+    finally:
+        close_session(session)
+    return {
+        "setup_s": setup_s,
+        "first_checks_s": first_checks_s,
+        "worst": dict(meter.worst),
+        "samples": dict(meter.samples),
+        "findings": findings,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dwell", type=float, default=1.0, help="seconds on each step")
+    parser.add_argument("--speed", type=float, default=12.0)
+    parser.add_argument("--per-pod", action="store_true", help="the behaviour before the fix")
+    parser.add_argument("--page", type=int, default=0, help="list N objects at a time")
+    parser.add_argument(
+        "--switch", type=float, default=0.0, help="sys.setswitchinterval (seconds) for the run"
+    )
+    args = parser.parse_args()
+    if args.switch:
+        sys.setswitchinterval(args.switch)
+    if args.per_pod:
+        per_pod_behaviour()
+    if args.page:
+        paged_lists(args.page)
+    result = asyncio.run(measure(args.rounds, args.dwell, args.speed))
+    mode = "per-pod (before)" if args.per_pod else "aggregated"
+    mode += f", lists paged by {args.page}" if args.page else ""
+    mode += f", GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
+    print(
+        f"large, {mode}: set-up {result['setup_s']:.1f} s, first checks of five steps "
+        f"{result['first_checks_s']:.1f} s"
+    )
+    print(f"findings per step: {result['findings']}")
+    print("| phase | longest event-loop stall | ticks |")
+    print("|---|---|---|")
+    for phase, worst in result["worst"].items():
+        print(f"| {phase} | {worst * 1000:.0f} ms | {result['samples'][phase]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,6 +26,7 @@ from services.engines import (
     _generation_override,
     _is_option,
     _norm_flag,
+    model_context_limit,
     parse_engine_config,
     parse_flags,
     tgi_env,
@@ -76,6 +77,53 @@ def validate_revision(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", revision) or ".." in revision:
         raise InvalidError(f"revision {revision!r} is not a git tag or commit sha: {fix}")
     return revision
+
+
+TAG_PREFIX = "tag:"
+
+
+def validate_operator_revision(value: str) -> tuple[str, bool]:
+    """A model revision an operator typed: (revision, whether it is a tag). Only a full 40-hex
+    commit sha pins without question; a tag must be confirmed by writing it ``tag:<name>``,
+    because a name alone cannot tell a tag from a branch or a short sha (``abc123``), and a
+    wrong guess leaves the model unpinned. Raises InvalidError naming the value and the fix."""
+    revision = value.strip()
+    if _SHA.fullmatch(revision):
+        return revision.lower(), False
+    if revision.lower().startswith(TAG_PREFIX):
+        tag = revision[len(TAG_PREFIX) :].strip()
+        if _SHA.fullmatch(tag):
+            return tag.lower(), False
+        return validate_revision(tag), True
+    if re.fullmatch(r"[0-9a-fA-F]{1,39}", revision):
+        raise InvalidError(
+            f"revision {revision!r} looks like a short commit sha ({len(revision)} of 40 hex "
+            "digits): pin the 40-character commit sha shown on the model's Files and versions "
+            "page"
+        )
+    checked = validate_revision(revision)  # branches, refs and non-names say why
+    raise InvalidError(
+        f"revision {checked!r} is not a 40-hex commit sha, and skewmit cannot tell a tag from a "
+        "branch by its name: pin the 40-character commit sha from the model's Files and versions "
+        f"page, or, if {checked!r} is a tag you checked on the hub, confirm it as "
+        f"{TAG_PREFIX}{checked}"
+    )
+
+
+def validate_max_model_len(container: Mapping[str, Any], value: str | int) -> int:
+    """A max model len the container's model can take: a whole number in INT_LIMITS and no
+    more than the model's own context length (`model_context_limit`), which the engine
+    enforces at start by crash-looping. Raises InvalidError naming the value, the allowed
+    range and the fix."""
+    number = validate_int("max_model_len", value)
+    limit, where = model_context_limit(container)
+    low = INT_LIMITS["max_model_len"][0]
+    if limit is not None and number > limit:
+        raise InvalidError(
+            f"max-model-len {number} is above {where} ({limit} tokens): the engine refuses it at "
+            f"start and every pod crash-loops. Give a value from {low} to {limit}"
+        )
+    return number
 
 
 def validate_int(option: str, value: str | int) -> int:

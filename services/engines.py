@@ -369,3 +369,46 @@ def parse_engine_config(
 def engine_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The containers of a pod spec that run a known serving engine, in spec order."""
     return [c for c in pod_spec.get("containers") or [] if detect_engine(c) != UNKNOWN]
+
+
+# --- what the model itself can take ----------------------------------------------------------
+
+# Context length of well-known checkpoints (max_position_embeddings in their config.json),
+# matched on the lower-cased model id, most specific pattern first. Engines refuse a longer
+# max model len at start (vLLM: "User-specified max_model_len ... is greater than the derived
+# max_model_len"), so every pod of the rollout crash-loops.
+MODEL_CONTEXT: tuple[tuple[str, int], ...] = (
+    (r"llama-?3\.[1-3]", 131_072),
+    (r"llama-?4", 131_072),
+    (r"(meta-)?llama-?3\b|llama-?3-", 8_192),
+    (r"llama-?2", 4_096),
+    (r"mixtral", 32_768),
+    (r"mistral-7b", 32_768),
+    (r"qwen3", 40_960),
+    (r"qwen2\.5", 32_768),
+    (r"gemma-?2", 8_192),
+    (r"gemma-?3", 131_072),
+    (r"phi-3.*-4k", 4_096),
+    (r"phi-3.*-128k", 131_072),
+)
+# Env vars with which an engine starts past the model's own limit (the operator's choice).
+LONG_CONTEXT_ENV = {
+    VLLM: "VLLM_ALLOW_LONG_MAX_MODEL_LEN",
+    SGLANG: "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN",
+}
+
+
+def model_context_limit(container: Mapping[str, Any]) -> tuple[int | None, str]:
+    """(longest max model len the container's model takes, where that comes from), from the
+    model id (`MODEL_CONTEXT`); (None, why) when the model is not a known one or the engine
+    was told to go past the limit (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1). Raises nothing."""
+    config = parse_engine_config(container)
+    override = LONG_CONTEXT_ENV.get(config.engine)
+    if override and _env(container).get(override, "").strip().lower() in ("1", "true"):
+        return None, f"{override}=1 lets {ENGINE_NAMES[config.engine]} exceed the model's limit"
+    model = str(config.model or "")
+    name = model.lower().rsplit("/", 1)[-1]
+    for pattern, limit in MODEL_CONTEXT:
+        if re.search(pattern, name):
+            return limit, f"{model}'s max_position_embeddings"
+    return None, f"skewmit does not know the context length of {model or 'the model'}"

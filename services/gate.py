@@ -321,22 +321,17 @@ class Gate:
             if e.type == "applied" and e.seq not in reverted
         ]
 
-    def revert(self, seq: int) -> Applied:
-        """Apply the inverse of journal entry `seq`, restoring the objects exactly as they
-        were, secrets included: from this process's plain copy of the inverse, else from the
-        live object and the Deployment's ReplicaSets; never from a masked value. Raises
-        RevertRefused (with the diff) when an object changed since or a secret cannot be
-        restored, NotFound/Forbidden as the cluster says, InvalidError when `seq` names no
-        applied change, or several (a journal numbered before seqs were unique)."""
+    def _revert_plan(self, seq: int, *, journal_refusals: bool) -> Plan:
+        """The plan that undoes journal entry `seq`: its recorded inverse made concrete
+        against the live objects, secrets restored (see `revert`). Raises what `revert`
+        raises before it sends anything; refusals are journaled only with
+        `journal_refusals` (a preview writes nothing)."""
         matches = [e for e in self.journal.entries() if e.seq == seq and e.type == "applied"]
         if not matches:
             raise InvalidError(f"journal entry {seq} is not an applied change")
         if len(matches) > 1:
             raise InvalidError(_ambiguous(seq, matches, self.journal.path))
-        entry = matches[0]
-        if self.read_only:
-            raise ForbiddenError("read-only mode: skewmit makes no changes")
-        data = entry.data
+        data = matches[0].data
         inverses, afters = data.get("inverse", []), data.get("after", [])
         remembered = self._plain.get(seq)
         changes: list[Change] = []
@@ -349,22 +344,81 @@ class Gate:
             plain = remembered[index] if remembered and index < len(remembered) else None
             secret_moved = plain is not None and comparable(live, masked=False) != plain[1]
             if comparable(live) != after or secret_moved:
-                self._refuse(seq, inverse, after, live)
+                self._refuse(seq, inverse, after, live, journal=journal_refusals)
             rv = live["metadata"]["resourceVersion"]
             kind, namespace, name = inverse["kind"], inverse["namespace"], inverse["name"]
             if inverse["operation"] == "patch":
-                ops = plain[0]["ops"] if plain else self._restore(seq, inverse, live)
+                ops = (
+                    plain[0]["ops"]
+                    if plain
+                    else self._restore(seq, inverse, live, journal=journal_refusals)
+                )
                 ops = keep_system_taints(ops, live)
-                changes.append(Change(kind, namespace, name, "patch", "json", ops, live, None, rv))
+                after_revert = _patched(live, ops)
+                changes.append(
+                    Change(kind, namespace, name, "patch", "json", ops, live, after_revert, rv)
+                )
             else:
                 changes.append(Change(kind, namespace, name, "delete", "", None, live, None, rv))
-        plan = Plan(
+        return Plan(
             step=_step_of(data),
             action=f"revert.{data.get('action', '')}",
             title=f"Revert: {data.get('title', '')}",
             changes=tuple(changes),
             kubectl=(),
         )
+
+    def preview_revert(self, seq: int) -> Preview:
+        """What reverting journal entry `seq` will write, shown like every other change: the
+        recorded inverse made concrete against the live objects (secrets restored as `revert`
+        restores them, never shown), a server-side dry run of it, and the diff live -> after
+        the revert, masked. Refusals are reported in the Preview (allowed False, the reason,
+        and for an object changed since, the diff live vs. as skewmit left it), never raised:
+        read-only mode, a seq naming no applied change or several, an object changed since,
+        a secret that cannot be restored, RBAC. Mutates nothing and journals nothing."""
+        empty = Plan(_step_of({}), "revert", f"Revert journal entry {seq}", (), ())
+        if self.read_only:
+            return Preview(empty, False, "read-only mode: skewmit makes no changes", False, "", "")
+        try:
+            plan = self._revert_plan(seq, journal_refusals=False)
+        except RevertRefused as exc:
+            return Preview(empty, False, str(exc), False, "", exc.diff)
+        except SkewmitError as exc:
+            return Preview(empty, False, mask_text(str(exc)), False, "", "")
+        if not plan.changes:
+            return Preview(
+                plan, True, "", True, "nothing to revert: the change left nothing to undo", ""
+            )
+        for change in plan.changes:
+            allowed, reason = self.cluster.can_i(
+                VERBS[change.operation], change.kind, change.namespace, change.name
+            )
+            if not allowed:
+                return Preview(
+                    plan, False, f"not permitted: {reason}", False, "", self._diff(plan, None)
+                )
+        results: list[Obj | None] = []
+        try:
+            for change in plan.changes:
+                results.append(send(self.cluster, change, dry_run=True))
+        except SkewmitError as exc:
+            return Preview(plan, True, "", False, mask_text(str(exc)), self._diff(plan, None))
+        return Preview(
+            plan, True, "", True, "server dry run accepted every change", self._diff(plan, results)
+        )
+
+    def revert(self, seq: int) -> Applied:
+        """Apply the inverse of journal entry `seq`, restoring the objects exactly as they
+        were, secrets included: from this process's plain copy of the inverse, else from the
+        live object and the Deployment's ReplicaSets; never from a masked value. Raises
+        RevertRefused (with the diff) when an object changed since or a secret cannot be
+        restored, NotFound/Forbidden as the cluster says, InvalidError when `seq` names no
+        applied change, or several (a journal numbered before seqs were unique)."""
+        matches = [e for e in self.journal.entries() if e.seq == seq and e.type == "applied"]
+        if len(matches) == 1 and self.read_only:
+            raise ForbiddenError("read-only mode: skewmit makes no changes")
+        plan = self._revert_plan(seq, journal_refusals=True)
+        changes = plan.changes
         self.journal.append("revert-intent", {"reverts": seq})
         results = [send(self.cluster, c, dry_run=False) or {} for c in changes]
         verified, message = self.verify(plan, results)
@@ -375,7 +429,9 @@ class Gate:
         self._plain.pop(seq, None)
         return Applied(plan, done.seq, verified, message, tuple(results))
 
-    def _refuse(self, seq: int, inverse: Obj, after: Obj, live: Obj) -> None:
+    def _refuse(
+        self, seq: int, inverse: Obj, after: Obj, live: Obj, *, journal: bool = True
+    ) -> None:
         diff = "\n".join(
             difflib.unified_diff(
                 yaml.safe_dump(after, sort_keys=True).splitlines(),
@@ -386,14 +442,15 @@ class Gate:
             )
         )
         diff = diff or "# a masked (secret) value differs from what skewmit left"
-        self.journal.append("revert-refused", {"reverts": seq, "diff": diff})
+        if journal:
+            self.journal.append("revert-refused", {"reverts": seq, "diff": diff})
         raise RevertRefused(
             f"{inverse['kind'].lower()}/{inverse['name']} changed since "
             f"skewmit applied entry {seq}; not reverting",
             diff,
         )
 
-    def _restore(self, seq: int, inverse: Obj, live: Obj) -> list[Obj]:
+    def _restore(self, seq: int, inverse: Obj, live: Obj, *, journal: bool = True) -> list[Obj]:
         """The journaled (masked) inverse ops with every masked value restored (see
         `restore_ops`). Raises RevertRefused, journaled, when a secret cannot be restored."""
         try:
@@ -405,7 +462,8 @@ class Gate:
                 f"keeps no secrets, and neither the live object nor a ReplicaSet holds it; "
                 f"not reverting entry {seq}. Restore it by hand from your secret store."
             )
-            self.journal.append("revert-refused", {"reverts": seq, "why": message})
+            if journal:
+                self.journal.append("revert-refused", {"reverts": seq, "why": message})
             raise RevertRefused(message, "") from None
 
 
@@ -419,6 +477,36 @@ def _ambiguous(seq: int, entries: list[Entry], journal: Path) -> str:
         f"guess which one you mean and reverts neither; undo the one you mean by hand (each "
         f"entry's inverse is in {journal})"
     )
+
+
+def _patched(live: Obj, ops: list[Obj]) -> Obj | None:
+    """`live` with a JSON patch applied, for the diff a dry run cannot give; None when an op
+    does not apply (the server's dry run then says why)."""
+    doc = copy.deepcopy(live)
+    try:
+        for op in ops:
+            tokens = [
+                t.replace("~1", "/").replace("~0", "~") for t in str(op["path"]).split("/")[1:]
+            ]
+            parent: Any = doc
+            for token in tokens[:-1]:
+                parent = parent[int(token)] if isinstance(parent, list) else parent[token]
+            last = tokens[-1]
+            if isinstance(parent, list):
+                index = len(parent) if last == "-" else int(last)
+                if op["op"] == "remove":
+                    del parent[index]
+                elif op["op"] == "add":
+                    parent.insert(index, copy.deepcopy(op["value"]))
+                else:
+                    parent[index] = copy.deepcopy(op["value"])
+            elif op["op"] == "remove":
+                del parent[last]
+            elif op["op"] in ("add", "replace"):
+                parent[last] = copy.deepcopy(op["value"])
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    return doc
 
 
 def _step_of(data: Obj) -> Any:

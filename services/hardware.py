@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
+from services.drift import PODS_NAMED, aggregate_pod_findings
 from services.errors import InvalidError, SkewmitError
 from services.gpu import (
     GPU_LABELS,
@@ -164,22 +165,49 @@ def gpu_inspection(
 
 
 def hardware_findings(report: HardwareReport) -> list[Finding]:
-    """``gpu-class-mismatch`` (error) per pod on the wrong class; ``gpu-class-unknown`` when the
-    expected class cannot be told; ``gpu-class-unpinned`` when the live template lets pods land
-    on any GPU. Raises nothing."""
+    """``gpu-class-mismatch`` (error) per GPU class the pods wrongly run on: pods on one class
+    are one finding (`drift.aggregate_pod_findings`: subject ``pod/a, pod/b, pod/c and N-3
+    more (N pods)``, detail["pods"], detail["count"] and detail["nodes"]), a lone pod keeps
+    its own subject ``pod/<p>`` and detail["node"]; ``gpu-class-unknown`` when the expected
+    class cannot be told; ``gpu-class-unpinned`` when the live template lets pods land on any
+    GPU. Raises nothing."""
     subject = f"deployment/{report.deployment}"
-    findings = [
+    expected = f"expected {report.expected_class} ({report.expected_reason})"
+    nodes: dict[str | None, list[str]] = {}
+    for row in report.mismatches:
+        if row.node not in nodes.setdefault(row.gpu_class, []):
+            nodes[row.gpu_class].append(row.node)
+    # One message per class, so that aggregate_pod_findings folds the class's pods together.
+    per_pod = [
         Finding(
             Step.HARDWARE,
             "gpu-class-mismatch",
             Severity.ERROR,
-            f"pod {row.pod} runs on {row.gpu_class} (node {row.node}), expected "
-            f"{report.expected_class} ({report.expected_reason})",
+            f"runs on {row.gpu_class}, {expected}",
             f"pod/{row.pod}",
-            {"node": row.node, "gpu_class": row.gpu_class, "expected": report.expected_class},
+            {"gpu_class": row.gpu_class, "expected": report.expected_class, "node": row.node},
         )
         for row in report.mismatches
     ]
+    findings = []
+    for finding in aggregate_pod_findings(per_pod):
+        gpu_class = finding.detail.get("gpu_class")
+        if "count" not in finding.detail:
+            pod = finding.subject.removeprefix("pod/")
+            node = finding.detail["node"]
+            message = f"pod {pod} runs on {gpu_class} (node {node}), {expected}"
+            findings.append(replace(finding, message=message))
+            continue
+        on = nodes.get(gpu_class, [])
+        named = ", ".join(on[:PODS_NAMED]) + (
+            f" and {len(on) - PODS_NAMED} more" if len(on) > PODS_NAMED else ""
+        )
+        detail = {k: v for k, v in finding.detail.items() if k != "node"}
+        message = (
+            f"{finding.detail['count']} pods run on {gpu_class} "
+            f"(node{'s' if len(on) != 1 else ''} {named}), {expected}"
+        )
+        findings.append(replace(finding, message=message, detail={**detail, "nodes": on}))
     if report.rows and report.expected_class is None:
         findings.append(
             Finding(

@@ -15,9 +15,11 @@ from typing import Any
 from services.engine_options import set_option, validate_int
 from services.engines import (
     ENGINE_NAMES,
+    INT_LIMITS,
     SGLANG,
     TGI,
     VLLM,
+    model_context_limit,
     parse_engine_config,
     tgi_env,
 )
@@ -213,6 +215,30 @@ def latency_knobs(
 # --- plans ---------------------------------------------------------------------------------
 
 
+def knob_range(
+    container: Mapping[str, Any], knob: str, current: int | None
+) -> tuple[int, int, str]:
+    """(lowest, highest, why that highest) value step 3 takes for a knob. The lowest is the
+    engine's sane minimum (engines.INT_LIMITS); the highest is the smallest of: the knob's
+    current effective value (step 3 only reduces: undo a reduction by reverting it), for the
+    max context length the model's own context length where skewmit knows it (the engine
+    refuses more at start and every pod crash-loops), and the sane maximum. Raises KeyError
+    for an unknown knob."""
+    low, high = INT_LIMITS[knob]
+    why = "the largest value the engine takes"
+    if knob == "max_model_len":
+        limit, where = model_context_limit(container)
+        if limit is not None and limit < high:
+            high, why = limit, f"{where}: the engine refuses more and every pod crash-loops"
+    if current is not None and current < high:
+        high = current
+        why = (
+            f"the current value is {current}, and step 3 only reduces: to go back up, revert "
+            "the reduction from the action log"
+        )
+    return low, high, why
+
+
 def _tgi_context(container: Mapping[str, Any], cfg: EngineConfig, total: int) -> Obj:
     """TGI's context is MAX_TOTAL_TOKENS, which must stay above MAX_INPUT_TOKENS: lower the
     input limit by as much, so the output budget stays as it was."""
@@ -250,7 +276,8 @@ def knob_plan(
 ) -> Plan:
     """latency.max-output-tokens | latency.max-model-len | latency.max-num-seqs: one knob set
     to `value` (default the proposed next step), as its own plan. Raises InvalidError for an
-    unknown knob, a value out of range (the message names the range), no value and nothing to
+    unknown knob, a value out of range (`knob_range`: the message names the value, the range
+    and the fix), no value and nothing to
     propose, or a change the engine cannot take; NotFoundError for an unknown Deployment or
     container."""
     if knob not in KNOBS:
@@ -267,6 +294,11 @@ def knob_plan(
         value = current.proposed
     try:
         number = validate_int(knob, value)
+        low, high, why = knob_range(old, knob, current.current)
+        if number > high:
+            raise InvalidError(
+                f"{LABELS[knob]} {number} is out of range: step 3 takes {low} to {high} ({why})"
+            )
         if engine == TGI and knob == "max_model_len":
             new = _tgi_context(old, parse_engine_config(old), number)
         else:

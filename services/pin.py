@@ -9,6 +9,7 @@ flag or env var written is the one the engine reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -31,7 +32,13 @@ from services.drift import (
     pod_drift,
     template_drift,
 )
-from services.engine_options import set_option, validate_option
+from services.engine_options import (
+    TAG_PREFIX,
+    set_option,
+    validate_max_model_len,
+    validate_operator_revision,
+    validate_option,
+)
 from services.engines import (
     ENGINE_NAMES,
     detect_engine,
@@ -248,7 +255,13 @@ def _option_plan(
             )
         value, origin = default, f"what {where}, last-known-good, ran"
     try:
-        normalized = validate_option(engine, option, str(value))
+        if option == "revision" and origin == "as given":
+            normalized, is_tag = validate_operator_revision(str(value))
+            origin = "a tag, as confirmed" if is_tag else origin
+        elif option == "max_model_len":
+            normalized = str(validate_max_model_len(old, str(value)))
+        else:
+            normalized = validate_option(engine, option, str(value))
         new = set_option(old, engine, option, normalized)
     except InvalidError as exc:
         raise InvalidError(f"{exc}; nothing was changed. Give a valid {describe}.") from exc
@@ -267,9 +280,11 @@ def _option_plan(
 def model_revision_plan(
     cluster: Cluster, namespace: str, name: str, revision: str, *, container: str | None = None
 ) -> Plan:
-    """pin.model-revision: the model pinned to `revision` (a 40-hex commit sha or a tag;
-    validated). Raises InvalidError for a branch, a short sha or an unchanged value;
-    NotFoundError for an unknown Deployment or container."""
+    """pin.model-revision: the model pinned to `revision`: a full 40-hex commit sha, or a tag
+    the operator confirms by writing it ``tag:<name>`` (see `validate_operator_revision`).
+    Raises InvalidError for anything else (a branch, a short sha such as ``abc123``, a bare
+    name), naming the value and the fix; NotFoundError for an unknown Deployment or
+    container."""
     return _option_plan(cluster, namespace, name, "revision", revision, container)
 
 
@@ -296,7 +311,9 @@ def max_model_len_plan(
     container: str | None = None,
 ) -> Plan:
     """pin.max-model-len: max model length set explicitly; default what the last-known-good
-    revision ran. Raises InvalidError for a value out of range (the message names it), an
+    revision ran. Raises InvalidError for a value out of range: below 16 or above the model's
+    own context length where skewmit knows it (`engines.model_context_limit`; the engine would
+    crash-loop every pod), the message naming the value, the range and the fix; for an
     unchanged value, or no value and no last-known-good one; NotFoundError as above."""
     return _option_plan(cluster, namespace, name, "max_model_len", max_model_len, container)
 
@@ -309,7 +326,8 @@ _ACTIONS: dict[str, tuple[str, str, str, str, str]] = {
         "image-mutable-tag", "i", "Pin the image by digest", "digest", "Digest (empty = running)"
     ),
     "pin.model-revision": (
-        "model-revision-unpinned", "r", "Pin the model revision", "revision", "Revision (sha)"
+        "model-revision-unpinned", "r", "Pin the model revision", "revision",
+        "Revision (40-hex commit sha, or tag:<name> to confirm a tag)"
     ),
     "pin.dtype": ("dtype-unset", "d", "Set the dtype explicitly", "dtype", "dtype"),
     "pin.max-model-len": (
@@ -338,6 +356,10 @@ def pin_actions(
         for option in _OPTIONS:
             value = getattr(config, option)
             defaults[option] = "" if value is None or str(value) == "auto" else str(value)
+        revision = defaults.get("revision", "")
+        if revision and not re.fullmatch(r"[0-9a-fA-F]{40}", revision):
+            # Last-known-good ran a tag: offered as one, so accepting it is the confirmation.
+            defaults["revision"] = TAG_PREFIX + revision
     actions = []
     for action, (code, key, title, field, prompt) in _ACTIONS.items():
         finding = template.get(code)
@@ -368,7 +390,10 @@ def plan(
         return image_digest_plan(cluster, namespace, deployment, digest=value)
     if action_id == "pin.model-revision":
         if value is None:
-            raise InvalidError("pin.model-revision needs the revision: a 40-hex commit sha")
+            raise InvalidError(
+                "pin.model-revision needs the revision: a 40-hex commit sha (or tag:<name> for "
+                "a tag you checked on the hub)"
+            )
         return model_revision_plan(cluster, namespace, deployment, value)
     if action_id == "pin.dtype":
         return dtype_plan(cluster, namespace, deployment, value)

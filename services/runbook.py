@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services import hardware, latency, pin, rollout, routing
+from services import hardware, latency, pin, rollout, routing, symptoms
 from services.errors import InvalidError, SkewmitError
 from services.gate import Gate
 from services.gitops import gitops_markers
@@ -303,7 +303,24 @@ class Runbook:
         knobs = latency.latency_knobs(self.cluster, self.ns, self.name)
         actions = [_spec(a) for a in latency.latency_actions(knobs)]
         detail = [f"{k.name}: {k.current} ({k.source}) -> propose {k.proposed}" for k in knobs]
-        return self._report(Step.LATENCY, [], actions, detail, knobs)
+        # The live tail latency against the baseline, judged as the validation gate does.
+        live = symptoms.tail_latency(
+            self.metrics, self.baseline, self._latency_limit(), self.name, knobs
+        )
+        detail += live.detail
+        return self._report(Step.LATENCY, list(live.findings), actions, detail, knobs)
+
+    def _context(self) -> int | None:
+        try:
+            knobs = latency.latency_knobs(self.cluster, self.ns, self.name)
+        except SkewmitError:
+            return None  # no serving engine recognised: the baseline alone is compared
+        return next((k.current for k in knobs if k.name == "max_model_len"), None)
+
+    def _latency_limit(self) -> float:
+        from services.validation import Thresholds
+
+        return Thresholds.from_mapping(self.config.get("thresholds")).latency_max_ratio
 
     def _check_route(self) -> StepReport:
         router = routing.detect_router(self.cluster, self.ns, self.name)
@@ -311,7 +328,12 @@ class Runbook:
         actions = [
             _spec(a) for a in routing.route_actions(self.cluster, self.ns, self.name, router)
         ]
-        return self._report(Step.ROUTE, findings, actions, routing.describe(router), router)
+        detail = routing.describe(router)
+        if self.metrics is not None:
+            # The live prompt lengths against the baseline's: is long-context traffic up?
+            live = symptoms.long_context(self.metrics, self.baseline, self.name, self._context())
+            findings, detail = [*live.findings, *findings], [*live.detail, *detail]
+        return self._report(Step.ROUTE, list(findings), actions, detail, router)
 
     def _check_hardware(self) -> StepReport:
         report = self.inspector()

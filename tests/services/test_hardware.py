@@ -15,7 +15,7 @@ from services import hardware
 from services.errors import InvalidError, SkewmitError
 from services.gate import Gate, comparable
 from services.kube import KubeCluster
-from services.models import Severity, Step
+from services.models import GpuReading, HardwareReport, Severity, Step
 from services.simulator.faults import Fault
 from services.simulator.runner import Simulator
 from tests.services import harness
@@ -147,8 +147,14 @@ def test_rows_follow_each_pod_to_its_gpu_and_expect_the_lkg_class(
         assert row.smi_memory_mib == (23028 if on_a10g else 81559)
         assert row.gpu_class == ("A10G" if on_a10g else "H100-80GB")
         assert row.mismatch is on_a10g
-    codes = [f.code for f in hardware.hardware_findings(report)]
-    assert codes.count("gpu-class-mismatch") == len(report.mismatches)
+    findings = hardware.hardware_findings(report)
+    codes = [f.code for f in findings]
+    # One finding per wrong class, naming every pod on it (issue 10).
+    classes = {row.gpu_class for row in report.mismatches}
+    assert codes.count("gpu-class-mismatch") == len(classes)
+    mismatch = [f for f in findings if f.code == "gpu-class-mismatch"]
+    named = [p for f in mismatch for p in f.detail.get("pods", [f.subject.removeprefix("pod/")])]
+    assert sorted(named) == sorted(row.pod for row in report.mismatches)
     assert "gpu-class-unpinned" in codes
 
 
@@ -341,3 +347,33 @@ def test_a_healthy_fleet_gives_no_findings(tmp_path: Path) -> None:
     assert report.expected_class == report.pinned_class == "H100-80GB"
     assert all(row.smi_name == "NVIDIA H100 80GB HBM3" for row in report.rows)
     assert hardware.hardware_findings(report) == []
+
+
+def test_a_thousand_mismatched_pods_are_one_finding_per_class() -> None:
+    def row(i: int, gpu_class: str) -> GpuReading:
+        node = f"gpu-{gpu_class.lower()}-{i % 4}"
+        return GpuReading(
+            f"llm-serve-{i:04d}", node, gpu_class, "label", None, None, None, gpu_class,
+            "H100-80GB", gpu_class != "H100-80GB",
+        )  # fmt: skip
+
+    rows = [row(i, "A10G") for i in range(1000)] + [row(1000, "L4"), row(1001, "H100-80GB")]
+    report = HardwareReport(
+        "inference", "llm-serve", tuple(rows), "H100-80GB", "last-known-good", "H100-80GB", 2
+    )
+    mismatch = [f for f in hardware.hardware_findings(report) if f.code == "gpu-class-mismatch"]
+    assert [f.subject for f in mismatch] == [
+        "pod/llm-serve-0000, pod/llm-serve-0001, pod/llm-serve-0002 and 997 more (1000 pods)",
+        "pod/llm-serve-1000",  # one pod on L4: its own finding, node named
+    ]
+    folded, lone = mismatch
+    assert folded.message == (
+        "1000 pods run on A10G (nodes gpu-a10g-0, gpu-a10g-1, gpu-a10g-2 and 1 more), "
+        "expected H100-80GB (last-known-good)"
+    )
+    assert folded.detail["count"] == 1000 and len(folded.detail["pods"]) == 1000
+    assert folded.detail["nodes"] == [f"gpu-a10g-{i}" for i in range(4)]
+    assert lone.message == (
+        "pod llm-serve-1000 runs on L4 (node gpu-l4-0), expected H100-80GB (last-known-good)"
+    )
+    assert {f.severity for f in mismatch} == {Severity.ERROR}

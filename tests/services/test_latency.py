@@ -245,6 +245,15 @@ def test_tgi_knobs_and_a_context_cut_keeps_the_output_budget(tmp_path: Path) -> 
         ("max_num_seqs", 0, "between 1 and 65536, got 0"),
         ("max_num_seqs", "many", "must be a whole number"),
         ("max_model_len", 8, "between 16 and 2097152"),
+        # Issue 10: a context the model cannot take crash-loops every pod at start.
+        (
+            "max_model_len",
+            999999,
+            r"max context length 999999 is out of range: step 3 takes 16 to 131072 "
+            r"\(meta-llama/Llama-3.1-8B-Instruct's max_position_embeddings",
+        ),
+        # Step 3 reduces: a value above the current one names it and the way back.
+        ("max_num_seqs", 60000, r"step 3 takes 1 to \d+ \(the current value is \d+.*revert"),
         ("max_model_len", None, "no reduction to propose"),
         ("max_output_tokens", None, "give a value explicitly"),
     ],

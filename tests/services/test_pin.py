@@ -278,6 +278,20 @@ def test_running_digest_explains_a_local_image_id() -> None:
     [
         (lambda c: model_revision_plan(c, NS, DEPLOY, "main"), "is a branch"),
         (lambda c: model_revision_plan(c, NS, DEPLOY, "0e9e39f"), "short commit sha"),
+        # Issue 10: "abc123" was accepted "(as given)"; a bare name may be a branch or a tag.
+        (lambda c: model_revision_plan(c, NS, DEPLOY, "abc123"), "'abc123' looks like a short"),
+        (lambda c: model_revision_plan(c, NS, DEPLOY, "v1.0.2"), "confirm it as tag:v1.0.2"),
+        (lambda c: model_revision_plan(c, NS, DEPLOY, "tag:main"), "is a branch"),
+        # Issue 10: 999999 was applied and crash-looped every pod (Llama 3.1 takes 131072).
+        (
+            lambda c: max_model_len_plan(c, NS, DEPLOY, 999999),
+            r"max-model-len 999999 is above meta-llama/Llama-3.1-8B-Instruct's "
+            r"max_position_embeddings \(131072 tokens\).*crash-loops.*from 16 to 131072",
+        ),
+        (
+            lambda c: pin_plan(c, NS, DEPLOY, "pin.max-model-len", {"max_model_len": "999999"}),
+            "from 16 to 131072",
+        ),
         (lambda c: dtype_plan(c, NS, DEPLOY, "auto"), "pin an explicit dtype"),
         (lambda c: dtype_plan(c, NS, DEPLOY, "fp16"), "use that"),
         (lambda c: dtype_plan(c, NS, DEPLOY, "int3"), "choose one of"),
@@ -446,3 +460,20 @@ def test_runbook_actions_unavailable_when_the_template_pins_everything(tmp_path:
         actions = pin_actions(h.cluster, NS, DEPLOY, pin_findings(h.cluster, NS, DEPLOY))
     assert [a["available"] for a in actions] == [False] * 4
     assert all("already pins" in a["reason"] for a in actions)
+
+
+def test_a_tag_pins_only_when_the_operator_confirms_it(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    h = Harness(shared_sim, tmp_path)
+    plan = model_revision_plan(h.cluster, NS, DEPLOY, "tag:v1.0.2")
+    assert plan.title == "Set --revision v1.0.2 on container vllm (a tag, as confirmed)"
+    args = plan.changes[0].patch["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert flag_value(args, "--revision") == "v1.0.2"
+    # A full sha needs no confirmation, with or without the prefix.
+    for typed in (SHA, f"tag:{SHA}"):
+        plan = model_revision_plan(h.cluster, NS, DEPLOY, typed)
+        assert "(as given)" in plan.title
+    # The prompt says how to confirm a tag.
+    actions = {a["id"]: a for a in pin_actions(h.cluster, NS, DEPLOY, [])}
+    assert "tag:<name>" in actions["pin.model-revision"]["inputs"][0]["prompt"]

@@ -20,12 +20,9 @@ from typing import Any
 
 from services.errors import SkewmitError
 from services.judgement import compare_latency
+from services.metrics.presets import P95, P99, PROMPT_P95
 from services.models import Finding, Knob, Severity, Step
 
-P95, P99 = "p95", "p99"  # services.metrics.presets' quantity names
-# The quantity a preset names for the p95 of the prompt-length histogram
-# (histogram_quantile(0.95, sum by (le) (rate(vllm:request_prompt_tokens_bucket[w])))).
-PROMPT_P95 = "prompt_tokens_p95"
 # Prompt lengths move more than latency from minute to minute, and vLLM's 1-2-5 buckets make
 # the quantile jump: a p95 twice the baseline's is a shift in the traffic's mix, not noise.
 LONG_CONTEXT_RATIO = 2.0

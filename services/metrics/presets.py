@@ -21,10 +21,12 @@ P95, P99 = "p95", "p99"
 TOKENS, REQUESTS = "tokens_per_s", "request_rate"
 RUNNING, WAITING = "running", "waiting"
 KV_CACHE, TOKEN_LATENCY_P95 = "kv_cache", "token_latency_p95"
+PROMPT_P95 = "prompt_tokens_p95"  # step 4: a surge of long prompts shows here first
 GPU_UTIL, GPU_MEM = "gpu_util", "gpu_mem"
 
 QUANTITIES: tuple[str, ...] = (
     P95, P99, TOKENS, REQUESTS, RUNNING, WAITING, KV_CACHE, TOKEN_LATENCY_P95, GPU_UTIL, GPU_MEM,
+    PROMPT_P95,
 )  # fmt: skip
 GATE_QUANTITIES: tuple[str, ...] = (P95, P99, TOKENS, GPU_UTIL, GPU_MEM)
 UNITS: Mapping[str, str] = MappingProxyType(
@@ -37,6 +39,7 @@ UNITS: Mapping[str, str] = MappingProxyType(
         WAITING: "req",
         KV_CACHE: "ratio",
         TOKEN_LATENCY_P95: "s",
+        PROMPT_P95: "tok",
         GPU_UTIL: "%",
         GPU_MEM: "MiB",
     }
@@ -51,6 +54,7 @@ TITLES: Mapping[str, str] = MappingProxyType(
         WAITING: "waiting requests",
         KV_CACHE: "KV cache usage",
         TOKEN_LATENCY_P95: "p95 inter-token latency",
+        PROMPT_P95: "p95 prompt length",
         GPU_UTIL: "GPU utilisation",
         GPU_MEM: "GPU framebuffer used",
     }
@@ -145,6 +149,7 @@ VLLM = Preset(
             WAITING: QuerySpec(GAUGE_SUM, ("vllm:num_requests_waiting",)),
             KV_CACHE: QuerySpec(GAUGE_AVG, _VLLM_KV),
             TOKEN_LATENCY_P95: QuerySpec(QUANTILE, _VLLM_ITL, 0.95),
+            PROMPT_P95: QuerySpec(QUANTILE, ("vllm:request_prompt_tokens",), 0.95),
             **_dcgm(),
         }
     ),
@@ -180,6 +185,7 @@ TGI = Preset(
             TOKEN_LATENCY_P95: QuerySpec(
                 QUANTILE, ("tgi_request_mean_time_per_token_duration",), 0.95
             ),
+            PROMPT_P95: QuerySpec(QUANTILE, ("tgi_request_input_length",), 0.95),
             **_dcgm(),
         }
     ),

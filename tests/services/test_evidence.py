@@ -267,7 +267,8 @@ def test_timeline_has_one_row_per_distinct_finding(bundle: Bundle) -> None:
     assert {"image-mutable-tag", "model-revision-unpinned"} <= set(pin)
     tag = pin["image-mutable-tag"]
     # Reported on the Deployment and on each of its 4 pods: one row naming them.
-    assert "deployment/llm-serve" in tag[7] and "more)" in tag[7]
+    # (the pods are grouped into one finding already: "pod/a, pod/b, pod/c and 1 more (4 pods)")
+    assert "deployment/llm-serve" in tag[7] and "(4 pods)" in tag[7]
     first, cleared = parse_utc(tag[0]), parse_utc(tag[2])
     assert first is not None and cleared is not None and first < cleared  # fixed by rollback
     assert any(r[3] == "rollback" for r in rows)

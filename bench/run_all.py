@@ -1,4 +1,8 @@
-"""Run every benchmark in bench/ and print their figures."""
+"""Run every benchmark in bench/ and print their figures (`make bench`).
+
+Each script prints its figures beside a floor measured in the same run; copy them into
+bench/RESULTS.md with the machine line each prints. About 15 minutes on 2 cores.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = [["sim_bench.py", "--scenario", "large"], ["services_bench.py"]]
+BENCHES = [
+    ["startup_bench.py", "--runs", "3"],
+    ["tui_bench.py", "--runs", "3", "--watch", "60"],
+    ["tui_bench.py", "--runs", "3", "--watch", "60", "--cluster"],
+    ["kubectl_bench.py", "--runs", "3"],
+    ["latency_bench.py", "--latency", "3", "--rounds", "3"],
+    ["services_bench.py"],
+    ["sim_bench.py", "--scenario", "large"],
+]
 
 for bench in BENCHES:
     script = HERE / bench[0]

@@ -13,17 +13,14 @@ does not carry the random token printed at start.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hmac
-import secrets
-import shlex
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.models import STEP_ORDER, STEP_TITLES, Step
+# Imported where used: `skewmit --help` builds this command's parser and must stay fast.
+if TYPE_CHECKING:
+    from services.models import Step
 
 DEFAULT_PORT = 8470
 STATES = {"ok": "clear", "findings": "findings", "failed": "failed"}
@@ -63,6 +60,8 @@ class IncidentView:
 
 def incident_view(incident: str, entries: list[Any]) -> IncidentView:
     """The bridge's view of an incident from its journal entries (oldest first)."""
+    from services.models import STEP_ORDER, STEP_TITLES, Step
+
     states: dict[Step, str] = {}
     active: dict[Step, dict[tuple[str, str], tuple[str, str]]] = {}
     acted: set[str] = set()
@@ -117,6 +116,10 @@ def incident_view(incident: str, entries: list[Any]) -> IncidentView:
 
 def _server_class() -> Any:
     """textual-serve's Server with the access token on every page and websocket."""
+    import asyncio
+    import hmac
+    import signal
+
     import aiohttp_jinja2
     import jinja2
     from aiohttp import web
@@ -237,6 +240,9 @@ def resolve_source(args: argparse.Namespace) -> BridgeTarget:
 
 
 def run_bridge(args: argparse.Namespace) -> int:
+    import secrets
+    import shlex
+
     from services.errors import ConfigError
 
     try:

@@ -188,9 +188,80 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The app's and the demo's flags live here rather than beside run_app in tui.session: that
+# module imports the runbook and so the kubernetes client (~0.3 s), which `skewmit --help`
+# must not pay. tui.session imports them from here.
+DEMO_SPEED = 12.0  # simulated seconds per second: the whole walkthrough in about five minutes
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """The full-screen app's flags; the kubeconfig is resolved as kubectl resolves it."""
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
+    parser.add_argument("--context", help="kubeconfig context (default: the current context)")
+    parser.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
+    parser.add_argument("--deployment", help="the serving Deployment's name")
+    parser.add_argument(
+        "--prometheus",
+        help="Prometheus URL for the live metrics and the "
+        "validation gate (default: the config's prometheus.url)",
+    )
+    parser.add_argument(
+        "--preset", help="metrics preset: vllm, tgi, sglang or auto (default: detect)"
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="show everything, change nothing (actions are unavailable)",
+    )
+    parser.add_argument("--config", help="skewmit config file (YAML or TOML)")
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the incident from the skewmit session holding it (it turns read-only)",
+    )
+    parser.add_argument(
+        "--evidence-dir",
+        default="evidence",
+        help="where evidence bundles go (default: %(default)s)",
+    )
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's flags (on top of the app's)."""
+    parser.add_argument(
+        "--scenario", default="skew-incident", help="simulator scenario (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=DEMO_SPEED,
+        help="simulated seconds per second (default: %(default)s)",
+    )
+    # SUPPRESS: `skewmit --read-only demo` keeps the top-level value instead of resetting it.
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use the simulator's read-only user",
+    )
+    parser.add_argument(
+        "--evidence-dir",
+        default=argparse.SUPPRESS,
+        help="where evidence bundles go (default: evidence)",
+    )
+
+
+# `skewmit drill` lists its scenarios and faults as choices, which imports services.drill and
+# the journal (~0.1 s). Unless the command line names it, a stub with the same one-line help
+# stands in: the top-level help needs nothing more, and argparse never enters the stub.
+DRILL_HELP = "a training drill on the simulator: a hidden incident, hints, a debrief"
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `argv`, subcommands it does not name may be stubs."""
     from tui import headless
-    from tui.session import add_app_arguments, add_demo_arguments
 
     parser = argparse.ArgumentParser(
         prog="skewmit",
@@ -210,9 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     headless.add_validate_parser(sub)
     headless.add_evidence_parser(sub)
     headless.add_baseline_parser(sub)
-    from tui import drill_cli
+    if argv is None or "drill" in argv:
+        from tui import drill_cli
 
-    drill_cli.add_drill_parser(sub)
+        drill_cli.add_drill_parser(sub)
+    else:
+        sub.add_parser("drill", help=DRILL_HELP, add_help=False)
     from tui import bridge
 
     bridge.add_bridge_parser(sub)
@@ -220,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command == "sim":
         return run_sim(args)

@@ -1,7 +1,7 @@
 """Wiring between the app and the runbook: the session the app is given (a real cluster or
 the demo's simulator), the metrics feed for the panes, the action log's rows from the journal,
-and the entry points the CLI calls: `add_app_arguments`, `run_app`, `add_demo_arguments`,
-`run_demo`.
+and the entry points the CLI calls: `run_app` and `run_demo` (their flags live in tui.cli, so
+`skewmit --help` imports none of this).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from services.models import MetricSeries
 from services.models import Verdict as Verdict
 from services.runbook import Runbook
+from tui.cli import DEMO_SPEED, add_app_arguments, add_demo_arguments  # noqa: F401
 
 # The metrics the pane shows, the way each reads, and which direction is bad.
 METRIC_NAMES = ("p95", "p99", "tokens_per_s", "gpu_util", "gpu_mem")
@@ -210,66 +211,7 @@ class MetricsFeed:
 
 # -- starting the app -----------------------------------------------------------------------
 
-DEMO_SPEED = 12.0  # simulated seconds per second: the whole walkthrough in about five minutes
 EXIT_ERROR = 2
-
-
-def add_app_arguments(parser: argparse.ArgumentParser) -> None:
-    """The full-screen app's flags; the kubeconfig is resolved as kubectl resolves it."""
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
-    )
-    parser.add_argument("--context", help="kubeconfig context (default: the current context)")
-    parser.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
-    parser.add_argument("--deployment", help="the serving Deployment's name")
-    parser.add_argument(
-        "--prometheus",
-        help="Prometheus URL for the live metrics and the "
-        "validation gate (default: the config's prometheus.url)",
-    )
-    parser.add_argument(
-        "--preset", help="metrics preset: vllm, tgi, sglang or auto (default: detect)"
-    )
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        help="show everything, change nothing (actions are unavailable)",
-    )
-    parser.add_argument("--config", help="skewmit config file (YAML or TOML)")
-    parser.add_argument(
-        "--take-over",
-        action="store_true",
-        help="take the incident from the skewmit session holding it (it turns read-only)",
-    )
-    parser.add_argument(
-        "--evidence-dir",
-        default="evidence",
-        help="where evidence bundles go (default: %(default)s)",
-    )
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scenario", default="skew-incident", help="simulator scenario (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=DEMO_SPEED,
-        help="simulated seconds per second (default: %(default)s)",
-    )
-    # SUPPRESS: `skewmit --read-only demo` keeps the top-level value instead of resetting it.
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="use the simulator's read-only user",
-    )
-    parser.add_argument(
-        "--evidence-dir",
-        default=argparse.SUPPRESS,
-        help="where evidence bundles go (default: evidence)",
-    )
 
 
 def _metrics_source(runbook: Runbook, args: argparse.Namespace) -> tuple[Any, str]:

@@ -1,0 +1,128 @@
+"""`skewmit demo` in a real terminal (tmux, 120x40): time to the first frame (the checklist
+drawn) and to the GPU inspector filled, then the steady state while watching (CPU % of a core
+from /proc/<pid>/stat, bytes/s written to the terminal via pipe-pane, RSS), each beside the
+floor (bench/floor_app.py: header, 3 sparklines, 50-row table, footer at 1 Hz) measured in the
+same run. Medians of --runs runs; prints a Markdown table, asserts nothing.
+
+The demo runs its simulator (the cluster and the serving fleet at x12) inside the same process,
+so its CPU figure includes the simulated cluster's work; the floor's does not. `--cluster`
+runs the real-cluster mode instead: the app against `skewmit sim` (speed 1) in a process of
+its own, without Prometheus (the metrics pane stays empty), so the figures are the app's own.
+
+    .venv/bin/python bench/tui_bench.py [--runs 3] [--watch 60] [--cluster]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import (
+    PYTHON,
+    SKEWMIT,
+    Steady,
+    Terminal,
+    bench_env,
+    machine,
+    median,
+    row,
+    steady_state,
+    table_header,
+)
+
+HERE = Path(__file__).resolve().parent
+CHROME = r"1 Roll back"  # the checklist's first row
+INSPECTOR = r"[✓✗] +llm-serve-[0-9a-z]+-[0-9a-z]{5} "  # a pod row in "Pods and GPUs"
+FLOOR_CHROME = r"pod-0000"  # the floor's first table row (drawn with everything else)
+SETTLE_S = 5.0  # after the inspector fills, before watching
+
+
+def one_run(
+    argv: list[str], marks: list[str], watch: float, tag: str
+) -> tuple[list[float], Steady]:
+    with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
+        out = Path(tmp) / "pane.out"
+        out.touch()
+        term = Terminal(f"skewmit-bench-{tag}-{time.monotonic_ns()}")
+        try:
+            term.start(argv, bench_env(Path(tmp) / "state"), pipe_to=out)
+            times = []
+            for mark in marks:
+                found = term.wait_for(mark, timeout=120)
+                times.append(float("nan") if found is None else found)
+            time.sleep(SETTLE_S)
+            steady = steady_state(term.pid(), out, watch)
+        finally:
+            term.close()
+    return times, steady
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--watch", type=float, default=60.0, help="seconds of steady state")
+    parser.add_argument("--cluster", action="store_true", help="real-cluster mode on `skewmit sim`")
+    args = parser.parse_args()
+    if not Terminal.available():
+        sys.exit("tui_bench: tmux is not installed")
+    with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
+        if not args.cluster:
+            evidence = ["--evidence-dir", str(Path(tmp) / "evidence")]
+            measure_app([*SKEWMIT, "demo", *evidence], "`skewmit demo`", args)
+            return
+        from kubectl_bench import NAME, NS, start_sim
+
+        sim, kubeconfig = start_sim(Path(tmp), 1.0)
+        try:
+            app = [*SKEWMIT, "--kubeconfig", str(kubeconfig), "-n", NS, "--deployment", NAME]
+            evidence = ["--evidence-dir", str(Path(tmp) / "evidence")]
+            measure_app([*app, *evidence], "real-cluster mode", args)
+        finally:
+            sim.terminate()
+            sim.wait(timeout=30)
+
+
+def measure_app(demo: list[str], label: str, args: argparse.Namespace) -> None:
+    print(f"# {label}, 120x40 in tmux — {machine()}")
+    floor = [PYTHON, str(HERE / "floor_app.py")]
+    d_times: list[list[float]] = []
+    f_times: list[float] = []
+    d_steady: list[Steady] = []
+    f_steady: list[Steady] = []
+    for i in range(args.runs):
+        times, steady = one_run(floor, [FLOOR_CHROME], args.watch, "floor")
+        f_times.append(times[0])
+        f_steady.append(steady)
+        times, steady = one_run(demo, [CHROME, INSPECTOR], args.watch, "demo")
+        d_times.append(times)
+        d_steady.append(steady)
+        print(f"run {i + 1}: app chrome/inspector {times[0]:.2f}/{times[1]:.2f} s, "
+              f"{steady.cpu_percent:.1f}% CPU, {steady.bytes_per_s / 1024:.1f} KiB/s, "
+              f"RSS {steady.rss_end_mib:.0f} MiB; floor {f_times[-1]:.2f} s, "
+              f"{f_steady[-1].cpu_percent:.1f}% CPU, {f_steady[-1].bytes_per_s / 1024:.1f} KiB/s",
+              flush=True)  # fmt: skip
+    fl = median(f_times)
+    print(table_header())
+    print(row(f"{label}: chrome (checklist drawn)", median([t[0] for t in d_times]),
+              "minimal Textual app drawn", fl))  # fmt: skip
+    print(row(f"{label}: GPU inspector filled", median([t[1] for t in d_times]),
+              "minimal Textual app drawn", fl))  # fmt: skip
+    name = f"watching {args.watch:g} s"
+    print(row(f"{name}: CPU (% of a core)", median([s.cpu_percent for s in d_steady]),
+              "3 sparklines + 50-row table at 1 Hz", median([s.cpu_percent for s in f_steady]),
+              "%"))  # fmt: skip
+    print(row(f"{name}: to the terminal", median([s.bytes_per_s / 1024 for s in d_steady]),
+              "same floor", median([s.bytes_per_s / 1024 for s in f_steady]), "KiB/s"))  # fmt: skip
+    print(row(f"{name}: RSS at the end", median([s.rss_end_mib for s in d_steady]),
+              "same floor", median([s.rss_end_mib for s in f_steady]), "MiB"))  # fmt: skip
+    growth = median([s.rss_end_mib - s.rss_start_mib for s in d_steady])
+    print(f"app RSS change over the {args.watch:g} s watched: {growth:+.1f} MiB (median)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""What `skewmit` loads before it does anything: `--help` stays free of the heavy clients, and
+the headless commands a CI job runs never load the full-screen UI.
+
+Each command runs in a process of its own (a fresh `sys.modules`), the way a user starts it;
+the process reports, at exit, which top-level packages it had imported. Speed itself is
+measured in bench/startup_bench.py, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.simulator.runner import Simulator
+
+# Each costs 0.05-0.3 s to import; `--help` needs none of them.
+HEAVY = {"kubernetes", "textual", "prometheus_api_client", "aiohttp", "rich"}
+UI = {"textual", "rich"}
+
+# Runs the real entry point, then prints the imported top-level packages as the last line
+# of stderr, whatever the exit (argparse exits through SystemExit for --help and errors).
+RUNNER = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})),
+                              file=sys.stderr))
+from tui.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def skewmit(*args: str, state: Path | None = None) -> tuple[int, str, str, set[str]]:
+    """Exit code, stdout, stderr (without the report) and the imported packages."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    if state is not None:
+        env["XDG_STATE_HOME"] = str(state)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    err, _, report = result.stderr.rstrip("\n").rpartition("\n")
+    if not report.startswith("["):
+        err, report = result.stderr, "[]"
+    return result.returncode, result.stdout, err, set(json.loads(report))
+
+
+HELP_COMMANDS = [
+    [],
+    ["demo"],
+    ["sim"],
+    ["check"],
+    ["validate"],
+    ["evidence"],
+    ["baseline"],
+    ["baseline", "capture"],
+    ["drill"],
+    ["drill", "inject"],
+    ["bridge"],
+]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_help_loads_no_cluster_metrics_or_ui_client(command: list[str]) -> None:
+    code, out, err, loaded = skewmit(*command, "--help")
+    assert code == 0, err
+    assert out.startswith("usage: skewmit"), out
+    assert not loaded & HEAVY, f"`skewmit {' '.join(command)} --help` imported {loaded & HEAVY}"
+
+
+def test_top_level_help_lists_every_command_with_its_full_help() -> None:
+    from tui.cli import build_parser
+
+    # The fast path stubs commands the command line does not name; the listing must not change.
+    assert build_parser(["--help"]).format_help() == build_parser(None).format_help()
+    _, out, _, _ = skewmit("--help")
+    for command in ("demo", "sim", "check", "validate", "evidence", "baseline", "drill", "bridge"):
+        assert f"\n    {command} " in out, out
+
+
+def test_a_bad_drill_scenario_is_still_refused_by_the_parser() -> None:
+    code, _, err, _ = skewmit("drill", "--scenario", "no-such-incident")
+    assert code == 2
+    assert "invalid choice: 'no-such-incident'" in err, err
+
+
+def test_the_app_and_demo_flags_are_defined_once() -> None:
+    """tui.cli holds the app's flags so `--help` skips the runbook's imports; tui.session uses
+    the same functions, so a flag added there reaches the command line."""
+    import tui.cli
+    import tui.session
+
+    for name in ("add_app_arguments", "add_demo_arguments", "DEMO_SPEED"):
+        assert getattr(tui.session, name) is getattr(tui.cli, name), name
+
+
+def test_check_runs_to_its_findings_without_loading_the_ui(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    code, out, err, loaded = skewmit(
+        "check", "--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"
+    )
+    assert code == 1, err  # the skew incident has findings
+    assert "gpu-class-mismatch" in out
+    assert "kubernetes" in loaded  # it did reach the cluster
+    assert not loaded & UI, f"`skewmit check` imported {loaded & UI}"
+
+
+@pytest.mark.parametrize("command", [["validate"], ["evidence"], ["baseline", "capture"]])
+def test_headless_commands_never_load_the_ui(
+    command: list[str], shared_sim: Simulator, tmp_path: Path
+) -> None:
+    # Prometheus on a closed port: each command gets as far as its first metrics query and
+    # fails with its one-line message, having imported everything on its path.
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    target = ["--kubeconfig", str(kubeconfig)] if command[0] != "baseline" else []
+    out_dir = ["--out", str(tmp_path / "out")] if command[0] != "validate" else []
+    code, _, err, loaded = skewmit(
+        *command,
+        *target,
+        "-n",
+        "inference",
+        "--deployment",
+        "llm-serve",
+        "--prometheus",
+        "http://127.0.0.1:9",
+        *out_dir,
+        state=tmp_path / "state",
+    )
+    assert code == 2, err
+    assert "cannot reach Prometheus at http://127.0.0.1:9" in err, err
+    assert "kubernetes" in loaded and "prometheus_api_client" in loaded  # it got that far
+    assert not loaded & UI, f"`skewmit {' '.join(command)}` imported {loaded & UI}"

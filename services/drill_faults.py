@@ -40,6 +40,11 @@ FAULTS: dict[str, Fault] = {
             ({"verb": "patch", "resource": "deployments", "conflicts": 2},),
         ),
         Fault(
+            "metrics-down",
+            "the serving pods' metrics stop answering (every Prometheus scrape fails with 503)",
+            ({"resource": "metrics", "error_rate": 1.0, "error_code": 503},),
+        ),
+        Fault(
             "exec-fail",
             "kubectl exec into pods fails (nvidia-smi cannot be read)",
             ({"verb": "exec", "exec_fail": True},),

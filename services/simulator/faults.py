@@ -14,7 +14,7 @@ from typing import Any
 @dataclass
 class Fault:
     verb: str = "*"  # get, list, watch, create, update, patch, delete, exec, log
-    resource: str = "*"  # plural, or plural/subresource
+    resource: str = "*"  # plural, or plural/subresource; "metrics": the /metrics scrape
     latency_s: float = 0.0  # wall-clock seconds added before answering
     error_rate: float = 0.0  # probability of answering `error_code` instead
     error_code: int = 500
@@ -58,6 +58,17 @@ class FaultSet:
         for fault in self.faults:
             hit = fault.matches(verb, resource) and fault.error_rate > 0
             if hit and self.rng.random() < fault.error_rate:
+                return fault
+        return None
+
+    def scrape_error(self) -> Fault | None:
+        """The fault that fails a Prometheus scrape of /metrics, if one fires. Only a fault
+        naming resource `metrics` reaches the exporter: API faults leave scrapes alone, as
+        an API server's trouble leaves the pods' exporters alone."""
+        for fault in self.faults:
+            if fault.resource != "metrics" or fault.error_rate <= 0:
+                continue
+            if self.rng.random() < fault.error_rate:
                 return fault
         return None
 

@@ -90,6 +90,9 @@ class ApiServer:
         self.metrics_app.router.add_get("/metrics", self._metrics)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        fault = self.backend.faults.scrape_error()
+        if fault is not None:  # a drill's "metrics down": Prometheus records a failed scrape
+            return web.Response(status=fault.error_code, text="exporter unavailable\n")
         # Set whole: aiohttp's content_type argument would drop the format version.
         return web.Response(
             text=self.backend.metrics_text(),

@@ -189,3 +189,31 @@ def test_the_drill_service_does_not_import_textual() -> None:
     code = "import sys, services.drill; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_metrics_down_fails_every_scrape_until_cleared(tmp_path: Path) -> None:
+    """The trainer's "Prometheus/metrics down": the pods' exporter answers 503, the API server
+    keeps answering, and `clear` brings the scrapes back."""
+    import urllib.error
+    import urllib.request
+
+    from services.drill_faults import fault_named, inject
+    from services.kube import KubeCluster
+    from services.simulator.runner import Simulator
+
+    def scrape(url: str) -> int:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as failed:
+            return int(failed.code)
+
+    with Simulator("healthy", speed=30.0) as sim:
+        cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "skewmit-sim")
+        assert scrape(sim.metrics_url) == 200
+        said = inject(cluster, "inference", "llm-serve", fault_named("metrics-down"))
+        assert "metrics-down" in said
+        assert scrape(sim.metrics_url) == 503
+        assert cluster.get("Deployment", "inference", "llm-serve")  # the API still answers
+        inject(cluster, "inference", "llm-serve", fault_named("clear"))
+        assert scrape(sim.metrics_url) == 200

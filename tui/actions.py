@@ -5,9 +5,13 @@ the action log, and the evidence capture. One change at a time; each goes throug
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from textual.actions import ActionParseResult
+from textual.actions import parse as parse_action
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 
 from services.models import Step
@@ -23,6 +27,7 @@ from tui.workers import (
     EvidenceCaptured,
     Poll,
     PreviewReady,
+    RevertPreviewReady,
     RunbookWorkers,
 )
 from widgets.action_log import ActionLog
@@ -87,10 +92,42 @@ class ActionFlow(RunbookWorkers):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "step_action":
             spec = self.find_action(str(parameters[0])) if parameters else None
-            if spec is None or not spec.available or self.action_busy is not None:
-                return None
-            if self.session.read_only and spec.id != EVIDENCE_ACTION:
-                return None
+            return None if self.why_unavailable(spec) else True
+        return True
+
+    def why_unavailable(self, spec: ActionSpec | None) -> str:
+        """Why a step action cannot start now ("" when it can): the footer dims its key, and
+        pressing the key anyway shows this."""
+        if spec is None:
+            return "that action is not offered now (its step's checks changed)"
+        if self.session.read_only and spec.id != EVIDENCE_ACTION:
+            return f"read-only mode: {spec.title} would change the cluster (started --read-only)"
+        if not spec.available:
+            return f"{spec.title}: unavailable: {spec.reason or 'not possible now'}"
+        if self.action_busy is not None:
+            return f"{self.action_busy.title} is still in progress; one change at a time"
+        return ""
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """A dimmed key still answers: Textual skips an action whose `check_action` says no,
+        silently; the operator is told why instead (the footer's dimming alone is invisible
+        under NO_COLOR)."""
+        if await super().run_action(action, default_namespace, namespaces):
+            return True
+        _, name, params = parse_action(action) if isinstance(action, str) else action
+        why = ""
+        if name == "step_action" and params:
+            why = self.why_unavailable(self.find_action(str(params[0])))
+        elif name == "revert" and isinstance(default_namespace, ActionLog):
+            why = default_namespace.why_not_revertible()
+        if not why:
+            return False
+        self.notify(why, severity="warning", timeout=6)
         return True
 
     def action_step_action(self, action_id: str) -> None:
@@ -211,25 +248,35 @@ class ActionFlow(RunbookWorkers):
 
     def on_action_log_revert_requested(self, message: ActionLog.RevertRequested) -> None:
         entry = message.entry
-        if self.session.read_only or self.action_busy is not None:
+        if self.session.read_only:
             self.notify(
-                "cannot revert now (read-only, or a change is in progress)", severity="warning"
+                "read-only mode: nothing is reverted (started --read-only)", severity="warning"
             )
             return
+        if self.action_busy is not None:
+            self.notify(
+                f"{self.action_busy.title} is still in progress; one change at a time",
+                severity="warning",
+            )
+            return
+        busy = ActionSpec(f"revert.{entry.seq}", Step.ROLLBACK, f"Revert #{entry.seq}", "", "")
+        self._set_busy(busy, "previewing the revert: the recorded inverse and a server dry run")
+        self.run_revert_preview(entry.seq, entry.title)
+
+    def on_revert_preview_ready(self, message: RevertPreviewReady) -> None:
+        if self.closing:
+            return
+        self._set_busy(self.action_busy, "waiting for your confirmation")
+        preview = message.preview
         typed = self.session.runbook.target.deployment if self.session.production else None
-        body = f"Apply the recorded inverse of journal entry #{entry.seq} ({entry.title})."
-        self.push_screen(
-            ConfirmScreen(
-                f"Revert #{entry.seq}: {entry.title}",
-                body,
-                confirm_label="Revert",
-                typed_name=typed,
-            ),
-            partial(self._revert_confirmed, entry.seq, entry.title),
-        )
+        screen = preview_screen(preview, typed_name=typed, confirm_label="Revert")
+        screen.title_text = terminal_line(f"Revert: {message.title}")
+        self.push_screen(screen, partial(self._revert_confirmed, message.seq, message.title))
 
     def _revert_confirmed(self, seq: int, title: str, confirmed: bool | None) -> None:
-        if confirmed:
-            busy = ActionSpec(f"revert.{seq}", Step.ROLLBACK, f"Revert #{seq}", "", title)
-            self._set_busy(busy, "reverting: applying the recorded inverse")
-            self.run_revert(seq, title)
+        if not confirmed:
+            self._set_busy(None)
+            self.notify(f"Revert of {title}: not applied")
+            return
+        self._set_busy(self.action_busy, "reverting: applying the recorded inverse")
+        self.run_revert(seq, title)

@@ -32,6 +32,7 @@ from services.sanitize import terminal_line
 from tui.actions import ActionFlow
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
+from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, opened_at_of
 from tui.verdict_state import VerdictState
@@ -406,6 +407,37 @@ class SkewmitApp(ActionFlow):
         self._render_rows()
         self._render_detail()
 
+    # -- quitting ---------------------------------------------------------------------------
+
+    def quit_warning(self) -> str:
+        """What quitting now would leave unwatched ("" when nothing is in flight)."""
+        progress = self.progress
+        if self.rollout_active or (progress is not None and not progress.done):
+            detail = f" ({progress.message})" if progress is not None else ""
+            return (
+                f"A rollout is in flight{detail}. Quitting stops watching it; the change stays "
+                "applied and journaled, and skewmit reopens this incident when started again."
+            )
+        crashing = [p for p in progress.problems if p.code == "crashloop"] if progress else []
+        if crashing:
+            return (
+                f"Pods are crash-looping: {crashing[0].message}. Quitting leaves them so; "
+                "the journal keeps the incident open."
+            )
+        return ""
+
+    async def action_quit(self) -> None:
+        why = self.quit_warning()
+        if not why:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return  # the question is already asked (or another one is pending)
+        self.push_screen(
+            ConfirmScreen("Quit skewmit?", why, confirm_label="Quit"),
+            lambda confirmed: self.exit() if confirmed else None,
+        )
+
     # -- screens and the command palette ------------------------------------------------
 
     def action_help(self) -> None:
@@ -425,7 +457,8 @@ class SkewmitApp(ActionFlow):
         keys += [
             ("↑ ↓", "move in the checklist / tables"),
             ("tab", "next pane or widget"),
-            ("r", "revert the highlighted action log entry"),
+            ("r", "revert the highlighted action log entry (previewed first)"),
+            ("enter / y", "in a preview: apply (esc cancels)"),
         ]
         for action in self.main.step_actions:
             keys.append((action.key, f"{action.title} (this step)"))

@@ -74,6 +74,15 @@ class ActionApplied(Message):
 
 
 @dataclass
+class RevertPreviewReady(Message):
+    """The gate's preview of reverting journal entry `seq`: the inverse, dry run and diff."""
+
+    seq: int
+    title: str
+    preview: Preview
+
+
+@dataclass
 class ActionReverted(Message):
     seq: int
     applied: Applied
@@ -244,6 +253,15 @@ class RunbookWorkers(App[int]):
             self.post_message(ActionFailed(message.action.title, str(exc), message.action.step))
             return
         self.post_message(ActionApplied(message.action, applied))
+
+    @work(thread=True, group=GROUP_ACTION, exit_on_error=False)
+    def run_revert_preview(self, seq: int, title: str) -> None:
+        try:
+            preview = self.session.runbook.gate.preview_revert(seq)
+        except SkewmitError as exc:  # the gate reports refusals in the preview; this is I/O
+            self.post_message(ActionFailed(f"Revert #{seq} {title}", str(exc)))
+            return
+        self.post_message(RevertPreviewReady(seq, title, preview))
 
     @work(thread=True, group=GROUP_ACTION, exit_on_error=False)
     def run_revert(self, seq: int, title: str) -> None:

@@ -1,7 +1,9 @@
 """The action log: every change skewmit applied or reverted this incident, newest first.
 
-Each revertible entry shows its revert key; `r` on the highlighted entry (or a click on it
-followed by `r`) posts `ActionLog.RevertRequested` with the journal sequence number.
+`#` is the change's number in this incident (1 = the first); the journal's sequence number,
+the full time and the note are in `entry_detail`, shown under the table. The cursor follows the
+newest entry unless the operator moved it; `r` on the highlighted entry posts
+`ActionLog.RevertRequested`, and on one that cannot be reverted says why.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from services.sanitize import terminal_line
 
@@ -36,10 +39,14 @@ class ActionLog(DataTable[Text]):
     ]
     COMPONENT_CLASSES = {"action-log--failed", "action-log--reverted"}
     DEFAULT_CSS = """
-    ActionLog { height: 1fr; }
+    ActionLog { height: 1fr; scrollbar-size-vertical: 1; }
     ActionLog > .action-log--failed { color: $error; }
     ActionLog > .action-log--reverted { color: $text-muted; }
     """
+    # Fixed narrow columns so the title keeps the rest of the pane (31 cells at 120x40).
+    NUMBER_WIDTH = 2
+    WHEN_WIDTH = 5
+    MIN_TITLE_WIDTH = 12
 
     @dataclass
     class RevertRequested(Message):
@@ -56,12 +63,25 @@ class ActionLog(DataTable[Text]):
         self.read_only = False  # set by the app: reverts are then unavailable
 
     def on_mount(self) -> None:
-        self.add_column("#", key="seq")
-        self.add_column("When", key="when")
-        self.add_column("", key="mark")
-        self.add_column("Action", key="title")
-        self.add_column("Revert", key="revert")
+        self.add_column("#", key="number", width=self.NUMBER_WIDTH)
+        self.add_column("When", key="when", width=self.WHEN_WIDTH)
+        self.add_column("Action", key="title", width=self._title_width())
         self.add_column("Note", key="note")
+
+    def _title_width(self) -> int:
+        # Each column pads one cell either side; the vertical scrollbar may take one more.
+        fixed = self.NUMBER_WIDTH + self.WHEN_WIDTH + 2 * 3 + 1
+        return max(self.MIN_TITLE_WIDTH, self.size.width - fixed)
+
+    def on_resize(self) -> None:
+        column = self.columns.get(ColumnKey("title"))
+        if column is not None and column.width != self._title_width():
+            column.width = self._title_width()
+            self.show(self.entries)  # re-added rows take the new width
+
+    def number(self, row: int) -> int:
+        """The change's number in this incident for a row (rows are newest first)."""
+        return len(self.entries) - row
 
     @property
     def selected(self) -> ActionLogEntry | None:
@@ -69,8 +89,20 @@ class ActionLog(DataTable[Text]):
             return None
         return self.entries[self.cursor_row]
 
+    def selected_detail(self) -> str:
+        entry = self.selected
+        if entry is None:
+            return ""
+        return entry_detail(entry, self.number(self.cursor_row), self.revertible(entry))
+
+    def revertible(self, entry: ActionLogEntry) -> bool:
+        return entry.revertible and not self.read_only
+
     def show(self, entries: Sequence[ActionLogEntry]) -> None:
         previous = self.selected.seq if self.selected else None
+        # The cursor stays on an entry the operator moved to; otherwise it is on the newest,
+        # so `r` never lands on an old change by default.
+        stay = previous is not None and self.cursor_row > 0
         self.entries = tuple(entries)
         self.clear()
         failed = self.get_component_rich_style("action-log--failed", partial=True)
@@ -79,33 +111,59 @@ class ActionLog(DataTable[Text]):
             style = {"failed": failed, "refused": failed, "reverted": reverted}.get(
                 entry.status, ""
             )
-            revert = "[r] revert" if entry.revertible and not self.read_only else ""
             cells = (
-                str(entry.seq),
-                entry.when,
-                STATUS_MARKS.get(entry.status, "?"),
-                entry.title,
-                revert,
+                str(self.number(i)),
+                entry.when[:5],
+                f"{STATUS_MARKS.get(entry.status, '?')} {entry.title}",
                 entry.note,
             )
             # Titles and notes quote the cluster (verify messages, names): one safe line each.
             self.add_row(
-                *(Text(terminal_line(c, 500), style=style) for c in cells), key=str(entry.seq)
+                *(
+                    Text(terminal_line(c, 500), style=style, no_wrap=True, overflow="ellipsis")
+                    for c in cells
+                ),
+                key=str(entry.seq),
             )
-            if entry.seq == previous:
+            if stay and entry.seq == previous:
                 self.move_cursor(row=i)
         self.refresh_bindings()
 
+    def why_not_revertible(self) -> str:
+        """Why `r` cannot revert the highlighted entry ("" when it can)."""
+        entry = self.selected
+        if entry is None:
+            return "nothing to revert: no change has been applied in this incident"
+        if self.read_only:
+            return "read-only mode: nothing is reverted (started --read-only)"
+        if entry.status == "reverted":
+            return f"#{self.number(self.cursor_row)} is already reverted ({entry.note})"
+        if not entry.revertible:
+            return f"#{self.number(self.cursor_row)} ({entry.status}) has nothing to revert"
+        return ""
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "revert":
-            entry = self.selected
-            return True if entry and entry.revertible and not self.read_only else None
+            return None if self.why_not_revertible() else True
         return True
 
     def action_revert(self) -> None:
         entry = self.selected
-        if entry is not None and entry.revertible and not self.read_only:
+        if entry is not None and self.revertible(entry):
             self.post_message(self.RevertRequested(self, entry))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()
+
+
+def entry_detail(entry: ActionLogEntry, number: int, revertible: bool) -> str:
+    """The highlighted entry in full: its number and whole title first, then its journal
+    entry, time and status (and the revert key when it applies), then the note."""
+    meta = f"journal entry {entry.seq} · {entry.when} · {entry.status}"
+    if revertible:
+        meta += " · r reverts it"
+    # Titles and notes quote the cluster: each one safe line.
+    lines = [terminal_line(f"#{number} {entry.title}", 500), terminal_line(meta, 200)]
+    if entry.note:
+        lines.append(terminal_line(entry.note, 500))
+    return "\n".join(lines)

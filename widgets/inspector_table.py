@@ -48,7 +48,7 @@ def reading_cells(row: GpuReading) -> tuple[str, ...]:
 
 
 class InspectorTable(DataTable[Text]):
-    """`show(rows)` replaces the table's rows, keeping the cursor on the same pod."""
+    """`show(rows)` updates the table's rows, keeping the cursor on the same pod."""
 
     COMPONENT_CLASSES = {"inspector-table--mismatch", "inspector-table--muted"}
     DEFAULT_CSS = """
@@ -70,16 +70,34 @@ class InspectorTable(DataTable[Text]):
         return sum(1 for r in self.readings if r.mismatch)
 
     def show(self, rows: Sequence[GpuReading]) -> None:
+        """Update in place when the same pods come back (a poll), so the cursor and the
+        scroll position (nvidia-smi, DCGM and Note are off to the right) stay put; rebuild,
+        still keeping both, when the pods changed."""
         self.readings = tuple(rows)
+        mismatch = self.get_component_rich_style("inspector-table--mismatch", partial=True)
+        keys = [f"{row.pod}/{i}" for i, row in enumerate(self.readings)]
+        cells = [
+            [Text(cell, style=mismatch if row.mismatch else "") for cell in reading_cells(row)]
+            for row in self.readings
+        ]
+        if keys == [key.value for key in self.rows]:
+            for key, row_cells in zip(keys, cells, strict=True):
+                for (_, column), cell in zip(COLUMNS, row_cells, strict=True):
+                    old = self.get_cell(key, column)
+                    if (old.plain, old.style) != (cell.plain, cell.style):
+                        self.update_cell(key, column, cell, update_width=True)
+        else:
+            self._rebuild(keys, cells)
+        self.set_class(self.mismatches > 0, "-mismatch")
+
+    def _rebuild(self, keys: list[str], cells: list[list[Text]]) -> None:
         selected = None
         if self.row_count and 0 <= self.cursor_row < self.row_count:
             selected = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        scroll = (self.scroll_x, self.scroll_y)
         self.clear()
-        mismatch = self.get_component_rich_style("inspector-table--mismatch", partial=True)
-        for i, row in enumerate(self.readings):
-            style = mismatch if row.mismatch else ""
-            key = f"{row.pod}/{i}"
-            self.add_row(*(Text(cell, style=style) for cell in reading_cells(row)), key=key)
+        for i, (key, row_cells) in enumerate(zip(keys, cells, strict=True)):
+            self.add_row(*row_cells, key=key)
             if key == selected:
-                self.move_cursor(row=i)
-        self.set_class(self.mismatches > 0, "-mismatch")
+                self.move_cursor(row=i, scroll=False)
+        self.call_after_refresh(self.scroll_to, *scroll, animate=False)

@@ -133,6 +133,14 @@ class StepDetail(VerticalScroll):
         super().__init__(id=id)
         self.report: StepReport | None = None
         self._action_ids: tuple[tuple[str, bool, str], ...] = ()
+        self._title = ""
+
+    def _set_title(self, title: str) -> None:
+        # Another step starts at its top; a refresh of the same step keeps the scroll.
+        if title != self._title:
+            self._title = title
+            self.scroll_home(animate=False, immediate=True)
+        self.query_one("#sd-title", Static).update(Content.styled(terminal_line(title), "bold"))
 
     def compose(self) -> ComposeResult:
         yield Static("", id="sd-title")
@@ -145,7 +153,7 @@ class StepDetail(VerticalScroll):
 
     def show_pending(self, title: str, note: str = "checking…") -> None:
         self.report = None
-        self.query_one("#sd-title", Static).update(Content.styled(terminal_line(title), "bold"))
+        self._set_title(title)
         self.query_one("#sd-status", Static).update(
             Content.styled(terminal_text(note, MAX_LINE), "$text-muted")
         )
@@ -156,7 +164,7 @@ class StepDetail(VerticalScroll):
     def show(self, report: StepReport, title: str, note: str = "") -> None:
         """Render a step's report; `note` is the app's word on it (checking, running...)."""
         self.report = report
-        self.query_one("#sd-title", Static).update(Content.styled(terminal_line(title), "bold"))
+        self._set_title(title)
         status: list[Content | str] = []
         if report.error:
             status.append(

@@ -375,6 +375,14 @@ class FakeGate:
         )
         return Applied(plan, entry.seq, True, "re-read: every change is live")
 
+    def preview_revert(self, seq: int) -> Preview:
+        plan = _plan("revert", Step.PIN, f"Revert journal entry {seq}")
+        diff = (
+            "--- deployment/llm-serve (live)\n+++ deployment/llm-serve (after)\n@@ -1,3 +1,3 @@\n"
+            " spec:\n   template:\n-    image: v:0.8.5\n+    image: v:latest"
+        )
+        return Preview(plan, True, "", True, "server dry run accepted every change", diff)
+
     def revert(self, seq: int) -> Applied:
         entry = self.journal.append(
             "reverted",

@@ -30,10 +30,15 @@ async def settle(pilot: Pilot[Any]) -> None:
 
 
 def keys(*presses: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Press each key and settle; `focus:#id` focuses that widget of the main screen."""
+
     async def run(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         for key in presses:
-            await pilot.press(key)
+            if key.startswith("focus:"):
+                pilot.app.main.query_one(key.removeprefix("focus:")).focus()  # type: ignore[attr-defined]
+            else:
+                await pilot.press(key)
             await settle(pilot)
 
     return run
@@ -74,6 +79,11 @@ def test_action_log_after_an_apply(snap_compare: Any, size: tuple[int, int]) -> 
 @pytest.mark.parametrize("size", SIZES)
 def test_preview(snap_compare: Any, size: tuple[int, int]) -> None:
     assert shot(snap_compare, size, ["u", "enter"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_revert_preview(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert shot(snap_compare, size, ["2", "i", "y", "]", "]", "]", "focus:#action-log", "r"])
 
 
 def test_input_prompt(snap_compare: Any) -> None:

@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
 
 from services.sanitize import terminal_line
 
@@ -29,7 +29,8 @@ INTRO = (
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "close", "Close", id="help.close"),
+        Binding("escape", "close", "Close", key_display="esc", id="help.close"),
+        Binding("question_mark,q", "close", "Close", show=False, id="help.close-keys"),
     ]
 
     def __init__(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -58,6 +59,7 @@ class HelpScreen(ModalScreen[None]):
                     )
                 )
                 yield Static(Content.assemble(*lines), id="help-keys")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()

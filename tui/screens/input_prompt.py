@@ -13,15 +13,18 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from services.runbook import ActionSpec
 from services.sanitize import terminal_line, terminal_text
 
 
 class InputPromptScreen(ModalScreen[dict[str, str] | None]):
+    # Shown in the modal's own footer. An Input submits on Enter itself (on to the next
+    # field, then the preview); the binding answers Enter anywhere else in the prompt.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="prompt.cancel"),
+        Binding("enter", "submit", "Preview", id="prompt.submit"),
+        Binding("escape", "cancel", "Cancel", key_display="esc", id="prompt.cancel"),
     ]
 
     def __init__(self, action: ActionSpec) -> None:
@@ -47,6 +50,7 @@ class InputPromptScreen(ModalScreen[dict[str, str] | None]):
                 # Content, not markup: a str label would swallow "[enter]" as a style tag.
                 yield Button(Content("Preview [enter]"), variant="primary", id="prompt-ok")
                 yield Button(Content("Cancel [esc]"), id="prompt-cancel")
+        yield Footer()
 
     def on_mount(self) -> None:
         inputs = list(self.query(Input))
@@ -76,6 +80,9 @@ class InputPromptScreen(ModalScreen[dict[str, str] | None]):
     @on(Button.Pressed, "#prompt-cancel")
     def _cancel(self) -> None:
         self.dismiss(None)
+
+    def action_submit(self) -> None:
+        self.dismiss(self.values())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Tab, Tabs
+from textual.widgets import DataTable, Footer, Label, Tab, Tabs
 
 from services.models import STEP_ORDER, HardwareReport, MetricSeries, RolloutProgress, Step, Verdict
 from services.runbook import ActionSpec
@@ -104,6 +104,7 @@ class MainScreen(Screen[None]):
                     with Vertical(id="pane-log", classes="pane"):
                         yield Label("", id="evidence-path", markup=False)
                         yield ActionLog(id="action-log")
+                        yield Label("", id="log-detail", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -114,10 +115,8 @@ class MainScreen(Screen[None]):
         self.query_one("#pane-step").border_title = "Step"
         self.query_one("#pane-metrics").border_title = "Live metrics"
         self.query_one("#pane-inspector").border_title = "Pods and GPUs"
-        incident = self.header_state.incident_id
-        self.query_one("#pane-log").border_title = (
-            f"Action log: incident {incident}" if incident else "Action log"
-        )
+        # The header carries the incident id; a pane title a third of the width cannot.
+        self.query_one("#pane-log").border_title = "Action log"
         self.query_one(Checklist).focus()
 
     # -- panes ------------------------------------------------------------------------
@@ -156,6 +155,8 @@ class MainScreen(Screen[None]):
 
     def action_select_step(self, number: int) -> None:
         self.query_one(Checklist).select_step(STEP_ORDER[number - 1])
+        if self.compact and self.pane != "step":
+            self.show_pane("step")  # one pane at a time: show the step just asked for
 
     def action_toggle_guidance(self) -> None:
         self.query_one(StepDetail).toggle_class("-no-guidance")
@@ -224,6 +225,14 @@ class MainScreen(Screen[None]):
         log = self.query_one(ActionLog)
         log.read_only = read_only
         log.show(entries)
+        self._show_log_detail()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "action-log":
+            self._show_log_detail()
+
+    def _show_log_detail(self) -> None:
+        self.query_one("#log-detail", Label).update(self.query_one(ActionLog).selected_detail())
 
     def show_evidence(self, text: str) -> None:
         self.query_one("#evidence-path", Label).update(terminal_line(text, 500))

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from services.models import Preview
 from services.sanitize import terminal_line, terminal_text
@@ -42,9 +42,14 @@ def diff_content(diff: str) -> Content:
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question with a body; `typed_name` makes the operator type that name."""
 
+    # The modal's own footer shows these, not the main screen's keys. Enter confirms unless
+    # a button has focus (Tab to Cancel, then Enter, cancels); it is armed only once the
+    # preview has been painted, so an Enter typed ahead (from the input prompt, say) never
+    # applies an unseen change. `y` is deliberate and always answers.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
-        Binding("y", "confirm", "Apply", id="confirm.apply"),
+        Binding("enter", "confirm_enter", "Confirm", key_display="enter/y", id="confirm.enter"),
+        Binding("y", "confirm", "Confirm", show=False, id="confirm.apply"),
+        Binding("escape", "cancel", "Cancel", key_display="esc", id="confirm.cancel"),
         Binding("n", "cancel", "No", show=False, id="confirm.no"),
     ]
 
@@ -69,6 +74,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.typed_name = typed_name
         self.warning = terminal_text(warning)
         self.diff = diff
+        self.armed = False  # set once the preview is on screen
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
@@ -103,6 +109,7 @@ class ConfirmScreen(ModalScreen[bool]):
                     Content("Cancel [esc]" if self.can_confirm else "Close [esc]"),
                     id="confirm-cancel",
                 )
+        yield Footer()
 
     def on_mount(self) -> None:
         if self.typed_name and self.can_confirm:
@@ -111,6 +118,11 @@ class ConfirmScreen(ModalScreen[bool]):
             typed.focus()
         else:
             self.query_one("#confirm-scroll").focus()
+        self.call_after_refresh(self._arm)
+
+    def _arm(self) -> None:
+        self.armed = True
+        self.refresh_bindings()
 
     def _typed_ok(self) -> bool:
         if not self.typed_name:
@@ -127,16 +139,21 @@ class ConfirmScreen(ModalScreen[bool]):
         self.action_confirm()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "confirm":
+        if action in ("confirm", "confirm_enter"):
             if not self.can_confirm:
                 return False
             # A typed confirmation is the Input's job; `y` would land in the Input anyway.
-            return None if self.typed_name else True
+            if self.typed_name or (action == "confirm_enter" and not self.armed):
+                return None
         return True
 
     def action_confirm(self) -> None:
         if self.can_confirm and self._typed_ok():
             self.dismiss(True)
+
+    def action_confirm_enter(self) -> None:
+        if self.armed:
+            self.action_confirm()
 
     def action_cancel(self) -> None:
         self.dismiss(False)
@@ -187,7 +204,9 @@ def preview_body(preview: Preview) -> Content:
     return Content.assemble(*parts)
 
 
-def preview_screen(preview: Preview, *, typed_name: str | None = None) -> ConfirmScreen:
+def preview_screen(
+    preview: Preview, *, typed_name: str | None = None, confirm_label: str = ""
+) -> ConfirmScreen:
     """The confirmation for a previewed plan; `typed_name` on a production context."""
     warning = ""
     if not preview.allowed and preview.denied_reason.startswith("GitOps"):
@@ -200,5 +219,6 @@ def preview_screen(preview: Preview, *, typed_name: str | None = None) -> Confir
         typed_name=typed_name if can else None,
         warning=warning,
         diff=preview.diff,
-        confirm_label="Destroy and apply" if preview.plan.destructive else "Apply",
+        confirm_label=confirm_label
+        or ("Destroy and apply" if preview.plan.destructive else "Apply"),
     )

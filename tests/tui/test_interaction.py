@@ -1,0 +1,240 @@
+"""What the operator's keys do, on the deterministic fake runbook (issue 10's interaction
+findings): Enter applies a preview and modals show their own keys, a dimmed key says why,
+focus is visible, the action log starts on the newest change and reads at 120x40, the
+inspector keeps its scroll, `q` asks during a rollout, steps open at their top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.widgets import Footer
+
+from services.models import RolloutProgress, Step
+from tests.tui.conftest import wait_until
+from tests.tui.fakes import FakeRunbook, fake_session
+from tui.app import SkewmitApp
+from tui.screens.main import MainScreen
+from tui.screens.preview import ConfirmScreen
+from widgets.action_log import ActionLog
+from widgets.inspector_table import InspectorTable
+from widgets.step_detail import StepDetail
+
+
+def app_for(runbook: FakeRunbook | None = None, **session: Any) -> SkewmitApp:
+    app = SkewmitApp(fake_session(runbook or FakeRunbook(), **session))
+    app.animation_level = "none"
+    return app
+
+
+def footer_keys(screen: Any) -> dict[str, str]:
+    """What the screen's footer shows: key display -> description, enabled keys only."""
+    shown = {}
+    for key in screen.query_one(Footer).query("FooterKey"):
+        if not key.disabled:
+            shown[key.key_display] = key.description
+    return shown
+
+
+def toasts(app: SkewmitApp) -> list[str]:
+    return [str(toast.render()) for toast in app.screen.query("Toast")]
+
+
+def applied(runbook: FakeRunbook) -> int:
+    return [e.type for e in runbook.journal.entries()].count("applied")
+
+
+async def test_enter_applies_the_preview_and_the_modal_footer_shows_its_keys() -> None:
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("2", "i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        await wait_until(pilot, lambda: app.screen.armed, "preview on screen")  # type: ignore[attr-defined]
+        keys = footer_keys(app.screen)
+        assert keys.get("enter/y") == "Confirm" and keys.get("esc") == "Cancel", keys
+        assert "Quit" not in keys.values()  # not the main screen's footer
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: applied(runbook) == 1, "applied by Enter")
+        assert isinstance(app.screen, MainScreen)
+        # Tab to Cancel, then Enter, cancels.
+        await pilot.press("2", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        await pilot.press("tab", "tab", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "cancelled")
+        assert applied(runbook) == 1
+
+
+async def test_a_dimmed_key_says_why_it_cannot_run() -> None:
+    runbook = FakeRunbook(read_only=True)
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("u")
+        await wait_until(pilot, lambda: bool(toasts(app)), "an explanation")
+        assert any(text.startswith("read-only mode") for text in toasts(app)), toasts(app)
+        assert isinstance(app.screen, MainScreen) and "plan" not in " ".join(runbook.calls)
+
+
+async def test_a_key_pressed_while_a_change_is_in_progress_says_so() -> None:
+    import threading
+
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    hold = threading.Event()
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+            runbook.gate.wait = hold  # the preview of `i` hangs on a slow API server
+            await pilot.press("2", "i")
+            await wait_until(pilot, lambda: app.action_busy is not None, "previewing")
+            await pilot.press("d")
+            await wait_until(
+                pilot,
+                lambda: any("one change at a time" in text for text in toasts(app)),
+                "an explanation",
+            )
+    finally:
+        hold.set()
+
+
+async def test_focus_is_visible_and_the_log_starts_on_the_newest_change() -> None:
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("2", "i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview 1")
+        await pilot.press("y")
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: len(log.entries) == 1, "first change logged")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview 2")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(log.entries) == 2, "second change logged")
+        checklist, pane_log = app.main.query_one("#checklist"), app.main.query_one("#pane-log")
+        assert checklist.styles.border_top[0] == "heavy"  # focus starts on the checklist
+        assert pane_log.styles.border_top[0] == "round"
+        log.focus()
+        await pilot.pause()
+        assert pane_log.styles.border_top[0] == "heavy"
+        assert checklist.styles.border_top[0] == "round"
+        assert log.selected is not None and log.selected.title == "Set --dtype bfloat16"
+        assert log.render_line(1).text.split()[0] == "2"  # the newest is change #2
+
+
+async def test_action_log_reads_at_120x40() -> None:
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("2", "i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        await pilot.press("y")
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: len(log.entries) == 1, "logged")
+        await pilot.pause()
+        row = log.render_line(1).text
+        assert row.split()[:4] == ["1", "16:02", "✓", "Pin"], row
+        assert "Pin the image" in row  # the full title is in the detail under the table
+        assert app.main.query_one("#pane-log").border_title == "Action log"
+        detail = str(app.main.query_one("#log-detail").render())
+        assert detail.startswith("#1 Pin the image by digest\njournal entry 2 · 16:02:00")
+
+
+async def test_inspector_keeps_cursor_and_scroll_across_polls() -> None:
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        table = app.main.query_one(InspectorTable)
+        await wait_until(pilot, lambda: table.row_count == 4, "pods listed")
+        table.focus()
+        await pilot.press("down", "down")
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+        scrolled = table.scroll_x
+        assert scrolled > 0
+        answered = app.answered[Step.HARDWARE]
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: app.answered[Step.HARDWARE] > answered, "re-read")
+        await pilot.pause()
+        assert table.scroll_x == scrolled and table.cursor_row == 2
+
+
+@dataclass
+class RollingRunbook(FakeRunbook):
+    """A rollout that never finishes."""
+
+    def progress(self) -> RolloutProgress:
+        return RolloutProgress(4, 2, 3, 3, 2, False, "2 of 4 updated replicas are available")
+
+
+async def test_quit_during_a_rollout_asks_first() -> None:
+    app = app_for(RollingRunbook())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.progress is not None, "rollout read")
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asked")
+        assert "rollout is in flight" in str(app.screen.query_one("#confirm-body").render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen) and app.is_running
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asked again")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.return_code is not None, "quit")
+
+
+async def test_quit_without_a_rollout_does_not_ask() -> None:
+    app = app_for()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.progress is not None, "rollout read")
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.return_code is not None, "quit")
+
+
+async def test_another_step_opens_at_its_top_and_on_its_tab() -> None:
+    app = app_for()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("2")
+        detail = app.main.query_one(StepDetail)
+        detail.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        assert detail.scroll_y > 0
+        await pilot.press("5")
+        await pilot.pause()
+        assert detail.scroll_y == 0
+        await pilot.press("]", "]", "]")
+        assert app.main.pane == "log"
+        await pilot.press("2")
+        assert app.main.pane == "step" and app.selected_step == Step.PIN
+
+
+async def test_revert_shows_a_preview_and_r_on_a_revert_says_why_not() -> None:
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("2", "i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        await pilot.press("y")
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: len(log.entries) == 1, "logged")
+        log.focus()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "revert preview")
+        screen = app.screen
+        assert "Revert: Pin the image by digest" in str(screen.query_one("#confirm-title").render())
+        assert "server dry run" in str(screen.query_one("#confirm-body").render())
+        assert "+    image: v:latest" in str(screen.query_one("#confirm-diff").render())
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(log.entries) == 2, "revert logged")
+        await wait_until(pilot, lambda: app.action_busy is None, "revert done")
+        assert log.selected is not None and log.selected.title == "Revert #2"  # the newest
+        await pilot.press("r")  # the revert itself has nothing to revert
+        await wait_until(
+            pilot,
+            lambda: any("has nothing to revert" in text for text in toasts(app)),
+            "an explanation",
+        )
+        assert isinstance(app.screen, MainScreen)

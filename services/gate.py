@@ -133,6 +133,10 @@ class Gate:
                     "",
                     self._diff(plan, None),
                 )
+        return self._dry_run(plan)
+
+    def _dry_run(self, plan: Plan) -> Preview:
+        """The server's dry run of every change in order, and the diff of what it returned."""
         results: list[Obj | None] = []
         try:
             for change in plan.changes:
@@ -397,15 +401,7 @@ class Gate:
                 return Preview(
                     plan, False, f"not permitted: {reason}", False, "", self._diff(plan, None)
                 )
-        results: list[Obj | None] = []
-        try:
-            for change in plan.changes:
-                results.append(send(self.cluster, change, dry_run=True))
-        except SkewmitError as exc:
-            return Preview(plan, True, "", False, mask_text(str(exc)), self._diff(plan, None))
-        return Preview(
-            plan, True, "", True, "server dry run accepted every change", self._diff(plan, results)
-        )
+        return self._dry_run(plan)
 
     def revert(self, seq: int) -> Applied:
         """Apply the inverse of journal entry `seq`, restoring the objects exactly as they

@@ -66,7 +66,7 @@ def _metrics_arguments(p: argparse.ArgumentParser) -> None:
 
 def _gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--window", metavar="DUR", help="stable window: every sample in band (default 10m)"
+        "--window", metavar="DUR", help="stability window the gate judges as a whole (default 10m)"
     )
     p.add_argument(
         "--expected-gpu-class",
@@ -88,9 +88,10 @@ def add_validate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "validate",
         help="run the validation gate (exit 0 pass, 1 fail, 3 insufficient data, 2 error)",
         description="Read-only: judge whether the incident may be declared resolved: "
-        "tokens/sec >= 90%% of baseline, p95/p99 <= 110%% of baseline for every sample of "
-        "the stable window, GPU utilisation and memory like the last-known-good window, the "
-        "rollout complete on the expected GPU class. Missing or stale data is never a pass.",
+        "tokens/sec >= 90%% of baseline, p95/p99 <= 110%% of baseline over the stability window "
+        "(at the histogram's bucket resolution), every ready pod reporting, GPU utilisation and "
+        "memory like the last-known-good window, the rollout complete on the expected GPU "
+        "class. Missing or stale data is never a pass.",
     )
     _target_arguments(p)
     _metrics_arguments(p)

@@ -105,7 +105,11 @@ def prom_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromWorld]:
     promtool = require_tool("promtool")
     workdir = tmp_path_factory.mktemp("prometheus")
     sims = {
+        # The skew incident as it stands: no test changes this cluster, so the tests that pair
+        # it with a private simulator of the same seed see the same pods Prometheus scrapes.
         "vllm": Simulator(VLLM_FAST, speed=1.0, seed=1),
+        # The same incident for the one test that fixes it (a rollback through the gate).
+        "rollback": Simulator(VLLM_FAST, speed=1.0, seed=21),
         "healthy": Simulator("healthy", speed=1.0, seed=2),
         "tgi": Simulator("tgi", speed=1.0, seed=3),
         "sglang": Simulator(SGLANG, speed=1.0, seed=4),
@@ -115,19 +119,24 @@ def prom_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromWorld]:
     proxy = SwitchableProxy(sims["sglang"].metrics_url)
     now = time.time()
     # Yesterday, the last-known-good revision (2) served the same traffic on H100.
-    history = render_history(
-        VLLM_FAST,
-        start=now - DAY - 240,
-        # Half an hour past "yesterday, now": the default offset-1d window slides with the wall
-        # clock and the baseline gate refuses a window that is not fully covered.
-        end=now - DAY + 1800,
-        step_s=2.0,
-        revision=2,
-        families=BACKFILL_FAMILIES,
-        target_labels={"job": "vllm", "instance": sims["vllm"].metrics_url.split("/")[2]},
-        seed=11,
-    )
-    backfill(promtool, history.text, workdir / "data")
+    histories = {
+        job: render_history(
+            VLLM_FAST,
+            start=now - DAY - 240,
+            # Half an hour past "yesterday, now": the default offset-1d window slides with the
+            # wall clock and the baseline gate refuses a window that is not fully covered.
+            end=now - DAY + 1800,
+            step_s=2.0,
+            revision=2,
+            families=BACKFILL_FAMILIES,
+            target_labels={"job": job, "instance": sims[job].metrics_url.split("/")[2]},
+            seed=11,
+        )
+        for job in ("vllm", "rollback")
+    }
+    for rendered in histories.values():  # two blocks over the same hours, different series
+        backfill(promtool, rendered.text, workdir / "data")
+    history = histories["vllm"]
     jobs = {name: sim.metrics_url for name, sim in sims.items() if name != "sglang"}
     jobs["sglang"] = proxy.url
     prometheus = PrometheusServer(binary, workdir, jobs).start()

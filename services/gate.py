@@ -116,13 +116,9 @@ class Gate:
                 self._diff(plan, None),
             )
         for change in plan.changes:
-            allowed, reason = self.cluster.can_i(
-                VERBS[change.operation], change.kind, change.namespace, change.name
-            )
-            if not allowed:
-                return Preview(
-                    plan, False, f"not permitted: {reason}", False, "", self._diff(plan, None)
-                )
+            refused = self._not_permitted(plan, change)
+            if refused is not None:
+                return refused
             info = self.gitops(change.before)
             if info is not None and info.reverts is not False and not self.gitops_override:
                 return Preview(
@@ -134,6 +130,15 @@ class Gate:
                     self._diff(plan, None),
                 )
         return self._dry_run(plan)
+
+    def _not_permitted(self, plan: Plan, change: Change) -> Preview | None:
+        """The refusal when RBAC does not let this user make `change` (SSAR)."""
+        allowed, reason = self.cluster.can_i(
+            VERBS[change.operation], change.kind, change.namespace, change.name
+        )
+        if allowed:
+            return None
+        return Preview(plan, False, f"not permitted: {reason}", False, "", self._diff(plan, None))
 
     def _dry_run(self, plan: Plan) -> Preview:
         """The server's dry run of every change in order, and the diff of what it returned."""
@@ -394,13 +399,9 @@ class Gate:
                 plan, True, "", True, "nothing to revert: the change left nothing to undo", ""
             )
         for change in plan.changes:
-            allowed, reason = self.cluster.can_i(
-                VERBS[change.operation], change.kind, change.namespace, change.name
-            )
-            if not allowed:
-                return Preview(
-                    plan, False, f"not permitted: {reason}", False, "", self._diff(plan, None)
-                )
+            refused = self._not_permitted(plan, change)
+            if refused is not None:
+                return refused
         return self._dry_run(plan)
 
     def revert(self, seq: int) -> Applied:

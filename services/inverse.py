@@ -93,13 +93,7 @@ def inverse_ops(before: Obj, after: Obj) -> list[Obj]:
     def differs(old: Any, new: Any, old_masked: Any, new_masked: Any) -> bool:
         return bool(old != new and not (has_mask(old) and old_masked == new_masked))
 
-    for section in ("labels", "annotations"):
-        old, new = b["metadata"][section], a["metadata"][section]
-        old_m, new_m = mb["metadata"][section], ma["metadata"][section]
-        base = f"/metadata/{section}"
-        if old and not (after.get("metadata", {}).get(section)):
-            ops.append({"op": "add", "path": base, "value": old})
-            continue
+    def key_ops(base: str, old: Obj, new: Obj, old_m: Obj, new_m: Obj) -> None:
         for key in sorted(set(old) | set(new)):
             path = f"{base}/{_escape(key)}"
             if key not in old:
@@ -108,16 +102,15 @@ def inverse_ops(before: Obj, after: Obj) -> list[Obj]:
                 ops.append({"op": "add", "path": path, "value": old[key]})
             elif differs(old[key], new[key], old_m.get(key), new_m.get(key)):
                 ops.append({"op": "replace", "path": path, "value": old[key]})
-    old_spec, new_spec = b.get("spec", {}), a.get("spec", {})
-    old_spec_m, new_spec_m = mb.get("spec", {}), ma.get("spec", {})
-    for key in sorted(set(old_spec) | set(new_spec)):
-        path = f"/spec/{_escape(key)}"
-        if key not in old_spec:
-            ops.append({"op": "remove", "path": path})
-        elif key not in new_spec:
-            ops.append({"op": "add", "path": path, "value": old_spec[key]})
-        elif differs(old_spec[key], new_spec[key], old_spec_m.get(key), new_spec_m.get(key)):
-            ops.append({"op": "replace", "path": path, "value": old_spec[key]})
+
+    for section in ("labels", "annotations"):
+        old, new = b["metadata"][section], a["metadata"][section]
+        base = f"/metadata/{section}"
+        if old and not (after.get("metadata", {}).get(section)):
+            ops.append({"op": "add", "path": base, "value": old})
+            continue
+        key_ops(base, old, new, mb["metadata"][section], ma["metadata"][section])
+    key_ops("/spec", b.get("spec", {}), a.get("spec", {}), mb.get("spec", {}), ma.get("spec", {}))
     return ops
 
 

@@ -1,22 +1,25 @@
 """`pods/exec` over websocket, with the v5 and v4 channel protocols kubectl and the Python
-client speak, and the tiny set of executables a serving container has."""
+client speak, and the executables a serving container has: its programs, the GNU filters
+(coreutils.py) and `sh -c` (shell.py)."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import shlex
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from services.simulator.coreutils import UTILITIES
 from services.simulator.errors import ApiError, bad_request
+from services.simulator.shell import Container, Program, run_shell
+
+__all__ = ["Container", "NotStarted", "Program", "run_program", "serve"]
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDOUT, STDERR, ERROR, CLOSE = 1, 2, 3, 255
-
-Program = Callable[[list[str]], tuple[int, str, str]]
+SHELLS = ("sh", "bash", "dash")
 
 
 class NotStarted(Exception):
@@ -64,35 +67,27 @@ def exit_status(code: int, argv: list[str]) -> dict[str, Any]:
     }
 
 
-def run_program(argv: list[str], programs: dict[str, Program]) -> tuple[int, str, str]:
-    """Run argv against the container's executables; a shell's -c runs one simple command.
+def run_program(argv: list[str], container: Container) -> tuple[int, str, str]:
+    """Run argv in the container: `sh -c`/`bash -c` through the shell, else the executable.
 
     Raises NotStarted when argv[0] is not an executable of the container.
     """
     if not argv:
         return 1, "", "error: you must specify at least one command for the container\n"
     name = argv[0].rsplit("/", 1)[-1]
-    if name in ("sh", "bash") and len(argv) >= 3 and argv[1] == "-c":
-        try:
-            inner = shlex.split(argv[2])
-        except ValueError as exc:
-            return 2, "", f"{name}: syntax error: {exc}\n"
-        if not inner:
-            return 0, "", ""
-        inner_name = inner[0].rsplit("/", 1)[-1]
-        if inner_name == "exit":
-            return (int(inner[1]) & 0xFF if len(inner) > 1 and inner[1].isdigit() else 0), "", ""
-        if inner_name not in programs:
-            # dash (the image's /bin/sh) and bash word it differently; both exit 127.
+    if name in SHELLS:
+        if argv[1:2] != ["-c"]:
+            return 0, "", ""  # an interactive shell with no terminal reads EOF and exits
+        if len(argv) < 3:
             if name == "bash":
-                return 127, "", f"bash: line 1: {inner[0]}: command not found\n"
-            return 127, "", f"{name}: 1: {inner[0]}: not found\n"
-        return programs[inner_name](inner)
-    if name not in programs and name not in ("sh", "bash"):
-        raise NotStarted(not_found_message(argv[0]))
-    if name not in programs:
-        return 0, "", ""  # an interactive shell with no terminal reads EOF and exits
-    return programs[name](argv)
+                return 2, "", "bash: -c: option requires an argument\n"
+            return 2, "", f"{name}: 0: -c requires an argument\n"
+        return run_shell("bash" if name == "bash" else "sh", argv[2], container)
+    if name in UTILITIES:
+        return UTILITIES[name](argv, "", container.files)
+    if name in container.programs:
+        return container.programs[name](argv)
+    raise NotStarted(not_found_message(argv[0]))
 
 
 async def serve(

@@ -1,8 +1,8 @@
 """An emulation of `nvidia-smi` as run inside a serving container (`kubectl exec`).
 
 Covers `--query-gpu=... --format=csv[,noheader][,nounits]`, `-i`, `-L`, `--version`, `-h`,
-`-q` (abridged) and the plain summary table. Real nvidia-smi writes its error messages to
-stdout, not stderr, and so does this emulation.
+`-q` (abridged; `-d MEMORY` in full), `topo -m`/`-mp` and the plain summary table. Real
+nvidia-smi writes its error messages to stdout, not stderr, and so does this emulation.
 """
 
 from __future__ import annotations
@@ -12,8 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.simulator.gpus import GpuReadingInput
+from services.simulator.nvidia_smi_topo import NodeShape, run_topo
 
-__all__ = ["GpuReadingInput", "query_fields", "run_nvidia_smi"]
+__all__ = [
+    "DRIVER_VERSION_PATH",
+    "GpuReadingInput",
+    "NodeShape",
+    "driver_version_file",
+    "query_fields",
+    "run_nvidia_smi",
+]
+DRIVER_VERSION_PATH = "/proc/driver/nvidia/version"
 
 EXIT_OK = 0
 EXIT_INVALID_ARGUMENT = 2
@@ -315,6 +324,27 @@ def _table(gpus: list[GpuReadingInput], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The BAR1 aperture the cloud instances expose per GPU (MiB); a serving process maps a little.
+_BAR1_TOTAL_MIB = {"hopper": 131072, "ampere": 131072}
+_BAR1_PCIE_MIB = {"NVIDIA A10G": 32768, "NVIDIA L4": 32768, "NVIDIA L40S": 65536, "Tesla T4": 256}
+_BAR1_USED_MIB = 5
+
+
+def _bar1_mib(g: GpuReadingInput) -> int:
+    if g.gpu.nvml_name in _BAR1_PCIE_MIB:
+        return _BAR1_PCIE_MIB[g.gpu.nvml_name]
+    return _BAR1_TOTAL_MIB.get(g.gpu.family, 65536)
+
+
+def driver_version_file(gpus: Sequence[GpuReadingInput]) -> str:
+    """/proc/driver/nvidia/version on the node (the proprietary kernel module's build line)."""
+    driver = gpus[0].gpu.driver_version if gpus else "550.127.05"
+    return (
+        f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {driver}  Tue Oct  8 16:30:26 UTC 2024\n"
+        "GCC version:  gcc version 11.4.1 20230605 (Red Hat 11.4.1-2) (GCC) \n"
+    )
+
+
 def _full_query(gpus: list[GpuReadingInput], now: float, display: list[str] | None = None) -> str:
     driver = gpus[0].gpu.driver_version if gpus else "550.127.05"
     cuda = gpus[0].gpu.cuda_version if gpus else "12.4"
@@ -354,6 +384,15 @@ def _full_query(gpus: list[GpuReadingInput], now: float, display: list[str] | No
                     row("Reserved", f"{g.gpu.reserved_mib} MiB", 8),
                     row("Used", f"{g.memory_used_mib} MiB", 8),
                     row("Free", f"{g.memory_free_mib} MiB", 8),
+                    "    BAR1 Memory Usage",
+                    row("Total", f"{_bar1_mib(g)} MiB", 8),
+                    row("Used", f"{_BAR1_USED_MIB} MiB", 8),
+                    row("Free", f"{_bar1_mib(g) - _BAR1_USED_MIB} MiB", 8),
+                    # Confidential computing is off: the protected region is empty.
+                    "    Conf Compute Protected Memory Usage",
+                    row("Total", "0 MiB", 8),
+                    row("Used", "0 MiB", 8),
+                    row("Free", "0 MiB", 8),
                 ],
             ),
             ("PERFORMANCE", [row("Performance State", "P0")]),
@@ -396,7 +435,11 @@ def _full_query(gpus: list[GpuReadingInput], now: float, display: list[str] | No
 
 
 def run_nvidia_smi(
-    argv: Sequence[str], gpus: Sequence[GpuReadingInput], *, now: float | None = None
+    argv: Sequence[str],
+    gpus: Sequence[GpuReadingInput],
+    *,
+    now: float | None = None,
+    node: NodeShape | None = None,
 ) -> tuple[int, str, str]:
     """Run `nvidia-smi` with `argv` (without the program name) against `gpus`.
 
@@ -404,6 +447,10 @@ def run_nvidia_smi(
     and nvidia-smi's own message, as the real tool does.
     """
     clock = time.time() if now is None else now
+    if list(argv[:1]) == ["topo"]:
+        if not gpus:
+            return EXIT_NO_DEVICES, "No devices were found\n", ""
+        return run_topo(argv[1:], gpus, node)
     try:
         opts = _parse(argv)
         if opts.help:

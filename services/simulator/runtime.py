@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Any
 from services.simulator.controllers.kubelet import StartOutcome
 from services.simulator.engine_startup import startup_failure
 from services.simulator.gpus import GpuClass, gpu_by_product
-from services.simulator.nvidia_smi import run_nvidia_smi
+from services.simulator.nvidia_smi import (
+    DRIVER_VERSION_PATH,
+    NodeShape,
+    driver_version_file,
+    run_nvidia_smi,
+)
+from services.simulator.pod_logs import LogBook, current_text
 from services.simulator.scenario import Scenario
 from services.simulator.serving_config import NotAServingContainer, parse_container
-from services.simulator.startup_logs import startup_log
+from services.simulator.shell import Container
+from services.simulator.startup_logs import shutdown_log, timed_startup_log
 from services.simulator.store import Store
 
 if TYPE_CHECKING:
@@ -23,6 +30,20 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 Program = Callable[[list[str]], tuple[int, str, str]]
 GPU_RESOURCE = "nvidia.com/gpu"
+# The serving images (vllm-openai, TGI, SGLang) build on CUDA's Ubuntu 22.04 images.
+OS_RELEASE = """PRETTY_NAME="Ubuntu 22.04.5 LTS"
+NAME="Ubuntu"
+VERSION_ID="22.04"
+VERSION="22.04.5 LTS (Jammy Jellyfish)"
+VERSION_CODENAME=jammy
+ID=ubuntu
+ID_LIKE=debian
+HOME_URL="https://www.ubuntu.com/"
+SUPPORT_URL="https://help.ubuntu.com/"
+BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
+PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
+UBUNTU_CODENAME=jammy
+"""
 
 
 def gpu_request(container: Obj) -> int:
@@ -49,6 +70,20 @@ def node_gpu(node: Obj | None) -> GpuClass | None:
         return None
 
 
+def node_shape(node: Obj | None) -> NodeShape | None:
+    """The machine under a node, from its instance-type label, GPU count and CPU capacity."""
+    if node is None:
+        return None
+    labels = node["metadata"].get("labels") or {}
+    capacity = (node.get("status") or {}).get("capacity") or {}
+    try:
+        gpus = int(str(capacity.get(GPU_RESOURCE) or labels.get("nvidia.com/gpu.count", "")))
+        vcpus = int(str(capacity.get("cpu", "")))
+    except ValueError:
+        return None
+    return NodeShape(labels.get("node.kubernetes.io/instance-type", ""), gpus, vcpus)
+
+
 def image_digest(image: str, known: dict[str, str]) -> str:
     """The digest an image reference resolves to: pinned in the reference, the scenario's, or
     derived from the reference (stable across runs)."""
@@ -68,32 +103,40 @@ class ServingRuntime:
         self.stop_delay_s = scenario.timing.get("stop_s", 5.0)
         self._start_s = scenario.timing.get("container_start_s", 15.0)
         self._load_s = scenario.timing.get("model_load_s", 45.0)
-        self._logs: dict[tuple[str, str, str], list[str]] = {}
+        self.logbook = LogBook()
 
     def start(self, pod: Obj, node: Obj, container: Obj) -> StartOutcome:
         digest = image_digest(str(container.get("image", "")), self.scenario.images)
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"], container["name"])
-        started_at = self.store.clock.time() + self._start_s
+        name = container["name"]
         try:
             config = parse_container(container)
         except NotAServingContainer:
-            self._logs[key] = [f"{container['name']}: started\n"]
+            self.logbook.started(pod, name, lambda t0: [(0.0, f"{name}: started")])
             return StartOutcome(self._start_s, 2.0, None, digest)
         gpu = node_gpu(node)
         count = gpu_request(container)
         if gpu is None or count == 0:
             no_gpu = "RuntimeError: No CUDA GPUs are available"
-            self._logs[key] = [no_gpu]
+            self.logbook.started(pod, name, lambda t0: [(8.0, no_gpu)])
             return StartOutcome(self._start_s, 8.0, no_gpu, digest)
         failure = startup_failure(config, gpu, count)
-        self._logs[key] = startup_log(config, gpu, gpu_count=count, start_time=started_at)
         # Bigger models and slower GPUs load longer; a failure surfaces after part of the load.
         load = self._load_s / max(0.25, gpu.bandwidth_factor) ** 0.5
-        return StartOutcome(self._start_s, load * (0.4 if failure else 1.0), failure, digest)
+        lifetime = load * (0.4 if failure else 1.0)
+        # The engine's last start-up line comes when the kubelet sees it ready (or dead).
+        self.logbook.started(
+            pod,
+            name,
+            lambda t0: timed_startup_log(
+                config, gpu, gpu_count=count, start_time=t0, last_line_s=lifetime
+            ),
+            on_stop=lambda at: shutdown_log(config, at),
+        )
+        return StartOutcome(self._start_s, lifetime, failure, digest)
 
     def log(self, namespace: str, name: str, container: str, now: float) -> str:
-        lines = self._logs.get((namespace, name, container), [])
-        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        pod = self.store.peek("pods", namespace, name)
+        return "" if pod is None else current_text(self.logbook, pod, container, now)
 
     def node_ip(self, node_name: str) -> str:
         node = self.store.peek("nodes", "", node_name)
@@ -102,9 +145,10 @@ class ServingRuntime:
                 return str(address["address"])
         return "10.0.0.1"
 
-    def programs(self, pod: Obj, container: Obj, fleet: FleetWiring) -> dict[str, Program]:
-        """The executables inside this container."""
+    def programs(self, pod: Obj, container: Obj, fleet: FleetWiring) -> Container:
+        """The executables, environment and files a process in this container sees."""
         env = self._env(pod, container)
+        files = {"/etc/hostname": pod["metadata"]["name"] + "\n", "/etc/os-release": OS_RELEASE}
 
         def printenv(argv: list[str]) -> tuple[int, str, str]:
             if len(argv) > 1:
@@ -128,13 +172,18 @@ class ServingRuntime:
             gpu_request(container) > 0
             and node_gpu(self.store.peek("nodes", "", pod["spec"].get("nodeName", ""))) is not None
         ):
+            shape = node_shape(self.store.peek("nodes", "", pod["spec"].get("nodeName", "")))
 
             def nvidia_smi(argv: list[str]) -> tuple[int, str, str]:
                 readings = fleet.gpu_readings_for(pod, container)
-                return run_nvidia_smi(argv[1:], readings, now=self.store.clock.time())
+                return run_nvidia_smi(argv[1:], readings, now=self.store.clock.time(), node=shape)
 
             programs["nvidia-smi"] = nvidia_smi
-        return programs
+            # The device plugin names the pod's GPUs and mounts the driver's /proc entry.
+            readings = fleet.gpu_readings_for(pod, container)
+            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(r.uuid for r in readings)
+            files[DRIVER_VERSION_PATH] = driver_version_file(readings)
+        return Container(programs, env, files)
 
     def _env(self, pod: Obj, container: Obj) -> dict[str, str]:
         """The container's environment as the process sees it (secrets resolved, as in a real
@@ -154,4 +203,10 @@ class ServingRuntime:
                 raw = (secret or {}).get("data", {}).get(ref.get("key", ""))
                 if raw is not None:
                     out[item["name"]] = base64.b64decode(raw).decode(errors="replace")
+        # What the kubelet adds for the API server (enableServiceLinks) and the image's HOME.
+        kubernetes = self.store.peek("services", "default", "kubernetes") or {}
+        host = (kubernetes.get("spec") or {}).get("clusterIP") or "10.100.0.1"
+        out.setdefault("KUBERNETES_SERVICE_HOST", host)
+        out.setdefault("KUBERNETES_SERVICE_PORT", "443")
+        out.setdefault("HOME", "/root")
         return out

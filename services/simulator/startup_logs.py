@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from services.simulator.engine_startup import MIB_PER_GIB, memory_plan, runtime_dtype, startup_stage
 from services.simulator.gpus import GpuClass
 from services.simulator.serving_config import SGLANG, TGI, VLLM, ServingConfig, version_tuple
+
+
+class _Line(str):
+    """A log line that knows when the engine wrote it: `dt` seconds after the start, unscaled."""
+
+    dt: float
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """Maps the engine's own start-up offsets onto the container's: `scale` stretches them
+    so the last line lands when the kubelet sees the container ready (or crash)."""
+
+    t0: float
+    scale: float = 1.0
+
+    def at(self, dt: float) -> float:
+        return self.t0 + dt * self.scale
+
+    def mark(self, dt: float, text: str) -> _Line:
+        line = _Line(text)
+        line.dt = dt
+        return line
 
 
 def _stamp(engine: str, t: float) -> str:
@@ -19,7 +43,7 @@ def _stamp(engine: str, t: float) -> str:
 
 
 def _vllm_log(
-    config: ServingConfig, gpu: GpuClass, t0: float, stage: str | None, error: str | None
+    config: ServingConfig, gpu: GpuClass, tl: _Timeline, stage: str | None, error: str | None
 ) -> list[str]:
     v1 = version_tuple(config.engine_version) >= (0, 8)
     dtype = runtime_dtype(config, gpu)
@@ -27,7 +51,7 @@ def _vllm_log(
     port = config.port
 
     def info(dt: float, where: str, text: str) -> str:
-        return f"INFO {_stamp(VLLM, t0 + dt)} [{where}] {text}"
+        return tl.mark(dt, f"INFO {_stamp(VLLM, tl.at(dt))} [{where}] {text}")
 
     non_default: dict[str, object] = {"model": config.model}
     for key, value in (
@@ -117,9 +141,9 @@ def _vllm_log(
             f"INFO:     Uvicorn running on http://0.0.0.0:{port} (Press CTRL+C to quit)",
         ]
     if error is not None and v1 and stage != "args":
-        where = f"ERROR {_stamp(VLLM, t0 + failed_at)} [core.py:700]"
+        where = f"ERROR {_stamp(VLLM, tl.at(failed_at))} [core.py:700]"
         lines += [
-            f"{where} EngineCore failed to start.",
+            tl.mark(failed_at, f"{where} EngineCore failed to start."),
             f"{where} Traceback (most recent call last):",
             f"{where} {error}",
             "RuntimeError: Engine core initialization failed. See root cause above. "
@@ -131,7 +155,7 @@ def _vllm_log(
 
 
 def _tgi_log(
-    config: ServingConfig, gpu: GpuClass, t0: float, stage: str | None, error: str | None
+    config: ServingConfig, gpu: GpuClass, tl: _Timeline, stage: str | None, error: str | None
 ) -> list[str]:
     if stage == "args" and error is not None and error.startswith("error:"):
         return [
@@ -142,7 +166,7 @@ def _tgi_log(
         ]
 
     def info(dt: float, target: str, text: str) -> str:
-        return f"{_stamp(TGI, t0 + dt)}  INFO {target}: {text}"
+        return tl.mark(dt, f"{_stamp(TGI, tl.at(dt))}  INFO {target}: {text}")
 
     dtype = {"float16": "Float16", "bfloat16": "BFloat16"}.get(config.dtype or "", "")
     shards = config.tensor_parallel_size if config.tensor_parallel_size > 1 else None
@@ -199,10 +223,14 @@ def _tgi_log(
     if error is not None:
         if stage == "load":
             lines += [
-                f"{_stamp(TGI, t0 + 12.0)} ERROR shard-manager: text_generation_launcher: "
-                "Shard complete standard error output:",
+                tl.mark(
+                    12.0,
+                    f"{_stamp(TGI, tl.at(12.0))} ERROR shard-manager: text_generation_launcher: "
+                    "Shard complete standard error output:",
+                ),
                 error,
-                f"{_stamp(TGI, t0 + 12.0)} ERROR text_generation_launcher: Shard 0 failed to start",
+                f"{_stamp(TGI, tl.at(12.0))} ERROR text_generation_launcher: "
+                "Shard 0 failed to start",
                 "Error: ShardCannotStart",
             ]
         else:
@@ -217,10 +245,10 @@ def _some(value: object) -> str:
 
 
 def _sglang_log(
-    config: ServingConfig, gpu: GpuClass, t0: float, stage: str | None, error: str | None
+    config: ServingConfig, gpu: GpuClass, tl: _Timeline, stage: str | None, error: str | None
 ) -> list[str]:
     def line(dt: float, text: str, tp: bool = True) -> str:
-        return f"[{_stamp(SGLANG, t0 + dt)}{' TP0' if tp else ''}] {text}"
+        return tl.mark(dt, f"[{_stamp(SGLANG, tl.at(dt))}{' TP0' if tp else ''}] {text}")
 
     dtype = runtime_dtype(config, gpu)
     lines = [
@@ -302,11 +330,73 @@ def startup_log(
     `gpu_count` defaults to the tensor-parallel size. `start_time` is the epoch second the
     container started, for the timestamps. Never raises.
     """
+    return _lines(config, gpu, gpu_count, _Timeline(start_time))
+
+
+def timed_startup_log(
+    config: ServingConfig,
+    gpu: GpuClass,
+    *,
+    gpu_count: int | None = None,
+    start_time: float = 0.0,
+    last_line_s: float | None = None,
+) -> list[tuple[float, str]]:
+    """`startup_log` with the second (after `start_time`) at which each line is written.
+
+    With `last_line_s`, the engine's start-up is stretched or squeezed so its last line comes
+    that long after the start: the container is ready (or dies) when its log says so. The
+    engine's own timestamps inside the lines follow. Never raises.
+    """
+    raw = _lines(config, gpu, gpu_count, _Timeline(start_time))
+    end = max(_offsets(raw), default=0.0)
+    scale = last_line_s / end if last_line_s is not None and end > 0 else 1.0
+    lines = _lines(config, gpu, gpu_count, _Timeline(start_time, scale))
+    return [(dt * scale, line) for dt, line in zip(_offsets(lines), lines, strict=True)]
+
+
+def _offsets(lines: list[str]) -> list[float]:
+    """Each line's offset: its own, or the line's before it (a traceback prints at once);
+    never earlier than a line above it."""
+    out: list[float] = []
+    last = 0.0
+    for line in lines:
+        last = max(last, getattr(line, "dt", last))
+        out.append(last)
+    return out
+
+
+def _lines(config: ServingConfig, gpu: GpuClass, gpu_count: int | None, tl: _Timeline) -> list[str]:
     count = config.tensor_parallel_size if gpu_count is None else gpu_count
     found = startup_stage(config, gpu, count)
     stage, error = found if found else (None, None)
     if config.engine == VLLM:
-        return _vllm_log(config, gpu, start_time, stage, error)
+        return _vllm_log(config, gpu, tl, stage, error)
     if config.engine == TGI:
-        return _tgi_log(config, gpu, start_time, stage, error)
-    return _sglang_log(config, gpu, start_time, stage, error)
+        return _tgi_log(config, gpu, tl, stage, error)
+    return _sglang_log(config, gpu, tl, stage, error)
+
+
+_UVICORN_SHUTDOWN = (
+    "INFO:     Shutting down",
+    "INFO:     Waiting for application shutdown.",
+    "INFO:     Application shutdown complete.",
+    "INFO:     Finished server process [1]",
+)
+
+
+def shutdown_log(config: ServingConfig, at: float) -> list[str]:
+    """What a running engine prints when the kubelet sends SIGTERM at `at` (epoch seconds):
+    uvicorn's goodbye for vLLM and SGLang, the launcher's for TGI. Never raises."""
+    if config.engine == VLLM:
+        return list(_UVICORN_SHUTDOWN)
+    if config.engine == SGLANG:
+        return [f"[{_stamp(SGLANG, at)}] {line}" for line in _UVICORN_SHUTDOWN]
+    stamp = _stamp(TGI, at)
+    return [
+        f"{stamp}  INFO text_generation_launcher: Terminating webserver",
+        f"{stamp}  INFO text_generation_launcher: Waiting for webserver to gracefully shutdown",
+        f"{stamp}  INFO text_generation_launcher: webserver terminated",
+        f"{stamp}  INFO text_generation_launcher: Shutting down shards",
+        f"{stamp}  INFO shard-manager: text_generation_launcher: Terminating shard rank=0",
+        f"{stamp}  INFO shard-manager: text_generation_launcher: shard terminated rank=0",
+    ]

@@ -14,6 +14,7 @@ from services.simulator.argocd import SelfHeal
 from services.simulator.auth import User
 from services.simulator.clock import SimClock
 from services.simulator.controllers import Controllers
+from services.simulator.endpoints import allocate_cluster_ip
 from services.simulator.errors import ApiError, bad_request
 from services.simulator.faults import Fault, FaultSet
 from services.simulator.fleet_wiring import FleetWiring
@@ -21,6 +22,7 @@ from services.simulator.resources import Registry
 from services.simulator.runtime import ServingRuntime
 from services.simulator.scenario import Scenario
 from services.simulator.store import Store
+from services.simulator.system_controllers import SystemControllers
 
 Obj = dict[str, Any]
 SETUP_MARGIN_S = 600.0
@@ -45,15 +47,18 @@ class Cluster:
             SelfHeal(self.store, self.clock, scenario.gitops) if scenario.gitops else None
         )
         self.fleet = FleetWiring(self.store, self.clock, scenario, self.runtime, seed)
+        self.system = SystemControllers(self.store, self.clock, seed)
+        self.store.add_defaulter(lambda rt, obj, old: allocate_cluster_ip(self.store, rt, obj, old))
 
     # -- lifecycle -----------------------------------------------------------
 
     def setup(self) -> None:
         """Build the scenario's world and bring the clock to the present."""
-        world.build(self.store, self.scenario, self.settle, self._anchor_wall)
+        world.build(self.store, self.scenario, self.settle, self._anchor_wall, seed=self.seed)
         now = time.time()
         if self.clock.time() < now:
             self.clock.advance(now - self.clock.time())
+        self.system.go_live()
         self.fleet.start(self.clock.time())
         if self.self_heal is not None:
             self.self_heal.start()
@@ -63,7 +68,8 @@ class Cluster:
         waited = 0.0
         while waited < limit_s:
             self.controllers.tick()
-            if self.controllers.idle():
+            self.system.tick()
+            if self.controllers.idle() and not self.system.pending():
                 return True
             self.clock.advance(world.SETTLE_STEP_S)
             waited += world.SETTLE_STEP_S
@@ -71,6 +77,7 @@ class Cluster:
 
     def tick(self) -> None:
         self.controllers.tick()
+        self.system.tick()
         if self.self_heal is not None:
             self.self_heal.tick()
         self.fleet.tick()

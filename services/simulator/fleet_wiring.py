@@ -40,8 +40,13 @@ class FleetWiring:
         self.history_text = ""
         store.add_listener(self._changed)
 
-    def _changed(self, plural: str, _type: str, _obj: Obj, _old: Obj | None) -> None:
-        if plural in ("pods", "nodes"):
+    def _changed(self, plural: str, _type: str, obj: Obj, old: Obj | None) -> None:
+        if plural == "pods":
+            self._pods = None
+        elif plural == "nodes" and (
+            old is None or obj["metadata"].get("labels") != old["metadata"].get("labels")
+        ):
+            # Only a node's GPU labels matter here, not its heartbeats.
             self._pods = None
 
     def start(self, now: float) -> None:

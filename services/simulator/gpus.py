@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from services.simulator.instance_types import gpu_instance
+
 DEFAULT_DRIVER_VERSION = "550.127.05"
 DEFAULT_CUDA_VERSION = "12.4"
 
@@ -187,22 +189,76 @@ def gpu_by_name(name: str) -> GpuClass:
     raise KeyError(f"unknown GPU name {name!r}")
 
 
-def node_labels(gpu: GpuClass, count: int, *, gke: bool = False) -> dict[str, str]:
-    """The labels GPU Feature Discovery and an AWS (Karpenter) node carry for `count` GPUs.
+def node_labels(
+    gpu: GpuClass, count: int, *, gke: bool = False, timestamp: int = 0
+) -> dict[str, str]:
+    """The labels a node with `count` GPUs of class `gpu` carries: its instance type's (AWS
+    with Karpenter, or GKE where only GCP sells that many), GPU Feature Discovery's and the
+    GPU operator's.
 
-    With `gke=True` the GKE accelerator label is added too, where GKE offers the part.
+    With `gke=True` a GCP shape is preferred and the GKE accelerator label is added where GKE
+    offers the part. `timestamp` is GFD's labelling time (epoch seconds).
     """
+    instance = gpu_instance(gpu.product_label, count, gke=gke)
     labels = {
-        "node.kubernetes.io/instance-type": gpu.instance_type,
-        "karpenter.k8s.aws/instance-gpu-name": gpu.karpenter_name,
+        "node.kubernetes.io/instance-type": instance.name if instance else gpu.instance_type,
         "nvidia.com/gpu.present": "true",
         "nvidia.com/gpu.product": gpu.product_label,
         "nvidia.com/gpu.memory": str(gpu.memory_mib),
         "nvidia.com/gpu.count": str(count),
         "nvidia.com/gpu.family": gpu.family,
     }
-    if gke and gpu.gke_accelerator is not None:
+    if instance is None or instance.cloud == "aws":
+        labels.update(
+            {
+                "karpenter.k8s.aws/instance-gpu-name": gpu.karpenter_name,
+                "karpenter.k8s.aws/instance-gpu-count": str(count),
+                "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+                "karpenter.k8s.aws/instance-gpu-memory": str(gpu.memory_mib),
+            }
+        )
+    if (gke or (instance is not None and instance.cloud == "gcp")) and gpu.gke_accelerator:
         labels["cloud.google.com/gke-accelerator"] = gpu.gke_accelerator
+    labels.update(gfd_labels(gpu, count, instance.machine if instance else "", timestamp))
+    return labels
+
+
+def gfd_labels(gpu: GpuClass, count: int, machine: str, timestamp: int) -> dict[str, str]:
+    """GPU Feature Discovery's labels beyond product/memory/count/family, and the operator's
+    deploy markers its DaemonSets select on (NVIDIA k8s-device-plugin's gpu-feature-discovery)."""
+    major, minor, rev = [*gpu.driver_version.split("."), "", ""][:3]
+    cuda_major, cuda_minor = [*gpu.cuda_version.split("."), ""][:2]
+    compute_major, compute_minor = gpu.compute_cap.split(".")
+    mig = gpu.product_label.startswith(("NVIDIA-A100", "NVIDIA-H100", "NVIDIA-H200"))
+    labels = {
+        "nvidia.com/cuda.driver-version.full": gpu.driver_version,
+        "nvidia.com/cuda.driver-version.major": major,
+        "nvidia.com/cuda.driver-version.minor": minor,
+        "nvidia.com/cuda.driver-version.revision": rev,
+        "nvidia.com/cuda.driver.major": major,
+        "nvidia.com/cuda.driver.minor": minor,
+        "nvidia.com/cuda.driver.rev": rev,
+        "nvidia.com/cuda.runtime-version.full": gpu.cuda_version,
+        "nvidia.com/cuda.runtime-version.major": cuda_major,
+        "nvidia.com/cuda.runtime-version.minor": cuda_minor,
+        "nvidia.com/cuda.runtime.major": cuda_major,
+        "nvidia.com/cuda.runtime.minor": cuda_minor,
+        "nvidia.com/gfd.timestamp": str(timestamp),
+        "nvidia.com/gpu.compute.major": compute_major,
+        "nvidia.com/gpu.compute.minor": compute_minor,
+        "nvidia.com/gpu.mode": "compute",
+        "nvidia.com/gpu.replicas": "1",
+        "nvidia.com/gpu.sharing-strategy": "none",
+        "nvidia.com/mig.capable": "true" if mig else "false",
+        "nvidia.com/mps.capable": "false",
+        "nvidia.com/gpu.deploy.device-plugin": "true",
+        "nvidia.com/gpu.deploy.dcgm-exporter": "true",
+        "nvidia.com/gpu.deploy.gpu-feature-discovery": "true",
+    }
+    if mig:
+        labels["nvidia.com/mig.strategy"] = "single"
+    if machine:
+        labels["nvidia.com/gpu.machine"] = machine
     return labels
 
 

@@ -27,12 +27,12 @@ class NodeGroup:
     count: int
     gpu: str = ""  # GFD product label, e.g. NVIDIA-H100-80GB-HBM3
     gpus: int = 0
-    cpu: str = "96"
-    memory: str = "768Gi"
+    cpu: str = ""  # "" = the instance type's
+    memory: str = ""
     roles: tuple[str, ...] = ()
     taints: tuple[dict[str, str], ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
-    zone: str = "us-east-1a"
+    zone: str = ""  # "" = the instance type's cloud's first zone
 
 
 @dataclass(frozen=True)
@@ -211,12 +211,12 @@ def _build(data: dict[str, Any], origin: str) -> Scenario:
             count=int(n.get("count", 1)),
             gpu=str(n.get("gpu", "")),
             gpus=int(n.get("gpus", 0)),
-            cpu=str(n.get("cpu", "96")),
-            memory=str(n.get("memory", "768Gi")),
+            cpu=str(n.get("cpu", "")),
+            memory=str(n.get("memory", "")),
             roles=tuple(n.get("roles", ())),
             taints=tuple(n.get("taints", ())),
             labels=dict(n.get("labels", {})),
-            zone=str(n.get("zone", "us-east-1a")),
+            zone=str(n.get("zone", "")),
         )
         for n in data.get("nodes", [])
     )

@@ -33,6 +33,8 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped
 Listener = Callable[[str, str, Obj, Obj | None], None]
+Defaulter = Callable[[ResourceType, Obj, Obj | None], None]
+Manage = Callable[[Obj | None, Obj], None]  # (old or None on create, new) -> None
 
 HISTORY = 50_000
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -115,6 +117,8 @@ class Store:
         self._listeners: list[Listener] = []
         # owner uid -> dependents (plural, (namespace, name)), for the garbage collector.
         self._dependents: dict[str, set[tuple[str, Key]]] = {}
+        # Registry-level defaulting beyond admission's (a Service's ClusterIP allocation).
+        self._defaulters: list[Defaulter] = []
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -125,6 +129,11 @@ class Store:
     def _next_rv(self) -> str:
         self._last_rv = next(self._rv)
         return str(self._last_rv)
+
+    def add_defaulter(self, defaulter: Defaulter) -> None:
+        """Called as defaulter(rt, new_obj, old_obj_or_None) on every create and spec update,
+        after admission's defaults and before validation; it may fill in fields in place."""
+        self._defaulters.append(defaulter)
 
     def add_listener(self, listener: Listener) -> None:
         """Called as listener(plural, event_type, new_or_deleted_obj, old_obj) after each change."""
@@ -207,8 +216,13 @@ class Store:
 
     # -- writes --------------------------------------------------------------
 
-    def create(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
-        """Create an object. Raises ApiError 404 (namespace), 409 (exists), 422 (invalid)."""
+    def create(
+        self, rt: ResourceType, obj: Obj, *, dry_run: bool = False, manage: Manage | None = None
+    ) -> Obj:
+        """Create an object. Raises ApiError 404 (namespace), 409 (exists), 422 (invalid).
+
+        `manage(None, obj)` records the writer in managedFields once the object is defaulted.
+        """
         obj = fast_copy(obj)
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"] = rt.group_version
@@ -234,7 +248,11 @@ class Store:
         if (namespace, name) in self._bucket(rt.plural):
             raise already_exists(rt.plural, rt.group, name)
         admission.default(rt.kind, obj)
+        for defaulter in self._defaulters:
+            defaulter(rt, obj, None)
         admission.validate(rt, obj, None)
+        if manage is not None:
+            manage(None, obj)
         meta["uid"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         meta.setdefault("creationTimestamp", rfc3339(self.clock.now()))
         if "spec" in obj or not rt.builtin:
@@ -253,9 +271,11 @@ class Store:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        manage: Manage | None = None,
     ) -> Obj:
         """Replace an object, honouring a resourceVersion precondition when one is given.
 
+        `manage(old, obj)` records the writer in managedFields once the object is defaulted.
         Raises ApiError 404, 409 (conflict), 422 (invalid).
         """
         obj = fast_copy(obj)
@@ -297,9 +317,13 @@ class Store:
                 else:
                     obj.pop("status", None)
             admission.default(rt.kind, obj)
+            for defaulter in self._defaulters:
+                defaulter(rt, obj, old)
             admission.validate(rt, obj, old)
             if obj.get("spec") != old.get("spec") and "generation" in meta:
                 meta["generation"] = int(meta["generation"]) + 1
+        if manage is not None:
+            manage(old, obj)
         if obj == old:
             return fast_copy(old)  # a no-op write keeps the resourceVersion, as on a real server
         if dry_run:

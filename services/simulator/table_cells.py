@@ -37,6 +37,7 @@ from services.simulator.table_format import (
     _since,
     human_duration,
 )
+from services.simulator.table_system import SYSTEM_PRINTERS
 
 _POD_SUCCEEDED = {
     "type": "Completed",
@@ -361,4 +362,5 @@ _PRINTERS: dict[str, tuple[tuple[_Column, ...], _Printer]] = {
     "events": (_EVENT_COLUMNS, _event_cells),
     "configmaps": (_CONFIGMAP_COLUMNS, _configmap_cells),
     "secrets": (_SECRET_COLUMNS, _secret_cells),
+    **SYSTEM_PRINTERS,
 }

@@ -9,86 +9,19 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
-import uuid
+import random
 from collections.abc import Callable
 from typing import Any
 
-from services.simulator import gpus
-from services.simulator.scenario import DeploymentSpec, NodeGroup, Scenario
+from services.simulator import system_objects
+from services.simulator.node_objects import node_objects
+from services.simulator.scenario import DeploymentSpec, Scenario
 from services.simulator.store import Store
 
 Obj = dict[str, Any]
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 SETTLE_STEP_S = 5.0
 SETTLE_LIMIT_S = 900.0
-
-
-def node_objects(group: NodeGroup, first_index: int) -> list[Obj]:
-    out = []
-    for i in range(group.count):
-        name = f"{group.prefix}-{i + 1}"
-        labels = {
-            "kubernetes.io/hostname": name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            "topology.kubernetes.io/zone": group.zone,
-        }
-        capacity = {
-            "cpu": group.cpu,
-            "memory": group.memory,
-            "pods": "110",
-            "ephemeral-storage": "500Gi",
-        }
-        if group.gpu:
-            gpu = gpus.gpu_by_product(group.gpu)
-            labels.update(gpus.node_labels(gpu, group.gpus))
-            capacity["nvidia.com/gpu"] = str(group.gpus)
-        else:
-            labels["node.kubernetes.io/instance-type"] = "m6i.4xlarge"
-        for role in group.roles:
-            labels[f"node-role.kubernetes.io/{role}"] = ""
-        labels.update(group.labels)
-        index = first_index + i
-        out.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": name, "labels": labels},
-                "spec": {"taints": [dict(t) for t in group.taints]} if group.taints else {},
-                "status": {
-                    "capacity": capacity,
-                    "allocatable": dict(capacity),
-                    "addresses": [
-                        {"type": "InternalIP", "address": f"10.0.{index // 250}.{index % 250 + 4}"},
-                        {"type": "Hostname", "address": name},
-                    ],
-                    "conditions": [
-                        {
-                            "type": "Ready",
-                            "status": "True",
-                            "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status",
-                        }
-                    ],
-                    "nodeInfo": {
-                        "machineID": hashlib.md5(f"machine:{name}".encode()).hexdigest(),
-                        "systemUUID": str(
-                            uuid.UUID(hashlib.md5(f"system:{name}".encode()).hexdigest())
-                        ),
-                        "bootID": str(uuid.UUID(hashlib.md5(f"boot:{name}".encode()).hexdigest())),
-                        "kubeletVersion": "v1.32.4",
-                        "kubeProxyVersion": "v1.32.4",
-                        "osImage": "Ubuntu 22.04.5 LTS",
-                        "kernelVersion": "6.8.0-1021-aws",
-                        "containerRuntimeVersion": "containerd://1.7.24",
-                        "operatingSystem": "linux",
-                        "architecture": "amd64",
-                    },
-                },
-            }
-        )
-    return out
 
 
 def deployment_object(spec: DeploymentSpec, revision_index: int) -> Obj:
@@ -117,20 +50,32 @@ def deployment_object(spec: DeploymentSpec, revision_index: int) -> Obj:
     return body
 
 
-def build(store: Store, scenario: Scenario, settle: Callable[[float], bool], anchor: float) -> None:
+def build(
+    store: Store,
+    scenario: Scenario,
+    settle: Callable[[float], bool],
+    anchor: float,
+    *,
+    seed: int = 0,
+) -> None:
     """Create the scenario's state, its history ending at `anchor` (simulated epoch seconds).
 
     `settle(limit_s)` ticks the controllers on simulated time until every rollout has settled
-    (returning False when the limit passed first: a revision that never becomes ready).
+    (returning False when the limit passed first: a revision that never becomes ready). The
+    cluster's own objects (system_objects) come first, named from a stream of their own.
     """
     registry = store.registry
     for ns in scenario.namespaces:
         store.create(registry.by_plural("namespaces"), {"metadata": {"name": ns}})
     index = 0
     for group in scenario.nodes:
-        for node in node_objects(group, index):
+        for node in node_objects(group, index, store.clock.time()):
             store.create(registry.by_plural("nodes"), node)
         index += group.count
+    system_rng = random.Random(f"system:{seed}")
+    system_objects.build(store, scenario, system_rng)
+    with system_objects.own_rng(store, system_rng):
+        settle(SETTLE_LIMIT_S)
     for obj in scenario.objects:
         rt = registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         if rt is None:

@@ -156,7 +156,8 @@ def test_every_scenario_serves_kubectl(scenario: str, tmp_path: Path) -> None:
 def test_large_scenario_holds_5000_pods_on_500_nodes() -> None:
     with Simulator("large", speed=30) as sim:
         assert sim.cluster is not None
-        pods = sim.cluster.store.items("pods")
+        # The scenario's workload; kube-system and the GPU operator's daemons come on top.
+        pods = sim.cluster.store.items("pods", "inference")
         assert len(sim.cluster.store.items("nodes")) == 500
         assert len(pods) == 5000
         assert all(p["spec"].get("nodeName") for p in pods)

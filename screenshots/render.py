@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 from textual.pilot import Pilot  # noqa: E402
 
 from tui.app import SkewmitApp  # noqa: E402
-from tui.session import Intervals, MetricsFeed, Session, close_session, opened_at_of  # noqa: E402
+from tui.launchers import close_session  # noqa: E402
+from tui.session import Intervals, MetricsFeed, Session, opened_at_of  # noqa: E402
 
 SPEED = 30.0
 

@@ -6,18 +6,8 @@ step's actions trade away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from services.models import Guidance as Guidance
 from services.models import Step
-
-
-@dataclass(frozen=True)
-class Guidance:
-    why: str
-    look_for: str
-    tradeoff: str
-    runbook: tuple[str, ...]  # the runbook's own commands for the step
-
 
 GUIDANCE: dict[Step, Guidance] = {
     Step.ROLLBACK: Guidance(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 
 class Severity(StrEnum):
@@ -87,45 +87,6 @@ class EngineConfig:
     configured: frozenset[str] = frozenset()
     # Caveats for the operator, e.g. "command runs through a shell script".
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ContainerView:
-    name: str
-    image: str
-    image_id: str  # from status (containerd: repo@sha256:...)
-    args: tuple[str, ...]
-    command: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]  # (name, value) with secrets already masked
-    ready: bool
-    restarts: int
-    state: str  # running | waiting:<reason> | terminated:<reason>
-    gpu_request: int
-
-
-@dataclass(frozen=True)
-class PodView:
-    name: str
-    namespace: str
-    node: str
-    phase: str
-    ready: bool
-    template_hash: str
-    revision: str  # the ReplicaSet revision this pod belongs to ("" if unknown)
-    containers: tuple[ContainerView, ...]
-    created: str  # RFC 3339
-    deleting: bool = False
-    reason: str = ""  # Pending reason / unschedulable message
-
-
-@dataclass(frozen=True)
-class NodeView:
-    name: str
-    labels: dict[str, str]
-    unschedulable: bool
-    taints: tuple[str, ...]  # "key=value:Effect"
-    ready: bool
-    gpu_capacity: int
 
 
 @dataclass(frozen=True)
@@ -327,3 +288,125 @@ class Knob:
     tradeoff: str  # e.g. "max running sequences 1024 -> 768: about 25% less peak throughput..."
     action: str  # the plan's action id: latency.max-num-seqs, ...
     container: str = ""
+
+
+# -- what a step's check reports (the TUI's step detail, `skewmit check`) ----------------------
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """The runbook's words for a step (services.guidance holds each step's)."""
+
+    why: str
+    look_for: str
+    tradeoff: str
+    runbook: tuple[str, ...]  # the runbook's own commands for the step
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One value an action asks the operator for before it plans."""
+
+    name: str
+    prompt: str
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action a step offers: what it does, its kubectl equivalent, what it asks for, and
+    whether it can run in this session (and why not)."""
+
+    id: str
+    step: Step
+    title: str
+    key: str  # a letter, unique within the step
+    description: str
+    kubectl: tuple[str, ...] = ()
+    inputs: tuple[InputSpec, ...] = ()
+    available: bool = True
+    reason: str = ""
+    destructive: bool = False
+
+
+@dataclass(frozen=True)
+class RollbackData:
+    """Step 1's own report: the Deployment's revisions and how its rollout is going."""
+
+    revisions: tuple[Revision, ...]
+    progress: RolloutProgress
+
+
+# Each step's own report: step 1 RollbackData, step 3 its knobs, step 4 the router, step 5
+# the GPU inspection, step 6 the verdict; step 2 has none.
+StepData: TypeAlias = RollbackData | tuple[Knob, ...] | RouterInfo | HardwareReport | Verdict | None
+StepState = Literal["ok", "findings", "failed"]
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One step's check: its findings, the actions it offers, lines for the detail pane, and
+    the step's own report (`data`, read through the typed properties below)."""
+
+    step: Step
+    state: StepState
+    findings: tuple[Finding, ...]
+    actions: tuple[ActionSpec, ...]
+    detail: tuple[str, ...]
+    guidance: Guidance
+    error: str = ""
+    data: StepData = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Severity}
+        for finding in self.findings:
+            out[finding.severity.value] += 1
+        return out
+
+    @property
+    def progress(self) -> RolloutProgress | None:
+        """Step 1: the rollout's progress when the check ran."""
+        return self.data.progress if isinstance(self.data, RollbackData) else None
+
+    @property
+    def revisions(self) -> tuple[Revision, ...]:
+        """Step 1: the Deployment's revisions, oldest first."""
+        return self.data.revisions if isinstance(self.data, RollbackData) else ()
+
+    @property
+    def knobs(self) -> tuple[Knob, ...]:
+        """Step 3: the serving engine's latency knobs."""
+        return self.data if isinstance(self.data, tuple) else ()
+
+    @property
+    def router(self) -> RouterInfo | None:
+        """Step 4: what sends the Deployment's Service its traffic."""
+        return self.data if isinstance(self.data, RouterInfo) else None
+
+    @property
+    def hardware(self) -> HardwareReport | None:
+        """Step 5: the GPU inspection."""
+        return self.data if isinstance(self.data, HardwareReport) else None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """Step 6: the validation gate's verdict."""
+        return self.data if isinstance(self.data, Verdict) else None
+
+
+# -- the changes an incident made, from its journal (the action log, the bridge) ---------------
+
+ActionStatus = Literal["applied", "unverified", "reverted", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class JournalAction:
+    """One change in the incident's journal as the action log lists it."""
+
+    seq: int  # the journal entry a revert names
+    when: str  # HH:MM:SS (UTC, the journal's clock)
+    title: str
+    status: ActionStatus
+    note: str = ""
+    revertible: bool = False  # applied and not reverted since

@@ -4,6 +4,9 @@ One flow for every step: checks read the cluster (and metrics) and produce findi
 turns findings and operator input into a plan; the gate previews, applies, verifies and
 journals it. The TUI and the headless commands are two faces on this one object. Every method
 here blocks on the network: call it from a worker thread.
+
+The report types (StepReport, ActionSpec, InputSpec, Guidance) live in services.models, which
+the widgets may import; they are re-exported here so older imports keep working.
 """
 
 from __future__ import annotations
@@ -17,51 +20,25 @@ from services import hardware, latency, pin, rollout, routing, symptoms
 from services.errors import InvalidError, SkewmitError
 from services.gate import Gate
 from services.gitops import gitops_markers
-from services.guidance import GUIDANCE, Guidance
+from services.guidance import GUIDANCE
 from services.journal import Journal
 from services.kube import Cluster
-from services.models import Finding, Plan, RolloutProgress, Severity, Step, Target
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    name: str
-    prompt: str
-    default: str = ""
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    id: str
-    step: Step
-    title: str
-    key: str  # a letter, unique within the step
-    description: str
-    kubectl: tuple[str, ...] = ()
-    inputs: tuple[InputSpec, ...] = ()
-    available: bool = True
-    reason: str = ""
-    destructive: bool = False
-
-
-@dataclass(frozen=True)
-class StepReport:
-    step: Step
-    state: str  # ok | findings | failed
-    findings: tuple[Finding, ...]
-    actions: tuple[ActionSpec, ...]
-    detail: tuple[str, ...]
-    guidance: Guidance
-    error: str = ""
-    data: Any = None  # the step's own report (history, knobs, router, hardware report)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        out = {s.value: 0 for s in Severity}
-        for finding in self.findings:
-            out[finding.severity.value] += 1
-        return out
-
+from services.models import ActionSpec as ActionSpec
+from services.models import (
+    Finding,
+    HardwareReport,
+    Plan,
+    RollbackData,
+    RolloutProgress,
+    Severity,
+    Step,
+    StepData,
+    Target,
+    Verdict,
+)
+from services.models import Guidance as Guidance
+from services.models import InputSpec as InputSpec
+from services.models import StepReport as StepReport
 
 # The verb and kind each action needs, for the RBAC pre-check.
 ACTION_PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -176,14 +153,15 @@ class Runbook:
     def check_all(self) -> list[StepReport]:
         return [self.check(step) for step in Step]
 
-    def findings(self) -> list[Finding]:
-        """Every step's warning and error findings (what `skewmit check` reports)."""
+    def findings(self, include_info: bool = False) -> list[Finding]:
+        """Every step's warning and error findings, info ones too with `include_info` (what
+        `skewmit check` reports). Raises SkewmitError with the first step's error."""
         out: list[Finding] = []
         for step in (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE):
             report = self.check(step)
             if report.error:
                 raise SkewmitError(report.error)
-            out += [f for f in report.findings if f.severity != Severity.INFO]
+            out += [f for f in report.findings if include_info or f.severity != Severity.INFO]
         return out
 
     def _report(
@@ -192,7 +170,7 @@ class Runbook:
         findings: list[Finding],
         actions: list[ActionSpec],
         detail: list[str],
-        data: Any = None,
+        data: StepData = None,
     ) -> StepReport:
         serious = [f for f in findings if f.severity != Severity.INFO]
         return StepReport(
@@ -290,7 +268,7 @@ class Runbook:
                 )
             )
         return self._report(
-            Step.ROLLBACK, findings, actions, detail, {"revisions": revisions, "progress": progress}
+            Step.ROLLBACK, findings, actions, detail, RollbackData(tuple(revisions), progress)
         )
 
     def _check_pin(self) -> StepReport:
@@ -308,7 +286,7 @@ class Runbook:
             self.metrics, self.baseline, self._latency_limit(), self.name, knobs
         )
         detail += live.detail
-        return self._report(Step.LATENCY, list(live.findings), actions, detail, knobs)
+        return self._report(Step.LATENCY, list(live.findings), actions, detail, tuple(knobs))
 
     def _context(self) -> int | None:
         try:
@@ -385,7 +363,7 @@ class Runbook:
     def progress(self) -> RolloutProgress:
         return rollout.progress(self.cluster, self.ns, self.name)
 
-    def inspector(self) -> Any:
+    def inspector(self) -> HardwareReport:
         dcgm = (
             self.metrics.dcgm_models(self.ns, self.name)
             if self.metrics is not None and hasattr(self.metrics, "dcgm_models")
@@ -429,7 +407,7 @@ class Runbook:
                     raise
             return self._baseline
 
-    def validate(self) -> Any:
+    def validate(self) -> Verdict:
         from services import validation
 
         return validation.validate(

@@ -6,10 +6,15 @@ Headless subcommands import neither Textual nor the app, so scripts and CI start
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.session import SessionOptions
 
 EXIT_ERROR = 2
 
@@ -105,8 +110,14 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_target_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags that name a target, resolved as kubectl resolves them."""
+def add_target_arguments(
+    p: argparse.ArgumentParser,
+    *,
+    deployment_required: bool = True,
+    namespace_required: bool = False,
+) -> None:
+    """The flags that name a target, resolved as kubectl resolves them, and the config file:
+    one definition for the app, `check` and the headless commands."""
     p.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
     )
@@ -114,19 +125,55 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-n",
         "--namespace",
+        required=namespace_required,
         type=kube_name("Namespace"),
         help="namespace (default: the context's namespace)",
     )
     p.add_argument(
         "--deployment",
-        required=True,
+        required=deployment_required,
         type=kube_name("Deployment"),
         help="the serving Deployment's name",
     )
     p.add_argument(
         "--config",
-        help="skewmit config file (YAML: thresholds, query overrides, "
-        "production contexts, expected GPU class)",
+        help="skewmit config file, YAML or .toml: thresholds, query overrides, production "
+        "contexts, expected GPU class (default: $SKEWMIT_CONFIG)",
+    )
+
+
+def add_prometheus_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the metrics come from: the app's and the headless commands' flags."""
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus base URL for the live metrics and the validation gate "
+        "(default: the config's prometheus.url)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=("vllm", "tgi", "sglang", "auto"),
+        help="which engine's metrics to query (default: the config's prometheus.preset, "
+        "else detected)",
+    )
+
+
+def session_options(args: argparse.Namespace, *, read_only: bool | None = None) -> SessionOptions:
+    """The target and session flags as services.session takes them (`read_only` overrides
+    the flag: `check` and the headless commands change nothing). Without --config, the file
+    $SKEWMIT_CONFIG names, as for the headless commands."""
+    from services.session import SessionOptions
+
+    return SessionOptions(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        deployment=args.deployment,
+        read_only=args.read_only if read_only is None else read_only,
+        prometheus=getattr(args, "prometheus", None),
+        preset=getattr(args, "preset", None),
+        config=args.config or os.environ.get("SKEWMIT_CONFIG") or None,
+        take_over=getattr(args, "take_over", False),
     )
 
 
@@ -146,29 +193,16 @@ def _check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_check(args: argparse.Namespace) -> int:
     import json
 
+    from services.config import load_config
     from services.errors import SkewmitError
-    from services.models import Severity, Step
     from services.runbook import Runbook
-    from services.session import SessionOptions, load_config, open_cluster
+    from services.session import open_cluster
 
-    options = SessionOptions(
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        namespace=args.namespace,
-        deployment=args.deployment,
-        read_only=True,
-        config=args.config,
-    )
     try:
         config = load_config(args.config)
-        cluster, target = open_cluster(options)
+        cluster, target = open_cluster(session_options(args, read_only=True))
         runbook = Runbook(cluster, target, None, read_only=True, config=config)
-        findings = []
-        for step in (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE):
-            report = runbook.check(step)
-            if report.error:
-                raise SkewmitError(report.error)
-            findings += [f for f in report.findings if args.all or f.severity != Severity.INFO]
+        findings = runbook.findings(include_info=args.all)
     except SkewmitError as exc:
         print(f"skewmit check: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -188,38 +222,31 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-# The app's and the demo's flags live here rather than beside run_app in tui.session: that
+# The app's and the demo's flags live here rather than beside run_app in tui.launchers: that
 # module imports the runbook and so the kubernetes client (~0.3 s), which `skewmit --help`
-# must not pay. tui.session imports them from here.
+# must not pay.
 DEMO_SPEED = 12.0  # simulated seconds per second: the whole walkthrough in about five minutes
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The full-screen app's flags; the kubeconfig is resolved as kubectl resolves it."""
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
-    )
-    parser.add_argument("--context", help="kubeconfig context (default: the current context)")
-    parser.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
-    parser.add_argument("--deployment", help="the serving Deployment's name")
-    parser.add_argument(
-        "--prometheus",
-        help="Prometheus URL for the live metrics and the "
-        "validation gate (default: the config's prometheus.url)",
-    )
-    parser.add_argument(
-        "--preset", help="metrics preset: vllm, tgi, sglang or auto (default: detect)"
-    )
+    add_target_arguments(parser, deployment_required=False)  # `demo` needs none
+    add_prometheus_arguments(parser)
     parser.add_argument(
         "--read-only",
         action="store_true",
         help="show everything, change nothing (actions are unavailable)",
     )
-    parser.add_argument("--config", help="skewmit config file (YAML or TOML)")
     parser.add_argument(
         "--take-over",
         action="store_true",
         help="take the incident from the skewmit session holding it (it turns read-only)",
+    )
+    parser.add_argument(
+        "--low-bandwidth",
+        action="store_true",
+        help="for slow links: no animation, the chart on demand (b), the clock by the "
+        "minute (also SKEWMIT_LOW_BANDWIDTH=1 or `low_bandwidth: true` in the config)",
     )
     parser.add_argument(
         "--evidence-dir",
@@ -245,6 +272,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=argparse.SUPPRESS,
         help="use the simulator's read-only user",
+    )
+    parser.add_argument(
+        "--low-bandwidth",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="for slow links: no animation, the chart on demand, the clock by the minute",
     )
     parser.add_argument(
         "--evidence-dir",
@@ -318,7 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "baseline": headless.run_baseline,
         }[args.command]
         return int(runner(args))
-    from tui.session import run_app, run_demo
+    from tui.launchers import run_app, run_demo
+
+    if getattr(args, "low_bandwidth", False):
+        # The app reads it where it reads the config (tui.low_bandwidth): one switch, three
+        # ways to set it.
+        os.environ["SKEWMIT_LOW_BANDWIDTH"] = "1"
 
     if args.command == "demo":
         return int(run_demo(args))

@@ -61,7 +61,7 @@ def run_drill(args: argparse.Namespace) -> int:
     from services.errors import SkewmitError
     from services.simulator.scenario import ScenarioError
     from tui.drill import DrillApp, open_drill_session
-    from tui.session import close_session
+    from tui.launchers import close_session
 
     if args.drill_command == "inject":
         return run_inject(args)

@@ -14,41 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tui.cli import add_prometheus_arguments, add_target_arguments
+
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_INSUFFICIENT = 0, 1, 2, 3
 VERDICT_EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "insufficient-data": EXIT_INSUFFICIENT}
 MARKS = {"pass": "ok  ", "fail": "FAIL", "insufficient-data": "n/a "}
 
 
-def _target_arguments(p: argparse.ArgumentParser, *, kube_required: bool = True) -> None:
-    from tui.cli import kube_name
-
-    p.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
-    )
-    p.add_argument("--context", help="kubeconfig context (default: the current context)")
-    p.add_argument(
-        "-n",
-        "--namespace",
-        required=not kube_required,
-        type=kube_name("Namespace"),
-        help="namespace (default: the context's namespace)",
-    )
-    p.add_argument(
-        "--deployment",
-        required=True,
-        type=kube_name("Deployment"),
-        help="the serving Deployment's name",
-    )
-    p.add_argument("--config", help="skewmit config file, YAML or .toml (default: $SKEWMIT_CONFIG)")
-
-
 def _metrics_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (or prometheus.url)")
-    p.add_argument(
-        "--preset",
-        choices=("vllm", "tgi", "sglang", "auto"),
-        help="which engine's metrics to query (default: prometheus.preset, else auto-detect)",
-    )
+    add_prometheus_arguments(p)
     p.add_argument("--scrape-interval", metavar="DUR", help="Prometheus' scrape interval (30s)")
     p.add_argument("--rate-window", metavar="DUR", help="rate()/quantile window (1m)")
     group = p.add_argument_group(
@@ -88,12 +62,12 @@ def add_validate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "validate",
         help="run the validation gate (exit 0 pass, 1 fail, 3 insufficient data, 2 error)",
         description="Read-only: judge whether the incident may be declared resolved: "
-        "tokens/sec >= 90%% of baseline, p95/p99 <= 110%% of baseline over the stability window "
+        "tokens/sec >= 90% of baseline, p95/p99 <= 110% of baseline over the stability window "
         "(at the histogram's bucket resolution), every ready pod reporting, GPU utilisation and "
         "memory like the last-known-good window, the rollout complete on the expected GPU "
         "class. Missing or stale data is never a pass.",
     )
-    _target_arguments(p)
+    add_target_arguments(p)
     _metrics_arguments(p)
     _gate_arguments(p)
     p.add_argument("--json", action="store_true", help='print {"verdict": ..., "checks": [...]}')
@@ -108,7 +82,7 @@ def add_evidence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "pod args and env, GPU inspector and nvidia-smi, metric series and charts, verdict, "
         "SHA-256 manifest. Secrets are masked.",
     )
-    _target_arguments(p)
+    add_target_arguments(p)
     _metrics_arguments(p)
     _gate_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the bundle")
@@ -125,7 +99,7 @@ def add_baseline_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Capture the baseline now (e.g. while the deployment is healthy) for "
         "`skewmit validate --baseline-file`. Needs no cluster access.",
     )
-    _target_arguments(capture, kube_required=False)
+    add_target_arguments(capture, namespace_required=True)  # no cluster: no default
     _metrics_arguments(capture)
     capture.add_argument("--window", metavar="DUR", help="window length (default 10m)")
     capture.add_argument("--out", required=True, metavar="FILE", help="baseline file to write")
@@ -187,27 +161,17 @@ def _thresholds(args: argparse.Namespace, config: dict[str, Any]) -> Any:
 def _session(args: argparse.Namespace) -> dict[str, Any]:
     """Config, cluster, target, metrics source and thresholds. Raises SkewmitError."""
     from services.config import load_config
-    from services.errors import InvalidError, NotFoundError, UnreachableError
-    from services.kube import KubeCluster
+    from services.errors import InvalidError, UnreachableError
     from services.metrics.prometheus import from_settings
-    from services.models import Target
+    from services.session import open_cluster
+    from tui.cli import session_options
 
     config = load_config(args.config)
     settings = _settings(args, config)
     thresholds = _thresholds(args, config)
-    cluster = KubeCluster(args.kubeconfig, args.context)
-    namespace = args.namespace or cluster.default_namespace
-    try:
-        cluster.get("Deployment", namespace, args.deployment)
-    except NotFoundError:
-        names = [d["metadata"]["name"] for d in cluster.list("Deployment", namespace)]
-        raise NotFoundError(
-            f'deployment "{args.deployment}" not found in namespace "{namespace}" (context '
-            f"{cluster.context}); deployments there: {', '.join(names) or 'none'}"
-        ) from None
-    source = from_settings(settings, namespace, args.deployment)
+    cluster, target = open_cluster(session_options(args, read_only=True))
+    source = from_settings(settings, target.namespace, target.deployment)
     source.check()
-    target = Target(cluster.context, namespace, args.deployment, cluster.server, cluster.whoami())
     expected = args.expected_gpu_class or config.get("expected_gpu_class")
     try:
         baseline = _baseline(args, cluster, target, source, settings, thresholds)

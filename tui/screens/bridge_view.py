@@ -10,8 +10,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -42,8 +41,8 @@ class BridgeSource:
     def read(self) -> tuple[IncidentView, tuple[ActionLogEntry, ...]]:
         """Blocking: the journal file (and the rollout when a kubeconfig is given)."""
         from services.journal import Journal
+        from services.journal_actions import journal_actions
         from services.models import Target
-        from tui.session import journal_log_entries
 
         meta_target = Target("", "", "")
         journal = Journal(self.folder, meta_target, "bridge", read_only=True)
@@ -53,7 +52,7 @@ class BridgeSource:
         # The bridge never reverts: nothing in its log is revertible.
         log = tuple(
             ActionLogEntry(e.seq, e.when, e.title, e.status, e.note)
-            for e in journal_log_entries(cast(Any, SimpleNamespace(journal=journal)))
+            for e in journal_actions(entries)
         )
         return view, log
 

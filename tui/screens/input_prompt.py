@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from services.runbook import ActionSpec
+from services.models import ActionSpec
 from services.sanitize import terminal_line, terminal_text
 
 

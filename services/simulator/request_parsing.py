@@ -4,11 +4,14 @@ bodies (JSON, protobuf, the three patch flavours), refused in the real server's 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from services.simulator import field_schema, protobuf
+from services.simulator import field_schema, managed_fields, protobuf
+from services.simulator.clock import rfc3339
 from services.simulator.errors import (
     ApiError,
     bad_request,
@@ -94,6 +97,31 @@ def drop_unknown_fields(request: web.Request, kind: str, obj: Any, *, decoded: b
     if directive == "Warn":
         warnings = request.setdefault(WARNINGS, [])
         warnings += [f'unknown field "{path}"' for path in unknown]
+
+
+def field_manager(request: web.Request) -> str:
+    """The manager a write is recorded under: `fieldManager`, else the User-Agent's product
+    (what comes before its first "/", printable characters, at most 128), as the real server
+    names it: kubectl's writes say kubectl-client-side-apply, kubectl-edit, kubectl-patch...;
+    the Python client's without a fieldManager say OpenAPI-Generator."""
+    manager = request.query.get("fieldManager")
+    if manager:
+        return manager
+    product = request.headers.get("User-Agent", "").split("/", 1)[0]
+    return "".join(c for c in product if c.isprintable())[:128]
+
+
+def manage(
+    request: web.Request, rt: ResourceType, now: datetime, subresource: str = ""
+) -> Callable[[Obj | None, Obj], None]:
+    """The store's `manage` hook recording this request's writer in managedFields."""
+
+    def record(old: Obj | None, new: Obj) -> None:
+        managed_fields.record_update(
+            rt.kind, old, new, field_manager(request), rt.group_version, rfc3339(now), subresource
+        )
+
+    return record
 
 
 def warning_header(text: str) -> str:
@@ -206,8 +234,6 @@ def apply_patch(target: Obj, patch: Any, content_type: str, rt: ResourceType, ki
         raise unsupported_media(str(exc)) from exc
     except PatchError as exc:
         raise ApiError(422, "Invalid", str(exc)) from exc
-    if content_type == APPLY_PATCH:
-        raise unsupported_media("server-side apply is not simulated; send a JSON or merge patch")
     accepted = BUILTIN_PATCH_TYPES if rt.builtin else CUSTOM_PATCH_TYPES
     raise unsupported_media(
         "the body of the request was in an unknown format - accepted media types include: "

@@ -422,9 +422,13 @@ class Registry:
                     sub_entry.update(kind="PodExecOptions", verbs=["create", "get"])
                 elif sub == "log":
                     sub_entry.update(kind="Pod", verbs=["get"])
-                elif sub in ("binding", "eviction"):
+                elif sub == "binding":
+                    sub_entry.update(kind="Binding", verbs=["create"])
+                elif sub == "eviction":
+                    # As a real server lists it: kubectl drain evicts only when discovery names
+                    # policy/v1 here, and falls back to deleting the pods otherwise.
                     sub_entry.update(
-                        kind="Binding" if sub == "binding" else "Eviction", verbs=["create"]
+                        group="policy", version="v1", kind="Eviction", verbs=["create"]
                     )
                 elif sub == "scale":
                     sub_entry.update(group="autoscaling", version="v1", kind="Scale")

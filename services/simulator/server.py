@@ -17,8 +17,17 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from services.simulator import openapi, request_parsing, subresources, watchstream
+from services.simulator import (
+    eviction,
+    openapi,
+    pod_logs,
+    request_parsing,
+    server_side_apply,
+    subresources,
+    watchstream,
+)
 from services.simulator.auth import User, impersonate, user_for_token
+from services.simulator.clock import rfc3339
 from services.simulator.errors import (
     ApiError,
     bad_request,
@@ -32,7 +41,8 @@ from services.simulator.faults import FaultSet
 from services.simulator.pagination import Snapshots
 from services.simulator.request_parsing import dry_run, read_body, selectors, wants_table
 from services.simulator.resources import Registry, ResourceType
-from services.simulator.store import Store, Watcher, fast_copy
+from services.simulator.runtime import ServingRuntime
+from services.simulator.store import Manage, Store, Watcher, fast_copy
 from services.simulator.tables import build_table, event_table
 
 Obj = dict[str, Any]
@@ -47,9 +57,9 @@ class Backend(Protocol):
     registry: Registry
     store: Store
     faults: FaultSet
+    runtime: ServingRuntime  # keeps the containers' logs
 
     def now(self) -> datetime: ...
-    def pod_log(self, namespace: str, name: str, container: str, previous: bool) -> str: ...
     async def pod_exec(
         self, request: web.Request, namespace: str, name: str, user: User
     ) -> web.StreamResponse: ...
@@ -159,7 +169,9 @@ class ApiServer:
         if path == "/apis":
             return _json(self.registry.api_group_list())
         if path.startswith("/openapi/v3"):
-            return _json(openapi.serve(self.registry, path))
+            return openapi.serve(self.registry, path)
+        if path == "/openapi/v2":
+            return openapi.serve_v2(self.registry, request.headers.get("Accept", ""))
         if path.startswith("/openapi"):
             raise not_found("openapi", "", path)
         parts = path.strip("/").split("/")
@@ -257,28 +269,41 @@ class ApiServer:
         if route.sub == "exec":
             return await self.backend.pod_exec(request, route.namespace, route.name, user)
         if route.sub == "log":
-            text = self.backend.pod_log(
-                route.namespace,
-                route.name,
-                request.query.get("container", ""),
-                request.query.get("previous") == "true",
+            return await pod_logs.serve(
+                request, self.store, self.backend.runtime.logbook, route.namespace, route.name
             )
-            tail = request.query.get("tailLines")
-            if tail:
-                lines = text.splitlines(keepends=True)
-                text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
-            return web.Response(text=text, content_type="text/plain")
         if route.rt.plural == "selfsubjectaccessreviews":
             return _json(subresources.access_review(await read_body(request), user), 201)
         if route.rt.plural == "selfsubjectrulesreviews":
             return _json(subresources.rules_review(await read_body(request), user), 201)
         if route.rt.plural == "selfsubjectreviews":
             return _json(subresources.self_subject_review(user), 201)
+        if route.sub == "eviction":
+            body = await read_body(request)
+            return _json(
+                eviction.evict(
+                    self.store,
+                    route.rt,
+                    route.namespace,
+                    route.name,
+                    body,
+                    self.backend.now(),
+                    dry_run=dry_run(request),
+                ),
+                201,
+            )
         handler = getattr(self, f"_do_{verb}")
         response: web.StreamResponse = await handler(request, route)
         return response
 
     # -- helpers -------------------------------------------------------------
+
+    def _manage(self, request: web.Request, route: Route) -> Manage:
+        """Records the request's field manager in the written object's managedFields."""
+        return request_parsing.manage(request, route.rt, self.backend.now(), route.sub)
+
+    def _now_text(self) -> str:
+        return rfc3339(self.backend.now())
 
     def _table(
         self, request: web.Request, route: Route, objs: list[Obj], meta: Obj | None = None
@@ -401,7 +426,9 @@ class ApiServer:
                     "namespace sent on the request"
                 )
             body["metadata"]["namespace"] = route.namespace
-        created = self.store.create(route.rt, body, dry_run=dry_run(request))
+        created = self.store.create(
+            route.rt, body, dry_run=dry_run(request), manage=self._manage(request, route)
+        )
         return _json(created, 201)
 
     async def _do_update(self, request: web.Request, route: Route) -> web.StreamResponse:
@@ -416,10 +443,22 @@ class ApiServer:
         meta["name"] = route.name
         if route.rt.namespaced:
             meta["namespace"] = route.namespace
-        updated = self.store.update(route.rt, body, subresource=route.sub, dry_run=dry_run(request))
+        updated = self.store.update(
+            route.rt,
+            body,
+            subresource=route.sub,
+            dry_run=dry_run(request),
+            manage=self._manage(request, route),
+        )
         return _json(updated)
 
     async def _do_patch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        if request.content_type == request_parsing.APPLY_PATCH and not route.sub:
+            applied, code = await server_side_apply.serve(
+                request, self.store, route.rt, route.namespace, route.name, self._now_text()
+            )
+            return _json(applied, code)
+        server_side_apply.check_options(False, "", request.query.get("force"))
         patch = await read_body(request)
         current = self.store.get(route.rt, route.namespace, route.name)
         if route.sub == "scale":
@@ -441,7 +480,11 @@ class ApiServer:
             meta["namespace"] = route.namespace
         meta.setdefault("resourceVersion", current["metadata"]["resourceVersion"])
         updated = self.store.update(
-            route.rt, patched, subresource=route.sub, dry_run=dry_run(request)
+            route.rt,
+            patched,
+            subresource=route.sub,
+            dry_run=dry_run(request),
+            manage=self._manage(request, route),
         )
         return _json(updated)
 
@@ -501,5 +544,7 @@ class ApiServer:
         if wanted_rv:
             current["metadata"]["resourceVersion"] = wanted_rv
         current["spec"]["replicas"] = replicas
-        updated = self.store.update(route.rt, current, dry_run=dry_run(request))
+        updated = self.store.update(
+            route.rt, current, dry_run=dry_run(request), manage=self._manage(request, route)
+        )
         return subresources.scale_of(updated)

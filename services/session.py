@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import config as config_file
-from services.errors import ConfigError, NotFoundError
+from services.errors import ConfigError, ForbiddenError, NotFoundError
 from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
 from services.kube import KubeCluster
@@ -67,14 +67,20 @@ def open_cluster(options: SessionOptions) -> tuple[KubeCluster, Target]:
             f'namespace "{namespace}" does not exist in context '
             f"{cluster.context}; check -n/--namespace"
         ) from None
+    except ForbiddenError:
+        # Namespaces are cluster-scoped: an on-call role bound in one namespace cannot read
+        # them, yet can do the whole runbook there. The Deployment read below still decides.
+        pass
     try:
         cluster.get("Deployment", namespace, options.deployment)
     except NotFoundError:
-        names = [d["metadata"]["name"] for d in cluster.list("Deployment", namespace)]
+        try:
+            names = [d["metadata"]["name"] for d in cluster.list("Deployment", namespace)]
+            there = f"deployments there: {', '.join(names) or 'none'}"
+        except ForbiddenError:
+            there = "check --deployment and -n/--namespace"
         raise NotFoundError(
-            f'deployment "{options.deployment}" not found in namespace '
-            f'"{namespace}"; deployments there: '
-            f"{', '.join(names) or 'none'}"
+            f'deployment "{options.deployment}" not found in namespace "{namespace}"; {there}'
         ) from None
     user = cluster.whoami()
     target = Target(cluster.context, namespace, options.deployment, cluster.server, user)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.errors import ConfigError
+from services.errors import ConfigError, NotFoundError
 from services.journal import Journal
 from services.models import Step
 from services.session import SessionOptions, open_session
@@ -129,3 +129,33 @@ def test_a_new_incident_on_a_read_only_session_creates_nothing(tmp_path: Path) -
         assert runbook.read_only and all(not a.available for a in runbook.check(Step.PIN).actions)
     assert written(state) == []
     assert isinstance(runbook.journal, Journal) and runbook.journal.entries() == []
+
+
+def test_a_role_bound_in_one_namespace_opens_without_reading_namespaces(
+    tmp_path: Path,
+) -> None:
+    """Namespaces are cluster-scoped: an on-call Role in `inference` cannot read them, yet it
+    can run the whole runbook there. A refused namespace read must not refuse the session;
+    a missing Deployment is still named, without the list the role cannot make."""
+    from services.kube import KubeCluster
+    from services.session import open_cluster
+    from tests.faults.test_gate_faults import set_faults
+
+    with Simulator("healthy", speed=FAST) as sim:
+        options = options_for(sim, tmp_path)
+        admin = KubeCluster(options.kubeconfig, "skewmit-sim")
+        refused = {"error_rate": 1.0, "error_code": 403}
+        set_faults(admin, [{**refused, "verb": "get", "resource": "namespaces"}])
+        _cluster, target = open_cluster(options)
+        assert (target.namespace, target.deployment) == ("inference", "llm-serve")
+        set_faults(
+            admin,
+            [
+                {**refused, "verb": "get", "resource": "namespaces"},
+                {**refused, "verb": "list", "resource": "deployments"},
+            ],
+        )
+        with pytest.raises(NotFoundError) as missing:
+            open_cluster(options_for(sim, tmp_path, deployment="llm-serv"))
+        assert 'deployment "llm-serv" not found in namespace "inference"' in str(missing.value)
+        assert "check --deployment" in str(missing.value)

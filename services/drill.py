@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from services.clock import JOURNAL_FORMAT
 from services.errors import ConfigError, InvalidError
 from services.guidance import GUIDANCE
 from services.journal import Entry
+from services.journal_actions import reverted_by
 from services.models import STEP_TITLES, Step
 
 if TYPE_CHECKING:  # the kubernetes client is not needed to score a journal
@@ -254,7 +256,7 @@ class Score:
 
 def _ts(entry: Entry) -> float:
     try:
-        return datetime.strptime(entry.ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        return datetime.strptime(entry.ts, JOURNAL_FORMAT).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return 0.0
 
@@ -278,7 +280,7 @@ def score(entries: Sequence[Entry], variant: Variant) -> Score:
         raise InvalidError("this journal holds no drill: no drill-started entry")
     t0 = _ts(start)
     after = [e for e in entries if e.seq > start.seq]
-    reverted = {e.data.get("reverts") for e in after if e.type == "reverted"}
+    reverted = reverted_by(after)  # the action log's and the gate's rule
     applied = [e for e in after if e.type == "applied"]
     actions: list[Action] = []
     for i, entry in enumerate(applied):
@@ -324,7 +326,7 @@ def score(entries: Sequence[Entry], variant: Variant) -> Score:
         first_correct_s=first_correct,
         mitigated_s=mitigated,
         actions=tuple(actions),
-        reverts=len([e for e in after if e.type == "reverted"]),
+        reverts=len(reverted),
         hints=tuple(str(e.data.get("text", "")) for e in after if _drill(e, "hint")),
         faults=tuple(
             f"{_ts(e) - t0:.0f} s: {e.data.get('fault', '')} {e.data.get('detail', '')}".rstrip()

@@ -38,8 +38,9 @@ import yaml
 
 from services import baseline_choice, rollout
 from services import evidence_metrics as em
+from services.clock import Clock, source_clock
 from services.errors import SkewmitError
-from services.evidence_clock import Clocks, parse_utc, read_clocks, utc
+from services.evidence_clock import Clocks, parse_utc, read_clocks
 from services.evidence_cluster import before_state, gpu_files, pod_view
 from services.evidence_files import (
     bundle_name,
@@ -211,10 +212,10 @@ def _baseline_doc(
         return {"how": None, "note": "no baseline", "journal": frozen}
     doc: dict[str, Any] = {
         "how": baseline.how,
-        "start": clocks.to_wall(baseline.start),
-        "end": clocks.to_wall(baseline.end),
-        "start_utc": utc(clocks.to_wall(baseline.start)),
-        "end_utc": utc(clocks.to_wall(baseline.end)),
+        "start": baseline.start,
+        "end": baseline.end,
+        "start_utc": clocks.stamp(baseline.start),
+        "end_utc": clocks.stamp(baseline.end),
         "values": {q: dict(v) for q, v in baseline.values.items()},
         "coverage": dict(measured),
         "journal": frozen,
@@ -231,14 +232,11 @@ def _baseline_doc(
         value = getattr(baseline, name, None)
         if value:
             doc[name] = dict(value) if isinstance(value, Mapping) else str(value)
-    if clocks.simulated:
-        doc["start_simulated_utc"] = utc(baseline.start)
-        doc["end_simulated_utc"] = utc(baseline.end)
     return doc
 
 
 def _changes_at(records: Sequence[Mapping[str, Any]]) -> list[float]:
-    """Wall times of every change skewmit applied or reverted."""
+    """When skewmit applied or reverted each change (the session's clock, as journaled)."""
     out = []
     for record in records:
         if record.get("type") in ("applied", "reverted", "apply-failed"):
@@ -246,6 +244,24 @@ def _changes_at(records: Sequence[Mapping[str, Any]]) -> list[float]:
             if at is not None:
                 out.append(at)
     return out
+
+
+def session_clock(journal: Journal | None, source: MetricsSource | None) -> Clock:
+    """The session's one clock: the metrics source's (the samples, the verdict and the
+    baseline are on it), else the journal's, else the wall clock."""
+    if source is not None and getattr(source, "clock", None) is not None:
+        return source_clock(source)
+    return journal.clock if journal is not None else source_clock(None)
+
+
+def _clock_mismatch(journal: Journal | None, clock: Clock) -> str:
+    """Why the journal's times cannot be set beside the metrics' ("" when they can)."""
+    if journal is None or journal.clock.simulated == clock.simulated:
+        return ""
+    return (
+        f"the journal is stamped on the {journal.clock.label()} and the metrics and the "
+        f"verdict on the {clock.label()}: the journal's rows are not on the bundle's clock"
+    )
 
 
 def write_bundle(
@@ -263,17 +279,22 @@ def write_bundle(
     failures: Sequence[tuple[str, str]] = (),
 ) -> Bundle:
     """Write the bundle under `out_dir` (a new 0700 folder and its 0600 .tar.gz beside it).
-    Without a verdict one is taken now (`now`: on the source's clock). A metrics query that
-    fails is recorded in the bundle, not raised. Raises ConfigError when `out_dir` cannot be
-    written or the folder would fall outside it, and what the cluster raises for the
-    Deployment itself (NotFoundError, UnreachableError, ForbiddenError)."""
+    Every time in it is on the session's clock (`session_clock`: simulated in the demo), the
+    folder's name too. Without a verdict one is taken now (`now`: on that clock). A metrics
+    query that fails is recorded in the bundle, not raised. Raises ConfigError when `out_dir`
+    cannot be written or the folder would fall outside it, and what the cluster raises for
+    the Deployment itself (NotFoundError, UnreachableError, ForbiddenError)."""
     t = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds)
-    clocks = read_clocks(getattr(source, "clock", None) if source is not None else None)
+    clock = session_clock(journal, source)
+    clocks = read_clocks(clock)
     if now is not None:
-        clocks = replace(clocks, source_now=now)
+        clocks = replace(clocks, now=now)
     out = Path(out_dir).expanduser()
-    name = bundle_name(target.namespace, target.deployment, clocks.wall_now)
+    name = bundle_name(target.namespace, target.deployment, clocks.now)
     failed: em.Failures = list(failures)  # what the caller could not read either
+    mismatch = _clock_mismatch(journal, clock)
+    if mismatch:
+        failed.append(("one clock", mismatch))
     ns, deploy = target.namespace, target.deployment
     live = cluster.get("Deployment", ns, deploy)
     sets = sorted(rollout.owned_replicasets(cluster, live), key=rollout.revision_of)
@@ -314,7 +335,7 @@ def write_bundle(
         failed.append(("the rollout facts", str(exc)))
         facts = None
     if verdict is None:
-        verdict = _judge(source, facts, t, baseline, clocks.source_now, failed)
+        verdict = _judge(source, facts, t, baseline, clocks.now, failed)
         if journal is not None and journal.meta().get("status", "open") == "open":
             try:  # a closed incident's journal is evidence itself: never written to
                 journal.append("validation", verdict_record(verdict))
@@ -343,7 +364,7 @@ def write_bundle(
         trigger_at = trigger.revision.created if trigger is not None else None
         # The changes after the trigger: skewmit's, and those made outside it since.
         later = [
-            clocks.to_wall(after.created)
+            after.created
             for _, after in outside
             if after.created is not None
             and (trigger is None or after.number > trigger.revision.number)
@@ -382,8 +403,8 @@ def write_bundle(
         ]
         files["metrics/queries.txt"] = em.queries_file(source, clocks, sections)
     verdict_doc = verdict_record(verdict) | {
-        "at": clocks.to_wall(verdict.at),
-        "at_utc": utc(clocks.to_wall(verdict.at)),
+        "at": verdict.at,
+        "at_utc": clocks.stamp(verdict.at),
         "target": {
             "context": target.context,
             "namespace": ns,
@@ -402,8 +423,6 @@ def write_bundle(
         "clock": clocks.as_json(),
         "failures": [{"what": w, "error": e} for w, e in failed],
     }
-    if clocks.simulated:
-        verdict_doc["at_simulated_utc"] = utc(verdict.at)
     before_dep, before_sets, before_from = before_state(records, live, sets)
     files.update(
         {

@@ -1,9 +1,10 @@
-"""One clock for the evidence bundle: UTC wall time.
+"""The evidence bundle's one clock: the session's (services.clock).
 
-The journal is stamped with the wall clock. The cluster's timestamps and the metric series are
-on the source's clock, which in the demo is the simulator's fast clock: those times are
-converted to wall time (from the two clocks' readings at capture and the simulated speed) and
-the simulated time is shown beside them, labelled, so nobody mistakes one for the other.
+The journal, the verdict, the baseline window and the metric series are all on the session's
+clock, and so are the cluster's own timestamps: the wall clock on a real cluster, the
+simulator's fast clock in the demo. The bundle keeps every time as it was recorded, names
+itself by that clock, and says once (verdict.json `clock`, the timeline's header, queries.txt)
+which clock it is, with the wall time at capture beside a simulated one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from services.clock import Clock
 
 SAME_CLOCK_S = 5.0  # clocks closer than this are one clock (NTP skew, a slow query)
 
@@ -32,64 +35,31 @@ def parse_utc(text: str) -> float | None:
 
 @dataclass(frozen=True)
 class Clocks:
-    """The wall clock and the source's clock read together at capture."""
+    """The session's clock read at capture, and the wall clock beside it."""
 
-    wall_now: float
-    source_now: float
-    speed: float = 1.0  # source seconds per wall second
-
-    @property
-    def simulated(self) -> bool:
-        return self.speed != 1.0 or abs(self.source_now - self.wall_now) > SAME_CLOCK_S
-
-    @property
-    def anchor(self) -> float | None:
-        """When the two clocks last agreed (a simulator's clock starts at the wall time and
-        then runs `speed` times faster); None when they never did (a clock that jumped)."""
-        if self.speed == 1.0:
-            return None
-        anchor = (self.speed * self.wall_now - self.source_now) / (self.speed - 1.0)
-        return anchor if self.wall_now - 30 * 86400.0 <= anchor <= self.wall_now else None
-
-    def to_wall(self, t: float) -> float:
-        """A source-clock time as wall time. Before the simulated clock started (its history,
-        a day-old baseline) the two clocks were one; after, it ran `speed` times faster."""
-        if not self.simulated:
-            return t
-        anchor = self.anchor
-        if anchor is None:
-            return self.wall_now - (self.source_now - t) / self.speed
-        return t if t <= anchor else anchor + (t - anchor) / self.speed
-
-    def to_source(self, wall: float) -> float:
-        if not self.simulated:
-            return wall
-        anchor = self.anchor
-        if anchor is None:
-            return self.source_now - (self.wall_now - wall) * self.speed
-        return wall if wall <= anchor else anchor + (wall - anchor) * self.speed
+    now: float  # the session's clock: every time in the bundle is on it
+    wall_now: float  # the wall clock at the same moment
+    speed: float = 1.0  # session seconds per wall second
+    simulated: bool = False
 
     def stamp(self, t: float) -> str:
-        """A source-clock time for people: UTC wall time, the simulated time labelled beside."""
-        wall = self.to_wall(t)
-        if not self.simulated or abs(wall - t) < 1.0:
-            return utc(wall)  # before the simulated clock started, the clocks were one
-        return f"{utc(wall)} (simulated clock {utc(t)})"
+        """A time for people, in UTC on the session's clock."""
+        return utc(t)
 
     def as_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "clock": "UTC wall time",
-            "captured_at": self.wall_now,
-            "captured_at_utc": utc(self.wall_now),
+            "clock": "simulated clock (UTC)" if self.simulated else "UTC wall time",
+            "captured_at": self.now,
+            "captured_at_utc": utc(self.now),
             "simulated": self.simulated,
         }
         if self.simulated:
             doc |= {
-                "simulated_clock_at_capture": self.source_now,
-                "simulated_clock_at_capture_utc": utc(self.source_now),
                 "simulated_speed": self.speed,
-                "note": "cluster and metric times are on the simulator's clock; shown as wall "
-                "time converted at the speed above, with the simulated time labelled",
+                "wall_clock_at_capture": self.wall_now,
+                "wall_clock_at_capture_utc": utc(self.wall_now),
+                "note": "every time here (journal, verdict, baseline, metrics, cluster) is on "
+                "the simulator's clock, which ran at the speed above",
             }
         return doc
 
@@ -97,35 +67,28 @@ class Clocks:
         if not self.simulated:
             return "All times are UTC wall-clock time."
         return (
-            "All times are UTC wall-clock time. The cluster and the metrics run on a simulated "
-            f"clock ({self.speed:g}x; it read {utc(self.source_now)} at capture, "
-            f"{utc(self.wall_now)} wall time): their times are converted to wall time and the "
-            "simulated time is shown beside them, labelled `simulated clock`."
+            f"All times are UTC on the simulated clock ({self.speed:g}x): the journal, the "
+            "verdict, the baseline, the metrics and the cluster all ran on it. It read "
+            f"{utc(self.now)} at capture, when the wall clock read {utc(self.wall_now)}."
         )
 
 
-def _speed_of(clock: Callable[[], float]) -> float | None:
-    # The demo passes the simulator clock's bound `time` method: its owner knows the speed.
-    owner = getattr(clock, "__self__", None)
-    speed = getattr(owner, "speed", None)
-    return float(speed) if isinstance(speed, (int, float)) and speed > 0 else None
-
-
-def read_clocks(clock: Callable[[], float] | None, wall: Callable[[], float] = time.time) -> Clocks:
-    """Read the wall clock and the source's clock together (no source: one clock)."""
-    wall_now = wall()
-    if clock is None:
-        return Clocks(wall_now, wall_now)
-    source_now = clock()
-    speed = _speed_of(clock)
-    if speed is None:
-        if abs(source_now - wall_now) <= SAME_CLOCK_S:
-            return Clocks(wall_now, source_now)
-        # An unknown fast clock: measure it over a short interval.
-        start_wall, start_source = wall(), clock()
-        time.sleep(0.2)
-        elapsed = wall() - start_wall
-        speed = (clock() - start_source) / elapsed if elapsed > 0 else 1.0
-        if not math.isfinite(speed) or speed <= 0:
-            speed = 1.0
-    return Clocks(wall_now, source_now, speed)
+def read_clocks(
+    clock: Clock | Callable[[], float] | None, wall: Callable[[], float] = time.time
+) -> Clocks:
+    """Read the session's clock and the wall clock together (no clock: the wall's). A clock
+    of unknown speed that reads far from the wall clock is measured over a short interval
+    and labelled simulated."""
+    session = Clock.of(clock) if clock is not None else Clock(wall)
+    wall_now, now = wall(), session.now()
+    if session.simulated:
+        return Clocks(now, wall_now, session.speed, simulated=True)
+    if abs(now - wall_now) <= SAME_CLOCK_S:
+        return Clocks(now, wall_now)
+    start_wall, start_source = wall(), session.now()
+    time.sleep(0.2)
+    elapsed = wall() - start_wall
+    speed = (session.now() - start_source) / elapsed if elapsed > 0 else 1.0
+    if not math.isfinite(speed) or speed <= 0:
+        speed = 1.0
+    return Clocks(now, wall_now, speed, simulated=True)

@@ -33,8 +33,9 @@ def segment(text: str) -> str:
     return clean[:63] or "x"
 
 
-def bundle_name(namespace: str, deployment: str, wall_now: float) -> str:
-    stamp = datetime.fromtimestamp(wall_now, UTC).strftime("%Y%m%dT%H%M%SZ")
+def bundle_name(namespace: str, deployment: str, now: float) -> str:
+    """The folder name: the target and the capture time on the session's clock."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{PREFIX}-{segment(namespace)}-{segment(deployment)}-{stamp}"
 
 

@@ -50,7 +50,7 @@ class Limits(Protocol):
 @dataclass(frozen=True)
 class Window:
     name: str  # file stem: incident | postfix | baseline
-    start: float  # the source's clock
+    start: float  # the session's clock
     end: float
     why: str
 
@@ -68,13 +68,13 @@ def windows(
     stable_window_s: float,
 ) -> tuple[Window, Window]:
     """The incident window (from just before the triggering change, or the incident's
-    opening, to the last change) and the window after the last change (to now). Times on the
-    source's clock; `opened_at` and `changes_at` are wall times (the journal's)."""
-    now = clocks.source_now
-    last = max((clocks.to_source(t) for t in changes_at), default=None)
+    opening, to the last change) and the window after the last change (to now), all on the
+    session's clock, as the journal and the cluster stamped them."""
+    now = clocks.now
+    last = max(changes_at, default=None)
     if last is not None and last > now:
         last = now
-    starts = [t for t in (trigger_at, clocks.to_source(opened_at) if opened_at else None) if t]
+    starts = [t for t in (trigger_at, opened_at) if t]
     start = min(starts) - LEAD_S if starts else now - max(stable_window_s, 900.0) * 2
     end = last if last is not None else now
     start = max(min(start, end - 60.0), end - MAX_INCIDENT_S)
@@ -131,32 +131,25 @@ def coverage(series: Mapping[str, RangeValues], window: Window, step_s: float) -
 def _csv(series: Mapping[str, RangeValues], clocks: Clocks) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    header = ["quantity", "series", "unit", "t_unix", "t_utc", "value"]
-    writer.writerow(header + (["t_simulated_utc"] if clocks.simulated else []))
+    # The column says which clock, so a spreadsheet read alone cannot mistake simulated time.
+    when = "t_simulated_utc" if clocks.simulated else "t_utc"
+    writer.writerow(["quantity", "series", "unit", "t_unix", when, "value"])
     for quantity, by_key in series.items():
         for key, points in sorted(by_key.items()):
             for p in points:
-                wall = clocks.to_wall(p.t)
-                row = [quantity, key, presets.UNITS.get(quantity, ""), f"{wall:.3f}", utc(wall)]
-                row.append(repr(p.v))
-                writer.writerow(row + ([utc(p.t)] if clocks.simulated else []))
+                unit = presets.UNITS.get(quantity, "")
+                writer.writerow([quantity, key, unit, f"{p.t:.3f}", clocks.stamp(p.t), repr(p.v)])
     return out.getvalue()
 
 
 def _window_json(window: Window, clocks: Clocks) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "start": clocks.to_wall(window.start),
-        "end": clocks.to_wall(window.end),
-        "start_utc": utc(clocks.to_wall(window.start)),
-        "end_utc": utc(clocks.to_wall(window.end)),
+    return {
+        "start": window.start,
+        "end": window.end,
+        "start_utc": clocks.stamp(window.start),
+        "end_utc": clocks.stamp(window.end),
         "why": window.why,
     }
-    if clocks.simulated:
-        doc |= {
-            "start_simulated_utc": utc(window.start),
-            "end_simulated_utc": utc(window.end),
-        }
-    return doc
 
 
 def _json(
@@ -164,15 +157,14 @@ def _json(
 ) -> str:
     doc = {
         "window": _window_json(window, clocks),
-        "clock": "UTC wall time"
-        + (" (converted from the simulated clock)" if clocks.simulated else ""),
+        "clock": clocks.as_json()["clock"],
         **extra,
         "series": [
             {
                 "name": quantity,
                 "series": key,
                 "unit": presets.UNITS.get(quantity, ""),
-                "points": [[clocks.to_wall(p.t), p.v] for p in points],
+                "points": [[p.t, p.v] for p in points],
             }
             for quantity, by_key in series.items()
             for key, points in sorted(by_key.items())
@@ -247,7 +239,7 @@ def charts(
     clocks: Clocks,
 ) -> dict[str, str]:
     """charts/<quantity>.txt: the window after the last change against the baseline."""
-    now = clocks.source_now
+    now = clocks.now
     note = "(x axis: minutes on the simulated clock)\n" if clocks.simulated else ""
     files = {}
     for quantity in CHARTED:

@@ -3,7 +3,7 @@
 One row per distinct finding (first seen, last seen, cleared), not one per check; the triggering
 change; the journal's events with the rollouts' completions and the changes made outside
 skewmit between them; validation rows with each criterion's reason and numbers. Every time is
-UTC wall time (see evidence_clock for the simulated clock).
+UTC on the session's one clock (the simulator's in the demo, said in the header).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def findings_table(records: Sequence[Mapping[str, Any]], clocks: Clocks) -> list
         )
         last = max(spans, key=lambda s: s.last_seen)
         lines.append(
-            f"| {utc(first)} | {_last_seen(last, clocks.wall_now)} | "
+            f"| {utc(first)} | {_last_seen(last, clocks.now)} | "
             f"{utc(cleared) if cleared is not None else '-'} | {_cell(step)} | "
             f"{_cell(severity)} | {_cell(code)} | {_cell(spans[0].message)} | {_cell(shown)} |"
         )
@@ -215,7 +215,7 @@ def findings_table(records: Sequence[Mapping[str, Any]], clocks: Clocks) -> list
 
 @dataclass(frozen=True)
 class Row:
-    at: float  # wall clock
+    at: float  # the session's clock
     when: str
     who: str
     event: str
@@ -243,14 +243,14 @@ def render(
     failures: Sequence[tuple[str, str]],
 ) -> str:
     """The timeline's markdown."""
-    cluster = "cluster (simulated clock)" if clocks.simulated else "cluster"
+    cluster = "cluster"
     lines = [
         f"# Incident timeline: {target.namespace}/{target.deployment}",
         "",
         f"- Context: `{target.context}`; API server: {target.server or '?'}",
         f"- Incident: {meta.get('id', 'no journal')}; opened {meta.get('opened_at', '?')} by "
         f"{meta.get('kube_user', '?')} ({meta.get('os_user', '?')})",
-        f"- Evidence captured {utc(clocks.wall_now)} by {operator.get('kube_user') or '?'} "
+        f"- Evidence captured {utc(clocks.now)} by {operator.get('kube_user') or '?'} "
         f"({operator.get('os_user') or '?'})",
         f"- Verdict: **{verdict.verdict if verdict else 'not judged'}**",
         f"- Clock: {clocks.describe()}",
@@ -290,7 +290,7 @@ def render(
     for done in rollouts:
         revision = f"revision {done.revision}" if done.revision is not None else "a revision"
         what = f"rollout of {revision} (`{done.replicaset}`) completed (per the {done.where})"
-        rows.append(Row(clocks.to_wall(done.at), clocks.stamp(done.at), cluster, "rollout", what))
+        rows.append(Row(done.at, clocks.stamp(done.at), cluster, "rollout", what))
     for before, after in outside:
         if after.created is None:
             continue
@@ -298,18 +298,14 @@ def render(
             f"{_rev(after)} created outside skewmit (before: {_rev(before)}); see "
             f"changes/revision-{after.number}-after.yaml"
         )
-        rows.append(
-            Row(clocks.to_wall(after.created), clocks.stamp(after.created), cluster, "change", what)
-        )
+        rows.append(Row(after.created, clocks.stamp(after.created), cluster, "change", what))
     if verdict is not None and not any(
         r.get("type") == "validation" and _data(r).get("at") == verdict.at for r in records
     ):
         what = validation_text(
             {"verdict": verdict.verdict, "checks": [asdict(c) for c in verdict.checks]}
         )
-        rows.append(
-            Row(clocks.to_wall(verdict.at), clocks.stamp(verdict.at), "skewmit", "validation", what)
-        )
+        rows.append(Row(verdict.at, clocks.stamp(verdict.at), "skewmit", "validation", what))
     lines += [
         "",
         "## Events",

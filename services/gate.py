@@ -31,6 +31,7 @@ from services.inverse import (
     restore_ops,
 )
 from services.journal import Entry, Journal
+from services.journal_actions import reverted_by
 from services.kube import Cluster
 from services.masking import Unrestorable, mask_text
 from services.models import Change, GitOpsInfo, Plan, Preview
@@ -322,11 +323,13 @@ class Gate:
     # -- revert --------------------------------------------------------------
 
     def applied_entries(self) -> list[tuple[int, Obj]]:
-        """Applies not yet reverted, newest first: (journal seq, entry data)."""
-        reverted = {e.data.get("reverts") for e in self.journal.entries() if e.type == "reverted"}
+        """Applies not yet reverted, newest first: (journal seq, entry data). What counts as
+        reverted is journal_actions' rule, the one the action log and the bridge show."""
+        entries = self.journal.entries()
+        reverted = reverted_by(entries)
         return [
             (e.seq, e.data)
-            for e in reversed(self.journal.entries())
+            for e in reversed(entries)
             if e.type == "applied" and e.seq not in reverted
         ]
 

@@ -23,10 +23,10 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.clock import WALL_CLOCK, Clock
 from services.errors import ConfigError
 from services.journal_lock import (
     Holder,
@@ -89,9 +89,18 @@ class Journal:
     journal intents."""
 
     def __init__(
-        self, folder: Path, target: Target, kube_user: str, *, read_only: bool = False
+        self,
+        folder: Path,
+        target: Target,
+        kube_user: str,
+        *,
+        read_only: bool = False,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.folder = folder
+        # Entries are stamped on the session's clock (simulated in the demo), the one the
+        # verdict, the baseline and the evidence bundle read.
+        self.clock = clock
         self.target = target
         self.kube_user = kube_user
         self.path = folder / "journal.jsonl"
@@ -129,16 +138,18 @@ class Journal:
         *,
         read_only: bool = False,
         take_over: bool = False,
+        clock: Clock = WALL_CLOCK,
     ) -> Journal:
         """Reopen the open incident for this target, or start a new one, and lock it. When
         another instance holds it, the journal opens read-only (`held_by` says who) unless
         `take_over`. With `read_only` nothing is created or written (the state directory may
-        be missing or unwritable). Raises ConfigError when the state directory cannot be
+        be missing or unwritable). Entries, the incident's folder name and its opening time
+        are on `clock` (the session's). Raises ConfigError when the state directory cannot be
         written, JournalError when the journal cannot be."""
         incidents = (Path(root) if root else state_dir()) / "incidents"
         if read_only:
             folder = _find_open(incidents, target)
-            return cls(folder or incidents / "-", target, kube_user, read_only=True)
+            return cls(folder or incidents / "-", target, kube_user, read_only=True, clock=clock)
         try:
             incidents.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -148,13 +159,12 @@ class Journal:
             ) from exc
         folder = _find_open(incidents, target)
         if folder is not None:
-            journal = cls(folder, target, kube_user)
+            journal = cls(folder, target, kube_user, clock=clock)
             journal._acquire(take_over)
             if journal.owner:
                 journal.append("reopened", {})
             return journal
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        name = f"{stamp}-{_slug(target.namespace)}-{_slug(target.deployment)}"
+        name = f"{clock.folder_stamp()}-{_slug(target.namespace)}-{_slug(target.deployment)}"
         folder = incidents / name
         suffix = 1
         while folder.exists():
@@ -166,7 +176,7 @@ class Journal:
             {
                 "id": folder.name,
                 "status": "open",
-                "opened_at": utc_now(),
+                "opened_at": clock.journal_stamp(),
                 "context": target.context,
                 "server": target.server,
                 "namespace": target.namespace,
@@ -175,7 +185,7 @@ class Journal:
                 "os_user": os_user(),
             },
         )
-        journal = cls(folder, target, kube_user)
+        journal = cls(folder, target, kube_user, clock=clock)
         journal._acquire(False)
         journal.append("opened", {})
         return journal
@@ -208,7 +218,7 @@ class Journal:
             if self.read_only:
                 if type_ in INTENT_TYPES | OUTCOME_TYPES:
                     raise JournalReadOnly(f"{self.read_only_reason()}; nothing was changed")
-                return Entry(0, utc_now(), type_, masked)
+                return Entry(0, self.clock.journal_stamp(), type_, masked)
             with append_lock(self.path) as fd:
                 if self._lock is not None and not self._lock.still_ours():
                     self._lost()
@@ -217,7 +227,7 @@ class Journal:
                             raise JournalReadOnly(
                                 f"{self.read_only_reason()} (taken over); nothing was changed"
                             )
-                        return Entry(0, utc_now(), type_, masked)
+                        return Entry(0, self.clock.journal_stamp(), type_, masked)
                 elif self._lock is None and type_ in INTENT_TYPES:
                     raise JournalReadOnly(f"{self.read_only_reason()}; nothing was changed")
                 end = self._repair_tail(fd)
@@ -240,7 +250,7 @@ class Journal:
         seq = self._seq + 1
         record = {
             "seq": seq,
-            "ts": utc_now(),
+            "ts": self.clock.journal_stamp(),
             "type": type_,
             "who": {"kube_user": self.kube_user, "os_user": os_user()},
             "context": self.target.context,
@@ -377,7 +387,7 @@ class Journal:
         if not self.owner:
             raise JournalReadOnly(f"{self.read_only_reason()}; the incident stays open")
         meta = self.meta()
-        meta.update(status="closed", closed_at=utc_now(), verdict=verdict)
+        meta.update(status="closed", closed_at=self.clock.journal_stamp(), verdict=verdict)
         _write_json(self.folder / "incident.json", meta)
         self.append("closed", {"verdict": verdict})
 

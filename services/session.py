@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import config as config_file
+from services.clock import Clock, source_clock
 from services.errors import ConfigError, ForbiddenError, NotFoundError
 from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
@@ -87,18 +88,23 @@ def open_cluster(options: SessionOptions) -> tuple[KubeCluster, Target]:
     return cluster, target
 
 
-def open_session(options: SessionOptions, metrics: Any = None) -> Runbook:
-    """A Runbook for a live incident: the cluster, the journal, config. An open incident for
+def open_session(
+    options: SessionOptions, metrics: Any = None, clock: Clock | None = None
+) -> Runbook:
+    """A Runbook for a live incident: the cluster, the journal, config. `clock` is the
+    session's one clock (services.clock), which the journal stamps its entries with; by
+    default the metrics source's, else the wall clock. An open incident for
     the target is reopened (and what a crash left of it reconciled) at once; otherwise none
     is opened until a check finds something to fix or a change is made, so a healthy
     Deployment leaves nothing under the state directory. With `read_only` nothing is written
     and the state directory may be missing. Raises ConfigError (bad config, an unwritable
     state directory), NotFoundError, UnreachableError, ForbiddenError, JournalError."""
     config = load_config(options.config)
+    clock = clock or source_clock(metrics)
     cluster, target = open_cluster(options)
     root = options.journal_root
     # Read-only opening creates nothing: it only finds the target's open incident.
-    found = Journal.open_for(target, target.user, root, read_only=True)
+    found = Journal.open_for(target, target.user, root, read_only=True, clock=clock)
     if options.read_only:
         return Runbook(
             cluster,
@@ -110,7 +116,7 @@ def open_session(options: SessionOptions, metrics: Any = None) -> Runbook:
             gitops_override=options.gitops_override,
         )
     if found.incident_id:
-        journal, notices = _reopen(options, cluster, target)
+        journal, notices = _reopen(options, cluster, target, clock)
         return Runbook(
             cluster,
             target,
@@ -133,7 +139,7 @@ def open_session(options: SessionOptions, metrics: Any = None) -> Runbook:
     )
 
     def open_journal() -> Journal:
-        journal, notices = _reopen(options, cluster, target)
+        journal, notices = _reopen(options, cluster, target, clock)
         if journal.read_only:
             # Another instance opened the incident first and holds it.
             runbook.read_only = True
@@ -145,12 +151,12 @@ def open_session(options: SessionOptions, metrics: Any = None) -> Runbook:
 
 
 def _reopen(
-    options: SessionOptions, cluster: KubeCluster, target: Target
+    options: SessionOptions, cluster: KubeCluster, target: Target, clock: Clock
 ) -> tuple[Journal, list[str]]:
     """The target's incident journal, reopened or started (with the manifests from before any
     fix), and what to tell the operator: who holds it, which crashed intents were settled."""
     journal = Journal.open_for(
-        target, target.user, options.journal_root, take_over=options.take_over
+        target, target.user, options.journal_root, take_over=options.take_over, clock=clock
     )
     notices = [journal.read_only_reason()] if journal.held_by is not None else []
     if journal.owner and [e.type for e in journal.entries()] == ["opened"]:

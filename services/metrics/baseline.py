@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -218,7 +217,7 @@ def capture(
         start=start,
         end=end,
         how=spec.describe(),
-        captured_at=time.time(),
+        captured_at=source.now(),  # the session's clock, as the window it describes
         preset=source.preset.name,
         namespace=source.scope.namespace,
         deployment=source.scope.deployment,

@@ -195,7 +195,7 @@ class PrometheusSource:
 
     def _instant(self, query: str, what: str, at: float | None) -> list[dict[str, Any]]:
         params = {"time": f"{at:.3f}"} if at is not None else None
-        ran_at = time.time()
+        ran_at = self.clock()  # the session's clock, as every time in the bundle
         try:
             result = self._call(what, lambda: self._client.custom_query(query, params=params))
         except SkewmitError as exc:
@@ -313,7 +313,7 @@ class PrometheusSource:
     ) -> RangeValues:
         query = self.query_text(quantity, window_s or self.rate_window_s)
         step = max(1.0, round(step_s))
-        logged = QueryRecord(quantity, query, time.time(), start=start, end=end, step_s=step)
+        logged = QueryRecord(quantity, query, self.clock(), start=start, end=end, step_s=step)
         try:
             result = self._call(
                 quantity,

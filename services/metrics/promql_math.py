@@ -16,11 +16,6 @@ Point = tuple[float, float]  # (unix seconds, value)
 LOOKBACK_S = 300.0  # Prometheus' default --query.lookback-delta
 
 
-def in_window(points: Sequence[Point], start: float, end: float) -> list[Point]:
-    """Samples with start <= t <= end (Prometheus 2.x range selection), NaN markers dropped."""
-    return [(t, v) for t, v in points if start <= t <= end and not math.isnan(v)]
-
-
 def extrapolated_rate(points: Sequence[Point], start: float, end: float) -> float | None:
     """rate(counter[end - start]) evaluated at `end`; None with fewer than two samples."""
     if len(points) < 2:

@@ -123,12 +123,12 @@ class Scope:
 @dataclass(frozen=True)
 class QueryRecord:
     """One query a source ran: what for, the PromQL (or, for the simulator source, the PromQL
-    it evaluates in-process), when it ran (wall clock) and for which time on the source's clock
+    it evaluates in-process), when it ran and for which time, both on the source's clock
     (`at` for an instant query, None meaning "now"; start/end/step for a range)."""
 
     what: str
     query: str
-    ran_at: float  # wall clock, time.time()
+    ran_at: float  # the source's clock (simulated in the demo, wall time on a cluster)
     at: float | None = None
     start: float | None = None
     end: float | None = None

@@ -21,7 +21,9 @@ from services.drill import (
 )
 from services.drill_faults import FAULTS
 from services.errors import ConfigError, InvalidError
+from services.gate import Gate
 from services.journal import Entry, Journal
+from services.journal_actions import journal_actions
 from services.models import Step, Target
 
 T0 = "2026-12-02T10:00:00.000000Z"
@@ -144,6 +146,30 @@ def test_score_reads_a_real_journal(tmp_path: Path) -> None:
     result = score(journal.entries(), CATALOGUE["revision"])
     assert result.outcome == "mitigated"
     assert result.first_correct_s is not None and result.first_correct_s >= 0
+    journal.release()
+
+
+def test_the_debrief_the_action_log_and_the_gate_agree_on_what_was_reverted(
+    tmp_path: Path,
+) -> None:
+    journal = Journal.open_for(Target("ctx", "inference", "llm-serve"), "me", root=tmp_path)
+    journal.append(DRILL_ENTRY, {"event": "started", "variant": "hardware"})
+    cordon = journal.append("applied", {"action": "hardware.cordon", "title": "Cordon gpu-0"})
+    journal.append("reverted", {"reverts": cordon.seq, "title": "Revert: Cordon gpu-0"})
+    pinned = journal.append("applied", {"action": "hardware.node-selector", "title": "Pin H100"})
+    journal.append("revert-refused", {"reverts": pinned.seq, "error": "changed since"})
+    taint = journal.append("applied", {"action": "hardware.taint", "title": "Taint gpu-1"})
+    # A revert entry naming no apply (written by hand, or by an older build) undoes nothing.
+    journal.append("reverted", {"reverts": str(taint.seq), "title": "Revert: Taint gpu-1"})
+    entries = journal.entries()
+
+    debrief = {a.seq: a.reverted for a in score(entries, CATALOGUE["hardware"]).actions}
+    log = {r.seq: r.status == "reverted" for r in journal_actions(entries) if r.seq in debrief}
+    offered = {seq for seq, _ in Gate(None, journal).applied_entries()}  # type: ignore[arg-type]
+    assert debrief == log == {cordon.seq: True, pinned.seq: False, taint.seq: False}
+    assert offered == {seq for seq, undone in debrief.items() if not undone}
+    # "Changes reverted" counts the changes the action log shows reverted, not revert entries.
+    assert score(entries, CATALOGUE["hardware"]).reverts == 1
     journal.release()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.evidence_clock import Clocks, utc
+from services.clock import Clock
+from services.evidence_clock import Clocks, read_clocks, utc
 from services.evidence_timeline import distinct_findings, findings_table
 
 T0 = 1796180000.0  # 2026-12-02T03:33:20Z
@@ -81,15 +82,26 @@ def test_state_changes_give_the_same_rows() -> None:
     assert now.severity == "warning" and now.cleared is None and now.first_seen == T0
 
 
+class FakeSimClock:
+    """What the simulator's SimClock offers: `time()` and `speed`."""
+
+    speed = 30.0
+
+    def time(self) -> float:
+        return T0 + 3000.0
+
+
 def test_one_clock_the_simulated_one_labelled() -> None:
-    real = Clocks(T0, T0 + 0.5)
-    assert not real.simulated and real.stamp(T0 - 60) == utc(T0 - 60)
-    # A simulator started at T0 - 100 s (wall = simulated then), running 30x since.
-    fast = Clocks(T0, T0 - 100 + 100 * 30, speed=30.0)
-    assert fast.simulated and fast.anchor is not None and abs(fast.anchor - (T0 - 100)) < 1e-6
-    assert abs(fast.to_wall(T0 - 100 + 30 * 40) - (T0 - 60)) < 1e-6  # 40 wall-seconds in
-    assert fast.to_wall(T0 - 86400) == T0 - 86400  # a day-old baseline: before it started
-    assert abs(fast.to_source(fast.to_wall(T0 + 500)) - (T0 + 500)) < 1e-6
-    label = fast.stamp(T0 - 100 + 30 * 40)
-    assert label.startswith(utc(T0 - 60)) and "(simulated clock " in label
-    assert "30x" in fast.describe() and fast.as_json()["simulated_speed"] == 30.0
+    real = read_clocks(None, wall=lambda: T0)
+    assert not real.simulated and real.now == T0 and real.stamp(T0 - 60) == utc(T0 - 60)
+    assert real.as_json()["clock"] == "UTC wall time"
+    # The demo's clock (a SimClock's bound `time`, or the Clock following it) is the bundle's
+    # clock as it is: no time is converted, the clock is said once.
+    sim = FakeSimClock()
+    for given in (sim.time, Clock.following(sim)):
+        fast = read_clocks(given, wall=lambda: T0)
+        assert fast.simulated and fast.speed == 30.0 and fast.now == T0 + 3000.0
+        assert fast.stamp(T0 + 3000.0) == utc(T0 + 3000.0)
+        assert "30x" in fast.describe() and utc(T0) in fast.describe()
+        doc = fast.as_json()
+        assert doc["clock"] == "simulated clock (UTC)" and doc["wall_clock_at_capture"] == T0

@@ -85,7 +85,7 @@ class Cluster:
     def now(self) -> datetime:
         return self.clock.now()
 
-    # -- pods: logs and exec -------------------------------------------------
+    # -- pods: exec ----------------------------------------------------------------
 
     def _pod_container(self, namespace: str, name: str, container: str) -> tuple[Obj, Obj]:
         pod = self.store.peek("pods", namespace, name)
@@ -103,37 +103,6 @@ class Cluster:
             if spec["name"] == container:
                 return pod, spec
         raise bad_request(f"container {container} is not valid for pod {name}")
-
-    def pod_log(self, namespace: str, name: str, container: str, previous: bool) -> str:
-        pod, spec = self._pod_container(namespace, name, container)
-        status = next(
-            (
-                s
-                for s in pod.get("status", {}).get("containerStatuses", [])
-                if s["name"] == spec["name"]
-            ),
-            None,
-        )
-        if previous and "terminated" not in (status or {}).get("lastState", {}):
-            raise bad_request(
-                f'previous terminated container "{spec["name"]}" in pod "{name}" not found'
-            )
-        if status is None or (
-            "running" not in status.get("state", {})
-            and not previous
-            and "terminated" not in status.get("lastState", {})
-            and "terminated" not in status.get("state", {})
-        ):
-            reason = (
-                (status or {})
-                .get("state", {})
-                .get("waiting", {})
-                .get("reason", "ContainerCreating")
-            )
-            raise bad_request(
-                f'container "{spec["name"]}" in pod "{name}" is waiting to start: {reason}'
-            )
-        return self.runtime.log(namespace, name, spec["name"], self.clock.time())
 
     async def pod_exec(
         self, request: web.Request, namespace: str, name: str, user: User

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.simulator.backfill import HistoryWriter, run_and_sample
 from services.simulator.clock import SimClock, parse_rfc3339
+from services.simulator.engine_stats_log import StatsLog
 from services.simulator.exposition import render_metrics
 from services.simulator.fleet import Fleet, ServingPod, TrafficSpec
 from services.simulator.gpus import GpuReadingInput, idle_reading
@@ -38,6 +39,7 @@ class FleetWiring:
         # OpenMetrics with timestamps (empty without): what a Prometheus scraping all along
         # would hold. The demo ingests it; tests can backfill a real Prometheus with it.
         self.history_text = ""
+        self._stats_log = StatsLog(runtime.logbook)
         store.add_listener(self._changed)
 
     def _changed(self, plural: str, _type: str, obj: Obj, old: Obj | None) -> None:
@@ -220,6 +222,7 @@ class FleetWiring:
             step = min(ADVANCE_MAX_S, now - self._last)
             self._last += step
             self.fleet.advance(pods, self.traffic(self._last), self._last, step)
+            self._stats_log.observe(self.fleet, pods, self._last)
 
     def exposition(self) -> str:
         return render_metrics(self.fleet, self.serving_pods())

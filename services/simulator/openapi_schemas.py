@@ -128,9 +128,10 @@ def _build(kinds: tuple[tuple[str, str, str], ...], v3: bool) -> Obj:
     roots = _table()["roots"]
     schemas: Obj = {}
     todo: set[str] = set()
-    for _, _, kind in kinds:
-        if kind in roots:
-            todo.add(roots[kind])
+    for group, version, kind in kinds:
+        root = _root(roots, group, version, kind)
+        if root is not None:
+            todo.add(root)
     while todo:
         name = todo.pop()
         if name in schemas:
@@ -139,7 +140,7 @@ def _build(kinds: tuple[tuple[str, str, str], ...], v3: bool) -> Obj:
         schemas[name] = _model_schema(name, v3, found)
         todo |= found - set(schemas)
     for group, version, kind in kinds:
-        root = roots.get(kind)
+        root = _root(roots, group, version, kind)
         if root is None:
             continue
         schemas[root].setdefault("x-kubernetes-group-version-kind", []).append(
@@ -147,6 +148,12 @@ def _build(kinds: tuple[tuple[str, str, str], ...], v3: bool) -> Obj:
         )
         _annotate_lists(schemas, kind, root)
     return dict(sorted(schemas.items()))
+
+
+def _root(roots: dict[str, str], group: str, version: str, kind: str) -> str | None:
+    """A kind's definition: one served in two versions is keyed by its apiVersion too."""
+    group_version = f"{group}/{version}" if group else version
+    return roots.get(f"{group_version}/{kind}") or roots.get(kind)
 
 
 @functools.lru_cache(maxsize=64)

@@ -12,6 +12,7 @@ the pod goes, or the client leaves.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,9 @@ Render = Callable[[float], list[Line]]  # the instance's start (epoch s) -> its 
 OnStop = Callable[[float], list[str]]  # SIGTERM's time (epoch s) -> what the process prints
 
 KEEP_INSTANCES = 2  # the kubelet keeps the current container and the one before it
+# Lines a serving process appends while it runs (engine_stats_log) kept per instance: the
+# last ten minutes of 10-second stats lines, so 1,000 serving pods stay within a few MiB.
+KEEP_APPENDED = 60
 FOLLOW_POLL_S = 0.25  # wall seconds between looks at the container while following
 
 
@@ -37,6 +41,8 @@ class _Instance:
     render: Render
     on_stop: OnStop | None = None
     _cache: tuple[float, list[Line]] | None = None
+    appended: deque[Line] = field(default_factory=lambda: deque(maxlen=KEEP_APPENDED))
+    dropped: int = 0  # appended lines no longer kept (a follower counts past them)
 
     def lines(self, started: float) -> list[Line]:
         if self._cache is None or self._cache[0] != started:
@@ -70,6 +76,16 @@ class LogBook:
             held = self._containers[key] = _Container(uid)
         held.instances.append(_Instance(render, on_stop))
         del held.instances[:-KEEP_INSTANCES]
+
+    def append(self, namespace: str, pod: str, container: str, at: float, text: str) -> None:
+        """The running instance of `container` writes `text` at `at` (epoch seconds), after
+        its start-up lines (a periodic line while it serves)."""
+        held = self._containers.get((namespace, pod, container))
+        if held is not None and held.instances:
+            instance = held.instances[-1]
+            if len(instance.appended) == KEEP_APPENDED:
+                instance.dropped += 1
+            instance.appended.append((at, text))
 
     def instances(self, namespace: str, pod: str, container: str) -> list[_Instance]:
         held = self._containers.get((namespace, pod, container))
@@ -284,12 +300,15 @@ def _written(
     if chosen.instance is None:
         return []
     lines = chosen.instance.lines(chosen.started)
+    appended = list(chosen.instance.appended)
     if chosen.finished is not None:
-        return [(chosen.started + at, text) for at, text in lines]
+        return [(chosen.started + at, text) for at, text in lines] + appended
     cut = upto if stopping is None else min(upto, stopping)
     out = [(chosen.started + at, text) for at, text in lines if chosen.started + at <= cut]
+    started_up = len(out) == len(lines)
+    out += [(at, text) for at, text in appended if at <= cut]
     on_stop = chosen.instance.on_stop
-    if stopping is not None and stopping <= upto and on_stop and len(out) == len(lines):
+    if stopping is not None and stopping <= upto and on_stop and started_up:
         out += [(stopping, text) for text in on_stop(stopping)]
     return out
 
@@ -302,15 +321,6 @@ def _stopping(pod: Obj) -> float | None:
         return None
     grace = meta.get("deletionGracePeriodSeconds")
     return _when(deadline, 0.0) - (float(grace) if isinstance(grace, int | float) else 0.0)
-
-
-def current_text(book: LogBook, pod: Obj, container: str, now: float) -> str:
-    """What a plain `kubectl logs` of `container` shows at `now` ("" when nothing to read)."""
-    try:
-        chosen = _choose(book, pod, container, previous=False)
-    except ApiError:
-        return ""
-    return render(_written(chosen, now, _stopping(pod)), LogOptions(), now).decode()
 
 
 def _pod(store: Store, namespace: str, name: str) -> Obj:
@@ -354,7 +364,7 @@ async def _follow(
     clock: SimClock = store.clock
     budget = options.limit_bytes
     first = render(written, options, clock.time())
-    sent = len(written)
+    sent = len(written) + _dropped(chosen)  # lines written so far, kept or not
     # Later lines pass no tail and no since: they are newer than both.
     later = LogOptions(timestamps=options.timestamps)
     stopping = _stopping(pod)
@@ -376,9 +386,11 @@ async def _follow(
             running = not gone and _still_running(current, container, chosen.container_id)
             # A container that exited wrote all its lines; a pod removed mid-start did not.
             lines = _written(chosen, now, stopping) if running or gone else _all(chosen)
-            if len(lines) > sent:
-                budget = await _send(response, render(lines[sent:], later, now), budget)
-                sent = len(lines)
+            dropped = _dropped(chosen)
+            if len(lines) + dropped > sent:
+                fresh = lines[max(0, sent - dropped) :]
+                budget = await _send(response, render(fresh, later, now), budget)
+                sent = len(lines) + dropped
             if not running:
                 break
     except ConnectionResetError:
@@ -387,10 +399,15 @@ async def _follow(
     return response
 
 
+def _dropped(chosen: _Chosen) -> int:
+    return chosen.instance.dropped if chosen.instance is not None else 0
+
+
 def _all(chosen: _Chosen) -> list[tuple[float, str]]:
     if chosen.instance is None:
         return []
-    return [(chosen.started + at, text) for at, text in chosen.instance.lines(chosen.started)]
+    lines = chosen.instance.lines(chosen.started)
+    return [(chosen.started + at, text) for at, text in lines] + list(chosen.instance.appended)
 
 
 def _still_running(pod: Obj | None, container: str, container_id: str) -> bool:

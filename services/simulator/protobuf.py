@@ -252,7 +252,8 @@ def decode(body: bytes) -> dict[str, Any]:
     decoder = DECODERS.get(kind)
     if decoder is not None:
         return decoder(raw)
-    root = _schema()["roots"].get(kind)
+    roots = _schema()["roots"]
+    root = roots.get(f"{api_version}/{kind}") or roots.get(kind)
     if root is None:
         raise ProtobufError(f"protobuf bodies of kind {kind!r} are not simulated; send JSON")
     try:

@@ -45,6 +45,8 @@ BUILTIN_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 CUSTOM_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
 # The Warning headers a request's answer carries (server.py's middleware writes them).
 WARNINGS = web.RequestKey("warnings", list[str])
+# The body a handler reads instead of the request's (an older version's object converted).
+CONVERTED_BODY = web.RequestKey("converted_body", object)
 
 
 class SelectableFields:
@@ -73,7 +75,9 @@ def dry_run(request: web.Request, body: Any = None) -> bool:
     return bool(values)
 
 
-def drop_unknown_fields(request: web.Request, kind: str, obj: Any, *, decoded: bool) -> None:
+def drop_unknown_fields(
+    request: web.Request, kind: str, obj: Any, *, decoded: bool, api_version: str = ""
+) -> None:
     """Drop the fields of `obj` a `kind` does not declare, as `fieldValidation` asks: Strict
     refuses them (400), Warn (the server's default) adds a Warning header for each, Ignore
     drops them silently. `decoded` words the 400 of a create or update (the body was decoded
@@ -84,7 +88,7 @@ def drop_unknown_fields(request: web.Request, kind: str, obj: Any, *, decoded: b
     if not isinstance(obj, dict):
         return
     # A patched document is re-marshalled from a Go map (keys sorted) before decoding.
-    unknown = field_schema.drop_unknown(kind, obj, sort_keys=not decoded)
+    unknown = field_schema.drop_unknown(kind, obj, sort_keys=not decoded, api_version=api_version)
     if not unknown:
         return
     directive = request.query.get("fieldValidation") or "Warn"
@@ -195,8 +199,10 @@ def watch_list_options(request: web.Request) -> bool | None:
 
 
 async def read_body(request: web.Request) -> Any:
-    """The request body as JSON data. Raises ApiError 400 (bad JSON) or 415 (protobuf of a
-    kind the simulator cannot read)."""
+    """The request body as JSON data (or the one a version conversion put in its place).
+    Raises ApiError 400 (bad JSON) or 415 (protobuf of a kind the simulator cannot read)."""
+    if CONVERTED_BODY in request:
+        return request[CONVERTED_BODY]
     if request.content_type == "application/vnd.kubernetes.protobuf":
         try:
             return protobuf.decode(await request.read())

@@ -114,6 +114,20 @@ BUILTIN: tuple[ResourceType, ...] = (
         ("status",),
         ("all",),
     ),
+    # Also served as autoscaling/v1 (`kubectl autoscale` 1.32 posts it); stored as v2, listed
+    # after it so v2 stays the preferred version. hpa_versions converts; no watch through v1.
+    ResourceType(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        ("hpa",),
+        ("create", "delete", "get", "list", "patch", "update"),
+        ("status",),
+        ("all",),
+    ),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
     ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
     ResourceType(

@@ -17,7 +17,7 @@ from services.simulator.nvidia_smi import (
     driver_version_file,
     run_nvidia_smi,
 )
-from services.simulator.pod_logs import LogBook, current_text
+from services.simulator.pod_logs import LogBook
 from services.simulator.scenario import Scenario
 from services.simulator.serving_config import NotAServingContainer, parse_container
 from services.simulator.shell import Container
@@ -133,10 +133,6 @@ class ServingRuntime:
             on_stop=lambda at: shutdown_log(config, at),
         )
         return StartOutcome(self._start_s, lifetime, failure, digest)
-
-    def log(self, namespace: str, name: str, container: str, now: float) -> str:
-        pod = self.store.peek("pods", namespace, name)
-        return "" if pod is None else current_text(self.logbook, pod, container, now)
 
     def node_ip(self, node_name: str) -> str:
         node = self.store.peek("nodes", "", node_name)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from services.simulator import (
     eviction,
+    hpa_versions,
     openapi,
     pod_logs,
     request_parsing,
@@ -280,6 +281,7 @@ class ApiServer:
             return _json(subresources.self_subject_review(user), 201)
         if route.sub == "eviction":
             body = await read_body(request)
+            request_parsing.drop_unknown_fields(request, "Eviction", body, decoded=True)
             return _json(
                 eviction.evict(
                     self.store,
@@ -292,9 +294,30 @@ class ApiServer:
                 ),
                 201,
             )
+        if hpa_versions.is_v1(route.rt):
+            return await self._serve_hpa_v1(request, route, verb)
         handler = getattr(self, f"_do_{verb}")
         response: web.StreamResponse = await handler(request, route)
         return response
+
+    async def _serve_hpa_v1(
+        self, request: web.Request, route: Route, verb: str
+    ) -> web.StreamResponse:
+        """autoscaling/v1 HPAs: converted to and from the stored autoscaling/v2."""
+        v2 = self.registry.lookup("autoscaling", "v2", route.rt.plural)
+        assert v2 is not None
+
+        def handle(rt: ResourceType, run: str) -> Any:
+            return getattr(self, f"_do_{run}")(request, Route(rt, route.namespace, route.name, ""))
+
+        return await hpa_versions.serve(
+            request,
+            route.rt,
+            v2,
+            verb,
+            lambda: self.store.get(v2, route.namespace, route.name),
+            handle,
+        )
 
     # -- helpers -------------------------------------------------------------
 

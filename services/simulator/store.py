@@ -70,6 +70,11 @@ class Watcher:
         return self.fields is None or self.fields.matches(obj)
 
 
+# Built-in kinds with a spec whose registry strategy keeps no metadata.generation (kube-apiserver
+# 1.32: only workloads, PDBs, HPAs... count their spec changes; pods do from 1.33 on).
+_NO_GENERATION = frozenset({"Service", "Node", "Namespace", "Lease", "Pod"})
+
+
 def fast_copy(value: T) -> T:
     """A deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than
     copy.deepcopy, which matters with thousands of pods."""
@@ -255,7 +260,7 @@ class Store:
             manage(None, obj)
         meta["uid"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         meta.setdefault("creationTimestamp", rfc3339(self.clock.now()))
-        if "spec" in obj or not rt.builtin:
+        if ("spec" in obj and rt.kind not in _NO_GENERATION) or not rt.builtin:
             meta["generation"] = 1
         if dry_run:
             return obj

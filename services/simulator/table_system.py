@@ -1,5 +1,6 @@
 """Table printers of the resources a cluster runs beside the workload: DaemonSets, Jobs,
-Endpoints, EndpointSlices, ServiceAccounts, PodDisruptionBudgets and Leases.
+Endpoints, EndpointSlices, ServiceAccounts, PodDisruptionBudgets, Leases and
+HorizontalPodAutoscalers.
 
 Columns and cells follow kubernetes `pkg/printers/internalversion/printers.go` (1.32): the
 column names, types and priorities, `formatEndpoints` and the EndpointSlice list formatting
@@ -250,6 +251,74 @@ def _lease_cells(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_s(meta.get("name")), holder, _since(meta.get("creationTimestamp"), now)]
 
 
+_HPA_COLUMNS = (
+    _NAME,
+    _col("Reference", "string", "scaleTargetRef points to the target resource to scale, and is "
+         "used to the pods for which metrics should be collected, as well as to actually change "
+         "the replica count."),
+    _col("Targets", "string", "metrics contains the specifications for which to use to "
+         "calculate the desired replica count."),
+    _col("MinPods", "string", "minReplicas is the lower limit for the number of replicas to "
+         "which the autoscaler can scale down."),
+    _col("MaxPods", "integer", "maxReplicas is the upper limit for the number of replicas to "
+         "which the autoscaler can scale up."),
+    _col("Replicas", "integer", "currentReplicas is current number of replicas of pods managed "
+         "by this autoscaler, as last seen by the autoscaler."),
+    _AGE,
+)  # fmt: skip
+
+
+def _hpa_metric(spec: dict[str, Any], status: dict[str, Any] | None) -> str:
+    """One metric as printers.go `formatHPAMetrics` writes it (Resource metrics in full)."""
+    kind = spec.get("type")
+    source_key = {"Resource": "resource", "ContainerResource": "containerResource"}.get(str(kind))
+    if source_key is None:
+        if kind not in ("Pods", "Object", "External"):
+            return "<unknown type>"
+        # The simulator runs no metrics pipeline: the current value is never known.
+        target = _d(_d(spec.get(str(kind).lower())).get("target"))
+        if kind == "Pods":
+            return f"<unknown>/{_s(target.get('averageValue'))}"
+        if target.get("averageValue") is not None:
+            return f"<unknown>/{_s(target.get('averageValue'))} (avg)"
+        return f"<unknown>/{_s(target.get('value'))}"
+    source = _d(spec.get(source_key))
+    target = _d(source.get("target"))
+    current = _d(_d(_d(status).get(source_key)).get("current"))
+    name = _s(source.get("name"))
+    if target.get("averageValue") is not None:
+        now = _s(current.get("averageValue")) if "averageValue" in current else "<unknown>"
+        return f"{name}: {now}/{target['averageValue']}"
+    now = f"{current['averageUtilization']}%" if "averageUtilization" in current else "<unknown>"
+    goal = f"{target['averageUtilization']}%" if "averageUtilization" in target else "<auto>"
+    return f"{name}: {now}/{goal}"
+
+
+def _hpa_cells(obj: dict[str, Any], now: datetime) -> list[Any]:
+    """printers.go `printHorizontalPodAutoscaler` (autoscaling/v2 as stored)."""
+    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+    ref = _d(spec.get("scaleTargetRef"))
+    metrics = [m for m in spec.get("metrics") or [] if isinstance(m, dict)]
+    statuses = _l(status.get("currentMetrics"))
+    shown = [
+        _hpa_metric(m, statuses[i] if i < len(statuses) else None)
+        for i, m in enumerate(metrics[:2])
+    ]
+    targets = ", ".join(shown) if metrics else "<none>"
+    if len(metrics) > 2:
+        targets += f" + {len(metrics) - 2} more..."
+    min_pods = spec.get("minReplicas")
+    return [
+        _s(meta.get("name")),
+        f"{_s(ref.get('kind'))}/{_s(ref.get('name'))}",
+        targets,
+        "<unset>" if min_pods is None else str(min_pods),
+        _i(spec.get("maxReplicas")),
+        _i(status.get("currentReplicas")),
+        _since(meta.get("creationTimestamp"), now),
+    ]
+
+
 Printer = Callable[[dict[str, Any], datetime], list[Any]]
 
 SYSTEM_PRINTERS: dict[str, tuple[tuple[_Column, ...], Printer]] = {
@@ -260,4 +329,5 @@ SYSTEM_PRINTERS: dict[str, tuple[tuple[_Column, ...], Printer]] = {
     "serviceaccounts": (_SERVICEACCOUNT_COLUMNS, _serviceaccount_cells),
     "poddisruptionbudgets": (_PDB_COLUMNS, _pdb_cells),
     "leases": (_LEASE_COLUMNS, _lease_cells),
+    "horizontalpodautoscalers": (_HPA_COLUMNS, _hpa_cells),
 }

@@ -111,14 +111,18 @@ async def stream(
             now = time.monotonic()
             if now >= deadline:
                 break
-            if now >= due.due:
+            # A bookmark says every event up to its version was sent: never one while events
+            # wait in the queue (a client resuming from it would lose them, as no real
+            # API server's bookmark does).
+            quiet = watcher.queue.empty()
+            if now >= due.due and quiet:
                 await send(_bookmark(rt, store.resource_version))
                 due.sent(now)
                 continue
             transport = request.transport
             if transport is None or transport.is_closing():
                 break
-            wait = min(deadline, due.due) - now
+            wait = (min(deadline, due.due) if quiet else deadline) - now
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), timeout=min(wait, LIVENESS_S))
             except TimeoutError:

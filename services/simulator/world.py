@@ -13,7 +13,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from services.simulator import system_objects
+from services.simulator import seeded_managers, system_objects
+from services.simulator.clock import rfc3339
 from services.simulator.node_objects import node_objects
 from services.simulator.scenario import DeploymentSpec, Scenario
 from services.simulator.store import Store
@@ -90,7 +91,13 @@ def build(
             for key, value in obj.pop("stringData").items():
                 data[key] = base64.b64encode(str(value).encode()).decode()
         obj.setdefault("metadata", {}).setdefault("namespace", scenario.namespace)
-        store.create(rt, obj)
+        created = store.create(rt, obj)
+        if rt.builtin:
+            stored = store.peek(
+                rt.plural, created["metadata"].get("namespace", ""), obj["metadata"]["name"]
+            )
+            if stored is not None:
+                seeded_managers.record_applied(rt.kind, stored, obj, gitops=bool(scenario.gitops))
     # Replay every deployment's history in age order across deployments.
     steps = sorted(
         ((rev.age_s, d, i) for d in scenario.deployments for i, rev in enumerate(d.history)),
@@ -117,3 +124,19 @@ def build(
             current["spec"]["template"] = body["spec"]["template"]
             store.update(deploys, current)
         settle(SETTLE_LIMIT_S)
+    _record_writers(store, scenario)
+
+
+def _record_writers(store: Store, scenario: Scenario) -> None:
+    """Seeded objects carry the managedFields of the writers a real cluster would show
+    (seeded_managers): the workload's owner for its manifests, then the controllers."""
+    gitops = bool(scenario.gitops)
+    for spec in scenario.deployments:
+        stored = store.peek("deployments", spec.namespace, spec.name)
+        if stored is not None and not stored["metadata"].get("managedFields"):
+            manifest = deployment_object(spec, len(spec.history) - 1)
+            seeded_managers.record_applied("Deployment", stored, manifest, gitops=gitops)
+    now = rfc3339(store.clock.now())
+    plurals = {rt.plural for rt in store.registry.all() if rt.builtin and rt.kind != "Event"}
+    for plural in sorted(plurals):  # a kind served in two versions has one bucket
+        seeded_managers.stamp_all(store.items(plural), now)

@@ -29,6 +29,7 @@ API_FILES = (
     "apps/v1/generated.proto",
     "batch/v1/generated.proto",
     "autoscaling/v2/generated.proto",
+    "autoscaling/v1/generated.proto",
     "policy/v1/generated.proto",
     "authorization/v1/generated.proto",
 )
@@ -45,6 +46,8 @@ ROOTS = {
     "DaemonSet": "k8s.io.api.apps.v1.DaemonSet",
     "Job": "k8s.io.api.batch.v1.Job",
     "HorizontalPodAutoscaler": "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler",
+    # A kind served in two versions is keyed by its apiVersion too (`kubectl autoscale` 1.32).
+    "autoscaling/v1/HorizontalPodAutoscaler": "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler",
     "Pod": "k8s.io.api.core.v1.Pod",
     "Service": "k8s.io.api.core.v1.Service",
     "ConfigMap": "k8s.io.api.core.v1.ConfigMap",

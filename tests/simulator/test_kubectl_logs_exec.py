@@ -143,12 +143,26 @@ def oldest_ready_pod(k: Kubectl) -> str:
     return next(row.split()[0] for row in out.splitlines()[1:] if row.split()[1] == "true")
 
 
-def test_logs_options_cut_the_log_as_the_kubelet_does(k: Kubectl) -> None:
+def test_logs_options_cut_the_log_as_the_kubelet_does(k: Kubectl, sim: Simulator) -> None:
     pod = oldest_ready_pod(k)
+    clock = sim.cluster.clock
+    # A serving engine logs its stats every 10 s: hold the clock so every read sees one log.
+    sim.call(clock.set_speed, FROZEN)
+    try:
+        check_log_options(k, pod)
+    finally:
+        sim.call(clock.set_speed, FAST)
+
+
+def check_log_options(k: Kubectl, pod: str) -> None:
     text = k.ok("logs", pod)
     lines = text.splitlines()
     assert "vLLM API server version" in text
-    assert lines[-1].startswith("INFO:     Uvicorn running on http://0.0.0.0:8000")
+    # Start-up ends with uvicorn's line; since then the engine logs its stats every 10 s.
+    up = next(i for i, line in enumerate(lines) if line.startswith("INFO:     Uvicorn running"))
+    assert lines[up] == "INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)"
+    stats = lines[up + 1 :]
+    assert stats and all("Engine 000: Avg prompt throughput: " in line for line in stats)
 
     stamped = [STAMPED.fullmatch(line) for line in k.ok("logs", pod, "--timestamps").splitlines()]
     assert all(stamped), "every line carries the kubelet's RFC3339Nano prefix"
@@ -163,11 +177,11 @@ def test_logs_options_cut_the_log_as_the_kubelet_does(k: Kubectl) -> None:
     assert k.ok("logs", pod, "--tail=2").splitlines() == lines[-2:]
     assert k.ok("logs", pod, "--tail=0") == ""
     assert k.ok("logs", pod, "--limit-bytes=40") == text[:40]
-    # The serving pods started hours ago: nothing in the last hour, everything in a day.
-    assert k.ok("logs", pod, "--since=1h") == ""
+    # The serving pods started hours ago: the last hour holds only their stats lines.
+    assert k.ok("logs", pod, "--since=1h").splitlines() == stats
     assert k.ok("logs", pod, "--since=24h") == text
     # --since-time keeps the lines written at or after that second.
-    cut = times[len(times) // 2].replace(microsecond=0)
+    cut = times[up // 2].replace(microsecond=0)
     since = k.ok("logs", pod, f"--since-time={cut.strftime('%Y-%m-%dT%H:%M:%SZ')}")
     assert since.splitlines() == [line for t, line in zip(times, lines, strict=True) if t >= cut]
     assert k.ok("logs", pod, "--all-containers") == text
@@ -263,7 +277,12 @@ def test_logs_follow_streams_lines_as_the_engine_writes_them(
             sim.call(clock.advance, 300.0)
             while "Uvicorn running" not in streamed[-1]:
                 streamed.append(got.get(timeout=60))
-            assert streamed == k.ok("logs", pod, "--timestamps").splitlines()
+            # Then its stats every 10 s: what a later read holds, the stream carries too.
+            snapshot = k.ok("logs", pod, "--timestamps").splitlines()
+            while len(streamed) < len(snapshot):
+                streamed.append(got.get(timeout=60))
+            assert streamed[: len(snapshot)] == snapshot
+            assert "Engine 000: Avg prompt throughput: " in streamed[-1]
             assert len(so_far) < len(streamed)
             assert follow.poll() is None, "the stream stays open while the container runs"
             # The container stops with its pod: uvicorn says goodbye, the stream ends and
@@ -272,7 +291,8 @@ def test_logs_follow_streams_lines_as_the_engine_writes_them(
             wait_until("the follow to end", lambda: follow.poll() is not None, sim, step_s=1.0)
             assert follow.returncode == 0
             reader.join(timeout=10)
-            goodbye = [STAMPED.fullmatch(got.get_nowait())[2] for _ in range(got.qsize())]  # type: ignore[index]
+            rest = [STAMPED.fullmatch(got.get_nowait())[2] for _ in range(got.qsize())]  # type: ignore[index]
+            goodbye = [line for line in rest if "Avg prompt throughput" not in line]
             assert goodbye == [
                 "INFO:     Shutting down",
                 "INFO:     Waiting for application shutdown.",

@@ -37,6 +37,8 @@ ROOTS = {
     "ReplicaSet": "V1ReplicaSet",
     "DaemonSet": "V1DaemonSet",
     "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
+    # A kind served in two versions is keyed by its apiVersion too (`kubectl autoscale` 1.32).
+    "autoscaling/v1/HorizontalPodAutoscaler": "V1HorizontalPodAutoscaler",
     "Job": "V1Job",
     "PodDisruptionBudget": "V1PodDisruptionBudget",
     "Lease": "V1Lease",
@@ -60,7 +62,10 @@ _PACKAGES = (
     (("EndpointSlice", "EndpointConditions", "EndpointHints", "ForZone", "ForNode"),
      "io.k8s.api.discovery.v1"),
 )  # fmt: skip
-_AUTOSCALING_V1 = ("Scale", "ScaleSpec", "ScaleStatus")
+_AUTOSCALING_V1 = (
+    "Scale", "ScaleSpec", "ScaleStatus", "HorizontalPodAutoscaler",
+    "HorizontalPodAutoscalerSpec", "HorizontalPodAutoscalerStatus", "CrossVersionObjectReference",
+)  # fmt: skip
 _VERSIONED = re.compile(
     r"^(?:(Core|Discovery|Events|Storage)V1|(V\d+(?:alpha|beta)\d+)|V1|V2)([A-Z]\w*)$"
 )

@@ -168,12 +168,14 @@ class Kubelet:
         status = pod.get("status") or {}
         started = status.get("startTime")
         bound_at = parse_rfc3339(started).timestamp() if isinstance(started, str) else now
+        host_ip = self._host_ip(node)
         run = _Run(
             uid=str(pod["metadata"].get("uid", "")),
             node=node["metadata"]["name"],
             bound_at=bound_at,
-            host_ip=self._host_ip(node),
-            ip=self._allocate_ip(node),
+            host_ip=host_ip,
+            # A hostNetwork pod (kube-proxy, the GPU daemons) shares its node's address.
+            ip=host_ip if pod["spec"].get("hostNetwork") else self._allocate_ip(node),
         )
         previous = {s.get("name"): s for s in status.get("containerStatuses") or []}
         for spec in pod["spec"].get("containers") or []:
@@ -465,5 +467,5 @@ class Kubelet:
         if run is None:
             return
         octet = run.ip.rsplit(".", 1)[-1]
-        if octet.isdigit():
+        if octet.isdigit() and run.ip != run.host_ip:
             self._ips_used.get(run.node, set()).discard(int(octet))

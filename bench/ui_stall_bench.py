@@ -9,12 +9,21 @@ view and back, several rounds, while the checks keep polling. A 10 ms asyncio ti
 app's own loop records how late it wakes: that lateness is what the operator feels as a
 frozen screen. Prints the longest stall per phase; asserts nothing.
 
-    .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--per-pod]
+    .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--no-cache] [--gc-freeze]
+
+The app reads pods and nodes from watches (services.informer: a paged first list, then
+events); the rounds start once those are in sync, after the first load. `--no-cache` is the
+behaviour before: every check re-lists 1,000 pods and 500 nodes, and a worker's `json.loads`
+of a 1,000-pod list (2.9 MB) holds the GIL, and so freezes the UI thread, for the whole parse.
+The API requests the app sent during the rounds are printed per minute, by verb and resource.
+
+`--gc-freeze` calls gc.freeze() once the first load is in: a what-if for the stalls left,
+which line up with the garbage collector's full collections of the app's own heap (the GC
+column).
 
 `--per-pod` is the behaviour before aggregation (one finding per pod, every finding and line
 rendered), for comparison. `--page N` lists objects N at a time (`limit`/`continue`), to show
-what paging would do: a worker's `json.loads` of a 1,000-pod list (2.9 MB) holds the GIL, and
-so freezes the UI thread, for the whole parse.
+what paging alone would do.
 """
 
 from __future__ import annotations
@@ -59,6 +68,68 @@ class StallMeter:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+class ParseMeter:
+    """The longest single `json.loads` of an API answer in worker threads, per phase: a C call
+    that holds the GIL for its whole length, so the UI thread cannot run meanwhile, however
+    idle the machine. Unlike the stall it does not depend on what else the machine runs."""
+
+    def __init__(self, meter: StallMeter) -> None:
+        self.meter = meter
+        self.worst: dict[str, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
+
+    def install(self) -> None:
+        import json
+
+        import services.kube
+        import services.watch_stream
+
+        meter = self
+
+        class TimedJson:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(json, name)
+
+            @staticmethod
+            def loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return json.loads(data, *args, **kwargs)
+                finally:
+                    took = time.perf_counter() - began
+                    phase = meter.meter.phase
+                    if took > meter.worst[phase][0]:
+                        meter.worst[phase] = (took, len(data))
+
+        setattr(services.kube, "json", TimedJson())  # noqa: B010
+        setattr(services.watch_stream, "json", TimedJson())  # noqa: B010
+
+
+class GcMeter:
+    """The longest pause of Python's cyclic garbage collector per phase: it runs in whichever
+    thread allocates when a threshold is crossed and holds the GIL throughout, so a full
+    collection over a large heap (the watched pods and nodes are a million objects) is a
+    stall of its own."""
+
+    def __init__(self, meter: StallMeter) -> None:
+        self.meter = meter
+        self.worst: dict[str, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
+        self._began = 0.0
+
+    def _callback(self, stage: str, info: dict[str, Any]) -> None:
+        if stage == "start":
+            self._began = time.perf_counter()
+            return
+        took = time.perf_counter() - self._began
+        phase = self.meter.phase
+        if took > self.worst[phase][0]:
+            self.worst[phase] = (took, int(info.get("generation", -1)))
+
+    def install(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._callback)
 
 
 def per_pod_behaviour() -> None:
@@ -145,14 +216,20 @@ def paged_lists(page: int) -> None:
     setattr(KubeCluster, "list", paged)  # noqa: B010
 
 
-async def measure(rounds: int, dwell_s: float, speed: float) -> dict[str, Any]:
+async def measure(
+    rounds: int, dwell_s: float, speed: float, gc_freeze: bool = False
+) -> dict[str, Any]:
     from tui.app import SkewmitApp
-    from tui.session import close_session
+    from tui.launchers import close_session
 
     started = time.monotonic()
     session = large_session(speed)
     setup_s = time.monotonic() - started
     meter = StallMeter()
+    parses = ParseMeter(meter)
+    parses.install()
+    collections = GcMeter(meter)
+    collections.install()
     first_checks_s = 0.0
     try:
         app = SkewmitApp(session)
@@ -161,9 +238,26 @@ async def measure(rounds: int, dwell_s: float, speed: float) -> dict[str, Any]:
             meter.start()
             meter.phase = "start: first checks"
             begun = time.monotonic()
-            while len(app.reports) < 5 and time.monotonic() - begun < 600:
+            reflectors = app.informer.reflectors.values() if app.informer is not None else ()
+            while time.monotonic() - begun < 600 and (
+                len(app.reports) < 5 or not all(r.synced for r in reflectors)
+            ):
                 await pilot.pause(0.2)
             first_checks_s = time.monotonic() - begun
+            # Reads that began before the watches were in sync (live lists of every pod) may
+            # still be in flight: the rounds start once each step answered twice since.
+            since = dict(app.answered)
+            checked = [s for s in since if s.value != "hardware"]
+            while time.monotonic() - begun < 900 and any(
+                app.answered[s] < since[s] + 2 for s in checked
+            ):
+                await pilot.pause(0.2)
+            if gc_freeze:
+                import gc
+
+                gc.freeze()  # the heap of the first load: never scanned again
+            counted = session.runbook.cluster.request_counts()
+            rounds_began = time.monotonic()
             for _ in range(rounds):
                 for key in "123456":
                     meter.phase = f"open step {key}"
@@ -175,15 +269,28 @@ async def measure(rounds: int, dwell_s: float, speed: float) -> dict[str, Any]:
                 await pilot.press("v")
                 await pilot.pause(dwell_s)
             meter.stop()
-            findings = {s.value: len(r.findings) for s, r in app.reports.items()}
+            minutes = (time.monotonic() - rounds_began) / 60
+            sent = session.runbook.cluster.request_counts()
+            per_minute = {
+                f"{verb} {resource}": (count - counted.get((verb, resource), 0)) / minutes
+                for (verb, resource), count in sorted(sent.items())
+                if count > counted.get((verb, resource), 0)
+            }
+            findings = {
+                s.value: len(r.findings) if not r.error else f"failed: {r.error[:120]}"
+                for s, r in app.reports.items()
+            }
     finally:
         close_session(session)
     return {
         "setup_s": setup_s,
         "first_checks_s": first_checks_s,
         "worst": dict(meter.worst),
+        "parses": dict(parses.worst),
+        "collections": dict(collections.worst),
         "samples": dict(meter.samples),
         "findings": findings,
+        "per_minute": per_minute,
     }
 
 
@@ -195,6 +302,12 @@ def main() -> int:
     parser.add_argument("--per-pod", action="store_true", help="the behaviour before the fix")
     parser.add_argument("--page", type=int, default=0, help="list N objects at a time")
     parser.add_argument(
+        "--no-cache", action="store_true", help="re-list pods and nodes every check (before)"
+    )
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() after the first load (a what-if)"
+    )
+    parser.add_argument(
         "--switch", type=float, default=0.0, help="sys.setswitchinterval (seconds) for the run"
     )
     args = parser.parse_args()
@@ -204,19 +317,37 @@ def main() -> int:
         per_pod_behaviour()
     if args.page:
         paged_lists(args.page)
-    result = asyncio.run(measure(args.rounds, args.dwell, args.speed))
+    if args.no_cache:
+        import services.cached_cluster
+
+        setattr(services.cached_cluster, "cache_reads", lambda runbook: None)  # noqa: B010
+    result = asyncio.run(measure(args.rounds, args.dwell, args.speed, args.gc_freeze))
     mode = "per-pod (before)" if args.per_pod else "aggregated"
     mode += f", lists paged by {args.page}" if args.page else ""
+    mode += ", every check re-lists pods and nodes" if args.no_cache else ", watch-fed cache"
+    mode += ", gc.freeze() after the first load" if args.gc_freeze else ""
     mode += f", GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
     print(
         f"large, {mode}: set-up {result['setup_s']:.1f} s, first checks of five steps "
         f"{result['first_checks_s']:.1f} s"
     )
     print(f"findings per step: {result['findings']}")
-    print("| phase | longest event-loop stall | ticks |")
-    print("|---|---|---|")
+    print(
+        "| phase | longest event-loop stall | ticks | longest json.loads of an answer "
+        "| longest GC pause |"
+    )
+    print("|---|---|---|---|---|")
     for phase, worst in result["worst"].items():
-        print(f"| {phase} | {worst * 1000:.0f} ms | {result['samples'][phase]} |")
+        took, size = result["parses"].get(phase, (0.0, 0))
+        parse = f"{took * 1000:.0f} ms ({size / 1e6:.2f} MB)"
+        paused, generation = result["collections"].get(phase, (0.0, 0))
+        pause = f"{paused * 1000:.0f} ms (gen {generation})"
+        ticks = result["samples"][phase]
+        print(f"| {phase} | {worst * 1000:.0f} ms | {ticks} | {parse} | {pause} |")
+    total = sum(result["per_minute"].values())
+    print(f"API requests per minute during the rounds: {total:.0f}")
+    for request, rate in sorted(result["per_minute"].items(), key=lambda item: -item[1]):
+        print(f"  {request}: {rate:.1f}")
     return 0
 
 

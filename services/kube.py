@@ -10,6 +10,8 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,9 +35,18 @@ from services.errors import (
     tls_failure,
 )
 from services.names import check_name, check_namespace
+from services.watch_stream import (
+    ListPage,
+    WatchStream,
+    gone_or,
+    request_kind,
+)
 
 Obj = dict[str, Any]
 TIMEOUT_S = 15.0
+# A watch's read timeout beyond the server's own timeoutSeconds: a stream that says nothing
+# for that long (no event, no bookmark, no end) is taken as dead.
+WATCH_GRACE_S = 30.0
 PATCH_TYPES = {
     "json": "application/json-patch+json",
     "merge": "application/merge-patch+json",
@@ -190,10 +201,12 @@ class KubeCluster:
         self.user = str(entry.get("context", {}).get("user", ""))
         self.default_namespace = str(entry.get("context", {}).get("namespace") or "default")
         self._identity: str | None = None
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._counts_lock = threading.Lock()
 
     # -- transport -----------------------------------------------------------
 
-    def _request(
+    def _open(
         self,
         method: str,
         path: str,
@@ -202,7 +215,12 @@ class KubeCluster:
         body: Any = None,
         content_type: str = "application/json",
         what: str = "",
+        timeout: float | tuple[float, float] = TIMEOUT_S,
     ) -> Any:
+        """Send one request and return the client's response with its body unread (a watch
+        streams it). Counts the request. Raises the project's exception for an error answer,
+        CertificateError, UnreachableError."""
+        self._count(method, path, query)
         params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
         headers = {"Accept": "application/json"}
         if body is not None:
@@ -221,23 +239,18 @@ class KubeCluster:
                 url,
                 header_params=header_params,
                 body=serialized,
-                _request_timeout=TIMEOUT_S,
+                _request_timeout=timeout,
             )
-            response.read()
+            if response.status >= 400:
+                response.read()
         except ApiException as exc:
             tls = tls_failure(exc) if not exc.status else ""
             if tls:
                 raise self._certificate_error(tls) from exc
-            raise translate(exc, what or f"{method} {path}", f"{method} {path}") from exc
+            translated = translate(exc, what or f"{method} {path}", f"{method} {path}")
+            raise gone_or(translated, exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            tls = tls_failure(exc)
-            if tls:
-                raise self._certificate_error(tls) from exc
-            raise UnreachableError(
-                f"cannot reach the API server {self.server} (context "
-                f"{self.context}): {exc.__class__.__name__}. Check the "
-                "network/VPN and that the context is right."
-            ) from exc
+            raise self._transport_error(exc) from exc
         if response.status >= 400:
             error = ApiException(
                 status=response.status,
@@ -245,9 +258,48 @@ class KubeCluster:
                 body=response.data.decode(errors="replace"),
             )
             error.headers = response.headers
-            raise translate(error, what or f"{method} {path}", f"{method} {path}")
-        data = response.data
+            raise gone_or(translate(error, what or f"{method} {path}", f"{method} {path}"), error)
+        return response
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        what: str = "",
+    ) -> Any:
+        response = self._open(
+            method, path, query=query, body=body, content_type=content_type, what=what
+        )
+        try:
+            data = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._transport_error(exc) from exc
         return json.loads(data) if data else {}
+
+    def _transport_error(self, exc: BaseException) -> UnreachableError:
+        tls = tls_failure(exc)
+        if tls:
+            return self._certificate_error(tls)
+        return UnreachableError(
+            f"cannot reach the API server {self.server} (context "
+            f"{self.context}): {exc.__class__.__name__}. Check the "
+            "network/VPN and that the context is right."
+        )
+
+    def _count(self, method: str, path: str, query: dict[str, Any] | None) -> None:
+        verb, resource = request_kind(method, path, query)
+        with self._counts_lock:
+            self._counts[(verb, resource)] += 1
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests sent so far by (verb, resource): ("list", "pods"), ("watch", "nodes"),
+        ("exec", "pods")... Raises nothing."""
+        with self._counts_lock:
+            return dict(self._counts)
 
     def _certificate_error(self, detail: str) -> CertificateError:
         where = self.kubeconfig_path or "$KUBECONFIG"
@@ -296,6 +348,66 @@ class KubeCluster:
         )
         items: builtins.list[Obj] = result.get("items", [])
         return items
+
+    def list_page(
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        *,
+        limit: int = 100,
+        continue_token: str = "",
+    ) -> ListPage:
+        """One page of a chunked list (`limit`/`continue`): a small body, so no single parse
+        holds the interpreter long. Raises WatchExpired when the continue token's snapshot
+        was compacted (list again from the start), and what `list` raises."""
+        k = self._kind(kind)
+        result = self._request(
+            "GET",
+            self._path(kind, namespace),
+            query={"labelSelector": label_selector, "limit": limit, "continue": continue_token},
+            what=f"list {k.plural}",
+        )
+        meta = result.get("metadata") or {}
+        return ListPage(
+            result.get("items") or [],
+            str(meta.get("resourceVersion", "")),
+            str(meta.get("continue") or ""),
+        )
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        *,
+        resource_version: str,
+        timeout_s: int = 240,
+        bookmarks: bool = True,
+    ) -> WatchStream:
+        """Open a watch of events after `resource_version`; iterate the stream for one
+        `{"type", "object"}` dict per event (ADDED, MODIFIED, DELETED, BOOKMARK) until the
+        server ends it (about `timeout_s`). Label-selected, bookmarks asked for by default.
+
+        Raises WatchExpired when the version is too old (410 Gone: list again), and what
+        `_request` raises for the opening; iterating raises as WatchStream says.
+        """
+        k = self._kind(kind)
+        query = {
+            "watch": "true",
+            "labelSelector": label_selector,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true" if bookmarks else None,
+            "timeoutSeconds": timeout_s,
+        }
+        response = self._open(
+            "GET",
+            self._path(kind, namespace),
+            query=query,
+            what=f"watch {k.plural}",
+            timeout=(TIMEOUT_S, timeout_s + WATCH_GRACE_S),
+        )
+        return WatchStream(response.response, k.plural, self._transport_error)
 
     def exists(self, kind: str) -> bool:
         """Whether the API server serves this kind (custom resources may be absent)."""
@@ -426,6 +538,8 @@ class KubeCluster:
         """
         check_namespace(namespace)
         check_name("Pod", pod)
+        with self._counts_lock:
+            self._counts[("exec", "pods")] += 1
         # kubernetes.stream swaps call_api on the client it is given while it runs: give it a
         # client of its own so other threads' requests never go over the websocket.
         core = client.CoreV1Api(client.ApiClient(configuration=self.api.configuration))

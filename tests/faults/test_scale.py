@@ -1,19 +1,29 @@
-"""Issue 9, scale: per-pod findings are aggregated, so a 1,000-pod fleet opens any step at once.
+"""Issues 9 and 12, scale: per-pod findings are aggregated, so a 1,000-pod fleet opens any
+step at once, and the checks read pods and nodes from watches instead of re-listing them.
 
 On `large`, step 2 had 4,004 findings (four per pod) and opening it froze the UI for 3.2-3.7 s
 every time; every check journaled a 1.3 MB entry. Pods that drift alike are now one finding
-that names the count and a few pods (the stall itself is measured by
-bench/ui_stall_bench.py, not here).
+that names the count and a few pods. The checks' polls then still froze the screen 200-900 ms
+each: every poll re-listed 1,000 pods and 500 nodes, and a worker parsing such a list holds
+the interpreter lock. The app now keeps them from watches (services.informer) and lists
+neither again while it runs (the stall itself is measured by bench/ui_stall_bench.py, not
+here).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from services.drift import aggregate_pod_findings
+from services.journal import Journal
 from services.kube import KubeCluster
-from services.models import Finding, Severity, Step
+from services.models import Finding, Severity, Step, Target
 from services.pin import pin_findings
+from services.runbook import Runbook
 from services.simulator.runner import Simulator
 from widgets.step_detail import MAX_DETAIL_LINES, MAX_FINDINGS, detail_text, findings_content
 
@@ -84,3 +94,42 @@ def test_the_step_detail_renders_a_bounded_number_of_findings_and_lines() -> Non
     lines = detail_text(tuple(f"p{i} -> gpu-a10g-1 -> A10G" for i in range(1000)))
     assert len(lines.splitlines()) == MAX_DETAIL_LINES + 1
     assert lines.endswith(f"… and {1000 - MAX_DETAIL_LINES} more line(s)")
+
+
+async def test_the_app_polls_pods_and_nodes_from_watches_and_stops_them_on_exit(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    from tui.app import SkewmitApp
+    from tui.session import Intervals, Session
+
+    cluster = KubeCluster(str(shared_sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
+    journal = Journal.open_for(target, target.user, tmp_path / "state")
+    session = Session(
+        Runbook(cluster, target, journal),
+        evidence_dir=tmp_path / "evidence",
+        intervals=Intervals(checks=0.5, validate=0.5, rollout=0.5, rollout_active=0.5),
+        metrics_note="no metrics source in this test",
+    )
+    app = SkewmitApp(session)
+
+    async def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.05)
+
+    async with app.run_test():
+        informer = app.informer
+        assert informer is not None
+        reflectors = informer.reflectors.values()
+        await until(lambda: all(r.synced for r in reflectors), "the watches to start")
+        served = app.runbook.cluster.served
+        listed = cluster.request_counts()
+        # Several rounds of every step's checks and the rollout poll.
+        await until(lambda: app.runbook.cluster.served >= served + 20, "checks from the cache")
+        counts = cluster.request_counts()
+        for kind in ("pods", "nodes"):
+            assert counts.get(("list", kind), 0) == listed.get(("list", kind), 0), kind
+            assert counts[("watch", kind)] == 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("skewmit-informer")]

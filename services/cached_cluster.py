@@ -1,0 +1,223 @@
+"""The Cluster the checks see: pod and node reads from the watch-fed cache (services.informer)
+while it is in sync, everything else from the API server.
+
+Pod and node lists (and gets) come from the informer's snapshots; every read the cache cannot
+vouch for (out of sync, another namespace, a field selector, a selector wider than the
+watch's) goes to the server. Writes go to the server and keep reads honest:
+- after a write to a pod or a node, reads of that kind come from the server until the watch
+  has delivered the write's resourceVersion (read-your-writes);
+- an object skewmit has written to (dry runs included: the gate previews before it applies)
+  is always read from the server, so the gate's "live" reads before a write and its verify
+  after it never see the cache.
+Objects served from the cache are shared between readers (callers copy before they change
+one, as the services already do) and carry no `metadata.managedFields` (see
+services.informer.without_managed_fields).
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from services.errors import SkewmitError
+from services.informer import Informer, Reflector, rv_number
+from services.kube import KubeCluster, Obj
+
+if TYPE_CHECKING:
+    from services.runbook import Runbook
+
+UNKNOWN_RV_BYPASS_S = 10.0  # a write whose resourceVersion is no number: server reads this long
+CACHED_KINDS = ("Pod", "Node")
+
+
+def equality_terms(selector: str) -> set[tuple[str, str]] | None:
+    """A label selector's `key=value` / `key==value` terms; None when it has any other kind
+    of term (set-based, inequality, existence): such lists go to the server."""
+    terms: set[tuple[str, str]] = set()
+    for part in selector.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "!" in part or " " in part or "=" not in part:
+            return None
+        key, _, value = part.partition("=")
+        terms.add((key.strip(), value.lstrip("=").strip()))
+    return terms
+
+
+def _matches(obj: Obj, terms: Iterable[tuple[str, str]]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(key) == value for key, value in terms)
+
+
+class CachedCluster:
+    """A Cluster (services.kube) whose pod and node reads come from an Informer while it is in
+    sync, and from `cluster` otherwise; writes, other kinds, exec and the rest go to `cluster`.
+    See the module's docstring for what keeps reads fresh after writes."""
+
+    def __init__(self, cluster: KubeCluster, informer: Informer) -> None:
+        self.cluster = cluster
+        self.informer = informer
+        self.context = cluster.context
+        self.server = cluster.server
+        self.user = cluster.user
+        self.served = 0  # reads answered from the cache (the bench and tests count them)
+        self._lock = threading.Lock()
+        self._written: set[tuple[str, str, str]] = set()
+        self._pending_rv: dict[str, str] = {}  # kind -> the newest write's resourceVersion
+        self._bypass_until: dict[str, float] = {}  # kind -> monotonic time
+
+    def __getattr__(self, name: str) -> Any:
+        # exists, whoami's cache, default_namespace, request_counts...: the real cluster's.
+        return getattr(self.cluster, name)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _fresh_reflector(self, kind: str, namespace: str) -> Reflector | None:
+        """The reflector that may answer a read of `kind` in `namespace` now, if any."""
+        reflector = self.informer.reflectors.get(kind)
+        if reflector is None or not reflector.synced:
+            return None
+        if reflector.namespace and namespace != reflector.namespace:
+            return None
+        with self._lock:
+            pending = self._pending_rv.get(kind)
+            bypass = self._bypass_until.get(kind, 0.0)
+        if time.monotonic() < bypass:
+            return None
+        if pending is not None:
+            if not reflector.caught_up(pending):
+                return None
+            with self._lock:
+                if self._pending_rv.get(kind) == pending:
+                    del self._pending_rv[kind]
+        return reflector
+
+    def list(
+        self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+    ) -> builtins.list[Obj]:
+        reflector = None if field_selector else self._fresh_reflector(kind, namespace)
+        terms = equality_terms(label_selector)
+        cached = equality_terms(reflector.selector or "") if reflector is not None else None
+        snapshot = reflector.snapshot if reflector is not None else None
+        # Served only when every object the selector asks for is in the cache.
+        if snapshot is None or terms is None or cached is None or not cached <= terms:
+            return self.cluster.list(kind, namespace, label_selector, field_selector)
+        self._count_served()
+        extra = terms - cached
+        return [obj for obj in snapshot.items() if _matches(obj, extra)]
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj:
+        key = (kind, namespace if kind != "Node" else "", name)
+        with self._lock:
+            written = key in self._written
+        reflector = None if written else self._fresh_reflector(kind, namespace)
+        snapshot = reflector.snapshot if reflector is not None else None
+        obj = snapshot.objects.get(f"{key[1]}/{name}") if snapshot is not None else None
+        if obj is None:  # not watched here (outside the selector) or gone: the server says
+            return self.cluster.get(kind, namespace, name)
+        self._count_served()
+        if "kind" in obj:
+            return obj
+        # A list's items carry no kind; a get's answer does (the gate reads it). Pods and
+        # nodes are both core/v1.
+        return {"kind": kind, "apiVersion": "v1", **obj}
+
+    def _count_served(self) -> None:
+        with self._lock:
+            self.served += 1
+
+    # -- writes: to the server, remembered ----------------------------------------------
+
+    def _wrote(self, kind: str, namespace: str, name: str, result: Any, dry_run: bool) -> None:
+        if kind not in CACHED_KINDS:
+            return
+        with self._lock:
+            self._written.add((kind, namespace if kind != "Node" else "", name))
+            if dry_run:
+                return
+            meta = result.get("metadata") if isinstance(result, dict) else None
+            rv = str((meta or {}).get("resourceVersion") or "")
+            if rv_number(rv) is None:
+                self._bypass_until[kind] = time.monotonic() + UNKNOWN_RV_BYPASS_S
+                return
+            pending = self._pending_rv.get(kind)
+            if pending is None or int(rv) > int(pending):
+                self._pending_rv[kind] = rv
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Any,
+        patch_type: str,
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        try:
+            result = self.cluster.patch(kind, namespace, name, patch, patch_type, dry_run=dry_run)
+        except SkewmitError:
+            self._wrote(kind, namespace, name, None, True)  # nothing changed; read it live
+            raise
+        self._wrote(kind, namespace, name, result, dry_run)
+        return result
+
+    def create(self, kind: str, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
+        try:
+            result = self.cluster.create(kind, namespace, body, dry_run=dry_run)
+        except SkewmitError:
+            self._wrote(kind, namespace, str(body.get("metadata", {}).get("name", "")), None, True)
+            raise
+        name = str((result.get("metadata") or {}).get("name", ""))
+        self._wrote(kind, namespace, name, result, dry_run)
+        return result
+
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        resource_version: str = "",
+    ) -> Obj:
+        try:
+            result = self.cluster.delete(
+                kind, namespace, name, dry_run=dry_run, resource_version=resource_version
+            )
+        except SkewmitError:
+            self._wrote(kind, namespace, name, None, True)  # nothing changed; read it live
+            raise
+        self._wrote(kind, namespace, name, result, dry_run)
+        return result
+
+    # -- the rest: the server's ----------------------------------------------------------
+
+    def can_i(
+        self, verb: str, kind: str, namespace: str, name: str = "", subresource: str = ""
+    ) -> tuple[bool, str]:
+        return self.cluster.can_i(verb, kind, namespace, name, subresource)
+
+    def exec(self, namespace: str, pod: str, container: str, argv: builtins.list[str]) -> str:
+        return self.cluster.exec(namespace, pod, container, argv)
+
+    def whoami(self) -> str:
+        return self.cluster.whoami()
+
+
+def cache_reads(runbook: Runbook) -> Informer | None:
+    """Serve the runbook's pod and node reads from a started Informer on its target; None
+    (nothing started) when it has no KubeCluster (a test double, or one already cached).
+    The caller stops the informer when it is done. Raises nothing: the informer's own reads
+    happen on its threads, and until they succeed every read goes to the server."""
+    cluster = getattr(runbook, "cluster", None)  # the app's test doubles may have none
+    if not isinstance(cluster, KubeCluster):
+        return None
+    informer = Informer(cluster, runbook.target.namespace, runbook.target.deployment)
+    runbook.cluster = CachedCluster(cluster, informer)
+    informer.start()
+    return informer

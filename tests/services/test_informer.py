@@ -1,0 +1,316 @@
+"""The watch-fed pod/node cache (services.informer, services.cached_cluster) against the
+simulator, through the real kubernetes client over HTTPS.
+
+What an operator would notice if it broke: checks that disagree with the cluster (a pod that
+is gone still listed, a cordon that does not show), a cache that stops following after the
+API server drops its watches or compacts its history, a gate that calls its own change "not
+live", and threads left running after the app exits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+
+from services.cached_cluster import CachedCluster
+from services.informer import Informer, Reflector
+from services.kube import KubeCluster
+from services.models import Step, Target
+from services.runbook import Runbook
+from services.simulator.faults import Fault
+from services.simulator.runner import Simulator
+
+NS, DEPLOY, SELECTOR = "inference", "llm-serve", "app=llm-serve"
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def versions(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in objects}
+
+
+@pytest.fixture
+def world(sim: Simulator, tmp_path: Path) -> Iterator[tuple[KubeCluster, Informer, CachedCluster]]:
+    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    # Pages of two, so the skew incident's four pods take more than one page.
+    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
+    cached = CachedCluster(cluster, informer)
+    informer.start()
+    try:
+        assert informer.wait_synced(60), informer.reflectors["Pod"].error
+        yield cluster, informer, cached
+    finally:
+        informer.stop()
+
+
+def same_as_server(cluster: KubeCluster, cached: CachedCluster) -> Callable[[], bool]:
+    def check() -> bool:
+        served = cached.served
+        pods = versions(cached.list("Pod", NS, label_selector=SELECTOR))
+        nodes = versions(cached.list("Node"))
+        from_cache = cached.served == served + 2
+        return (
+            from_cache
+            and pods == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
+            and nodes == versions(cluster.list("Node"))
+        )
+
+    return check
+
+
+def test_the_cache_follows_pods_created_changed_and_deleted(
+    world: tuple[KubeCluster, Informer, CachedCluster],
+) -> None:
+    cluster, informer, cached = world
+    counts = cluster.request_counts()
+    assert counts[("list", "pods")] >= 2  # paged: four pods, two a page
+    assert counts[("watch", "pods")] == 1 and counts[("watch", "nodes")] == 1
+    eventually(same_as_server(cluster, cached), "the first list to match the server")
+
+    before = len(cluster.list("Pod", NS, label_selector=SELECTOR))
+    cluster.patch("Deployment", NS, DEPLOY, {"spec": {"replicas": 6}}, "merge")
+    matches = same_as_server(cluster, cached)
+    eventually(
+        lambda: len(cached.list("Pod", NS, label_selector=SELECTOR)) >= before + 2 and matches(),
+        "the two new pods listed",
+    )
+    victim = cluster.list("Pod", NS, label_selector=SELECTOR)[0]["metadata"]["name"]
+    cluster.patch("Pod", NS, victim, {"metadata": {"labels": {"skewmit-test": "x"}}}, "merge")
+    labelled = "skewmit-test=x,app=llm-serve"
+    eventually(
+        lambda: [p["metadata"]["name"] for p in cached.list("Pod", NS, labelled)] == [victim],
+        "the label change",
+    )
+    cluster.patch("Deployment", NS, DEPLOY, {"spec": {"replicas": 2}}, "merge")
+    eventually(same_as_server(cluster, cached), "scaled down to match the server")
+    # Nothing was listed again: the watch carried every change.
+    assert informer.reflectors["Pod"].lists == 1
+
+
+def test_the_cache_survives_a_dropped_watch_and_a_compacted_history(
+    sim: Simulator, world: tuple[KubeCluster, Informer, CachedCluster]
+) -> None:
+    cluster, informer, cached = world
+    pods = informer.reflectors["Pod"]
+    store = sim.cluster.store
+
+    # The API server restarts: every watch ends. The informer resumes from its version.
+    sim.call(store.drop_all_watches)
+    cluster.patch("Deployment", NS, DEPLOY, {"spec": {"replicas": 5}}, "merge")
+    eventually(lambda: pods.watches >= 2, "the pod watch to be opened again")
+    eventually(same_as_server(cluster, cached), "the cache to follow after the drop")
+    assert pods.lists == 1
+
+    # etcd compacts the history the informer would resume from: the watch answers an
+    # ERROR event with 410 Gone, and the informer lists again.
+    def compact() -> None:
+        store._history.clear()
+        store.drop_all_watches()
+
+    cluster.patch("Deployment", NS, DEPLOY, {"spec": {"replicas": 3}}, "merge")
+    sim.call(compact)
+    eventually(lambda: pods.lists >= 2, "a new list after the 410")
+    eventually(same_as_server(cluster, cached), "the cache to follow after the 410")
+
+    # A server that answers every watch 410 outright (HTTP status, not an event).
+    lists = pods.lists
+    gone = Fault(verb="watch", resource="pods", error_rate=1.0, error_code=410)
+    sim.call(sim.cluster.faults.set, [gone])
+    sim.call(store.drop_all_watches)
+    eventually(lambda: pods.lists > lists, "a new list after a 410 answer")
+    assert not pods.synced and "410" in pods.error
+    # While out of sync the checks read the server: still the truth.
+    assert versions(cached.list("Pod", NS, label_selector=SELECTOR)) == versions(
+        cluster.list("Pod", NS, label_selector=SELECTOR)
+    )
+    sim.call(sim.cluster.faults.clear)
+    eventually(same_as_server(cluster, cached), "the cache to follow once watches work again")
+
+
+def test_no_reader_ever_sees_a_half_applied_state(
+    sim: Simulator, tmp_path: Path, world: tuple[KubeCluster, Informer, CachedCluster]
+) -> None:
+    cluster, informer, cached = world
+    pods = informer.reflectors["Pod"]
+    first = pods.snapshot
+    assert first is not None
+    start = {name: obj["metadata"]["resourceVersion"] for name, obj in first.objects.items()}
+
+    # The oracle: the official client's own watch from the same version records every event.
+    api = client.CoreV1Api(
+        client.ApiClient(configuration=cluster.api.configuration)  # type: ignore[no-untyped-call]
+    )
+    events: list[tuple[int, str, str, str]] = []
+    stop = threading.Event()
+    oracle = watch.Watch()  # type: ignore[no-untyped-call]
+
+    def record() -> None:
+        stream = oracle.stream(
+            api.list_namespaced_pod,
+            NS,
+            label_selector=SELECTOR,
+            resource_version=first.resource_version,
+            timeout_seconds=120,
+        )
+        try:
+            for event in stream:
+                meta = event["raw_object"]["metadata"]
+                key = f"{meta.get('namespace', '')}/{meta['name']}"
+                version = meta["resourceVersion"]
+                events.append((int(version), event["type"], key, version))
+        except Exception:  # the simulator stops under it at the end of the test
+            if not stop.is_set():
+                raise
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
+
+    samples: list[tuple[int, dict[str, str]]] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        seen = None
+        try:
+            while not stop.is_set():
+                snapshot = pods.snapshot
+                assert snapshot is not None
+                cached.list("Pod", NS, label_selector=SELECTOR)  # iterating while events land
+                if snapshot is seen:
+                    continue
+                seen = snapshot
+                state = {k: o["metadata"]["resourceVersion"] for k, o in snapshot.objects.items()}
+                samples.append((int(snapshot.resource_version), state))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for replicas in (8, 1, 4):
+        cluster.patch("Deployment", NS, DEPLOY, {"spec": {"replicas": replicas}}, "merge")
+        eventually(same_as_server(cluster, cached), f"{replicas} replicas to settle")
+    stop.set()
+    for reader in readers:
+        reader.join()
+    oracle.stop()  # type: ignore[no-untyped-call]
+    assert not errors, errors
+
+    events.sort()
+    assert len(events) > 10, "the scaling made events"
+    last_rv = max(rv for rv, *_ in events)
+    checked = 0
+    for rv, state in samples:
+        if rv > last_rv:
+            continue  # after the oracle's last event: nothing to replay it against
+        expected = dict(start)
+        for event_rv, kind, key, version in events:
+            if event_rv > rv:
+                break
+            if kind == "DELETED":
+                expected.pop(key, None)
+            else:
+                expected[key] = version
+        differs = {k: (state.get(k), expected.get(k)) for k in {*state, *expected}}
+        differs = {k: v for k, v in differs.items() if v[0] != v[1]}
+        assert not differs, f"snapshot at {rv} is not the state the events made: {differs}"
+        checked += 1
+    assert checked > 10
+
+
+def test_reads_after_a_write_see_the_write_and_the_gate_verifies_it(
+    sim: Simulator,
+    tmp_path: Path,
+    world: tuple[KubeCluster, Informer, CachedCluster],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.hardware import cordon_plan
+    from services.journal import Journal
+
+    cluster, informer, cached = world
+    nodes = informer.reflectors["Node"]
+    eventually(same_as_server(cluster, cached), "the cache to match the server")
+    # Hold every node event, as a slow stream would: the cache is now behind the server.
+    release = threading.Event()
+    original = Reflector._apply
+
+    def held(self: Reflector, event: dict[str, Any]) -> None:
+        if self is nodes:
+            release.wait()
+        original(self, event)
+
+    monkeypatch.setattr(Reflector, "_apply", held)
+    node = sorted(n["metadata"]["name"] for n in cluster.list("Node"))[0]
+    target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
+    journal = Journal.open_for(target, target.user, tmp_path / "state")
+    runbook = Runbook(cached, target, journal)
+    plan = cordon_plan(cached, node)
+    preview = runbook.gate.preview(plan)
+    applied = runbook.gate.apply(plan, preview)
+    # The gate's verify read the node live, not the cache that has not seen the cordon.
+    assert applied.verified, applied.message
+    listed = {n["metadata"]["name"]: n for n in cached.list("Node")}
+    assert listed[node]["spec"].get("unschedulable") is True, "the list shows the cordon"
+    assert cached.get("Node", "", node)["spec"].get("unschedulable") is True
+
+    release.set()
+    eventually(same_as_server(cluster, cached), "the cache to catch up with the cordon")
+    served = cached.served
+    listed = {n["metadata"]["name"]: n for n in cached.list("Node")}
+    assert cached.served == served + 1 and listed[node]["spec"].get("unschedulable") is True
+
+
+def test_stopping_leaves_no_thread_behind(sim: Simulator, tmp_path: Path) -> None:
+    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    informer = Informer(cluster, NS, DEPLOY)
+    informer.start()
+    assert informer.wait_synced(60)
+    informer.stop()
+    assert not any(r.alive for r in informer.reflectors.values())
+    assert not [t for t in threading.enumerate() if t.name.startswith("skewmit-informer")]
+
+
+def test_a_check_through_the_cache_finds_what_the_server_finds(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    cluster = KubeCluster(str(shared_sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
+    informer = Informer(cluster, NS, DEPLOY)
+    cached = CachedCluster(cluster, informer)
+    informer.start()
+    try:
+        assert informer.wait_synced(60)
+        plain_runbook = Runbook(cluster, target)
+        cached_runbook = Runbook(cached, target)
+
+        def findings(runbook: Runbook) -> dict[Step, Any]:
+            out = {}
+            for step in (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE):
+                report = runbook.check(step)
+                out[step] = (report.state, [f.as_json() for f in report.findings], report.detail)
+            return out
+
+        # The fleet settles on the fast clock: compare once two plain checks agree.
+        before = findings(plain_runbook)
+        for _ in range(20):
+            through_cache = findings(cached_runbook)
+            after = findings(plain_runbook)
+            if through_cache in (before, after):
+                break
+            before = after
+        assert through_cache in (before, after)
+        assert any(report[1] for report in through_cache.values()), "the incident has findings"
+        assert cached.served > 0
+    finally:
+        informer.stop()

@@ -20,13 +20,18 @@ demo: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/skewmit sim --scenario skew-incident --kubeconfig /tmp/skewmit-sim.kubeconfig
 
+# pytest-xdist workers (PYTEST_WORKERS=0: none). Each file is a group, and the files on the shared
+# Prometheus one more, started first (tests/conftest.py); PYTEST_ARGS comes last and wins.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup \
+	  --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services tui widgets
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

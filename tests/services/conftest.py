@@ -1,7 +1,10 @@
-"""One real Prometheus per test session, scraping four simulated fleets every second.
+"""One real Prometheus per test session, scraping five simulated fleets every second. Under
+pytest-xdist all its users run as one group on one worker (tests/conftest.py), so it starts
+once, and it stops after its last user.
 
 Jobs: `vllm` (the skew incident with fast start-up: the validation gate's subject, with a
-day-old last-known-good history backfilled by promtool), `healthy` (vLLM 0.8 names: the
+day-old last-known-good history backfilled by promtool; no test changes it), `rollback` (a
+copy of it that the rollback test fixes), `healthy` (vLLM 0.8 names: the
 accuracy checks), `tgi`, and `sglang` (behind a proxy a test can switch off). Simulators run at
 speed 1: Prometheus scrapes in wall time, so rates are only right on a real-time clock.
 """
@@ -23,7 +26,7 @@ from services.metrics.simsource import SimMetricsSource
 from services.metrics.source import Scope
 from services.simulator.backfill import History, render_history
 from services.simulator.runner import Simulator
-from tests.conftest import require_tool
+from tests.conftest import last_users, require_tool
 from tests.prometheus import PrometheusServer, SwitchableProxy, backfill
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -59,6 +62,7 @@ class PromWorld:
     workdir: Path
     first_scrape: float = 0.0
     _clusters: dict[str, KubeCluster] = field(default_factory=dict)
+    _closed: bool = False
 
     @property
     def url(self) -> str:
@@ -97,6 +101,35 @@ class PromWorld:
         remaining = self.first_scrape + seconds - time.time()
         if remaining > 0:
             time.sleep(remaining)
+
+    def close(self) -> None:
+        """Stop Prometheus and the simulators (once: after the last user, or at session end)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.sim_source.stop()
+        self.prometheus.stop()
+        self.proxy.stop()
+        for sim in self.sims.values():
+            sim.stop()
+
+
+# The world of this process (this xdist worker), stopped early by the hook below.
+_open_worlds: list[PromWorld] = []
+
+
+@pytest.hookimpl(trylast=True)  # after the module fixtures built on it are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the world after its last user: five simulators and a Prometheus scraping them
+    every second would otherwise take CPU from every test that runs after them. Items run in
+    collection order without xdist, and as one block on one worker with `--dist loadgroup`
+    (tests/conftest.py groups the users); other modes keep the world to the session's end."""
+    if not _open_worlds or item.config.getoption("dist", "no") not in ("no", "loadgroup"):
+        return
+    if last_users(item.session.items).get("prom_world") is item:
+        for world in _open_worlds:
+            world.close()
+        _open_worlds.clear()
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +181,7 @@ def prom_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromWorld]:
         rate_window_s=20.0,
     ).start()
     world = PromWorld(prometheus, sims, proxy, sim_source, history, workdir)
+    _open_worlds.append(world)
     try:
         for job in jobs:
             if not prometheus.wait_for(f'up{{job="{job}"}} == 1', timeout_s=30):
@@ -155,8 +189,6 @@ def prom_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromWorld]:
         world.first_scrape = time.time()
         yield world
     finally:
-        sim_source.stop()
-        prometheus.stop()
-        proxy.stop()
-        for sim in sims.values():
-            sim.stop()
+        world.close()
+        if world in _open_worlds:
+            _open_worlds.remove(world)

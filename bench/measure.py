@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Another checkout to measure (e.g. `git archive HEAD` unpacked, for a before/after): the
+# programs run from there, with this tree's virtualenv.
+TREE = Path(os.environ.get("SKEWMIT_BENCH_TREE") or ROOT)
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 SKEWMIT = [PYTHON, "-m", "tui.cli"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -110,7 +113,7 @@ class Terminal:
         # the program writes its first byte and the clock starts when it is exec'd.
         go = Path(tempfile.mkdtemp(prefix="skewmit-bench-")) / "go"
         command = (
-            f"while [ ! -e {go} ]; do sleep 0.005; done; cd {shlex.quote(str(ROOT))} && "
+            f"while [ ! -e {go} ]; do sleep 0.005; done; cd {shlex.quote(str(TREE))} && "
             f"exec env {exports} {shlex.join(argv)}"
         )
         self.tmux(

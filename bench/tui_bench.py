@@ -7,9 +7,13 @@ same run. Medians of --runs runs; prints a Markdown table, asserts nothing.
 The demo runs its simulator (the cluster and the serving fleet at x12) inside the same process,
 so its CPU figure includes the simulated cluster's work; the floor's does not. `--cluster`
 runs the real-cluster mode instead: the app against `skewmit sim` (speed 1) in a process of
-its own, without Prometheus (the metrics pane stays empty), so the figures are the app's own.
+its own, so the figures are the app's own; with `--prometheus` a real Prometheus scrapes the
+simulator every 5 s and feeds the metrics pane (issue 12's set-up), without it the pane stays
+empty. `--low-bandwidth` runs the app in that mode. SKEWMIT_BENCH_TREE=DIR measures another
+checkout (e.g. `git archive HEAD` unpacked) for a before/after.
 
-    .venv/bin/python bench/tui_bench.py [--runs 3] [--watch 60] [--cluster]
+    .venv/bin/python bench/tui_bench.py [--runs 3] [--watch 60] [--cluster [--prometheus]]
+        [--low-bandwidth] [--no-floor]
 """
 
 from __future__ import annotations
@@ -67,24 +71,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--watch", type=float, default=60.0, help="seconds of steady state")
     parser.add_argument("--cluster", action="store_true", help="real-cluster mode on `skewmit sim`")
+    parser.add_argument("--prometheus", action="store_true", help="with a real Prometheus")
+    parser.add_argument("--low-bandwidth", action="store_true", help="the low-bandwidth mode")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor app's runs")
     args = parser.parse_args()
     if not Terminal.available():
         sys.exit("tui_bench: tmux is not installed")
+    low = ["--low-bandwidth"] if args.low_bandwidth else []
+    mode = " --low-bandwidth" if low else ""
     with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
         if not args.cluster:
             evidence = ["--evidence-dir", str(Path(tmp) / "evidence")]
-            measure_app([*SKEWMIT, "demo", *evidence], "`skewmit demo`", args)
+            measure_app([*SKEWMIT, "demo", *low, *evidence], f"`skewmit demo{mode}`", args)
             return
-        from kubectl_bench import NAME, NS, start_sim
+        from cluster_world import cluster_world
 
-        sim, kubeconfig = start_sim(Path(tmp), 1.0)
-        try:
-            app = [*SKEWMIT, "--kubeconfig", str(kubeconfig), "-n", NS, "--deployment", NAME]
-            evidence = ["--evidence-dir", str(Path(tmp) / "evidence")]
-            measure_app([*app, *evidence], "real-cluster mode", args)
-        finally:
-            sim.terminate()
-            sim.wait(timeout=30)
+        with cluster_world(Path(tmp), prometheus=args.prometheus) as world:
+            label = "real-cluster mode" + (" + Prometheus" if args.prometheus else "") + mode
+            measure_app([*world.app_argv(Path(tmp) / "evidence"), *low], label, args)
 
 
 def measure_app(demo: list[str], label: str, args: argparse.Namespace) -> None:
@@ -95,9 +99,13 @@ def measure_app(demo: list[str], label: str, args: argparse.Namespace) -> None:
     d_steady: list[Steady] = []
     f_steady: list[Steady] = []
     for i in range(args.runs):
-        times, steady = one_run(floor, [FLOOR_CHROME], args.watch, "floor")
-        f_times.append(times[0])
-        f_steady.append(steady)
+        if args.no_floor:
+            f_times.append(float("nan"))
+            f_steady.append(Steady(float("nan"), float("nan"), float("nan"), float("nan")))
+        else:
+            times, steady = one_run(floor, [FLOOR_CHROME], args.watch, "floor")
+            f_times.append(times[0])
+            f_steady.append(steady)
         times, steady = one_run(demo, [CHROME, INSPECTOR], args.watch, "demo")
         d_times.append(times)
         d_steady.append(steady)

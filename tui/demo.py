@@ -9,19 +9,30 @@ history, its pods named after the last-known-good ReplicaSet.
 
 The incident opens when there is something to fix: a healthy fleet opens none (no journal
 folder, no incident id) until a check finds something or the operator changes something.
+
+Each scenario keeps one state directory, so a demo started again after a crash or kill -9
+finds the incident it left open. The simulator always starts from the scenario and its seed:
+when the incident had no change applied, that is the cluster the incident saw and it resumes;
+when it had, a fresh simulator cannot hold those changes, so the old incident is closed as
+abandoned (the reason in its journal and on screen) and a new one opens.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
+import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from services import rollout
+from services.clock import WALL_CLOCK, Clock
 from services.errors import SkewmitError
 from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
+from services.journal_actions import reverted_by
 from services.kube import KubeCluster
 from services.metrics.baseline import BaselineSpec
 from services.metrics.simsource import SimMetricsSource
@@ -41,6 +52,11 @@ BASELINE_S = 600.0
 HISTORY_BEFORE_S = BASELINE_S + RATE_WINDOW_S + 60.0
 HISTORY_AFTER_S = 180.0  # slack for a day-back offset window while the demo opens
 LARGE_FLEET = 64  # replicas beyond which the day-old history is sampled more sparsely
+# Live scrapes the demo's metrics store keeps (simulated seconds): the charts' 15 minutes,
+# the stability window and an evidence bundle's lead-in with room to spare; older ones are
+# forgotten so a demo left running stays the same size (the backfilled baseline is kept).
+LIVE_RETENTION_S = 3 * 3600.0
+BACKFILL_WAIT_S = 120.0  # a read waits this long for the history at most, then goes on
 
 
 def families_read(source: SimMetricsSource) -> tuple[str, ...]:
@@ -67,6 +83,74 @@ def history_step(world: Scenario) -> float:
     return SCRAPE_S if replicas <= LARGE_FLEET else 3 * SCRAPE_S
 
 
+class DemoMetricsSource(SimMetricsSource):
+    """The demo's metrics, backfilled in a background thread (rendering a day-old window and
+    the fleet's recent past takes seconds) while the app draws its first frame. Every read
+    waits for the backfill, so nothing judges or draws an empty store; the scraper starts
+    after it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backfilled = threading.Event()
+        self._closed = False
+
+    def backfill_in_background(self, fill: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fill()
+            except Exception as exc:  # any failure: said (last_error), and the demo goes on
+                self.last_error = f"the demo's metrics history could not be backfilled: {exc}"
+            finally:
+                self.backfilled.set()
+            if not self._closed:
+                self.start()
+
+        threading.Thread(target=run, name="skewmit-demo-backfill", daemon=True).start()
+
+    def _ready(self) -> None:
+        self.backfilled.wait(BACKFILL_WAIT_S)
+
+    def stop(self) -> None:
+        self._closed = True
+        super().stop()
+
+    def instant(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().instant(*args, **kwargs)
+
+    def series(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().series(*args, **kwargs)
+
+    def last_scrape(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().last_scrape(*args, **kwargs)
+
+    def pod_freshness(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().pod_freshness(*args, **kwargs)
+
+    def present_metrics(self) -> frozenset[str]:
+        self._ready()
+        return super().present_metrics()
+
+    def histogram_bounds(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().histogram_bounds(*args, **kwargs)
+
+    def dcgm_models(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().dcgm_models(*args, **kwargs)
+
+    def detect(self) -> Any:
+        self._ready()
+        return super().detect()
+
+    def baseline(self, *args: Any, **kwargs: Any) -> Any:
+        self._ready()
+        return super().baseline(*args, **kwargs)
+
+
 def last_known_good(cluster: KubeCluster, namespace: str, deployment: str) -> tuple[int, str]:
     """(revision, pod-template-hash) of the revision the runbook calls last-known-good, else
     the current one; (0, "") when the history cannot be read."""
@@ -83,14 +167,76 @@ def last_known_good(cluster: KubeCluster, namespace: str, deployment: str) -> tu
     return chosen.number, str(labels.get("pod-template-hash", ""))
 
 
+def demo_root(scenario: str) -> Path:
+    """The scenario's state directory: the same on every run, so an incident left open by a
+    killed demo is found again."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(scenario).stem).strip("-") or "scenario"
+    return state_dir() / "demo" / name
+
+
+def outstanding_changes(journal: Journal) -> list[str]:
+    """Titles of the changes the journal says are applied and not reverted (an apply-intent
+    without an outcome counts: the change may have landed)."""
+    entries = journal.entries()
+    reverted = reverted_by(entries)  # the action log's and the gate's rule
+    settled = {e.data.get("intent") for e in entries if e.type in ("applied", "apply-failed")}
+    settled |= {e.data.get("intent") for e in entries if e.type == "reconciled"}
+    titles = [
+        str(e.data.get("title", e.data.get("action", "")))
+        for e in entries
+        if (e.type == "applied" and e.seq not in reverted)
+        or (e.type == "apply-intent" and e.seq not in settled)
+    ]
+    return titles
+
+
+def settle_left_open(
+    root: Path, target: Target, *, read_only: bool, clock: Clock = WALL_CLOCK
+) -> str:
+    """What to do with an incident a previous demo run left open in `root`: "" when there is
+    none, else the notice for the operator. No changes applied: it resumes (the journal
+    reopens it). Changes applied: it is closed as abandoned, since the new simulator does not
+    have them. Raises SkewmitError when another running demo holds it."""
+    found = Journal.open_for(target, target.user, root, read_only=True, clock=clock)
+    if not (found.folder / "incident.json").exists():
+        return ""
+    incident = found.incident_id
+    changes = outstanding_changes(found)
+    if not changes:
+        return (
+            f"resumed demo incident {incident}: no change had been applied, so the simulator "
+            "started from the scenario's seed is the cluster it left"
+        )
+    if read_only:
+        return (
+            f"demo incident {incident} was left open with {len(changes)} change(s) applied to "
+            "a simulator that has since stopped; shown read-only, it cannot be resumed"
+        )
+    journal = Journal.open_for(target, target.user, root, clock=clock)
+    if not journal.owner:
+        raise SkewmitError(
+            f"demo incident {incident} is held by another running skewmit demo "
+            f"({journal.read_only_reason()}); quit that one first"
+        )
+    why = (
+        f"not resumed: {len(changes)} change(s) ({'; '.join(changes)}) were applied to a "
+        "simulator that stopped with the previous run, and a new simulator starts without them"
+    )
+    journal.close(f"abandoned: {why}")
+    journal.release()
+    return f"demo incident {incident} {why}; it is closed as abandoned and a new one opens"
+
+
 def open_demo(
     scenario: str, speed: float, *, read_only: bool = False, journal_root: Path | None = None
 ) -> tuple[Runbook, Simulator]:
     """Start the simulator and open a Runbook on it; the incident's journal is opened at once
-    when the fleet has something to fix, else on first need. Raises ScenarioError for an
-    unknown scenario, SkewmitError when the simulator cannot be reached."""
+    when the fleet has something to fix, else on first need, resuming one a killed run of the
+    same scenario left open when it can (`Runbook.notices` says what happened). Raises
+    ScenarioError for an unknown scenario, SkewmitError when the simulator cannot be reached
+    or another running demo holds the scenario's incident."""
     sim = Simulator(scenario, speed=speed).start()
-    source: SimMetricsSource | None = None
+    source: DemoMetricsSource | None = None
     try:
         folder = Path(tempfile.mkdtemp(prefix="skewmit-demo-"))
         kubeconfig = sim.write_kubeconfig(folder / "kubeconfig")
@@ -99,23 +245,25 @@ def open_demo(
         target = Target(
             cluster.context, world.namespace, world.deployment, cluster.server, cluster.whoami()
         )
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        root = journal_root or state_dir() / "demo" / stamp
+        root = journal_root or demo_root(scenario)
+        assert sim.cluster is not None
+        # One clock: the journal, the metrics, the verdict and the bundle all on the
+        # simulator's (services.clock).
+        clock = Clock.following(sim.cluster.clock)
+        notice = settle_left_open(root, target, read_only=read_only, clock=clock)
 
         def open_journal() -> Journal:
-            journal = Journal.open_for(target, target.user, root, read_only=read_only)
+            journal = Journal.open_for(target, target.user, root, read_only=read_only, clock=clock)
             if journal.owner and [e.type for e in journal.entries()] == ["opened"]:
                 # A new incident: keep the manifests from before any fix for the bundle.
                 record_snapshot(journal, cluster, "before")
             return journal
 
-        assert sim.cluster is not None
-        clock = sim.cluster.clock.time
         now = clock()
         # A fixed day-old range: an offset baseline would slide off the rendered history
         # as the fast clock runs on.
         baseline = BaselineSpec(mode="range", start=now - DAY_S - BASELINE_S, end=now - DAY_S)
-        source = SimMetricsSource(
+        source = DemoMetricsSource(
             sim.metrics_url,
             Scope(world.namespace, world.deployment),
             world.engine,
@@ -123,27 +271,33 @@ def open_demo(
             scrape_interval_s=SCRAPE_S,
             rate_window_s=RATE_WINDOW_S,
             baseline_spec=baseline,
+            live_retention_s=LIVE_RETENTION_S,
         )
+        families = families_read(source)
+        source.families = families  # live pages too: the rest is never read
         revision, pod_hash = last_known_good(cluster, world.namespace, world.deployment)
         revisions = max(
             (len(d.history) for d in world.deployments if d.name == target.deployment), default=0
         )
         if not 0 < revision <= revisions:
             revision, pod_hash = 0, ""  # not one of the scenario's: render its default
-        families = families_read(source)
-        history = render_history(
-            world,
-            start=now - DAY_S - HISTORY_BEFORE_S,
-            end=now - DAY_S + HISTORY_AFTER_S,
-            step_s=history_step(world),
-            revision=revision or None,
-            pod_template_hash=pod_hash or None,
-            seed=sim.seed + 1,  # yesterday's requests were not today's
-            families=families,
-        )
-        source.ingest(history.text)
-        source.ingest(only_families(sim.cluster.fleet.history_text, families))
-        source.start()
+
+        def backfill() -> None:
+            history = render_history(
+                world,
+                start=now - DAY_S - HISTORY_BEFORE_S,
+                end=now - DAY_S + HISTORY_AFTER_S,
+                step_s=history_step(world),
+                revision=revision or None,
+                pod_template_hash=pod_hash or None,
+                seed=sim.seed + 1,  # yesterday's requests were not today's
+                families=families,
+            )
+            assert source is not None and sim.cluster is not None
+            source.ingest(history.text)
+            source.ingest(only_families(sim.cluster.fleet.history_text, families))
+
+        source.backfill_in_background(backfill)
         runbook = Runbook(
             cluster,
             target,
@@ -152,7 +306,10 @@ def open_demo(
             metrics=source,
             config={"demo": True, "started_wall": time.time()},
             open_journal=open_journal,
+            notices=(notice,) if notice else (),
         )
+        if notice.startswith("resumed"):
+            runbook.ensure_journal()  # reopen it now: the header shows its id and age
         # The steps' checks open the incident when they find something to fix; the first
         # step with findings settles it (the app checks every step again at launch).
         for step in STEP_ORDER:

@@ -99,6 +99,8 @@ class ActionLog(DataTable[Text]):
         return entry.revertible and not self.read_only
 
     def show(self, entries: Sequence[ActionLogEntry]) -> None:
+        if tuple(entries) == self.entries and self.row_count == len(self.entries):
+            return  # the journal said nothing new: keep the rows (and the cursor) as they are
         previous = self.selected.seq if self.selected else None
         # The cursor stays on an entry the operator moved to; otherwise it is on the newest,
         # so `r` never lands on an old change by default.

@@ -3,14 +3,21 @@
 The band is the baseline and baseline ± tolerance, drawn as horizontal lines: inside the band
 is "near baseline". Time runs in minutes before the newest point, so two charts of the same
 data look the same whenever they are drawn. Colours are the app theme's.
+
+The value axis never goes below `floor` (0 by default: no latency or throughput is
+negative). The chart is drawn when its data changes and at most once per `min_interval_s`
+(the scrape interval: nothing new can arrive sooner); a change in between is drawn when the
+interval is up, from the newest data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from textual.app import RenderResult
 from textual.color import Color
+from textual.timer import Timer
 from textual_plotext import PlotextPlot
 
 from services.models import MetricSeries
@@ -42,6 +49,9 @@ class BaselineChart(PlotextPlot):
         tolerance_pct: float = 10.0,
         scale: float = 1.0,
         unit_label: str = "",
+        floor: float | None = 0.0,
+        min_interval_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
@@ -49,13 +59,37 @@ class BaselineChart(PlotextPlot):
         self.tolerance_pct = tolerance_pct
         self.scale = scale  # e.g. 1000 to draw seconds as milliseconds
         self.unit_label = unit_label
+        self.floor = floor  # None: the axis may go negative (a signed quantity)
+        self.min_interval_s = min_interval_s
+        self._clock = clock
         self.series: tuple[MetricSeries, ...] = ()
+        self.draws = 0  # how many times the plot was built (the costly part)
+        self._drawn_at: float | None = None
+        self._pending: Timer | None = None
 
     def on_mount(self) -> None:
         self._draw()
 
     def show(self, series: Sequence[MetricSeries | None]) -> None:
-        self.series = tuple(s for s in series if s is not None)
+        shown = tuple(s for s in series if s is not None)
+        if shown == self.series and self.draws:
+            return  # nothing new: no redraw
+        self.series = shown
+        if not self.is_mounted:
+            return  # on_mount draws it
+        wait = self._wait()
+        if wait <= 0:
+            self._draw()
+        elif self._pending is None:
+            self._pending = self.set_timer(wait, self._draw_pending)
+
+    def _wait(self) -> float:
+        if self._drawn_at is None or self.min_interval_s <= 0:
+            return 0.0
+        return self.min_interval_s - (self._clock() - self._drawn_at)
+
+    def _draw_pending(self) -> None:
+        self._pending = None
         self._draw()
 
     def render(self) -> RenderResult:
@@ -70,6 +104,7 @@ class BaselineChart(PlotextPlot):
         return Color.parse(value).rgb
 
     def _draw(self) -> None:
+        self.draws += 1
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -79,6 +114,8 @@ class BaselineChart(PlotextPlot):
             self.border_title = f"{self.chart_title}{unit}: no data"
             self.refresh()
             return
+        # Only a plot with data starts the interval: the first data is drawn at once.
+        self._drawn_at = self._clock()
         newest = max(s.points[-1].t for s in plotted)
         lowest, highest = float("inf"), float("-inf")
         for i, series in enumerate(plotted):
@@ -96,7 +133,11 @@ class BaselineChart(PlotextPlot):
             plt.hline(base - spread, color=self._colour("warning"))
             lowest, highest = min(lowest, base - spread), max(highest, base + spread)
         pad = (highest - lowest) * 0.1 or abs(highest) * 0.1 or 1.0  # never a zero span
-        plt.ylim(lowest - pad, highest + pad)
+        bottom = lowest - pad
+        if self.floor is not None and lowest >= self.floor:
+            # Padding must not invent an impossible reading (a negative latency).
+            bottom = max(bottom, self.floor)
+        plt.ylim(bottom, highest + pad)
         # plotext divides by the axis span: never let it be zero (one point, flat line).
         left = min((s.points[0].t - newest) / 60.0 for s in plotted)
         plt.xlim(min(left, -1.0), 0)

@@ -4,6 +4,9 @@ and, in the demo, that the clock is simulated and how fast it runs.
 
 Parts that do not fit at 80 columns carry the class `-wide` (at 120, `-very-wide`) so the
 app's tcss can hide them.
+
+The elapsed time ticks every second (every minute with `minutes_only`, the low-bandwidth
+mode): each tick repaints that one label, never the whole header or screen.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from textual.containers import Horizontal
 from textual.widgets import Label
 
 from services.sanitize import terminal_line
+from widgets.label_text import set_text
 
 
 @dataclass(frozen=True)
@@ -31,18 +35,21 @@ class HeaderState:
     clock_note: str = ""  # e.g. "simulated clock x30"
 
 
-def elapsed_text(seconds: float | None) -> str:
+def elapsed_text(seconds: float | None, *, minutes_only: bool = False) -> str:
+    """HH:MM:SS, or HH:MM when the clock moves once a minute."""
     if seconds is None:
-        return "--:--:--"
+        return "--:--" if minutes_only else "--:--:--"
     total = max(0, int(seconds))
     hours, rest = divmod(total, 3600)
+    if minutes_only:
+        return f"{hours:02d}:{rest // 60:02d}"
     return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 class HeaderBar(Horizontal):
     DEFAULT_CSS = """
     HeaderBar { height: 1; width: 1fr; background: $panel; }
-    HeaderBar > Label { width: auto; padding: 0 1 0 0; }
+    HeaderBar > Label { width: auto; height: 1; padding: 0 1 0 0; }
     HeaderBar > .hb-title { text-style: bold; color: $text-primary; padding: 0 1; }
     HeaderBar > .hb-spacer { width: 1fr; padding: 0; }
     HeaderBar > .hb-badge { padding: 0 1; margin-right: 1; text-style: bold; display: none; }
@@ -54,9 +61,12 @@ class HeaderBar(Horizontal):
     HeaderBar > .hb-clock { color: $text-warning; }
     """
 
-    def __init__(self, state: HeaderState | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self, state: HeaderState | None = None, *, minutes_only: bool = False, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.state = state or HeaderState()
+        self.minutes_only = minutes_only  # low-bandwidth: the clock moves once a minute
 
     def compose(self) -> ComposeResult:
         yield Label("skewmit", classes="hb-title")
@@ -79,22 +89,30 @@ class HeaderBar(Horizontal):
         if not self.children:
             return
         # Kubeconfig names and the API server's idea of the user: one safe line each.
-        self.query_one("#hb-context", Label).update(terminal_line(state.context or "-"))
-        self.query_one("#hb-server", Label).update(terminal_line(state.server))
-        self.query_one("#hb-target", Label).update(
-            terminal_line(f"{state.namespace}/{state.deployment}" if state.deployment else "-")
-        )
-        self.query_one("#hb-user", Label).update(
-            terminal_line(f"as {state.user}" if state.user else "")
-        )
-        self.query_one("#hb-clock", Label).update(terminal_line(state.clock_note))
-        self.query_one("#hb-incident", Label).update(terminal_line(state.incident_id))
-        self.query_one("#hb-elapsed", Label).update(f"open {elapsed_text(state.elapsed_s)}")
+        texts = {
+            "#hb-context": terminal_line(state.context or "-"),
+            "#hb-server": terminal_line(state.server),
+            "#hb-target": terminal_line(
+                f"{state.namespace}/{state.deployment}" if state.deployment else "-"
+            ),
+            "#hb-user": terminal_line(f"as {state.user}" if state.user else ""),
+            "#hb-clock": terminal_line(state.clock_note),
+            "#hb-incident": terminal_line(state.incident_id),
+            "#hb-elapsed": self._elapsed_label(state.elapsed_s),
+        }
+        for selector, text in texts.items():
+            set_text(self.query_one(selector, Label), text)
         self.set_class(state.read_only, "-read-only")
         self.set_class(state.production, "-production")
 
+    def _elapsed_label(self, seconds: float | None) -> str:
+        return f"open {elapsed_text(seconds, minutes_only=self.minutes_only)}"
+
     def set_elapsed(self, seconds: float | None) -> None:
+        """The incident's age; repaints the one label, and only when its text changes."""
         previous = self.state.elapsed_s
+        self.state = replace(self.state, elapsed_s=seconds)
         if previous is not None and seconds is not None and int(seconds) == int(previous):
             return
-        self.show(replace(self.state, elapsed_s=seconds))
+        if self.children:
+            set_text(self.query_one("#hb-elapsed", Label), self._elapsed_label(seconds))

@@ -3,6 +3,11 @@
 Renders a `MetricSeries` (or nothing: "no data"). Classes: `-worse` when the value has moved
 past the tolerance in the bad direction, `-better`/`-steady` otherwise, `-stale` when the
 series is older than its staleness limit, `-empty` without data.
+
+It repaints only what changed: the sparkline when a new sample arrives, the value when its
+text changes. `still=True` (the low-bandwidth mode) draws no sparkline at all: the value
+and the difference from baseline only. A `tag` (its tooltip) names what the figure is of when
+it is one of several, e.g. the GPU class on a mixed fleet.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from textual.widgets import Label, Sparkline
 
 from services.models import MetricSeries
 from services.sanitize import terminal_line
+from widgets.label_text import set_text
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -51,7 +57,9 @@ class MetricSparkline(Horizontal):
     MetricSparkline > .ms-name { width: 7; }
     MetricSparkline > Sparkline { width: 1fr; min-width: 4; margin-right: 1; }
     MetricSparkline.-empty > .ms-value { width: 1fr; }
-    MetricSparkline > .ms-value { width: 13; text-align: right; }
+    MetricSparkline > .ms-value { width: 13; height: 1; text-align: right; }
+    MetricSparkline.-still > Sparkline { display: none; }
+    MetricSparkline.-still > .ms-value { width: 1fr; }
     MetricSparkline.-worse > .ms-value { color: $error; text-style: bold; }
     MetricSparkline.-better > .ms-value { color: $success; }
     MetricSparkline.-stale > .ms-value { color: $warning; text-style: italic; }
@@ -65,6 +73,7 @@ class MetricSparkline(Horizontal):
         *,
         higher_is_worse: bool = True,
         tolerance_pct: float = 10.0,
+        still: bool = False,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
@@ -72,6 +81,8 @@ class MetricSparkline(Horizontal):
         self.higher_is_worse = higher_is_worse
         self.tolerance_pct = tolerance_pct
         self.series: MetricSeries | None = None
+        self.still = still
+        self._points: tuple[object, ...] | None = None  # what the sparkline draws now
 
     def compose(self) -> ComposeResult:
         yield Label(terminal_line(self.label), classes="ms-name", markup=False)
@@ -81,22 +92,42 @@ class MetricSparkline(Horizontal):
 
     def on_mount(self) -> None:
         self.set_class(True, "-empty")
+        self.set_class(self.still, "-still")
 
-    def show(self, series: MetricSeries | None, now: float | None = None) -> None:
+    def set_still(self, still: bool) -> None:
+        """No sparkline (low-bandwidth) or the sparkline back, drawn from the last series."""
+        self.still = still
+        self.set_class(still, "-still")
+        self._points = None
+        self._draw_sparkline()
+
+    def _draw_sparkline(self) -> None:
+        spark = self.query_one(Sparkline)
+        series = self.series
+        points = series.points if series is not None else ()
+        if self.still or not points:
+            # Hidden: no data to scroll (an empty sparkline reads as a flat zero).
+            if self._points != ():
+                spark.data = []
+                self._points = ()
+            spark.display = False
+            return
+        spark.display = True
+        if points != self._points:  # a new sample: only then does the line move
+            self._points = points
+            spark.data = [p.v for p in points]
+
+    def show(self, series: MetricSeries | None, now: float | None = None, tag: str = "") -> None:
         self.series = series
         value_label = self.query_one(".ms-value", Label)
-        spark = self.query_one(Sparkline)
+        self._draw_sparkline()
         if series is None or not series.points:
-            spark.data = []
-            spark.display = False  # an empty sparkline reads as a flat zero
-            value_label.update("no data")
+            set_text(value_label, "no data")
             for name in ("-worse", "-better", "-steady", "-stale"):
                 self.set_class(False, name)
             self.set_class(True, "-empty")
             return
         self.set_class(False, "-empty")
-        spark.display = True
-        spark.data = [p.v for p in series.points]
         latest = series.latest
         delta = delta_percent(latest, series.baseline)
         stale = now is not None and now - series.fetched_at > series.stale_after_s
@@ -107,14 +138,17 @@ class MetricSparkline(Horizontal):
             text += f" x{(latest or 0.0) / series.baseline:.0f}"  # "+15602%" reads as noise
         elif delta is not None:
             text += f" {delta:+.0f}%"
-        value_label.update(text)
+        set_text(value_label, text)
         bad = delta is not None and (delta if self.higher_is_worse else -delta) > self.tolerance_pct
         good = delta is not None and not bad and abs(delta) > self.tolerance_pct
         self.set_class(bad, "-worse")
         self.set_class(good, "-better")
         self.set_class(delta is not None and not bad and not good, "-steady")
         self.set_class(stale, "-stale")
-        self.tooltip = terminal_line(
-            f"{series.name}: {format_value(latest, series.unit)}; baseline "
+        of = f" ({tag})" if tag else ""
+        tip = terminal_line(
+            f"{series.name}{of}: {format_value(latest, series.unit)}; baseline "
             f"{format_value(series.baseline, series.unit)}"
         )
+        if self.tooltip != tip:
+            self.tooltip = tip

@@ -10,6 +10,7 @@ from textual.widgets import Label, ProgressBar
 
 from services.models import RolloutProgress
 from services.sanitize import terminal_text
+from widgets.label_text import set_text, waiting_bar
 
 
 class RolloutBar(Vertical):
@@ -28,6 +29,7 @@ class RolloutBar(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.progress: RolloutProgress | None = None
+        self._shown = False
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, show_eta=False, show_percentage=False)
@@ -36,17 +38,21 @@ class RolloutBar(Vertical):
 
     def on_mount(self) -> None:
         self.set_class(True, "-empty")
+        waiting_bar(self.query_one(ProgressBar))
 
     def show(self, progress: RolloutProgress | None) -> None:
+        if progress == self.progress and self._shown:
+            return  # a poll that changed nothing repaints nothing
+        self._shown = True
         self.progress = progress
         bar = self.query_one(ProgressBar)
         counts = self.query_one(".rb-counts", Label)
         message = self.query_one(".rb-message", Label)
         self.set_class(progress is None, "-empty")
         if progress is None:
-            bar.update(total=None)
-            counts.update("")
-            message.update("rollout: not read yet")
+            waiting_bar(bar)
+            set_text(counts, "")
+            set_text(message, "rollout: not read yet")
             return
         desired = max(progress.desired, 1)
         bar.update(total=desired, progress=min(progress.available, desired))
@@ -63,7 +69,7 @@ class RolloutBar(Vertical):
         )
         lines = [progress.message] + [p.message for p in progress.problems]
         # Problems quote pod and event messages from the cluster.
-        message.update("\n".join(terminal_text(line, 500) for line in lines if line))
+        set_text(message, "\n".join(terminal_text(line, 500) for line in lines if line))
         self.set_class(progress.done and not progress.problems, "-done")
         self.set_class(bool(progress.problems), "-problem")
         self.set_class(not progress.done and not progress.problems, "-rolling")

@@ -15,8 +15,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Static
 
-from services.models import Finding, Severity
-from services.runbook import ActionSpec, StepReport
+from services.models import ActionSpec, Finding, Severity, StepReport
 from services.sanitize import terminal_line, terminal_text
 
 SEVERITY_MARKS = {
@@ -40,7 +39,10 @@ def finding_line(finding: Finding) -> Content:
     return Content.assemble(
         (f"{mark} ", f"{style} bold"),
         terminal_text(finding.message, MAX_LINE),
-        (f"  {terminal_line(finding.subject, MAX_LINE)}", "$text-muted"),
+        # Unstyled and visible: spaces alone at a styled span's edge were lost in wrapping,
+        # joining the message to its subject ("last-known-gooddeployment/llm-serve").
+        " · " if finding.subject else "",
+        (terminal_line(finding.subject, MAX_LINE), "$text-muted"),
     )
 
 
@@ -134,6 +136,7 @@ class StepDetail(VerticalScroll):
         self.report: StepReport | None = None
         self._action_ids: tuple[tuple[str, bool, str], ...] = ()
         self._title = ""
+        self._shown: tuple[object, ...] | None = None  # what show() last drew
 
     def _set_title(self, title: str) -> None:
         # Another step starts at its top; a refresh of the same step keeps the scroll.
@@ -152,6 +155,9 @@ class StepDetail(VerticalScroll):
         yield Static("", id="sd-detail")
 
     def show_pending(self, title: str, note: str = "checking…") -> None:
+        if self._shown == (None, title, note):
+            return
+        self._shown = (None, title, note)
         self.report = None
         self._set_title(title)
         self.query_one("#sd-status", Static).update(
@@ -162,7 +168,11 @@ class StepDetail(VerticalScroll):
         self._set_actions(())
 
     def show(self, report: StepReport, title: str, note: str = "") -> None:
-        """Render a step's report; `note` is the app's word on it (checking, running...)."""
+        """Render a step's report; `note` is the app's word on it (checking, running...).
+        The same report again (a poll that found nothing new) repaints nothing."""
+        if self._shown == (report, title, note):
+            return
+        self._shown = (report, title, note)
         self.report = report
         self._set_title(title)
         status: list[Content | str] = []

@@ -9,6 +9,7 @@ HH:MM:SS": a room watching the screen must never see a PASS that is no longer tr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -18,6 +19,7 @@ from textual.widgets import Label, ProgressBar, Static
 
 from services.models import CheckResult, Verdict
 from services.sanitize import terminal_line, terminal_text
+from widgets.label_text import set_content, set_text, waiting_bar
 
 CHECK_MARKS = {"pass": ("✓", "$success"), "fail": ("✗", "$error")}
 
@@ -52,8 +54,12 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def check_line(check: CheckResult) -> Content:
+def check_line(check: CheckResult, *, brief: bool = False) -> Content:
+    """`✗ p95: above the limit: ...`; `brief`: the mark and the name only (the message's
+    figures change with every read)."""
     mark, style = CHECK_MARKS.get(check.status, ("…", "$warning"))
+    if brief:
+        return Content.assemble((f"{mark} ", f"{style} bold"), (terminal_line(check.name), "bold"))
     return Content.assemble(
         (f"{mark} ", f"{style} bold"),
         (terminal_line(check.name), "bold"),
@@ -91,6 +97,10 @@ class ValidationPanel(Vertical):
         super().__init__(id=id)
         self.verdict: Verdict | None = None
         self.lost: VerdictLost | None = None
+        self._shown: tuple[object, ...] | None = None
+        # Low-bandwidth: each check as its mark and name (the messages in the tooltip and the
+        # validation view), and the countdown by the minute, so a read repaints a line or two.
+        self.brief = False
 
     def compose(self) -> ComposeResult:
         yield Label("validation: not judged yet", classes="vp-verdict", markup=False)
@@ -100,6 +110,7 @@ class ValidationPanel(Vertical):
 
     def on_mount(self) -> None:
         self.set_class(True, "-empty")
+        waiting_bar(self.query_one(ProgressBar))
 
     def show(
         self,
@@ -110,6 +121,12 @@ class ValidationPanel(Vertical):
         """`remaining_s`: how long the metrics must stay in band before a pass (None: not
         counting, e.g. a criterion already fails). `lost`: the verdict's data can no longer
         be read; the verdict and its checks are replaced by "unknown since"."""
+        step = 60.0 if self.brief else 1.0
+        left = None if remaining_s is None else math.ceil(remaining_s / step)
+        shown_key = (verdict, left, lost, self.brief)
+        if shown_key == self._shown:
+            return  # a poll that changed nothing repaints nothing
+        self._shown = shown_key
         self.verdict = verdict
         self.lost = lost
         shown = None if lost is not None else verdict
@@ -123,34 +140,38 @@ class ValidationPanel(Vertical):
         countdown = self.query_one(".vp-countdown", Label)
         checks = self.query_one(".vp-checks", Static)
         if lost is not None:
-            verdict_label.update(f"unknown since {lost.since} UTC")
+            set_text(verdict_label, f"unknown since {lost.since} UTC")
             bar.update(total=1, progress=0)
             was = VERDICT_WORDS.get(verdict.verdict, verdict.verdict) if verdict else "none"
-            countdown.update(terminal_line(f"not current; the last verdict was {was}"))
+            set_text(countdown, terminal_line(f"not current; the last verdict was {was}"))
             countdown.tooltip = None
-            checks.update(Content(terminal_text(lost.reason, 500)))
+            set_content(checks, Content(terminal_text(lost.reason, 500)))
             checks.tooltip = None
             return
         if verdict is None:
-            verdict_label.update("validation: not judged yet")
-            bar.update(total=None)
-            countdown.update("")
-            checks.update("")
+            set_text(verdict_label, "validation: not judged yet")
+            waiting_bar(bar)
+            set_text(countdown, "")
+            set_content(checks, Content(""))
             return
-        verdict_label.update(VERDICT_WORDS.get(verdict.verdict, verdict.verdict))
+        set_text(verdict_label, VERDICT_WORDS.get(verdict.verdict, verdict.verdict))
         window = max(verdict.window_s, 1.0)
         if verdict.verdict == "pass":
             bar.update(total=window, progress=window)
-            countdown.update(f"stable for the whole {duration(window)} window")
+            set_text(countdown, f"stable for the whole {duration(window)} window")
         elif remaining_s is not None:
+            if self.brief:
+                remaining_s = 60.0 * math.ceil(remaining_s / 60.0)  # moves once a minute
             bar.update(total=window, progress=max(0.0, window - remaining_s))
-            countdown.update(f"stability window {duration(window)}: {duration(remaining_s)} to go")
+            set_text(
+                countdown, f"stability window {duration(window)}: {duration(remaining_s)} to go"
+            )
             countdown.tooltip = "until the window holds only samples from after the last change"
         else:
             bar.update(total=window, progress=0)
-            countdown.update(f"stability window {duration(window)}: waiting for every criterion")
+            set_text(countdown, f"stability window {duration(window)}: waiting for every criterion")
         lines: list[Content | str] = []
         for i, check in enumerate(verdict.checks):
-            lines.append(("\n" if i else "") + check_line(check))
-        checks.update(Content.assemble(*lines))
+            lines.append(("\n" if i else "") + check_line(check, brief=self.brief))
+        set_content(checks, Content.assemble(*lines))
         checks.tooltip = "\n".join(check_tooltip(c) for c in verdict.checks)

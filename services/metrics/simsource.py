@@ -71,6 +71,13 @@ class _Series:
             del self.times[:cut]
             del self.values[:cut]
 
+    def drop_between(self, after: float, before: float) -> None:
+        """Forget the samples strictly between two times (old live scrapes)."""
+        lo, hi = bisect_right(self.times, after), bisect_left(self.times, before)
+        if hi > lo:
+            del self.times[lo:hi]
+            del self.values[lo:hi]
+
 
 class SimMetricsSource:
     """`SimMetricsSource(sim.metrics_url, Scope("inference", "llm-serve"), "vllm",
@@ -88,8 +95,17 @@ class SimMetricsSource:
         baseline_spec: BaselineSpec | None = None,
         baseline_window_s: float | None = None,
         timeout_s: float = 5.0,
+        families: tuple[str, ...] = (),
+        live_retention_s: float | None = None,
     ) -> None:
         self.metrics_url = metrics_url
+        # Only metric names starting with one of these are kept (all when empty): a page
+        # carries families no query reads, and every scrape of them is memory.
+        self.families = families
+        # Live scrapes older than this are forgotten; history ingested with timestamps (a
+        # backfilled baseline) is kept. None: everything within RETENTION_S.
+        self.live_retention_s = live_retention_s
+        self._history_until = -math.inf
         self.scope = scope
         self.preset = presets.preset_named(preset) if isinstance(preset, str) else preset
         self.clock = clock
@@ -117,6 +133,8 @@ class SimMetricsSource:
         if known is None:
             labels = dict(sample.labels)
             known = self.scope.contains(labels, gpu=sample.name.startswith("DCGM_"))
+            if self.families and not sample.name.startswith(self.families):
+                known = False
             if len(self._in_scope) > 200_000:
                 self._in_scope.clear()
             self._in_scope[key] = known
@@ -144,6 +162,7 @@ class SimMetricsSource:
                     series.add(at, sample.value)
                 else:
                     series.add(sample.timestamp, sample.value)
+                    self._history_until = max(self._history_until, sample.timestamp)
                 kept += 1
             if live or kept == 0:
                 for key in self._live - live:
@@ -151,7 +170,15 @@ class SimMetricsSource:
                 self._live = live
                 self._last_scrape_at = at
             self._trim(at - RETENTION_S)
+            if self.live_retention_s is not None and live:
+                self._forget_live(at - self.live_retention_s)
         return kept
+
+    def _forget_live(self, before: float) -> None:
+        if before <= self._history_until:
+            return
+        for series in self._series.values():
+            series.drop_between(self._history_until, before)
 
     def _trim(self, before: float) -> None:
         for key, series in list(self._series.items()):
@@ -282,7 +309,7 @@ class SimMetricsSource:
         with self._lock:
             values = self._evaluate(spec, at, window)
         query = self.query_text(quantity, window)
-        self.query_log.add(QueryRecord(quantity, query, time.time(), at=at, results=len(values)))
+        self.query_log.add(QueryRecord(quantity, query, self.clock(), at=at, results=len(values)))
         return values
 
     def series(
@@ -305,7 +332,7 @@ class SimMetricsSource:
                 for key, value in self._evaluate(spec, t, window).items():
                     out.setdefault(key, []).append(MetricPoint(t, value))
         query = self.query_text(quantity, window)
-        logged = QueryRecord(quantity, query, time.time(), start=start, end=end, step_s=step)
+        logged = QueryRecord(quantity, query, self.clock(), start=start, end=end, step_s=step)
         self.query_log.add(replace(logged, results=len(out)))
         return out
 
@@ -320,7 +347,7 @@ class SimMetricsSource:
             QueryRecord(
                 "the newest scrape",
                 f"max(timestamp({series}))",
-                time.time(),
+                self.clock(),
                 at=at,
                 results=1 if times else 0,
             )

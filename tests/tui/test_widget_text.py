@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from services.models import MetricPoint, MetricSeries
 from tests.tui.fakes import FakeJournal, FakeRunbook
-from tui.session import first_series, journal_log_entries
+from tui.metrics_feed import first_series
+from tui.session import journal_log_entries
 from widgets.metric_sparkline import delta_percent, format_value
 from widgets.validation_panel import duration
 
@@ -44,3 +45,25 @@ def test_action_log_rows_mark_reverted_changes() -> None:
         (1, "reverted", False),
     ]
     assert rows[2].note == "reverted by #3"
+
+
+def test_a_findings_message_and_its_subject_stay_apart_when_wrapped() -> None:
+    """Issue 10: the step detail read "last-known-gooddeployment/llm-serve": the two spaces
+    before the subject were lost where the text wrapped."""
+    from services.models import Finding, Severity, Step
+    from widgets.step_detail import finding_line
+
+    finding = Finding(
+        Step.ROLLBACK,
+        "revision-drifted",
+        Severity.WARNING,
+        "revision 3 drifted; revision 2 is the last-known-good",
+        "deployment/llm-serve",
+    )
+    text = finding_line(finding)
+    assert text.plain.endswith("last-known-good · deployment/llm-serve")
+    for width in (30, 46, 60):
+        wrapped = " ".join(line.plain for line in text.wrap(width))
+        assert "last-known-good · deployment/llm-serve" in wrapped.replace("  ", " ") or (
+            "· deployment/llm-serve" in wrapped  # wrapped at the separator: still apart
+        )

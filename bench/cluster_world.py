@@ -1,0 +1,76 @@
+"""A world for the real-cluster benches: `skewmit sim` (speed 1, a process of its own) and,
+optionally, the Debian `prometheus` scraping its /metrics every 5 s (as issue 12's table
+was measured). Used by tui_bench.py --cluster and rss_bench.py --cluster.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from measure import ROOT, SKEWMIT
+
+NS = "inference"
+NAME = "llm-serve"
+SCRAPE = "5s"
+
+
+@dataclass(frozen=True)
+class World:
+    kubeconfig: Path
+    metrics_url: str
+    prometheus_url: str  # "" without Prometheus
+
+    def app_argv(self, evidence: Path) -> list[str]:
+        """The app against this world, in real-cluster mode."""
+        argv = [*SKEWMIT, "--kubeconfig", str(self.kubeconfig), "-n", NS, "--deployment", NAME]
+        if self.prometheus_url:
+            argv += ["--prometheus", self.prometheus_url]
+        return [*argv, "--evidence-dir", str(evidence)]
+
+
+@contextmanager
+def cluster_world(folder: Path, *, prometheus: bool, speed: float = 1.0) -> Iterator[World]:
+    """Start the simulator (and Prometheus); stop both on exit."""
+    kubeconfig = folder / "kubeconfig"
+    sim = subprocess.Popen(
+        [*SKEWMIT, "sim", "--scenario", "skew-incident", "--kubeconfig", str(kubeconfig),
+         "--speed", str(speed)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert sim.stdout is not None
+    metrics = ""
+    for line in sim.stdout:
+        if line.startswith("metrics:"):
+            metrics = line.split(":", 1)[1].strip()
+            break
+    if not metrics:
+        sim.kill()
+        sys.exit("bench: the simulator did not start")
+    server = None
+    try:
+        prom_url = ""
+        if prometheus:
+            binary = shutil.which("prometheus")
+            if binary is None:
+                sys.exit("bench: prometheus is not installed (apt-get install prometheus)")
+            sys.path.insert(0, str(ROOT))
+            from tests.prometheus import PrometheusServer
+
+            server = PrometheusServer(binary, folder / "prom", {"vllm": metrics}, SCRAPE).start()
+            server.wait_for('up{job="vllm"} == 1', timeout_s=60)
+            prom_url = server.url
+        yield World(kubeconfig, metrics, prom_url)
+    finally:
+        if server is not None:
+            server.stop()
+        sim.terminate()
+        try:
+            sim.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sim.kill()

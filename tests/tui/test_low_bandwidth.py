@@ -1,0 +1,224 @@
+"""Watching cheaply: the low-bandwidth mode (nothing moves unless its data changed, the chart
+on demand, the clock by the minute), redraws only on new data, charts that never show an
+impossible negative reading, and the GPU class named on a mixed fleet.
+
+The app runs on the fakes (no cluster); what is asserted is what the operator sees or what
+the terminal is sent, never how long anything took."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import Label, ProgressBar, Sparkline
+from textual.widgets._footer import FooterKey
+
+from services.models import MetricPoint, MetricSeries
+from tests.tui.conftest import wait_until
+from tests.tui.fakes import T0, FakeRunbook, fake_session, metrics
+from tui import low_bandwidth
+from tui.app import SkewmitApp
+from tui.metrics_feed import class_tags, mixed_fleet_note
+from tui.workers import MetricsSampled
+from widgets.baseline_chart import BaselineChart
+from widgets.header_bar import HeaderBar
+from widgets.metric_sparkline import MetricSparkline
+from widgets.quiet_footer import QuietFooter
+
+
+def app_for(runbook: FakeRunbook | None = None, **changes: Any) -> SkewmitApp:
+    return SkewmitApp(fake_session(runbook, **changes))
+
+
+def chart_visible(app: SkewmitApp) -> bool:
+    return app.main.query_one("#chart-latency", BaselineChart).display
+
+
+async def test_low_bandwidth_shows_values_only_and_the_chart_on_demand() -> None:
+    app = app_for(low_bandwidth=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        spark = app.main.query_one("#spark-p95", MetricSparkline)
+        await wait_until(pilot, lambda: spark.series is not None, "metrics shown")
+        assert app.animation_level == "none"
+        # Each metric reads as its value and its difference from baseline, no sparkline.
+        assert not any(s.display for s in app.main.query(Sparkline))
+        assert "+" in str(spark.query_one(".ms-value", Label).content)
+        note = str(app.main.query_one("#metrics-note", Label).content)
+        assert not chart_visible(app) and "b shows it" in note
+        await pilot.press("b")
+        assert chart_visible(app)
+        assert "b shows it" not in str(app.main.query_one("#metrics-note", Label).content)
+        await pilot.press("b")
+        assert not chart_visible(app)
+        # The incident clock moves once a minute: 754 s open reads 00:12.
+        elapsed = app.main.query_one(HeaderBar).query_one("#hb-elapsed", Label)
+        assert str(elapsed.content) == "open 00:12"
+
+
+async def test_normal_mode_keeps_the_sparklines_and_the_chart() -> None:
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        spark = app.main.query_one("#spark-p95", MetricSparkline)
+        await wait_until(pilot, lambda: spark.series is not None, "metrics shown")
+        assert spark.query_one(Sparkline).display and chart_visible(app)
+        assert app.main.query_one("#hb-elapsed", Label).content == "open 00:12:34"
+
+
+async def test_no_animated_bars_while_waiting_in_low_bandwidth() -> None:
+    # Every read blocks: the rollout and validation panes wait for their first answer.
+    gate = threading.Event()
+    try:
+        for low, animated in ((False, True), (True, False)):
+            app = app_for(FakeRunbook(wait=gate), low_bandwidth=low)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.pause()
+                bars = list(app.main.query(ProgressBar))
+                assert len(bars) == 2
+                # An indeterminate bar (no percentage) repaints 15 times a second.
+                assert all((bar.percentage is None) == animated for bar in bars), low
+    finally:
+        gate.set()
+
+
+async def test_a_poll_with_nothing_new_redraws_nothing() -> None:
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        chart = app.main.query_one("#chart-latency", BaselineChart)
+        spark = app.main.query_one("#spark-p95", MetricSparkline).query_one(Sparkline)
+        await wait_until(pilot, lambda: chart.draws >= 2, "the chart drawn from the metrics")
+        draws, data = chart.draws, spark.data
+        app.post_message(MetricsSampled(metrics()))  # equal series, new objects
+        await pilot.pause()
+        assert chart.draws == draws and spark.data is data
+        newer = [replace(s, points=(*s.points, MetricPoint(T0 + 15, 9.0))) for s in metrics()]
+        app.post_message(MetricsSampled(newer))
+        await wait_until(pilot, lambda: chart.draws == draws + 1, "the chart redrawn")
+        assert spark.data is not data and spark.data is not None and spark.data[-1] == 9.0
+
+
+class ChartApp(App[None]):
+    def __init__(self, chart: BaselineChart) -> None:
+        super().__init__()
+        self.chart = chart
+
+    def compose(self) -> ComposeResult:
+        yield self.chart
+
+
+def y_labels(chart: BaselineChart) -> list[str]:
+    """The value axis' labels as drawn (the text left of each tick)."""
+    text = chart.render()
+    plain = getattr(text, "plain", str(text))
+    return [m.group(1) for m in re.finditer(r"(-?[\d.]+) *┤", plain)]
+
+
+def latency(values: list[float], baseline: float | None) -> MetricSeries:
+    points = tuple(MetricPoint(T0 - 60 * (len(values) - i), v) for i, v in enumerate(values))
+    return MetricSeries("p95", "s", points, baseline, T0, 60.0)
+
+
+async def test_latency_and_throughput_axes_never_go_negative() -> None:
+    chart = BaselineChart("latency", unit_label="s")
+    async with ChartApp(chart).run_test(size=(60, 20)) as pilot:
+        for series in (
+            latency([0.0, 0.01, 0.02, 0.0], 0.01),  # near zero: padding went below it
+            latency([0.3, 0.3, 0.3], None),  # one flat line
+            latency([0.0, 0.0], None),  # all zero
+        ):
+            chart.show([series])
+            await pilot.pause()
+            labels = y_labels(chart)
+            assert labels, "the chart has a value axis"
+            assert not any(label.startswith("-") for label in labels), labels
+
+
+async def test_the_chart_is_rebuilt_at_most_once_per_interval() -> None:
+    chart = BaselineChart("latency", min_interval_s=0.3)
+    async with ChartApp(chart).run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        first = chart.draws  # drawn empty at mount: that starts no interval
+        chart.show([latency([1.0, 1.0], 1.0)])
+        assert chart.draws == first + 1, "the first data is drawn at once"
+        for i in range(1, 5):  # four new samples inside one interval
+            chart.show([latency([1.0, 1.0 + i], 1.0)])
+        assert chart.draws == first + 1
+        # The rest wait for the interval and are drawn once, from the newest.
+        await wait_until(pilot, lambda: chart.draws == first + 2, "drawn again")
+        assert chart.series[0].points[-1].v == 5.0
+
+
+def gpu(model: str, level: float, baseline: float | None) -> MetricSeries:
+    points = (MetricPoint(T0 - 15, level), MetricPoint(T0, level))
+    return MetricSeries("gpu_util", "%", points, baseline, T0, 60.0, {"modelName": model})
+
+
+def test_mixed_fleet_says_which_gpu_class_the_figures_are_of() -> None:
+    h100, a10g = gpu("NVIDIA H100 80GB HBM3", 90.0, 80.0), gpu("NVIDIA A10G", 99.0, None)
+    assert class_tags([a10g, h100]) == {"gpu_util": "H100"}
+    assert mixed_fleet_note([a10g, h100]) == "GPU figures: H100 pods (mixed fleet: A10G, H100)"
+    assert class_tags([h100]) == {} and mixed_fleet_note([h100]) == ""
+
+
+async def test_mixed_fleet_note_in_live_metrics() -> None:
+    mixed = [
+        *(s for s in metrics() if s.name != "gpu_util"),
+        gpu("NVIDIA H100 80GB HBM3", 90.0, 80.0),
+        gpu("NVIDIA A10G", 99.0, None),
+    ]
+    app = app_for(metrics_sampler=lambda: mixed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        note = app.main.query_one("#metrics-note", Label)
+        await wait_until(pilot, lambda: "mixed fleet" in str(note.content), "the mixed note")
+        assert "H100" in str(note.content)
+        spark = app.main.query_one("#spark-gpu_util", MetricSparkline)
+        assert "(H100)" in str(spark.tooltip)
+
+
+def test_the_mode_is_on_from_the_flag_the_environment_or_the_config() -> None:
+    assert not low_bandwidth.wanted(False, {}, {})
+    assert low_bandwidth.wanted(True, {}, {})
+    assert low_bandwidth.wanted(False, {}, {"SKEWMIT_LOW_BANDWIDTH": "1"})
+    assert not low_bandwidth.wanted(False, {}, {"SKEWMIT_LOW_BANDWIDTH": "0"})
+    assert low_bandwidth.wanted(False, {"low_bandwidth": True}, {})
+    assert not low_bandwidth.wanted(False, {"low_bandwidth": "yes please"}, {})
+
+
+async def test_the_footer_follows_the_step_and_polls_do_not_rebuild_it() -> None:
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        footer = app.main.query_one(QuietFooter)
+
+        def keys() -> set[str]:
+            return {key.key for key in footer.query(FooterKey)}
+
+        await wait_until(pilot, lambda: "u" in keys(), "step 1's keys")
+        rebuilds = footer.rebuilds
+        app.refresh_bindings()  # what every poll's answer asks for
+        await pilot.pause()
+        assert footer.rebuilds == rebuilds
+        await pilot.press("2")
+        await wait_until(pilot, lambda: "i" in keys(), "step 2's keys")
+        assert "u" not in keys() and footer.rebuilds == rebuilds + 1
+
+
+@pytest.mark.parametrize("argv", [["demo", "--low-bandwidth"], ["--low-bandwidth", "demo"]])
+def test_the_flag_turns_the_mode_on_for_the_demo(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tui.launchers
+    from tui.cli import main
+
+    monkeypatch.setenv(low_bandwidth.ENV_VAR, "0")  # restored after the test
+    seen: list[bool] = []
+
+    def run_demo(args: object) -> int:
+        seen.append(low_bandwidth.wanted())
+        return 0
+
+    monkeypatch.setattr(tui.launchers, "run_demo", run_demo)
+    assert main(argv) == 0 and seen == [True]

@@ -1,0 +1,110 @@
+"""The metrics feed for the panes: live series from a MetricsSource (the baseline and the
+last minutes on the first call, one new sample per later call), and the helpers that pick
+the series each pane shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from services.models import MetricSeries
+
+
+def first_series(series: Sequence[MetricSeries]) -> dict[str, MetricSeries]:
+    """One series per quantity for the sparklines: the first with data, preferring one with
+    a baseline (GPU quantities have a series per GPU model; a model the last-known-good
+    window did not run on has none)."""
+
+    def rank(item: MetricSeries) -> tuple[bool, bool]:
+        return (bool(item.points), item.baseline is not None)
+
+    out: dict[str, MetricSeries] = {}
+    for item in series:
+        if item.name not in out or rank(item) > rank(out[item.name]):
+            out[item.name] = item
+    return out
+
+
+def series_named(series: Sequence[MetricSeries], *names: str) -> list[MetricSeries]:
+    return [item for item in series if item.name in names]
+
+
+class MetricsFeed:
+    """Live series for the sparklines and charts from a MetricsSource: the baseline and the
+    last minutes on the first call, one new sample per later call (blocking: call it from a
+    worker). Raises what the source raises."""
+
+    def __init__(
+        self,
+        source: Any,
+        baseline_window_s: float = 600.0,
+        baseline: Callable[[], Any] | None = None,
+    ) -> None:
+        self.source = source
+        self.baseline_window_s = baseline_window_s
+        # The incident's frozen baseline (Runbook.baseline), so the panes and the gate
+        # compare with the same numbers; without it, the source's own.
+        self.baseline = baseline or (lambda: source.baseline(baseline_window_s))
+        self._live: Any = None
+
+    @property
+    def scrape_interval_s(self) -> float | None:
+        """Seconds between the source's scrapes (discovered from Prometheus' targets when
+        it could be): no new sample can arrive sooner."""
+        value = getattr(self.source, "scrape_interval_s", None)
+        return float(value) if isinstance(value, int | float) else None
+
+    def __call__(self) -> list[MetricSeries]:
+        from services.errors import SkewmitError
+        from services.metrics import presets
+        from services.metrics.series import LiveSeries
+
+        if self._live is None:
+            try:
+                baseline = self.baseline()
+            except SkewmitError:
+                baseline = None  # the panes show values without a difference
+            live = LiveSeries(self.source, presets.GATE_QUANTITIES, baseline=baseline)
+            series: list[MetricSeries] = live.prime()
+            self._live = live
+            return series
+        sampled: list[MetricSeries] = self._live.sample()
+        return sampled
+
+
+def short_gpu_class(model: str) -> str:
+    """ "NVIDIA H100 80GB HBM3" -> "H100", "NVIDIA A10G" -> "A10G" (a DCGM modelName)."""
+    name = model.removeprefix("NVIDIA ").strip()
+    return name.replace("-", " ").split(" ", 1)[0] if name else "?"
+
+
+def class_tags(series: Sequence[MetricSeries]) -> dict[str, str]:
+    """For each quantity read per GPU model on a mixed fleet (series with data on more than
+    one model), the class the pane's figure is of: {"gpu_util": "H100"}. A fleet of one
+    class gets no tag."""
+    chosen = first_series(series)
+    tags: dict[str, str] = {}
+    for name, shown in chosen.items():
+        if len(_models(series, name)) > 1 and shown.labels:
+            tags[name] = short_gpu_class(next(iter(shown.labels.values())))
+    return tags
+
+
+def _models(series: Sequence[MetricSeries], name: str) -> set[str]:
+    return {
+        model
+        for item in series
+        if item.name == name and item.points
+        for model in item.labels.values()
+    }
+
+
+def mixed_fleet_note(series: Sequence[MetricSeries]) -> str:
+    """One line for the metrics pane on a mixed fleet: which class the GPU figures are of
+    ("GPU figures: H100 pods (mixed fleet: A10G, H100)"); "" on a fleet of one class."""
+    tags = class_tags(series)
+    if not tags:
+        return ""
+    shown = sorted(set(tags.values()))
+    models = sorted({short_gpu_class(m) for name in tags for m in _models(series, name)})
+    return f"GPU figures: {', '.join(shown)} pods (mixed fleet: {', '.join(models)})"

@@ -330,7 +330,8 @@ def knob_plan(
 
 # --- the runbook's entry points ------------------------------------------------------------
 
-_KEYS = {"max_output_tokens": "o", "max_model_len": "c", "max_num_seqs": "s"}
+# Letters unique across every step (tui.keymap holds the whole map).
+_KEYS = {"max_output_tokens": "o", "max_model_len": "k", "max_num_seqs": "n"}
 
 
 def latency_actions(knobs: Sequence[Knob]) -> list[dict[str, Any]]:

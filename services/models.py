@@ -320,7 +320,7 @@ class ActionSpec:
     id: str
     step: Step
     title: str
-    key: str  # a letter, unique within the step
+    key: str  # a letter, unique across every step (tui/keymap.py holds the map)
     description: str
     kubectl: tuple[str, ...] = ()
     inputs: tuple[InputSpec, ...] = ()

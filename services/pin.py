@@ -326,12 +326,12 @@ _ACTIONS: dict[str, tuple[str, str, str, str, str]] = {
         "image-mutable-tag", "i", "Pin the image by digest", "digest", "Digest (empty = running)"
     ),
     "pin.model-revision": (
-        "model-revision-unpinned", "r", "Pin the model revision", "revision",
+        "model-revision-unpinned", "m", "Pin the model revision", "revision",
         "Revision (40-hex commit sha, or tag:<name> to confirm a tag)"
     ),
-    "pin.dtype": ("dtype-unset", "d", "Set the dtype explicitly", "dtype", "dtype"),
+    "pin.dtype": ("dtype-unset", "p", "Set the dtype explicitly", "dtype", "dtype"),
     "pin.max-model-len": (
-        "max-model-len-unset", "m", "Set max model len", "max_model_len", "Max model len"
+        "max-model-len-unset", "w", "Set max model len", "max_model_len", "Max model len"
     ),
 }  # fmt: skip
 

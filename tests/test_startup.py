@@ -91,13 +91,17 @@ def test_a_bad_drill_scenario_is_still_refused_by_the_parser() -> None:
 
 
 def test_the_app_and_demo_flags_are_defined_once() -> None:
-    """tui.cli holds the app's flags so `--help` skips the runbook's imports; tui.session uses
-    the same functions, so a flag added there reaches the command line."""
+    """tui.cli holds the app's flags so `--help` skips the runbook's imports; the launchers
+    that read them define no flags of their own, so a flag added there reaches the command
+    line."""
     import tui.cli
+    import tui.launchers
     import tui.session
 
     for name in ("add_app_arguments", "add_demo_arguments", "DEMO_SPEED"):
-        assert getattr(tui.session, name) is getattr(tui.cli, name), name
+        assert hasattr(tui.cli, name), name
+        for module in (tui.launchers, tui.session):
+            assert getattr(module, name, None) in (None, getattr(tui.cli, name)), module
 
 
 def test_check_runs_to_its_findings_without_loading_the_ui(

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.actions import ActionParseResult
 from textual.actions import parse as parse_action
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 
-from services.models import Step
-from services.runbook import ActionSpec, StepReport
+from services.models import ActionSpec, Step
 from services.sanitize import terminal_line, terminal_text
+from tui.keymap import step_of_action
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.preview import ConfirmScreen, preview_screen
+from tui.step_board import EVIDENCE_ACTION, StepBoard
 from tui.workers import (
     GROUP_ROLLOUT,
     ActionApplied,
@@ -33,22 +34,21 @@ from tui.workers import (
 from widgets.action_log import ActionLog
 from widgets.step_detail import StepDetail
 
-EVIDENCE_ACTION = "validate.evidence"
+if TYPE_CHECKING:
+    from tui.screens.main import MainScreen
 
 
 class ActionFlow(RunbookWorkers):
     """The action flow of SkewmitApp (which provides the state and rendering named here)."""
 
-    reports: dict[Step, StepReport]
-    failed: dict[Step, str]
+    board: StepBoard
     running_step: Step | None
-    acted: set[Step]
     action_busy: ActionSpec | None
     busy_note: str
     rollout_active: bool
     evidence_path: str
     polls: dict[str, Poll]
-    main: Any  # tui.screens.main.MainScreen
+    main: MainScreen
 
     @property
     def closing(self) -> bool:
@@ -58,6 +58,10 @@ class ActionFlow(RunbookWorkers):
         raise NotImplementedError
 
     def _render_detail(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def selected_step(self) -> Step:
         raise NotImplementedError
 
     def recheck_all(self) -> None:
@@ -82,31 +86,52 @@ class ActionFlow(RunbookWorkers):
             markup=False,
         )
 
+    # -- keys: each acts, or says on the status line why it cannot -----------------------------
+
     def find_action(self, action_id: str) -> ActionSpec | None:
-        for report in self.reports.values():
-            for action in report.actions:
-                if action.id == action_id:
-                    return action
-        return None
+        return self.board.find_action(action_id)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "step_action":
-            spec = self.find_action(str(parameters[0])) if parameters else None
-            return None if self.why_unavailable(spec) else True
+        """Footer state of the main screen's keys: shown, dimmed (None) or hidden (False).
+        The selected step's offered keys show, dimmed when they cannot run; the rest hide.
+        A key pressed in either case still answers (see run_action)."""
+        if action == "step_action" and parameters:
+            action_id = str(parameters[0])
+            if step_of_action(action_id) != self.selected_step or not self.find_action(action_id):
+                return False  # another step's key, or one its checks do not offer now
+            return None if self.key_refusal(action, parameters) else True
+        if action == "fix_step":
+            return None if self.key_refusal(action, parameters) else True
+        if action == "revert_change":
+            # Shown only with something to revert: the footer at 80 columns is short.
+            return not self.key_refusal(action, parameters)
         return True
 
-    def why_unavailable(self, spec: ActionSpec | None) -> str:
-        """Why a step action cannot start now ("" when it can): the footer dims its key, and
-        pressing the key anyway shows this."""
-        if spec is None:
-            return "that action is not offered now (its step's checks changed)"
-        if self.session.read_only and spec.id != EVIDENCE_ACTION:
-            return f"read-only mode: {spec.title} would change the cluster (started --read-only)"
-        if not spec.available:
-            return f"{spec.title}: unavailable: {spec.reason or 'not possible now'}"
-        if self.action_busy is not None:
-            return f"{self.action_busy.title} is still in progress; one change at a time"
+    def key_refusal(self, action: str, parameters: tuple[object, ...]) -> str:
+        """Why a key's action cannot run now ("" when it can)."""
+        read_only, busy = self.session.read_only, self.action_busy
+        if action == "step_action" and parameters:
+            return self.board.why_not(
+                str(parameters[0]), self.selected_step, read_only=read_only, busy=busy
+            )
+        if action == "fix_step":
+            return self.board.fix_for(self.selected_step, read_only=read_only, busy=busy)[1]
+        if action == "revert_change":
+            return self.revert_refusal()
         return ""
+
+    def _action_log(self) -> ActionLog | None:
+        """The main screen's action log (None while the app shuts down)."""
+        return next(self.main.query(ActionLog).results(ActionLog), None)
+
+    def revert_refusal(self) -> str:
+        log = self._action_log()
+        if log is None:
+            return "nothing to revert: the action log is not on screen"
+        why: str = log.why_not_revertible()
+        if not why and self.action_busy is not None:
+            why = f"{self.action_busy.title} is still in progress; one change at a time"
+        return why
 
     async def run_action(
         self,
@@ -114,39 +139,58 @@ class ActionFlow(RunbookWorkers):
         default_namespace: DOMNode | None = None,
         namespaces: Mapping[str, DOMNode] | None = None,
     ) -> bool:
-        """A dimmed key still answers: Textual skips an action whose `check_action` says no,
-        silently; the operator is told why instead (the footer's dimming alone is invisible
-        under NO_COLOR)."""
+        """A key whose `check_action` says no still answers: Textual would skip it silently,
+        and the footer's dimming is invisible under NO_COLOR, so the status line says why."""
         if await super().run_action(action, default_namespace, namespaces):
             return True
         _, name, params = parse_action(action) if isinstance(action, str) else action
-        why = ""
-        if name == "step_action" and params:
-            why = self.why_unavailable(self.find_action(str(params[0])))
-        elif name == "revert" and isinstance(default_namespace, ActionLog):
+        if name == "revert" and isinstance(default_namespace, ActionLog):
             why = default_namespace.why_not_revertible()
+        else:
+            why = self.key_refusal(name, params)
         if not why:
             return False
-        self.notify(why, severity="warning", timeout=6)
+        self.refuse(why)
         return True
+
+    def refuse(self, why: str) -> None:
+        """Say why a key did nothing: on the main screen's status line (a toast would cover
+        the screen at 80x24), elsewhere as a toast."""
+        if self.main.is_attached and self.screen is self.main:
+            self.main.say(why, refusal=True)
+        else:
+            self.notify(why, severity="warning", timeout=6)
 
     def action_step_action(self, action_id: str) -> None:
         action = self.find_action(action_id)
         if action is not None:
             self.start_action(action)
 
+    def action_fix_step(self) -> None:
+        spec, why = self.board.fix_for(
+            self.selected_step, read_only=self.session.read_only, busy=self.action_busy
+        )
+        if spec is None:
+            self.refuse(why)
+        else:
+            self.start_action(spec)
+
+    def action_revert_change(self) -> None:
+        log = self._action_log()
+        entry = log.selected if log is not None else None
+        if log is not None and entry is not None and log.revertible(entry):
+            self.on_action_log_revert_requested(ActionLog.RevertRequested(log, entry))
+
     def on_step_detail_action_chosen(self, message: StepDetail.ActionChosen) -> None:
         self.start_action(message.action)
 
     def start_action(self, action: ActionSpec) -> None:
+        """Start an action chosen by key, button or palette: inputs, then the preview."""
         if not action.available:
-            self.notify(f"{action.title}: unavailable ({action.reason})", severity="warning")
+            self.refuse(f"{action.title}: unavailable ({action.reason})")
             return
         if self.action_busy is not None:
-            self.notify(
-                f"{self.action_busy.title} is still in progress; one change at a time",
-                severity="warning",
-            )
+            self.refuse(f"{self.action_busy.title} is still in progress; one change at a time")
             return
         if action.id == EVIDENCE_ACTION:
             self.notify("capturing the evidence bundle…")
@@ -194,7 +238,7 @@ class ActionFlow(RunbookWorkers):
             return
         self._set_busy(None)
         applied = message.applied
-        self.acted.add(message.action.step)
+        self.board.applied(message.action.step, applied.seq, message.action.id)
         self.notify(
             f"{message.action.title}: applied (journal #{applied.seq}); {applied.message}",
             severity="information" if applied.verified else "warning",
@@ -205,6 +249,7 @@ class ActionFlow(RunbookWorkers):
         if self.closing:
             return
         self._set_busy(None)
+        self.board.reverted_change(message.step, message.seq)
         self.notify(f"reverted journal entry #{message.seq}: {message.applied.message}")
         self._after_change()
 
@@ -218,10 +263,7 @@ class ActionFlow(RunbookWorkers):
     def on_action_failed(self, message: ActionFailed) -> None:
         if self.closing:
             return
-        if message.step is not None and message.step == self.running_step:
-            self.running_step = None
-        if message.step is not None:
-            self.failed[message.step] = message.error
+        self.board.action_failed(message.step, message.error)
         self._render_rows()
         self._set_busy(None)
         self.fetch_log()
@@ -249,15 +291,10 @@ class ActionFlow(RunbookWorkers):
     def on_action_log_revert_requested(self, message: ActionLog.RevertRequested) -> None:
         entry = message.entry
         if self.session.read_only:
-            self.notify(
-                "read-only mode: nothing is reverted (started --read-only)", severity="warning"
-            )
+            self.refuse("read-only mode: nothing is reverted (started --read-only)")
             return
         if self.action_busy is not None:
-            self.notify(
-                f"{self.action_busy.title} is still in progress; one change at a time",
-                severity="warning",
-            )
+            self.refuse(f"{self.action_busy.title} is still in progress; one change at a time")
             return
         busy = ActionSpec(f"revert.{entry.seq}", Step.ROLLBACK, f"Revert #{entry.seq}", "", "")
         self._set_busy(busy, "previewing the revert: the recorded inverse and a server dry run")

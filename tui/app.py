@@ -21,20 +21,23 @@ from textual.worker import Worker, WorkerState
 from services.models import (
     STEP_ORDER,
     STEP_TITLES,
-    HardwareReport,
+    ActionSpec,
     MetricSeries,
     RolloutProgress,
     Step,
+    StepReport,
     Verdict,
 )
-from services.runbook import ActionSpec, StepReport
 from services.sanitize import terminal_line
+from tui import low_bandwidth
 from tui.actions import ActionFlow
-from tui.screens.help import HelpScreen
+from tui.keymap import BY_ACTION, FIX_KEY, step_number
+from tui.screens.help import HelpScreen, key_rows
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, opened_at_of
+from tui.step_board import SHORT_TITLES, StepBoard
 from tui.verdict_state import VerdictState
 from tui.workers import (
     CHECK_GROUPS,
@@ -75,16 +78,8 @@ class SkewmitApp(ActionFlow):
         super().__init__()
         self.session = session
         self.runbook = session.runbook
-        self.reports: dict[Step, StepReport] = {}
-        self.rechecking: set[Step] = set(STEP_ORDER)
-        # Checks answered per step, and the answer a re-check waits for (see recheck_all).
-        self.answered: dict[Step, int] = dict.fromkeys(STEP_ORDER, 0)
-        self.recheck_answer: dict[Step, int] = {}
-        self.failed: dict[Step, str] = {}  # an action of the step failed: shown until re-check
-        self.skipped: set[Step] = set()
-        # Steps whose action was applied here: "done" once clear, not merely "clear".
-        self.acted: set[Step] = set()
-        self.running_step: Step | None = None
+        # Reports, the operator's doing and the state rules: tui.step_board, no App needed.
+        self.board = StepBoard()
         self.action_busy: ActionSpec | None = None
         self.busy_note = ""
         self.rollout_active = False
@@ -99,6 +94,33 @@ class SkewmitApp(ActionFlow):
         self.opened_at = session.opened_at
         self.main = MainScreen(self._header_state())
         self.polls: dict[str, Poll] = {}
+        self.informer: Any = None  # services.informer.Informer: pods and nodes from watches
+        self.heap_frozen = False  # see _freeze_start_up_heap
+
+    # The board's facts, read by tests and tools under their old names.
+    @property
+    def reports(self) -> dict[Step, StepReport]:
+        return self.board.reports
+
+    @property
+    def rechecking(self) -> set[Step]:
+        return self.board.rechecking
+
+    @property
+    def answered(self) -> dict[Step, int]:
+        return self.board.answered
+
+    @property
+    def failed(self) -> dict[Step, str]:
+        return self.board.failed
+
+    @property
+    def running_step(self) -> Step | None:
+        return self.board.running_step
+
+    @running_step.setter
+    def running_step(self, step: Step | None) -> None:
+        self.board.running_step = step
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -125,7 +147,13 @@ class SkewmitApp(ActionFlow):
         return None if self.opened_at is None else self.session.now() - self.opened_at
 
     async def on_mount(self) -> None:
+        # The checks' pod and node reads come from watches, not a re-list each poll (a
+        # 1,000-pod list froze the screen while a worker parsed it); stopped on unmount.
+        from services.cached_cluster import cache_reads
+
+        self.informer = cache_reads(self.runbook)
         await self.push_screen(self.main)
+        low_bandwidth.setup(self, self.main, self.session)  # chart pacing; the quiet mode
         intervals = self.session.intervals
         for step in STEP_ORDER:
             every = intervals.validate if step == Step.VALIDATE else intervals.checks
@@ -167,6 +195,8 @@ class SkewmitApp(ActionFlow):
     def on_unmount(self) -> None:
         for poll in self.polls.values():
             poll.stop()
+        if self.informer is not None:
+            self.informer.stop()
 
     def _metrics_visible(self) -> bool:
         if isinstance(self.screen, ValidationScreen):
@@ -197,8 +227,7 @@ class SkewmitApp(ActionFlow):
         error = f"{type(worker.error).__name__}: {worker.error}"
         step = next((s for s, g in CHECK_GROUPS.items() if g == worker.group), None)
         if step is not None:
-            self._answered(worker.group)
-            self.failed[step] = error
+            self.board.check_crashed(step, error)
             self._render_rows()
             if step == self.selected_step:
                 self._render_detail()
@@ -214,23 +243,37 @@ class SkewmitApp(ActionFlow):
         if self.closing:
             return
         step, report = message.step, message.report
-        self.reports[step] = report
-        self._answered(CHECK_GROUPS[step])
-        self.failed.pop(step, None)
-        if step == Step.ROLLBACK and isinstance(report.data, dict):
-            progress = report.data.get("progress")
-            if isinstance(progress, RolloutProgress):
-                self._show_progress(progress)
-        if step == Step.HARDWARE and isinstance(report.data, HardwareReport):
-            self.main.show_hardware(report.data)
-        if step == Step.VALIDATE and isinstance(report.data, Verdict):
-            self._show_verdict(report.data)
+        self.board.checked(report)
+        if report.progress is not None:
+            self._show_progress(report.progress)
+        if report.hardware is not None:
+            self.main.show_hardware(report.hardware)
+        if report.verdict is not None:
+            self._show_verdict(report.verdict)
         elif step == Step.VALIDATE and self.verdict_state.failed(report.error):
             self._render_verdict()
         self._render_rows()
         if step == self.selected_step:
             self._render_detail()
         self.refresh_bindings()
+        self._freeze_start_up_heap()
+
+    def _freeze_start_up_heap(self) -> None:
+        """Once the pod/node cache is listed and most steps have answered, move what start-up
+        built out of the cyclic collector's reach (gc.freeze). Its full collections walked
+        that whole heap on the UI thread: 0.3-2.3 s stalls on a 1,000-pod fleet, the only
+        stalls left after the cache (bench/ui_stall_bench.py). Later garbage is collected as
+        before; what is frozen is the long-lived start-up state, freed at exit."""
+        if self.heap_frozen or len(self.reports) < len(STEP_ORDER) - 2:
+            return
+        informer = self.informer
+        if informer is not None and not all(r.synced for r in informer.reflectors.values()):
+            return
+        import gc
+
+        gc.collect()  # start-up's own garbage first, so it is not frozen with the rest
+        gc.freeze()
+        self.heap_frozen = True
 
     def on_rollout_progressed(self, message: RolloutProgressed) -> None:
         if self.closing:
@@ -270,6 +313,7 @@ class SkewmitApp(ActionFlow):
 
     def _show_verdict(self, verdict: Verdict) -> None:
         self.verdict = verdict
+        self.board.verdict = verdict
         self.verdict_state.fresh(verdict)
         self._render_verdict()
 
@@ -301,6 +345,8 @@ class SkewmitApp(ActionFlow):
         if self.closing:
             return
         self.main.show_log(message.entries, self.session.read_only)
+        self.board.journal_read(message.standing, message.reverted)
+        self._render_rows()
 
     def _views(self) -> list[Any]:
         return [s for s in self.screen_stack if isinstance(s, MainScreen | ValidationScreen)]
@@ -314,42 +360,21 @@ class SkewmitApp(ActionFlow):
         return self.main.query_one(Checklist).selected_step or STEP_ORDER[0]
 
     def state_of(self, step: Step) -> str:
-        report = self.reports.get(step)
-        if step in self.skipped:
-            return "skipped"
-        if step == self.running_step:
-            return "running"
-        if step in self.failed:
-            return "failed"
-        if report is None or step in self.rechecking:
-            return "checking"
-        if report.state == "failed":
-            return "failed"
-        if report.state == "findings":
-            return "findings"
-        return "done" if step in self.acted else "clear"
+        return self.board.state_of(step)
 
     def _render_rows(self) -> None:
         if not self.main.is_mounted:
             return
-        rows = []
-        for i, step in enumerate(STEP_ORDER):
-            report = self.reports.get(step)
-            counts = report.counts if report else {}
-            rows.append(
-                ChecklistRow(
-                    step,
-                    i + 1,
-                    self.main.query_one(Checklist).row(step).title,
-                    self.state_of(step),
-                    counts.get("error", 0),
-                    counts.get("warning", 0),
-                )
-            )
-        self.main.show_rows(rows)
+        self.main.show_rows(
+            [
+                ChecklistRow(step, i + 1, SHORT_TITLES[step], state, errors, warnings)
+                for i, (step, state, errors, warnings) in enumerate(self.board.rows())
+            ]
+        )
 
     def on_checklist_step_highlighted(self, message: Checklist.StepHighlighted) -> None:
         self._render_detail()
+        self.refresh_bindings()  # the footer shows the selected step's keys only
 
     def _render_detail(self) -> None:
         step = self.selected_step
@@ -359,41 +384,44 @@ class SkewmitApp(ActionFlow):
         notes = []
         if self.action_busy is not None and self.action_busy.step == step and self.busy_note:
             notes.append(f"{self.action_busy.title}: {self.busy_note}")
-        state = self.state_of(step)
-        if state == "running":
-            notes.append("running: an action of this step is being applied or rolled out")
+        note = self.board.note_for(step)
+        if note:
+            notes.append(note)
         if step in self.failed:
             notes.append(f"failed: {self.failed[step]}")
-        if state == "skipped":
-            notes.append("skipped by the operator (x to un-skip)")
         if step == Step.VALIDATE and self.evidence_path:
             notes.append(f"evidence bundle: {self.evidence_path}")
+        self._render_hint()
         if report is None:
             detail.show_pending(title, "\n".join(notes) or "checking…")
-            self.main.set_step_actions(())
             return
         detail.show(report, title, "\n".join(notes))
-        self.main.set_step_actions(report.actions)
+
+    def _render_hint(self) -> None:
+        """The status line's resting text: what the fix key does on the selected step now,
+        or what the change in progress is doing."""
+        if self.action_busy is not None:
+            self.main.say(f"{self.action_busy.title}: {self.busy_note or 'in progress'}")
+            return
+        spec, why = self.board.fix_for(
+            self.selected_step, read_only=self.session.read_only, busy=self.action_busy
+        )
+        self.main.say(f"{FIX_KEY}: {spec.title}" if spec is not None else why)
 
     def recheck_all(self) -> None:
-        self.rechecking.update(STEP_ORDER)
-        self._render_rows()
         for step in STEP_ORDER:
             poll = self.polls[CHECK_GROUPS[step]]
-            running = poll.running
-            poll.request()
             # A check already out read the cluster before this request (the old pods of a
-            # rollout that just finished): only the run after it answers the re-check.
-            self.recheck_answer[step] = poll.runs + (1 if running else 0)
+            # rollout that just finished): only the next run, started after it, answers.
+            self.board.begin_recheck(step, poll.runs + 1)
+            poll.request()
+        self._render_rows()
 
     def _answered(self, group: str | None) -> None:
-        """A check came back: it ends the step's re-check when it started after it."""
+        """A check came back that posts no report (cancelled): it still answers."""
         step = next((s for s, g in CHECK_GROUPS.items() if g == group), None)
-        if step is None:
-            return
-        self.answered[step] += 1
-        if self.answered[step] >= self.recheck_answer.get(step, 0):
-            self.rechecking.discard(step)
+        if step is not None:
+            self.board.answer(step)
 
     def action_refresh(self) -> None:
         self.recheck_all()
@@ -402,8 +430,7 @@ class SkewmitApp(ActionFlow):
         self.fetch_log()
 
     def action_skip_step(self) -> None:
-        step = self.selected_step
-        self.skipped ^= {step}
+        self.board.toggle_skip(self.selected_step)
         self._render_rows()
         self._render_detail()
 
@@ -444,25 +471,7 @@ class SkewmitApp(ActionFlow):
         self.push_screen(HelpScreen(self.key_help()))
 
     def key_help(self) -> list[tuple[str, str]]:
-        keys = [
-            (self.get_key_display(b), b.description)
-            for b in self.BINDINGS
-            if isinstance(b, Binding)
-        ]
-        keys += [
-            (b.key_display or b.key, b.description)
-            for b in MainScreen.BINDINGS
-            if isinstance(b, Binding)
-        ]
-        keys += [
-            ("↑ ↓", "move in the checklist / tables"),
-            ("tab", "next pane or widget"),
-            ("r", "revert the highlighted action log entry (previewed first)"),
-            ("enter / y", "in a preview: apply (esc cancels)"),
-        ]
-        for action in self.main.step_actions:
-            keys.append((action.key, f"{action.title} (this step)"))
-        return keys
+        return key_rows(MainScreen.BINDINGS, self.BINDINGS)
 
     def action_validation_view(self) -> None:
         if isinstance(self.screen, ValidationScreen):
@@ -491,10 +500,11 @@ class SkewmitApp(ActionFlow):
             report = self.reports.get(step)
             for action in report.actions if report else ():
                 why = "" if action.available else f" (unavailable: {action.reason})"
+                key = BY_ACTION[action.id].key if action.id in BY_ACTION else action.key
                 yield SystemCommand(
                     terminal_line(action.title, 160),
                     terminal_line(
-                        f"step {step.value}, key {action.key}{why}: {action.description}", 160
+                        f"step {step_number(step)}, key {key}{why}: {action.description}", 160
                     ),
                     partial(self.start_action, action),
                 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,18 @@ def run_app(args: argparse.Namespace) -> int:
         ),
         metrics_now=source.now if source is not None else None,
         metrics_note=why,
+        low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
     )
     return SkewmitApp(session).run() or 0
 
 
 def open_demo_session(
-    scenario: str, speed: float, *, read_only: bool = False, evidence_dir: Path = Path("evidence")
+    scenario: str,
+    speed: float,
+    *,
+    read_only: bool = False,
+    evidence_dir: Path = Path("evidence"),
+    low_bandwidth: bool = False,
 ) -> Session:
     """The simulator in-process and a session on it. Raises ScenarioError, SkewmitError."""
     from tui.demo import open_demo
@@ -83,6 +90,9 @@ def open_demo_session(
             MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
         ),
         metrics_now=source.now if source is not None else None,
+        # One clock: the incident's age on the simulator's, as its journal (services.clock).
+        now=source.now if source is not None else time.time,
+        low_bandwidth=low_bandwidth,
     )
 
 
@@ -110,6 +120,7 @@ def run_demo(args: argparse.Namespace) -> int:
             args.speed,
             read_only=args.read_only,
             evidence_dir=Path(args.evidence_dir),
+            low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
         )
     except (ScenarioError, SkewmitError) as exc:
         print(f"skewmit demo: {exc}", file=sys.stderr)

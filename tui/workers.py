@@ -9,7 +9,7 @@ the widgets.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,18 @@ from textual.timer import Timer
 
 from services.errors import SkewmitError
 from services.gate import Applied, RevertRefused
-from services.models import HardwareReport, MetricSeries, Plan, Preview, RolloutProgress, Step
-from services.runbook import ActionSpec, StepReport
+from services.models import (
+    ActionSpec,
+    HardwareReport,
+    MetricSeries,
+    Plan,
+    Preview,
+    RolloutProgress,
+    Step,
+    StepReport,
+)
+from tui.keymap import step_of_action
+from tui.step_board import journal_changes
 
 # Worker groups: one per poll, so polls of different kinds never cancel each other.
 CHECK_GROUPS: dict[Step, str] = {step: f"check-{step.value}" for step in Step}
@@ -86,6 +96,7 @@ class RevertPreviewReady(Message):
 class ActionReverted(Message):
     seq: int
     applied: Applied
+    step: Step | None = None  # the step of the reverted change's action, when the journal says
 
 
 @dataclass
@@ -99,6 +110,9 @@ class ActionFailed(Message):
 @dataclass
 class JournalRead(Message, bubble=False):
     entries: list[Any]  # widgets.action_log.ActionLogEntry
+    # Changes standing per step, and steps whose changes were all reverted (step_board).
+    standing: dict[Step, set[int]] = field(default_factory=dict)
+    reverted: set[Step] = field(default_factory=set)
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, JournalRead)
@@ -231,7 +245,10 @@ class RunbookWorkers(App[int]):
     def fetch_log(self) -> None:
         from tui.session import journal_log_entries
 
-        self.post_message(JournalRead(journal_log_entries(self.session.runbook)))
+        rows = journal_log_entries(self.session.runbook)
+        journal = self.session.runbook.journal
+        standing, reverted = journal_changes(journal.entries() if journal is not None else ())
+        self.post_message(JournalRead(rows, standing, reverted))
 
     # Never exclusive: a second request must not cancel an apply half-way; `action_busy`
     # keeps actions one at a time instead.
@@ -273,7 +290,18 @@ class RunbookWorkers(App[int]):
         except SkewmitError as exc:
             self.post_message(ActionFailed(f"Revert #{seq} {title}", str(exc)))
             return
-        self.post_message(ActionReverted(seq, applied))
+        self.post_message(ActionReverted(seq, applied, self._step_of_entry(seq)))
+
+    def _step_of_entry(self, seq: int) -> Step | None:
+        """The step of journal entry `seq`'s action (blocking file read)."""
+        journal = self.session.runbook.journal
+        for entry in journal.entries() if journal is not None else ():
+            if entry.seq == seq and entry.type == "applied":
+                try:
+                    return step_of_action(str(entry.data.get("action", "")))
+                except ValueError:
+                    return None
+        return None
 
     @work(thread=True, exclusive=True, group=GROUP_EVIDENCE, exit_on_error=False)
     def run_evidence(self) -> None:

@@ -15,9 +15,21 @@ from textual.widgets import Label, ListItem, ListView
 
 from services.models import Step
 from services.sanitize import terminal_line
+from widgets.label_text import set_text
 
 # clear: the checks found nothing; done: an action of the step was applied and it is clear.
-STATES = ("pending", "checking", "findings", "clear", "running", "done", "skipped", "failed")
+STATES = (
+    "pending",
+    "checking",
+    "findings",
+    "clear",
+    "running",
+    "done",
+    "skipped",
+    "failed",
+    "reverted",  # every change the step made was reverted
+    "attention",  # settled, but validation still fails on a check that points here
+)
 # A glyph per state so the list reads the same without colour (NO_COLOR, screen readers).
 GLYPHS = {
     "pending": "·",
@@ -28,7 +40,11 @@ GLYPHS = {
     "done": "✓",
     "skipped": "-",
     "failed": "✗",
+    "reverted": "↶",
+    "attention": "‼",
 }
+# The state column is 8 wide; a longer state's word for it on screen.
+SHOWN = {"attention": "suspect"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class StepItem(ListItem):
     def __init__(self, row: ChecklistRow) -> None:
         super().__init__(id=f"step-{row.step.value}")
         self.row = row
+        self._shown: ChecklistRow | None = None  # what the label shows once mounted
 
     def compose(self) -> ComposeResult:
         yield Label(self._text(), markup=False)
@@ -67,16 +84,19 @@ class StepItem(ListItem):
         row = self.row
         return terminal_line(
             f"{GLYPHS.get(row.state, '?')} {row.number} {row.title:<13.13} "
-            f"{row.state:>8} {row.counts:>2}"
+            f"{SHOWN.get(row.state, row.state):>8} {row.counts:>2}"
         )
 
     def show(self, row: ChecklistRow) -> None:
+        if row == self._shown:
+            return  # a poll that changed nothing repaints nothing
         self.row = row
         for state in STATES:
             self.set_class(row.state == state, f"-{state}")
         self.set_class(row.errors > 0, "-errors")
         if self.is_mounted:
-            self.query_one(Label).update(self._text())
+            set_text(self.query_one(Label), self._text())
+            self._shown = row
         self.tooltip = terminal_line(f"{row.title}: {row.state}") + (
             f", {row.errors} error(s), {row.warnings} warning(s)" if row.counts else ""
         )

@@ -136,7 +136,7 @@ def run_child(scenario: Path, state: Path) -> int:
     os.environ["XDG_STATE_HOME"] = str(state)
     plant_gpu_names()
     from tui.app import SkewmitApp
-    from tui.session import close_session, open_demo_session
+    from tui.launchers import close_session, open_demo_session
 
     session = open_demo_session(str(scenario), 30.0, evidence_dir=state / "evidence")
     try:
@@ -216,9 +216,9 @@ def test_planted_escape_sequences_never_reach_the_terminal(tmp_path: Path) -> No
             term.keys(key)
             seen[f"step {key}"] = term.wait_for(needle)
         term.keys("2")
-        seen["step 2"] = term.wait_for("IMAGE␛]0;pwned", "d Set the dtype")
+        seen["step 2"] = term.wait_for("IMAGE␛]0;pwned", "p Pin dtype")
         # A preview's diff shows the container: args, env names, image.
-        term.keys("d")
+        term.keys("p")
         term.wait_for("Preview [enter]")
         term.keys("Enter")
         seen["preview"] = term.wait_for("Preview: Set", "Cancel [esc]")
@@ -255,7 +255,7 @@ def planted_reports(reports: dict[Any, Any]) -> dict[Any, Any]:
     """The fake runbook's reports with a payload in every text a widget renders."""
     from dataclasses import replace
 
-    from services.models import Step
+    from services.models import HardwareReport, RollbackData, Verdict
 
     def finding(f: Any, tag: str) -> Any:
         return replace(f, message=f.message + payload(tag), subject=f.subject + payload(tag))
@@ -273,22 +273,21 @@ def planted_reports(reports: dict[Any, Any]) -> dict[Any, Any]:
             for a in report.actions
         )
         data = report.data
-        if step == Step.ROLLBACK:
-            progress = data["progress"]
+        if isinstance(data, RollbackData):
             problem = finding(report.findings[0], "PROBLEM")
-            data = {
-                **data,
-                "progress": replace(
-                    progress, message=progress.message + payload("ROLLOUT"), problems=(problem,)
-                ),
-            }
-        if step == Step.HARDWARE:
+            progress = replace(
+                data.progress,
+                message=data.progress.message + payload("ROLLOUT"),
+                problems=(problem,),
+            )
+            data = replace(data, progress=progress)
+        if isinstance(data, HardwareReport):
             rows = tuple(
                 replace(r, smi_name=f"{r.smi_name}{payload('SMI')}", note=payload("NOTE"))
                 for r in data.rows
             )
             data = replace(data, rows=rows, expected_reason=payload("REASON"))
-        if step == Step.VALIDATE:
+        if isinstance(data, Verdict):
             checks = tuple(replace(c, message=c.message + payload("CHECK")) for c in data.checks)
             data = replace(data, checks=checks)
         out[step] = replace(
@@ -316,7 +315,7 @@ async def test_every_widget_renders_planted_text_without_control_characters() ->
             return planted_reports(reports(self.read_only))[step]
 
         def progress(self) -> Any:
-            return self.check(Step.ROLLBACK).data["progress"]
+            return self.check(Step.ROLLBACK).progress
 
     runbook = Planted()
     runbook.journal.append(

@@ -3,6 +3,7 @@ tmp_path) and Pilot helpers that wait on workers and conditions, never on wall t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 from textual.pilot import Pilot
 
 from tui.app import SkewmitApp
-from tui.session import Intervals, MetricsFeed, Session, close_session, opened_at_of
+from tui.launchers import close_session
+from tui.session import Intervals, MetricsFeed, Session, opened_at_of
 
 SPEED = 60.0  # simulated seconds per wall second: a rollout in about 2 s
 FAST = Intervals(checks=1.0, validate=0.5, rollout=1.0, rollout_active=0.2, metrics=0.5)
@@ -69,6 +71,8 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., Session]]:
             simulator=sim,
             metrics_sampler=MetricsFeed(source) if source is not None else None,
             metrics_now=source.now if source is not None else None,
+            # One clock: the incident's age on the simulator's, as its journal (services.clock).
+            now=source.now if source is not None else time.time,
         )
         sessions.append(session)
         return session

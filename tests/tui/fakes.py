@@ -16,22 +16,25 @@ from services.gate import Applied
 from services.guidance import GUIDANCE
 from services.journal import Entry
 from services.models import (
+    ActionSpec,
     Change,
     CheckResult,
     Finding,
     GpuReading,
     HardwareReport,
+    InputSpec,
     MetricPoint,
     MetricSeries,
     Plan,
     Preview,
+    RollbackData,
     RolloutProgress,
     Severity,
     Step,
+    StepReport,
     Target,
     Verdict,
 )
-from services.runbook import ActionSpec, InputSpec, StepReport
 from tui.session import Intervals, Session
 
 T0 = 1_764_000_000.0  # a fixed "now" for every snapshot
@@ -72,7 +75,7 @@ def _actions(step: Step, read_only: bool) -> tuple[ActionSpec, ...]:
                 "pin.dtype",
                 step,
                 "Set --dtype bfloat16",
-                "d",
+                "p",
                 "Set the dtype last-known-good ran with.",
                 ("kubectl patch deployment/llm-serve -n inference --type=strategic -p '{...}'",),
             ),
@@ -82,7 +85,7 @@ def _actions(step: Step, read_only: bool) -> tuple[ActionSpec, ...]:
                 "latency.max-num-seqs",
                 step,
                 "Lower --max-num-seqs to 128",
-                "m",
+                "n",
                 "Fewer concurrent sequences: steadier tail latency, less throughput.",
                 ("kubectl patch deployment/llm-serve -n inference -p '{...}'",),
                 (InputSpec("value", "New --max-num-seqs", "128"),),
@@ -94,7 +97,7 @@ def _actions(step: Step, read_only: bool) -> tuple[ActionSpec, ...]:
                 "hardware.node-selector",
                 step,
                 "Require GPU class H100-80GB",
-                "n",
+                "s",
                 "Add a nodeSelector so every pod lands on an H100.",
                 ("kubectl patch deployment/llm-serve -n inference -p '{...}'",),
             ),
@@ -234,7 +237,7 @@ def reports(read_only: bool = False) -> dict[Step, StepReport]:
                 "     rev 1   vllm v0.8.4, llama-3.1-8b pinned | v0.8.4@sha256, rev 0e9e39f",
             ),
             GUIDANCE[Step.ROLLBACK],
-            data={"revisions": [], "progress": progress},
+            data=RollbackData((), progress),
         ),
         Step.PIN: StepReport(
             Step.PIN,
@@ -419,7 +422,9 @@ class FakeRunbook:
 
     def progress(self) -> RolloutProgress:
         self._slow()
-        return reports()[Step.ROLLBACK].data["progress"]  # type: ignore[no-any-return]
+        progress = reports()[Step.ROLLBACK].progress
+        assert progress is not None
+        return progress
 
     def plan(self, action_id: str, inputs: dict[str, str] | None = None) -> Plan:
         self.calls.append(f"plan {action_id} {sorted((inputs or {}).items())}")

@@ -16,7 +16,8 @@ from services.models import STEP_ORDER, Step
 from tests.tui.conftest import wait_until
 from tests.tui.fakes import TARGET, FakeRunbook, fake_session
 from tui.app import SkewmitApp
-from tui.screens.help import HelpScreen
+from tui.keymap import STEP_KEYS
+from tui.screens.help import HelpScreen, key_rows, markdown_table
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
 from tui.workers import Poll
@@ -116,6 +117,8 @@ async def test_reopening_shows_the_open_incident(tmp_path: Path) -> None:
         log = app.main.query_one(ActionLog)
         await wait_until(pilot, lambda: len(log.entries) == 1, "the earlier change is listed")
         assert log.entries[0].title == "Pin the image by digest" and log.entries[0].revertible
+        # The step board knows the change from the journal, not from this run's memory.
+        assert app.board.standing == {Step.PIN: {log.entries[0].seq}}
 
 
 async def test_palette_offers_every_action_and_step() -> None:
@@ -167,3 +170,26 @@ def test_polls_never_overlap_and_wait_while_hidden() -> None:
 class FakeTimer:
     def stop(self) -> None:
         pass
+
+
+def test_the_readme_key_table_is_the_help_screens() -> None:
+    """The README's key table is the help screen's rows: a key added, moved or renamed in
+    the app shows up in both (regenerate it with `markdown_table(key_rows(...))`)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("<!-- keys: generated from tui/screens/help.py key_rows -->\n")
+    table = readme[readme.index("\n", start) + 1 : readme.index("<!-- /keys -->")]
+    expected = markdown_table(key_rows(MainScreen.BINDINGS, SkewmitApp.BINDINGS))
+    assert table == expected, expected
+
+
+async def test_the_help_screen_lists_every_step_key_with_its_step() -> None:
+    app = app_for(FakeRunbook())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-keys").render())
+        for key in STEP_KEYS:
+            number = STEP_ORDER.index(key.step) + 1
+            assert f"{key.key}  step {number}: {key.what}" in text, key
+        assert "a  fix: the selected step's first available action" in text

@@ -19,11 +19,12 @@ from tests.tui.conftest import FAST, checked, wait_until
 from tui.bridge import resolve_source
 from tui.cli import main
 from tui.drill import Drill, DrillApp, open_drill_session
+from tui.launchers import close_session
 from tui.screens.bridge_view import BridgeSource
 from tui.screens.debrief import DebriefScreen
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.preview import ConfirmScreen
-from tui.session import Session, close_session
+from tui.session import Session
 from widgets.header_bar import HeaderBar
 
 SPEED = 60.0

@@ -1,22 +1,28 @@
 """What the operator's keys do, on the deterministic fake runbook (issue 10's interaction
-findings): Enter applies a preview and modals show their own keys, a dimmed key says why,
-focus is visible, the action log starts on the newest change and reads at 120x40, the
-inspector keeps its scroll, `q` asks during a rollout, steps open at their top."""
+findings): one letter per action on every step, every key acts or says why on the status
+line (NO_COLOR too), Enter applies a preview and modals show their own keys, focus is
+visible, the action log starts on the newest change and reads at 120x40, the inspector keeps
+its scroll, `q` asks during a rollout, steps open at their top."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+from textual.binding import Binding
 from textual.widgets import Footer
 
-from services.models import RolloutProgress, Step
+from services.models import STEP_ORDER, RolloutProgress, Step
 from tests.tui.conftest import wait_until
 from tests.tui.fakes import FakeRunbook, fake_session
 from tui.app import SkewmitApp
+from tui.keymap import FIX_KEY, STEP_KEYS
+from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
 from widgets.action_log import ActionLog
+from widgets.checklist import Checklist
 from widgets.inspector_table import InspectorTable
 from widgets.step_detail import StepDetail
 
@@ -31,13 +37,18 @@ def footer_keys(screen: Any) -> dict[str, str]:
     """What the screen's footer shows: key display -> description, enabled keys only."""
     shown = {}
     for key in screen.query_one(Footer).query("FooterKey"):
-        if not key.disabled:
+        if not key.has_class("-disabled"):  # a dimmed key (its action cannot run now)
             shown[key.key_display] = key.description
     return shown
 
 
 def toasts(app: SkewmitApp) -> list[str]:
     return [str(toast.render()) for toast in app.screen.query("Toast")]
+
+
+def status(app: SkewmitApp) -> str:
+    """The main screen's status line: a refusal, or what the fix key does."""
+    return app.main.status_text
 
 
 def applied(runbook: FakeRunbook) -> int:
@@ -59,7 +70,7 @@ async def test_enter_applies_the_preview_and_the_modal_footer_shows_its_keys() -
         await wait_until(pilot, lambda: applied(runbook) == 1, "applied by Enter")
         assert isinstance(app.screen, MainScreen)
         # Tab to Cancel, then Enter, cancels.
-        await pilot.press("2", "d")
+        await pilot.press("2", "p")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
         await pilot.press("tab", "tab", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "cancelled")
@@ -72,9 +83,12 @@ async def test_a_dimmed_key_says_why_it_cannot_run() -> None:
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
         await pilot.press("u")
-        await wait_until(pilot, lambda: bool(toasts(app)), "an explanation")
-        assert any(text.startswith("read-only mode") for text in toasts(app)), toasts(app)
+        await wait_until(pilot, lambda: status(app).startswith("read-only"), "an explanation")
+        assert status(app).startswith("read-only mode: Roll back would change"), status(app)
         assert isinstance(app.screen, MainScreen) and "plan" not in " ".join(runbook.calls)
+        assert not toasts(app)  # said on the status line, not over the screen
+        await pilot.press("r")  # nothing applied, and read-only besides
+        await wait_until(pilot, lambda: "nothing to revert" in status(app), "revert explained")
 
 
 async def test_a_key_pressed_while_a_change_is_in_progress_says_so() -> None:
@@ -89,12 +103,8 @@ async def test_a_key_pressed_while_a_change_is_in_progress_says_so() -> None:
             runbook.gate.wait = hold  # the preview of `i` hangs on a slow API server
             await pilot.press("2", "i")
             await wait_until(pilot, lambda: app.action_busy is not None, "previewing")
-            await pilot.press("d")
-            await wait_until(
-                pilot,
-                lambda: any("one change at a time" in text for text in toasts(app)),
-                "an explanation",
-            )
+            await pilot.press("p")
+            await wait_until(pilot, lambda: "one change at a time" in status(app), "an explanation")
     finally:
         hold.set()
 
@@ -109,7 +119,7 @@ async def test_focus_is_visible_and_the_log_starts_on_the_newest_change() -> Non
         await pilot.press("y")
         log = app.main.query_one(ActionLog)
         await wait_until(pilot, lambda: len(log.entries) == 1, "first change logged")
-        await pilot.press("d")
+        await pilot.press("p")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview 2")
         await pilot.press("y")
         await wait_until(pilot, lambda: len(log.entries) == 2, "second change logged")
@@ -232,9 +242,107 @@ async def test_revert_shows_a_preview_and_r_on_a_revert_says_why_not() -> None:
         await wait_until(pilot, lambda: app.action_busy is None, "revert done")
         assert log.selected is not None and log.selected.title == "Revert #2"  # the newest
         await pilot.press("r")  # the revert itself has nothing to revert
+        await wait_until(pilot, lambda: "has nothing to revert" in status(app), "explanation")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_one_letter_means_one_action_on_every_step() -> None:
+    """`s`, `c` and `d` were latency knobs in step 3 and nodeSelector, cordon and delete pods
+    in step 5; `r` was pin-revision and revert. Now each letter is one declared binding, the
+    same on every step: the footer shows the selected step's keys and no other step's."""
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        seen: dict[str, set[str]] = {}
+        for number in "123456":
+            await pilot.press(number)
+            await pilot.pause()
+            for key, active in app.main.active_bindings.items():
+                seen.setdefault(key, set()).add(active.binding.id or "")
+            step = app.selected_step
+            shown = footer_keys(app.main)
+            for spec in STEP_KEYS:
+                assert (spec.key in shown) == (spec.step == step and spec.key in offered(app)), (
+                    number,
+                    spec.key,
+                    shown,
+                )
+        assert all(len(ids) == 1 for ids in seen.values()), seen
+        assert seen["s"] == {"step-action.hardware.node-selector"}
+        assert seen.get("r", {"main.revert"}) == {"main.revert"}  # hidden: nothing to revert
+        declared = [b.key for b in MainScreen.BINDINGS if isinstance(b, Binding)]
+        assert len(declared) == len(set(declared))  # no letter bound twice on the screen
+
+
+def offered(app: SkewmitApp) -> set[str]:
+    """The letters of the selected step's actions that can run now."""
+    report = app.reports[app.selected_step]
+    return {a.key for a in report.actions if a.available}
+
+
+async def test_every_key_acts_or_says_why_under_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On step 1 (under NO_COLOR, where a dimmed footer key looks like any other), every
+    letter of the keymap either starts its action or says on the status line why not."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        assert app.no_color
+        for spec in STEP_KEYS:
+            await pilot.press(spec.key)
+            if spec.step == Step.ROLLBACK:
+                await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "u")
+                await pilot.press("escape")
+                continue
+            number = STEP_ORDER.index(spec.step) + 1
+            said = f"press {number} first"
+            await wait_until(pilot, lambda s=said: s in status(app), spec.key)  # type: ignore[misc]
+            assert status(app).startswith(f"{spec.key} ({spec.label}) acts on step {number}")
+            assert isinstance(app.screen, MainScreen)
+        await pilot.press("4", FIX_KEY)  # step 4 offers nothing
+        await wait_until(pilot, lambda: "nothing to fix" in status(app), "a on step 4")
+        assert status(app) == "step 4 (Route traffic): no findings, nothing to fix"
+        await pilot.press("l")  # step 4's own letter, not offered by its checks
+        await wait_until(pilot, lambda: "not offered now" in status(app), "l on step 4")
+        assert not [c for c in runbook.calls if c.startswith("plan")]
+
+
+async def test_the_fix_key_previews_the_steps_first_available_action() -> None:
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        assert status(app) == "a: Roll back to last-known-good (revision 2)"  # the hint
+        await pilot.press("2")
+        await wait_until(pilot, lambda: status(app) == "a: Pin the image by digest", "hint 2")
+        await pilot.press(FIX_KEY)
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        await wait_until(pilot, lambda: app.screen.armed, "preview on screen")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: applied(runbook) == 1, "applied")
+        assert "plan pin.image-digest []" in runbook.calls
+
+
+async def test_r_on_the_checklist_reverts_the_newest_change_after_a_preview() -> None:
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("2", "i", "y")
+        await wait_until(pilot, lambda: applied(runbook) == 1, "applied")
+        await wait_until(pilot, lambda: app.action_busy is None, "settled")
+        assert app.main.query_one("#checklist").has_focus
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "revert preview")
+        title = str(app.screen.query_one("#confirm-title").render())
+        assert title == "Revert: Pin the image by digest"
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: app.main.query_one(Checklist).row(Step.PIN).state != "done", "revert"
+        )
         await wait_until(
             pilot,
-            lambda: any("has nothing to revert" in text for text in toasts(app)),
-            "an explanation",
+            lambda: "reverted" in [e.type for e in runbook.journal.entries()],
+            "reverted",
         )
-        assert isinstance(app.screen, MainScreen)

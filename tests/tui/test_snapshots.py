@@ -104,7 +104,19 @@ def test_gitops_refusal(snap_compare: Any) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_help(snap_compare: Any, size: tuple[int, int]) -> None:
+    """The one keymap first: each step's letters, `a` to fix, `r` to revert."""
     assert shot(snap_compare, size, ["question_mark"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_unavailable_key(snap_compare: Any, size: tuple[int, int]) -> None:
+    """`u` in --read-only mode: the status line says why (it did nothing, silently)."""
+    assert shot(snap_compare, size, ["u"], runbook=FakeRunbook(read_only=True))
+
+
+def test_another_steps_key(snap_compare: Any) -> None:
+    """`s` on step 1: the status line says it is step 5's key and how to get there."""
+    assert shot(snap_compare, (80, 24), ["s"])
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -62,14 +62,16 @@ def test_demo_starts_in_an_80x24_terminal_and_quits_cleanly(tmp_path: Path) -> N
         timeout=10,
     )
     try:
-        # The footer offers the next safe step once step 1's check has answered.
+        # The status line names the next safe step once step 1's check has answered, and
+        # the footer keeps quit, help and the step's key at 80 columns.
         screen = wait_for_screen(
-            tmux, session, "u Roll back to last", "findings", "simulated clock x30"
+            tmux, session, "a: Roll back to last", "u Roll back", "findings", "x30"
         )
         lines = screen.splitlines()
         assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
         assert "inference/llm-serve" in lines[0]
-        assert "u Roll back to last" in lines[-1]
+        assert "a: Roll back to last" in lines[-2]
+        assert "q Quit" in lines[-1] and "u Roll back" in lines[-1]
         subprocess.run([tmux, *socket, "send-keys", "-t", session, "q"], check=True, timeout=10)
         screen = wait_for_screen(tmux, session, "EXITED 0", limit_s=30)
         journals = list(

@@ -1,7 +1,7 @@
 """The skew-incident drill through the UI, on the simulator's fast clock: launch, roll back,
-change and revert a latency limit from the action log, reach a passing validation with the
-default thresholds, capture the evidence bundle. Each change goes through the preview and the
-confirmation."""
+change and revert a latency limit, reach a passing validation with the default thresholds,
+capture the evidence bundle, with the keys counted. Each change goes through the preview and
+the confirmation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from textual.message import Message
+from textual.pilot import Pilot
 from textual.widgets import Label
 
 from services.models import Step
@@ -18,10 +21,13 @@ from services.simulator.fleet import CLIENT_TIMEOUT_S
 from tests.tui.conftest import FAST, SPEED, checked, demo_runbook, wait_until
 from tests.tui.fakes import T0, FakeRunbook, fake_session
 from tui.app import SkewmitApp
+from tui.keymap import BY_ACTION, FIX_KEY
+from tui.launchers import close_session
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
-from tui.session import MetricsFeed, Session, close_session, opened_at_of
+from tui.session import MetricsFeed, Session, opened_at_of
+from tui.workers import ActionApplied, ActionReverted, EvidenceCaptured
 from widgets.action_log import ActionLog
 from widgets.checklist import Checklist
 from widgets.header_bar import HeaderBar
@@ -42,11 +48,44 @@ def fresh_verdict(app: SkewmitApp) -> bool:
     return any(c.name == "data-fresh" and c.status == "pass" for c in verdict.checks)
 
 
+@dataclass
+class Keys:
+    """The operator's hands: presses keys through the Pilot and counts them."""
+
+    pilot: Pilot[Any]
+    pressed: list[str] = field(default_factory=list)
+
+    async def press(self, *keys: str) -> None:
+        for key in keys:
+            self.pressed.append(key)
+            await self.pilot.press(key)
+
+
+def posted(messages: list[Message], kind: type[Message]) -> list[Any]:
+    return [m for m in messages if isinstance(m, kind)]
+
+
+def preview_armed(app: SkewmitApp) -> bool:
+    """A preview on screen long enough for Enter to apply it."""
+    return isinstance(app.screen, ConfirmScreen) and app.screen.armed
+
+
+# The whole runbook, keys counted, confirmations included: a/enter/enter to roll back,
+# 3/a/enter/enter to lower a latency limit, r/enter to revert it, 6/a for the evidence.
+WALKTHROUGH_KEYS = 11
+RUNBOOK_KEY_GOAL = 20  # issue 10: the full runbook in at most 20 keys
+
+
 async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path: Path) -> None:
+    """The whole incident with the keys the screen names: the status line's hint says what
+    `a` does on each step, Enter applies a preview, `r` reverts the newest change from
+    anywhere. Each change is asserted on the message the app posted for it."""
     session = demo("skew-incident")
     app = SkewmitApp(session)
     app.animation_level = "none"
-    async with app.run_test(size=(80, 24)) as pilot:
+    messages: list[Message] = []
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        keys = Keys(pilot)
         await wait_until(pilot, lambda: checked(app), "every step checked at launch")
         checklist = app.main.query_one(Checklist)
         assert checklist.row(Step.ROLLBACK).state == "findings"
@@ -61,17 +100,25 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
         assert p95.status == "fail", p95
         assert p95.observed is not None and p95.baseline is not None, p95
         assert 3 * p95.baseline < p95.observed <= CLIENT_TIMEOUT_S
+        # Every action the simulator's checks offer has the keymap's one letter.
+        for report in app.reports.values():
+            for action in report.actions:
+                assert BY_ACTION[action.id].key == action.key, action.id
 
-        # Step 1: roll back to last-known-good: inputs, preview with diff, confirm.
-        await pilot.press("u")
+        # Step 1: the hint names the fix; a, the offered revision, the preview with its diff.
+        assert app.main.status_text.startswith("a: Roll back to last-known-good"), (
+            app.main.status_text
+        )
+        await keys.press(FIX_KEY)
         await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "prompt")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        await keys.press("enter")
+        await wait_until(pilot, lambda: preview_armed(app), "preview")
         preview = app.screen
         assert isinstance(preview, ConfirmScreen) and preview.can_confirm
         assert "--- deployment/llm-serve" in preview.diff
-        await pilot.press("y")
-        await wait_until(pilot, lambda: "applied" in journal_types(app), "rollback applied")
+        await keys.press("enter")
+        await wait_until(pilot, lambda: bool(posted(messages, ActionApplied)), "rollback applied")
+        assert posted(messages, ActionApplied)[0].action.id == "rollback.undo"
         assert checklist.row(Step.ROLLBACK).state == "running"
         await wait_until(
             pilot,
@@ -91,39 +138,38 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
         countdown = app.main.query_one(ValidationPanel).query_one(".vp-countdown", Label)
         await wait_until(pilot, lambda: "to go" in str(countdown.render()), "window countdown")
 
-        # Step 3: lower a latency limit, then revert it from the action log.
-        await pilot.press("3")
-        latency = app.reports[Step.LATENCY]
-        action = next(a for a in latency.actions if a.available)
-        await pilot.press(action.key)
-        if action.inputs:
-            await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "input")
-            await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview 3")
-        await pilot.press("y")
-        await wait_until(pilot, lambda: journal_types(app).count("applied") == 2, "applied")
+        # Step 3: lower a latency limit with the fix key, then revert it with r.
+        await keys.press("3", FIX_KEY)
+        await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "input")
+        await keys.press("enter")
+        await wait_until(pilot, lambda: preview_armed(app), "preview 3")
+        await keys.press("enter")
+        await wait_until(pilot, lambda: len(posted(messages, ActionApplied)) == 2, "applied")
+        action = posted(messages, ActionApplied)[1].action
+        assert action.step == Step.LATENCY
         await wait_until(pilot, lambda: app.running_step is None, "latency rollout", polls=1200)
-
         log = app.main.query_one(ActionLog)
         await wait_until(pilot, lambda: len(log.entries) == 2, "action log shows both")
         assert log.entries[0].title.startswith(action.title.split()[0])
-        app.main.show_pane("log")
-        log.focus()
-        log.move_cursor(row=0)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "revert confirm")
-        await pilot.press("y")
-        await wait_until(pilot, lambda: "reverted" in journal_types(app), "reverted")
+        await wait_until(pilot, lambda: app.action_busy is None, "nothing in progress")
+        newest = log.entries[0].seq
+        await keys.press("r")  # from the checklist: the newest change, previewed first
+        await wait_until(pilot, lambda: preview_armed(app), "revert preview")
+        assert str(app.screen.query_one("#confirm-title").render()).startswith("Revert: ")
+        await keys.press("enter")
+        await wait_until(pilot, lambda: bool(posted(messages, ActionReverted)), "reverted")
+        reverted = posted(messages, ActionReverted)[0]
+        assert reverted.step == Step.LATENCY and reverted.seq == newest
         await wait_until(
             pilot,
-            lambda: log.entries and log.entries[1].status == "reverted",
+            lambda: len(log.entries) > 1 and log.entries[1].status == "reverted",
             "log marks the entry reverted",
         )
         await wait_until(pilot, lambda: app.running_step is None, "revert rollout", polls=1200)
+        assert checklist.row(Step.LATENCY).state != "done"  # it said done after a revert
 
         # Step 6: the validation gate passes once the stability window is clean.
-        checklist.focus()
-        await pilot.press("6")
+        await keys.press("6")
         await wait_until(
             pilot,
             lambda: app.verdict is not None and app.verdict.verdict == "pass",
@@ -131,11 +177,16 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
             polls=2400,
         )
         assert checklist.row(Step.VALIDATE).state == "clear"
-        await pilot.press("e")
-        await wait_until(pilot, lambda: bool(app.evidence_path), "evidence bundle", polls=1200)
+        await wait_until(
+            pilot, lambda: app.main.status_text.startswith("a: Capture the evidence"), "hint"
+        )
+        await keys.press(FIX_KEY)
+        await wait_until(pilot, lambda: bool(posted(messages, EvidenceCaptured)), "evidence")
         assert Path(app.evidence_path).exists()
         assert str(tmp_path / "evidence") in app.evidence_path
         assert isinstance(app.screen, MainScreen)
+        assert len(keys.pressed) == WALKTHROUGH_KEYS <= RUNBOOK_KEY_GOAL, keys.pressed
+        assert journal_types(app).count("applied") == 2
 
 
 async def test_healthy_fleet_has_nothing_to_fix_opens_no_incident_and_passes(
@@ -155,6 +206,7 @@ async def test_healthy_fleet_has_nothing_to_fix_opens_no_incident_and_passes(
         simulator=sim,
         metrics_sampler=MetricsFeed(source),
         metrics_now=source.now,
+        now=source.now,  # one clock: the journal is on the simulator's too
     )
     try:
         app = SkewmitApp(session)

@@ -15,11 +15,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Tab, Tabs
+from textual.timer import Timer
+from textual.widgets import DataTable, Label, Tab, Tabs
 
-from services.models import STEP_ORDER, HardwareReport, MetricSeries, RolloutProgress, Step, Verdict
-from services.runbook import ActionSpec
+from services.models import (
+    STEP_ORDER,
+    HardwareReport,
+    MetricSeries,
+    RolloutProgress,
+    Verdict,
+)
 from services.sanitize import terminal_line, terminal_text
+from tui import low_bandwidth
+from tui.keymap import FIX_KEY, REVERT_KEY, STEP_KEYS
+from tui.low_bandwidth import CHART_KEY
+from tui.metrics_feed import class_tags, mixed_fleet_note
 from tui.session import (
     HIGHER_IS_WORSE,
     METRIC_LABELS,
@@ -27,35 +37,49 @@ from tui.session import (
     first_series,
     series_named,
 )
+from tui.step_board import SHORT_TITLES
 from tui.workers import PaneShown
 from widgets.action_log import ActionLog, ActionLogEntry
 from widgets.baseline_chart import BaselineChart
 from widgets.checklist import Checklist, ChecklistRow
 from widgets.header_bar import HeaderBar, HeaderState
 from widgets.inspector_table import InspectorTable
+from widgets.label_text import set_text
 from widgets.metric_sparkline import MetricSparkline
+from widgets.quiet_footer import QuietFooter
 from widgets.rollout_bar import RolloutBar
 from widgets.step_detail import StepDetail
 from widgets.validation_panel import ValidationPanel, VerdictLost
 
 PANES = ("step", "metrics", "inspector", "log")
 PANE_TITLES = {"step": "Step", "metrics": "Metrics", "inspector": "GPUs", "log": "Log"}
-SHORT_TITLES = {
-    Step.ROLLBACK: "Roll back",
-    Step.PIN: "Pin config",
-    Step.LATENCY: "Tail latency",
-    Step.ROUTE: "Route traffic",
-    Step.HARDWARE: "GPU class",
-    Step.VALIDATE: "Validate",
-}
-# Keys the screen and app keep for themselves: a step action with one of these keys is still
-# reachable through its button and the command palette.
-RESERVED_KEYS = frozenset("qgxv?[]123456")
 
 
 class MainScreen(Screen[None]):
+    """Every key of the main screen is declared here, with an id: one letter per step action
+    on every step (tui.keymap). The app's `check_action` shows the selected step's offered
+    keys, dims those that cannot run and hides the rest; any of them pressed anyway says why
+    on the status line, above the footer."""
+
+    DEFAULT_CSS = """
+    MainScreen #status-line {
+        height: auto; max-height: 3; width: 1fr; padding: 0 1; color: $text-muted;
+    }
+    MainScreen #status-line.-refusal { color: $text-warning; text-style: bold; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
+        # The app's own keys first, so the footer keeps them at 80 columns on any step.
+        Binding("q", "app.quit", "Quit", id="main.quit"),
+        Binding("question_mark", "app.help", "Help", key_display="?", id="main.help"),
+        Binding("v", "app.validation_view", "Validation", id="main.validation-view"),
+        Binding(FIX_KEY, "app.fix_step", "Fix", id="main.fix"),
+        *(
+            Binding(k.key, f"app.step_action('{k.action_id}')", k.label, id=k.binding_id)
+            for k in STEP_KEYS
+        ),
+        Binding(REVERT_KEY, "app.revert_change", "Revert", id="main.revert"),
         Binding("g", "toggle_guidance", "Guidance", show=False, id="main.guidance"),
+        Binding(CHART_KEY, "toggle_chart", "Chart", show=False, id="main.chart"),
         Binding("x", "app.skip_step", "Skip step", show=False, id="main.skip-step"),
         Binding("]", "next_pane", "Next pane", show=False, id="main.next-pane"),
         Binding("[", "previous_pane", "Previous pane", show=False, id="main.previous-pane"),
@@ -69,8 +93,10 @@ class MainScreen(Screen[None]):
         super().__init__(id="main")
         self.header_state = header
         self.pane = "step"
-        self._base_bindings = self._bindings.copy()
-        self.step_actions: tuple[ActionSpec, ...] = ()
+        self._status_timer: Timer | None = None  # a refusal on show until it fires
+        self.hint = ""  # what the status line shows when no refusal is
+        # The last metrics shown (series, now, error), redrawn when the chart is toggled.
+        self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str] = ((), None, "")
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.header_state, id="header")
@@ -105,7 +131,8 @@ class MainScreen(Screen[None]):
                         yield Label("", id="evidence-path", markup=False)
                         yield ActionLog(id="action-log")
                         yield Label("", id="log-detail", markup=False)
-        yield Footer()
+        yield Label("", id="status-line", markup=False)
+        yield QuietFooter()  # rebuilt only when its keys change, not after every poll
 
     def on_mount(self) -> None:
         self.query_one("#pane-step").add_class("pane")
@@ -161,38 +188,47 @@ class MainScreen(Screen[None]):
     def action_toggle_guidance(self) -> None:
         self.query_one(StepDetail).toggle_class("-no-guidance")
 
-    # -- step actions as key bindings -------------------------------------------------------
+    def action_toggle_chart(self) -> None:
+        """The latency chart on demand (low-bandwidth mode hides it)."""
+        low_bandwidth.toggle_chart(self)
+        self.show_metrics(*self.shown_metrics)
 
-    def set_step_actions(self, actions: Sequence[ActionSpec]) -> None:
-        """Bind the selected step's action keys (footer shows them; unavailable ones dim)."""
-        actions = tuple(actions)
-        if actions == self.step_actions:
+    # -- the status line ---------------------------------------------------------------------
+
+    def say(self, text: str, *, refusal: bool = False, hold_s: float = 8.0) -> None:
+        """One line above the footer: why a key could not act (held `hold_s` seconds, then
+        the hint comes back), or the hint: what the fix key does on the selected step."""
+        lines = self.query("#status-line").results(Label)
+        line = next(lines, None)
+        if line is None:
+            return  # the app is shutting down: the screen's widgets are gone
+        if not refusal and self._status_timer is not None:
+            self.hint = text  # a refusal is on show: the hint waits for it
             return
-        self.step_actions = actions
-        bindings = self._base_bindings.copy()
-        for action in actions:
-            if action.key in RESERVED_KEYS or not action.key:
-                continue
-            bindings.key_to_bindings.setdefault(action.key, []).insert(
-                0,
-                Binding(
-                    action.key,
-                    f"app.step_action('{action.id}')",
-                    # The footer shows it: titles can quote cluster data.
-                    _short(terminal_line(action.title)),
-                    tooltip=terminal_line(action.title, 300),
-                    id=f"step-action.{action.id}",
-                ),
-            )
-        self._bindings = bindings
-        self.refresh_bindings()
+        set_text(line, terminal_line(text, 500))  # the same hint again repaints nothing
+        line.set_class(refusal, "-refusal")
+        if refusal:
+            if self._status_timer is not None:
+                self._status_timer.stop()
+            self._status_timer = self.set_timer(hold_s, self._refusal_expired)
+        else:
+            self.hint = text
+
+    def _refusal_expired(self) -> None:
+        self._status_timer = None
+        self.say(self.hint)
+
+    @property
+    def status_text(self) -> str:
+        return str(self.query_one("#status-line", Label).render())
 
     # -- rendering what the app hands over ------------------------------------------------
 
     def show_rows(self, rows: Sequence[ChecklistRow]) -> None:
-        checklist = self.query_one(Checklist)
-        for row in rows:
-            checklist.update_row(row)
+        # A check can answer while the app shuts down and the screen's widgets are gone.
+        for checklist in self.query(Checklist):
+            for row in rows:
+                checklist.update_row(row)
 
     def show_progress(self, progress: RolloutProgress | None) -> None:
         self.query_one(RolloutBar).show(progress)
@@ -205,11 +241,16 @@ class MainScreen(Screen[None]):
     def show_metrics(
         self, series: Sequence[MetricSeries], now: float | None, error: str = ""
     ) -> None:
+        self.shown_metrics = (series, now, error)
         first = first_series(series)
+        tags = class_tags(series)  # which GPU class a figure is of, on a mixed fleet
         for name in METRIC_NAMES:
-            self.query_one(f"#spark-{name}", MetricSparkline).show(first.get(name), now)
+            spark = self.query_one(f"#spark-{name}", MetricSparkline)
+            spark.show(first.get(name), now, tags.get(name, ""))
         self.query_one("#chart-latency", BaselineChart).show(series_named(series, "p95", "p99"))
-        self.query_one("#metrics-note", Label).update(terminal_text(error, 500))
+        notes = (mixed_fleet_note(series), error, low_bandwidth.chart_note(self))
+        note = terminal_text("\n".join(n for n in notes if n), 500)
+        set_text(self.query_one("#metrics-note", Label), note)
 
     def show_hardware(self, report: HardwareReport) -> None:
         self.query_one(InspectorTable).show(report.rows)
@@ -218,7 +259,7 @@ class MainScreen(Screen[None]):
         summary = f"expected {expected}: "
         summary += f"{count} pod(s) on another GPU class" if count else "every pod matches"
         label = self.query_one("#inspector-summary", Label)
-        label.update(terminal_line(summary, 300))
+        set_text(label, terminal_line(summary, 300))
         label.tooltip = terminal_text(report.expected_reason, 500)
 
     def show_log(self, entries: Sequence[ActionLogEntry], read_only: bool) -> None:
@@ -236,7 +277,3 @@ class MainScreen(Screen[None]):
 
     def show_evidence(self, text: str) -> None:
         self.query_one("#evidence-path", Label).update(terminal_line(text, 500))
-
-
-def _short(title: str, width: int = 18) -> str:
-    return title if len(title) <= width else title[: width - 1].rstrip() + "…"

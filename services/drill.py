@@ -265,11 +265,26 @@ def _drill(entry: Entry, event: str) -> bool:
     return entry.type == DRILL_ENTRY and entry.data.get("event") == event
 
 
-def _new_bad_findings(entry: Entry) -> bool:
-    if entry.type != "findings" or entry.data.get("step") == Step.VALIDATE.value:
-        return False
-    seen = entry.data.get("seen") or []
-    return any(isinstance(f, dict) and f.get("severity") in BAD_SEVERITIES for f in seen)
+def _made_worse(window: Sequence[Entry]) -> bool:
+    """Whether bad findings first seen in `window` were still standing at its end. A
+    rollout's passing warnings (pods pending while they are replaced, cleared once it
+    finishes) are the change working, not the trainee making things worse."""
+    standing: set[tuple[str, str, str, str]] = set()
+    for entry in window:
+        step = str(entry.data.get("step", ""))
+        if entry.type != "findings" or step == Step.VALIDATE.value:
+            continue
+        for found in entry.data.get("cleared") or []:
+            if isinstance(found, dict):
+                standing.discard(_finding_id(step, found))
+        for found in entry.data.get("seen") or []:
+            if isinstance(found, dict) and found.get("severity") in BAD_SEVERITIES:
+                standing.add(_finding_id(step, found))
+    return bool(standing)
+
+
+def _finding_id(step: str, found: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (step, str(found.get("code")), str(found.get("subject")), str(found.get("severity")))
 
 
 def score(entries: Sequence[Entry], variant: Variant) -> Score:
@@ -285,7 +300,8 @@ def score(entries: Sequence[Entry], variant: Variant) -> Score:
     actions: list[Action] = []
     for i, entry in enumerate(applied):
         action = str(entry.data.get("action", ""))
-        # Worse: the checks saw new problems before the trainee's next change.
+        # Worse: new problems the checks saw after it and still saw at the trainee's next
+        # change (or at the end).
         until = applied[i + 1].seq if i + 1 < len(applied) else None
         window = [e for e in after if e.seq > entry.seq and (until is None or e.seq < until)]
         actions.append(
@@ -295,7 +311,7 @@ def score(entries: Sequence[Entry], variant: Variant) -> Score:
                 action,
                 str(entry.data.get("title", action)),
                 reverted=entry.seq in reverted,
-                worse=any(_new_bad_findings(e) for e in window),
+                worse=_made_worse(window),
                 correct=any(step.matches(action) for step in variant.intended),
             )
         )

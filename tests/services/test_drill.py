@@ -121,6 +121,21 @@ def test_a_change_that_brings_new_findings_made_it_worse_and_a_revert_is_counted
     assert "reverted, made it worse" in markdown
 
 
+def test_a_rollouts_passing_warnings_do_not_count_as_making_it_worse() -> None:
+    """Seen in a drill under load: a correct rollback scored "made it worse: 1" because the
+    checks saw pods pending while the rollout replaced them. Only what still stands at the
+    next change (or the end) counts; the cordon above, never cleared, still does."""
+    log = drill_started("revision")
+    log.applied(20, "rollback.undo", "Roll back to revision 2")
+    pending = {"code": "pods-pending", "severity": "warning", "subject": "pod/llm-serve-x"}
+    log.findings(25, "rollback", "findings", [pending])
+    log.add(40, "findings", step="rollback", state="ok", seen=[], cleared=[pending], active=0)
+    log.findings(90, "validate", "ok")
+    result = score(log.entries, CATALOGUE["revision"])
+    assert [a.worse for a in result.actions] == [False]
+    assert "Actions that made it worse: 0" in report_markdown(result, CATALOGUE["revision"])
+
+
 def test_injected_faults_are_in_the_debrief() -> None:
     log = drill_started()
     log.add(15, DRILL_ENTRY, event="fault", fault="api-latency", detail="every API request late")

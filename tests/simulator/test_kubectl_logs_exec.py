@@ -146,6 +146,9 @@ def oldest_ready_pod(k: Kubectl) -> str:
 def test_logs_options_cut_the_log_as_the_kubelet_does(k: Kubectl, sim: Simulator) -> None:
     pod = oldest_ready_pod(k)
     clock = sim.cluster.clock
+    # The stats lines start with the simulator: on a loaded machine this test can come
+    # before the first one (10 simulated seconds in).
+    wait_until("the first stats line", lambda: "Avg prompt throughput" in k.ok("logs", pod), sim)
     # A serving engine logs its stats every 10 s: hold the clock so every read sees one log.
     sim.call(clock.set_speed, FROZEN)
     try:

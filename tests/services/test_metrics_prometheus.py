@@ -338,8 +338,11 @@ def test_headless_gate_prints_each_query_and_how_long_to_wait(
     """`skewmit validate` while an hour-long window fills on a healthy fleet (Prometheus has
     scraped it for minutes): how long to wait, and under each row the one PromQL query that
     checks its figure; the same in --json."""
-    prom_world.wait_for_history(75)
-    recent = ["--baseline-offset", "40s", "--baseline-window", "30s"]
+    # A 30 s baseline was a coin toss: the healthy fleet's true p95 over 30 s windows wanders
+    # 4.84-5.63 s, across the 5 s bucket edge, so a clear p95 fail could end the wait early.
+    # Three times the samples keep the baseline in the live window's bucket.
+    prom_world.wait_for_history(135)
+    recent = ["--baseline-offset", "40s", "--baseline-window", "90s"]
     filling = _cli(prom_world, tmp_path, "healthy", "validate", "--window", "1h", *recent)
     p95_row = re.compile(r"^  .{4} p95: .*\n +.*\n +query: (histogram_quantile\(0\.95, .*)$", re.M)
     seen: list[subprocess.CompletedProcess[str]] = []

@@ -14,37 +14,53 @@ from textual.widgets import DataTable
 from services.models import GpuReading
 from services.sanitize import terminal_line
 
+# The list fits the pane at 80 and 120 columns; the rest of a row (labels, nvidia-smi, DCGM,
+# why) is the detail under it, for the highlighted pod (`detail_text`).
 COLUMNS = (
     ("", "mark"),
     ("Pod", "pod"),
     ("Node", "node"),
     ("Class", "class"),
-    ("Expected", "expected"),
-    ("Node label", "label"),
-    ("nvidia-smi", "smi"),
-    ("Memory", "memory"),
-    ("DCGM", "dcgm"),
-    ("Note", "note"),
 )
 
 
-def reading_cells(row: GpuReading) -> tuple[str, ...]:
-    """The row's cells; node labels, nvidia-smi and DCGM text come from the cluster, so every
-    cell is one sanitised line."""
-    memory = f"{row.smi_memory_mib / 1024:.0f}GiB" if row.smi_memory_mib else "-"
-    cells = (
-        "✗" if row.mismatch else "✓",
-        row.pod,
-        row.node or "-",
-        row.gpu_class or "?",
-        row.expected_class or "?",
-        row.label_product or "-",
-        row.smi_name or "-",
-        memory,
-        row.dcgm_model or "-",
-        row.note,
-    )
+def common_prefix(names: Sequence[str]) -> str:
+    """What every pod name shares up to its last dash ("llm-serve-7456b8d59d-"): the list
+    shows the rest, the detail the whole name. "" for fewer than two names."""
+    if len(names) < 2:
+        return ""
+    first, last = min(names), max(names)
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[: first.rfind("-", 0, size) + 1]
+
+
+def reading_cells(row: GpuReading, prefix: str = "") -> tuple[str, ...]:
+    """The row's list cells; node and class text come from the cluster, so every cell is one
+    sanitised line."""
+    pod = "…" + row.pod.removeprefix(prefix) if prefix and row.pod.startswith(prefix) else row.pod
+    cells = ("✗" if row.mismatch else "✓", pod, row.node or "-", row.gpu_class or "?")
     return tuple(terminal_line(cell, 200) for cell in cells)
+
+
+def detail_text(row: GpuReading) -> str:
+    """Everything about one pod's GPU, one fact per line, sanitised (cluster text)."""
+    memory = f"{row.smi_memory_mib / 1024:.0f} GiB" if row.smi_memory_mib else "-"
+    mark = "✗" if row.mismatch else "✓"
+    source = row.label_source.removeprefix("label ") or "no GPU label"
+    facts = (  # short lines: the pane is about 48 columns wide at 80x24
+        ("pod", row.pod),
+        ("node", row.node or "-"),
+        ("class", f"{row.gpu_class or '?'} {mark} (expected {row.expected_class or '?'})"),
+        ("label", f"{row.label_product or '-'} ({source})"),
+        ("nvidia-smi", f"{row.smi_name or '-'}, {memory}"),
+        ("DCGM", row.dcgm_model or "-"),
+    )
+    lines = [f"{name:<10} {terminal_line(value, 200)}" for name, value in facts]
+    if row.note:
+        lines.append(f"{'why':<10} {terminal_line(row.note, 300)}")
+    return "\n".join(lines)
 
 
 class InspectorTable(DataTable[Text]):
@@ -66,6 +82,18 @@ class InspectorTable(DataTable[Text]):
             self.add_column(label, key=key)
 
     @property
+    def selected(self) -> GpuReading | None:
+        """The highlighted row's reading."""
+        if 0 <= self.cursor_row < len(self.readings):
+            return self.readings[self.cursor_row]
+        return None
+
+    def selected_detail(self) -> str:
+        """The detail pane's text for the highlighted pod ("" when there is none)."""
+        row = self.selected
+        return detail_text(row) if row is not None else ""
+
+    @property
     def mismatches(self) -> int:
         return sum(1 for r in self.readings if r.mismatch)
 
@@ -76,8 +104,12 @@ class InspectorTable(DataTable[Text]):
         self.readings = tuple(rows)
         mismatch = self.get_component_rich_style("inspector-table--mismatch", partial=True)
         keys = [f"{row.pod}/{i}" for i, row in enumerate(self.readings)]
+        prefix = common_prefix([row.pod for row in self.readings])
         cells = [
-            [Text(cell, style=mismatch if row.mismatch else "") for cell in reading_cells(row)]
+            [
+                Text(cell, style=mismatch if row.mismatch else "")
+                for cell in reading_cells(row, prefix)
+            ]
             for row in self.readings
         ]
         if keys == [key.value for key in self.rows]:

@@ -152,7 +152,10 @@ async def test_action_log_reads_at_120x40() -> None:
         assert detail.startswith("#1 Pin the image by digest\njournal entry 2 · 16:02:00")
 
 
-async def test_inspector_keeps_cursor_and_scroll_across_polls() -> None:
+async def test_inspector_keeps_cursor_across_polls_and_shows_the_pods_detail() -> None:
+    """Issue 10: at 120x40 the inspector showed Pod, Node and "Cla"; nvidia-smi, DCGM and the
+    note were off to the right and the scroll reset every poll. Now the list fits the pane and
+    the highlighted pod's GPU facts are under it, following the cursor across polls."""
     app = app_for()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
@@ -160,15 +163,30 @@ async def test_inspector_keeps_cursor_and_scroll_across_polls() -> None:
         await wait_until(pilot, lambda: table.row_count == 4, "pods listed")
         table.focus()
         await pilot.press("down", "down")
-        table.scroll_to(x=table.max_scroll_x, animate=False)
         await pilot.pause()
-        scrolled = table.scroll_x
-        assert scrolled > 0
+        assert table.max_scroll_x == 0, "the list fits: nothing hides off to the right"
+        detail = str(app.main.query_one("#inspector-detail").render())
+        row = table.readings[2]
+        assert f"pod        {row.pod}" in detail and f"node       {row.node}" in detail
+        assert "nvidia-smi " in detail and "DCGM " in detail and "label " in detail
         answered = app.answered[Step.HARDWARE]
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: app.answered[Step.HARDWARE] > answered, "re-read")
         await pilot.pause()
-        assert table.scroll_x == scrolled and table.cursor_row == 2
+        assert table.cursor_row == 2
+        assert str(app.main.query_one("#inspector-detail").render()) == detail
+
+
+async def test_the_inspector_list_fits_at_80x24() -> None:
+    app = app_for()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await pilot.press("]", "]")  # one pane at a time: the inspector's tab
+        table = app.main.query_one(InspectorTable)
+        await wait_until(pilot, lambda: table.row_count == 4, "pods listed")
+        await pilot.pause()
+        assert table.max_scroll_x == 0
+        assert "nvidia-smi " in str(app.main.query_one("#inspector-detail").render())
 
 
 @dataclass

@@ -127,6 +127,7 @@ class MainScreen(Screen[None]):
                     with Vertical(id="pane-inspector", classes="pane"):
                         yield Label("", id="inspector-summary", markup=False)
                         yield InspectorTable(id="inspector")
+                        yield Label("", id="inspector-detail", markup=False)
                     with Vertical(id="pane-log", classes="pane"):
                         yield Label("", id="evidence-path", markup=False)
                         yield ActionLog(id="action-log")
@@ -261,6 +262,7 @@ class MainScreen(Screen[None]):
         label = self.query_one("#inspector-summary", Label)
         set_text(label, terminal_line(summary, 300))
         label.tooltip = terminal_text(report.expected_reason, 500)
+        self._show_inspector_detail()
 
     def show_log(self, entries: Sequence[ActionLogEntry], read_only: bool) -> None:
         log = self.query_one(ActionLog)
@@ -271,6 +273,12 @@ class MainScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "action-log":
             self._show_log_detail()
+        elif event.data_table.id == "inspector":
+            self._show_inspector_detail()
+
+    def _show_inspector_detail(self) -> None:
+        detail = self.query_one(InspectorTable).selected_detail()
+        set_text(self.query_one("#inspector-detail", Label), detail)
 
     def _show_log_detail(self) -> None:
         self.query_one("#log-detail", Label).update(self.query_one(ActionLog).selected_detail())

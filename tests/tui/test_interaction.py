@@ -364,3 +364,42 @@ async def test_r_on_the_checklist_reverts_the_newest_change_after_a_preview() ->
             lambda: "reverted" in [e.type for e in runbook.journal.entries()],
             "reverted",
         )
+
+
+async def test_a_longer_pod_suffix_after_a_rollout_is_shown_whole() -> None:
+    """Mid-rollout the two ReplicaSets' pods share only "llm-serve-": the list must show the
+    longer suffixes whole. (The rollout screenshot once showed them cut to the old width: a
+    frame taken before the table's lazy column resize, not what the terminal keeps.)"""
+    from textual.app import App, ComposeResult
+
+    from services.models import GpuReading
+
+    def reading(pod: str) -> GpuReading:
+        return GpuReading(pod, "gpu-h100-1", "H100-80GB", "label nvidia.com/gpu.product",
+                          None, None, None, "H100-80GB", "H100-80GB", False)  # fmt: skip
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield InspectorTable(id="inspector")
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(InspectorTable)
+        table.show([reading(f"llm-serve-7456b8d59d-{s}") for s in ("2d96g", "bggln")])
+        await pilot.pause()
+        table.show([reading("llm-serve-689c6bff9d-trcmn"), reading("llm-serve-7456b8d59d-2d96g")])
+        await pilot.pause()
+        shown = "\n".join(table.render_line(y).text for y in range(3))
+        assert "…689c6bff9d-trcmn" in shown and "…7456b8d59d-2d96g" in shown, shown
+
+
+async def test_the_rollout_counts_keep_their_spaces() -> None:
+    app = app_for(RollingRunbook())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.progress is not None, "rollout read")
+        await pilot.pause()
+        label = app.main.query_one(".rb-counts")
+        shown = "".join(label.render_line(y).text for y in range(label.size.height))
+        # rsvg-convert drops a leading no-break space in the screenshots ("avail 3/4old 2");
+        # the terminal gets the space.
+        assert "avail 3/4 old 2" in shown, shown

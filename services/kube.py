@@ -47,6 +47,9 @@ TIMEOUT_S = 15.0
 # A watch's read timeout beyond the server's own timeoutSeconds: a stream that says nothing
 # for that long (no event, no bookmark, no end) is taken as dead.
 WATCH_GRACE_S = 30.0
+# The name skewmit writes under in managedFields (a real server records every writer).
+FIELD_MANAGER = "skewmit"
+
 PATCH_TYPES = {
     "json": "application/json-patch+json",
     "merge": "application/merge-patch+json",
@@ -431,17 +434,27 @@ class KubeCluster:
         *,
         dry_run: bool = False,
     ) -> Obj:
-        # Strict, as kubectl sends: without it a real server only warns about an unknown
-        # field and drops it, so a preview could pass on a change that never takes effect.
         result: Obj = self._request(
             "PATCH",
             self._path(kind, namespace, name),
-            query={"dryRun": "All" if dry_run else None, "fieldValidation": "Strict"},
+            query=self._write_query(dry_run),
             body=patch,
             content_type=PATCH_TYPES[patch_type],
             what=f"patch {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
         )
         return result
+
+    @staticmethod
+    def _write_query(dry_run: bool) -> dict[str, str | None]:
+        """Strict, as kubectl sends: without it a real server only warns about an unknown
+        field and drops it, so a preview could pass on a change that never takes effect. The
+        field manager names skewmit in managedFields, so `kubectl get -o yaml
+        --show-managed-fields` and a GitOps controller's conflict say who changed what."""
+        return {
+            "dryRun": "All" if dry_run else None,
+            "fieldValidation": "Strict",
+            "fieldManager": FIELD_MANAGER,
+        }
 
     def create(self, kind: str, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
         name = body.get("metadata", {}).get("name", "")
@@ -450,7 +463,7 @@ class KubeCluster:
         result: Obj = self._request(
             "POST",
             self._path(kind, namespace),
-            query={"dryRun": "All" if dry_run else None, "fieldValidation": "Strict"},
+            query=self._write_query(dry_run),
             body=body,
             what=f"create {kind.lower()} {name}" + (" (server dry run)" if dry_run else ""),
         )

@@ -144,7 +144,9 @@ class SkewmitApp(ActionFlow):
         if self.opened_at is None and journal is not None:
             # The incident opens at the first finding or change, after the session was built.
             self.opened_at = opened_at_of(journal.meta())
-        return None if self.opened_at is None else self.session.now() - self.opened_at
+        # On the journal's clock (the metrics source's: simulated in the demo), as opened_at.
+        now = self.session.metrics_now or self.session.now
+        return None if self.opened_at is None else now() - self.opened_at
 
     async def on_mount(self) -> None:
         # The checks' pod and node reads come from watches, not a re-list each poll (a

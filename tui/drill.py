@@ -110,8 +110,6 @@ def open_drill_session(
         simulator=sim,
         metrics_sampler=MetricsFeed(source, baseline=runbook.baseline) if source else None,
         metrics_now=source.now if source is not None else None,
-        # One clock: the incident's age on the simulator's, as its journal (services.clock).
-        now=source.now if source is not None else time.time,
     )
     return session, Drill(variant, kubeconfig, report_path, seed)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +89,6 @@ def open_demo_session(
             MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
         ),
         metrics_now=source.now if source is not None else None,
-        # One clock: the incident's age on the simulator's, as its journal (services.clock).
-        now=source.now if source is not None else time.time,
         low_bandwidth=low_bandwidth,
     )
 

@@ -3,7 +3,6 @@ tmp_path) and Pilot helpers that wait on workers and conditions, never on wall t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,8 +70,6 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., Session]]:
             simulator=sim,
             metrics_sampler=MetricsFeed(source) if source is not None else None,
             metrics_now=source.now if source is not None else None,
-            # One clock: the incident's age on the simulator's, as its journal (services.clock).
-            now=source.now if source is not None else time.time,
         )
         sessions.append(session)
         return session

@@ -152,3 +152,27 @@ async def test_a_verdict_that_is_not_renewed_goes_unknown() -> None:
     finally:
         if runbook.hang is not None:
             runbook.hang.set()
+
+
+async def test_the_demo_on_a_fast_clock_keeps_its_verdict_current(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The launcher's demo session (x30): staleness is judged in wall seconds, as the reads
+    answer; the incident's age on the journal's (simulated) clock. Measuring staleness on the
+    simulated clock made every verdict "unknown since" half a wall second after it came."""
+    from tui.launchers import close_session, open_demo_session
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    session = open_demo_session("skew-incident", 30.0, evidence_dir=tmp_path / "evidence")
+    try:
+        app = SkewmitApp(session)
+        async with app.run_test(size=(120, 40)) as pilot:
+            state = app.verdict_state
+            await wait_until(pilot, lambda: state.verdict is not None, "a verdict", polls=2400)
+            for _ in range(6):
+                await pilot.pause(0.5)
+                assert state.lost is None, state.lost
+            age = app._elapsed()
+            assert age is not None and age >= 0
+    finally:
+        close_session(session)

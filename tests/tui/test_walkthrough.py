@@ -206,7 +206,6 @@ async def test_healthy_fleet_has_nothing_to_fix_opens_no_incident_and_passes(
         simulator=sim,
         metrics_sampler=MetricsFeed(source),
         metrics_now=source.now,
-        now=source.now,  # one clock: the journal is on the simulator's too
     )
     try:
         app = SkewmitApp(session)

@@ -284,6 +284,11 @@ class StepBoard:
         if why:
             return None, why
         report = self.reports[selected]
+        if report.state == "ok" and selected != Step.VALIDATE:
+            # Nothing found: a step's remaining actions are not fixes. After a rollback, step
+            # 1 still offers "roll back to the previous revision", which would undo the fix;
+            # `a` pressed again out of habit must not reach it (its own key still does).
+            return None, f"{label(selected)}: no findings, nothing to fix"
         candidates = [a for a in report.actions if a.available]
         if read_only:
             candidates = [a for a in candidates if a.id == EVIDENCE_ACTION]

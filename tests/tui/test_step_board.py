@@ -181,6 +181,16 @@ def test_the_fix_key_takes_the_first_available_action_or_says_why() -> None:
     assert spec is not None and spec.id == "validate.evidence"
 
 
+def test_the_fix_key_never_offers_an_action_on_a_step_with_nothing_found() -> None:
+    """Seen in the demo: after the rollback, step 1 is clear yet still offers "roll back to
+    the previous revision"; `a` offered it, so a habitual a-enter-enter would undo the fix."""
+    board = settled_board()
+    report = board.reports[Step.ROLLBACK]
+    assert report.state == "ok" and any(a.available for a in report.actions)
+    spec, why = board.fix_for(Step.ROLLBACK)
+    assert spec is None and why == "step 1 (Roll back): no findings, nothing to fix"
+
+
 def test_the_journal_says_what_is_done_and_reverted_after_a_restart() -> None:
     """A reopened incident: the changes come from the journal, not from this run's memory."""
 

@@ -10,10 +10,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 from services.drift import PODS_NAMED, aggregate_pod_findings
-from services.errors import InvalidError, SkewmitError
+from services.errors import InvalidError
 from services.gpu import (
     GPU_LABELS,
     expected_gpu_class,
@@ -26,15 +26,10 @@ from services.kube import Cluster
 from services.models import Change, Finding, HardwareReport, Plan, Severity, Step
 from services.names import check_name
 from services.rollout import history
+from services.smi_reads import NOT_READ_YET, NodeSmiCache, cache_for, is_ready
+from services.smi_reads import NVIDIA_SMI_ARGV as NVIDIA_SMI_ARGV
 
 Obj = dict[str, Any]
-# The only command skewmit ever runs in a container. Nothing from the operator, the cluster or
-# the configuration is added to it: no shell, no interpolation.
-NVIDIA_SMI_ARGV: Final[tuple[str, ...]] = (
-    "nvidia-smi",
-    "--query-gpu=name,memory.total",
-    "--format=csv",
-)
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 # Label syntax (k8s.io/apimachinery validation): used for taint keys and values.
 _NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
@@ -48,50 +43,6 @@ _TAINT_VALUE = re.compile(rf"^{_NAME}?$")
 def _selector(deployment: Obj) -> str:
     labels = deployment["spec"]["selector"].get("matchLabels") or {}
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
-def _gpu_container(pod: Obj) -> str:
-    """The container that holds the GPU: the first requesting nvidia.com/gpu, else the first."""
-    containers = pod.get("spec", {}).get("containers") or []
-    for container in containers:
-        resources = container.get("resources") or {}
-        for section in ("limits", "requests"):
-            if str((resources.get(section) or {}).get("nvidia.com/gpu", "0")) not in ("0", ""):
-                return str(container["name"])
-    return str(containers[0]["name"]) if containers else ""
-
-
-def _ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in pod.get("status", {}).get("conditions") or []
-    )
-
-
-def _read_smi(cluster: Cluster, pod: Obj) -> tuple[str | None, str]:
-    """nvidia-smi's output in the pod's GPU container, or None and why it was not read."""
-    meta = pod["metadata"]
-    container = _gpu_container(pod)
-    if meta.get("deletionTimestamp"):
-        return None, "terminating: nvidia-smi not read"
-    status = next(
-        (
-            s
-            for s in pod.get("status", {}).get("containerStatuses") or []
-            if s.get("name") == container
-        ),
-        None,
-    )
-    state = (status or {}).get("state") or {}
-    if "running" not in state:
-        kind = next(iter(state), "")
-        reason = (state.get(kind) or {}).get("reason", "")
-        shown = f"{kind}:{reason}" if reason else kind or pod.get("status", {}).get("phase", "?")
-        return None, f"container {container} is not running ({shown}): nvidia-smi not read"
-    try:
-        return cluster.exec(meta["namespace"], meta["name"], container, list(NVIDIA_SMI_ARGV)), ""
-    except SkewmitError as exc:
-        return None, f"nvidia-smi could not run: {exc}"
 
 
 def _lkg_template(
@@ -112,11 +63,14 @@ def gpu_inspection(
     *,
     dcgm: Mapping[str, str] | None = None,
     configured: str | None = None,
+    smi_cache: NodeSmiCache | None = None,
 ) -> HardwareReport:
-    """One row per pod of the Deployment: pod -> node -> GPU labels -> nvidia-smi (run in the
-    container with the fixed NVIDIA_SMI_ARGV) -> DCGM ``modelName`` (``dcgm``, by pod name).
-    The expected class comes from the last-known-good revision's nodeSelector or affinity,
-    else the majority of ready pods, else ``configured``. A pod that is not running or an exec
+    """One row per pod of the Deployment: pod -> node -> GPU labels -> nvidia-smi (run with the
+    fixed NVIDIA_SMI_ARGV in one pod per node, remembered in ``smi_cache``, by default the
+    connection's: services.smi_reads) -> DCGM ``modelName`` (``dcgm``, by pod name); a pod
+    shows its node's reading, its note naming the pod it was read in. The expected class
+    comes from the last-known-good revision's nodeSelector or affinity, else the majority of
+    ready pods, else ``configured``. A pod that is not running or an exec
     that fails gives a note on its row, never an exception.
 
     Raises NotFoundError for an unknown Deployment, and what the cluster raises for the reads
@@ -128,17 +82,11 @@ def gpu_inspection(
         key=lambda p: str(p["metadata"]["name"]),
     )
     nodes = cluster.list("Node")
-    smi: dict[str, str] = {}
-    why_not: dict[str, str] = {}
-    for pod in pods:
-        text, note = _read_smi(cluster, pod)
-        if text is not None:
-            smi[pod["metadata"]["name"]] = text
-        else:
-            why_not[pod["metadata"]["name"]] = note
+    reads = (smi_cache or cache_for(cluster)).read(cluster, pods, nodes)
+    smi, why_not = reads.by_pod, reads.notes
     readings = dict(dcgm or {})
     observed = gpu_rows(pods, nodes, smi, readings, None)
-    healthy = [row.gpu_class for row, pod in zip(observed, pods, strict=True) if _ready(pod)]
+    healthy = [row.gpu_class for row, pod in zip(observed, pods, strict=True) if is_ready(pod)]
     lkg_template, lkg_revision = _lkg_template(cluster, namespace, deployment)
     expected, reason = expected_gpu_class(lkg_template, healthy, configured)
     terminating = {p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")}
@@ -170,7 +118,8 @@ def hardware_findings(report: HardwareReport) -> list[Finding]:
     more (N pods)``, detail["pods"], detail["count"] and detail["nodes"]), a lone pod keeps
     its own subject ``pod/<p>`` and detail["node"]; ``gpu-class-unknown`` when the expected
     class cannot be told; ``gpu-class-unpinned`` when the live template lets pods land on any
-    GPU. Raises nothing."""
+    GPU; ``gpu-smi-not-read`` (warning) while pods' nodes wait for their nvidia-smi read (at
+    most smi_reads.MAX_NEW_NODES nodes are read per check). Raises nothing."""
     subject = f"deployment/{report.deployment}"
     expected = f"expected {report.expected_class} ({report.expected_reason})"
     nodes: dict[str | None, list[str]] = {}
@@ -208,6 +157,22 @@ def hardware_findings(report: HardwareReport) -> list[Finding]:
             f"(node{'s' if len(on) != 1 else ''} {named}), {expected}"
         )
         findings.append(replace(finding, message=message, detail={**detail, "nodes": on}))
+    unread = [row for row in report.rows if NOT_READ_YET in row.note]
+    if unread:
+        # Until nvidia-smi has run on their nodes these pods' class is the nodes' word (labels,
+        # DCGM): a mislabelled node would pass, so the step does not.
+        on = sorted({row.node for row in unread})
+        findings.append(
+            Finding(
+                Step.HARDWARE,
+                "gpu-smi-not-read",
+                Severity.WARNING,
+                f"nvidia-smi not read yet for {len(unread)} pod(s) on {len(on)} node(s): their "
+                "GPU class comes from node labels or DCGM until a later check reads them",
+                subject,
+                {"pods": [row.pod for row in unread], "nodes": on},
+            )
+        )
     if report.rows and report.expected_class is None:
         findings.append(
             Finding(

@@ -89,6 +89,11 @@ class EngineConfig:
     notes: tuple[str, ...] = ()
 
 
+# A GpuReading's note while its node's nvidia-smi waits for a later check (step 5 reads a
+# bounded number of nodes per check): never shown as a pass.
+SMI_NOT_READ_YET = "nvidia-smi not read yet"
+
+
 @dataclass(frozen=True)
 class GpuReading:
     """One GPU row of the inspector: pod -> node -> labels -> nvidia-smi -> DCGM."""

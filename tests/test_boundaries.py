@@ -18,7 +18,7 @@ WIDGETS = sorted(p.stem for p in (ROOT / "widgets").glob("*.py") if p.stem != "_
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(cwd / "pyproject.toml")],
+        [str(LINT_IMPORTS), "--no-cache", str(cwd / "pyproject.toml")],
         cwd=cwd,
         env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
         capture_output=True,

@@ -426,6 +426,12 @@ class SkewmitApp(ActionFlow):
             self.board.answer(step)
 
     def action_refresh(self) -> None:
+        from services.smi_reads import forget_readings
+
+        # The operator asked for fresh reads: nvidia-smi too, not step 5's per-node memory.
+        cluster = getattr(self.runbook, "cluster", None)  # a test's fake runbook has none
+        if cluster is not None:
+            forget_readings(cluster)
         self.recheck_all()
         self.polls[GROUP_ROLLOUT].request()
         self.polls[GROUP_METRICS].request()

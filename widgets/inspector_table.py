@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
-from services.models import GpuReading
+from services.models import SMI_NOT_READ_YET, GpuReading
 from services.sanitize import terminal_line
 
 # The list fits the pane at 80 and 120 columns; the rest of a row (labels, nvidia-smi, DCGM,
@@ -36,18 +36,23 @@ def common_prefix(names: Sequence[str]) -> str:
     return first[: first.rfind("-", 0, size) + 1]
 
 
+def mark_of(row: GpuReading) -> str:
+    """✗ on the wrong class; … while its node's nvidia-smi is not read yet (not a pass)."""
+    return "✗" if row.mismatch else ("…" if SMI_NOT_READ_YET in row.note else "✓")
+
+
 def reading_cells(row: GpuReading, prefix: str = "") -> tuple[str, ...]:
     """The row's list cells; node and class text come from the cluster, so every cell is one
     sanitised line."""
     pod = "…" + row.pod.removeprefix(prefix) if prefix and row.pod.startswith(prefix) else row.pod
-    cells = ("✗" if row.mismatch else "✓", pod, row.node or "-", row.gpu_class or "?")
+    cells = (mark_of(row), pod, row.node or "-", row.gpu_class or "?")
     return tuple(terminal_line(cell, 200) for cell in cells)
 
 
 def detail_text(row: GpuReading) -> str:
     """Everything about one pod's GPU, one fact per line, sanitised (cluster text)."""
     memory = f"{row.smi_memory_mib / 1024:.0f} GiB" if row.smi_memory_mib else "-"
-    mark = "✗" if row.mismatch else "✓"
+    mark = mark_of(row)
     source = row.label_source.removeprefix("label ") or "no GPU label"
     facts = (  # short lines: the pane is about 48 columns wide at 80x24
         ("pod", row.pod),

@@ -23,7 +23,6 @@ from services.errors import SkewmitError
 from services.gate import Applied, RevertRefused
 from services.models import (
     ActionSpec,
-    HardwareReport,
     MetricSeries,
     Plan,
     Preview,
@@ -121,11 +120,6 @@ class JournalRead(Message, bubble=False):
 @dataclass
 class EvidenceCaptured(Message):
     path: Path
-
-
-@dataclass
-class HardwareRead(Message, bubble=False):
-    report: HardwareReport
 
 
 @dataclass

@@ -153,12 +153,6 @@ class MainScreen(Screen[None]):
     def compact(self) -> bool:
         return self.has_class("-narrow") or self.has_class("-short")
 
-    def pane_visible(self, pane: str) -> bool:
-        """Whether a pane is on screen now (a hidden pane's polls wait)."""
-        if self.app.screen is not self:
-            return False
-        return not self.compact or self.pane == pane
-
     def show_pane(self, pane: str) -> None:
         self.pane = pane
         panes = self.query_one("#panes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -96,9 +97,11 @@ class Simulator:
         api = ApiServer(cluster)
         runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, reuse_address=True, ssl_context=self.cert.server_context()
-        )
+        context = self.cert.server_context()
+        # Loaded into the context: the key and certificate files are not read again, so they
+        # do not stay behind in /tmp (one folder per simulator ever started, key included).
+        shutil.rmtree(self.cert.cert_path.parent, ignore_errors=True)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=context)
         await site.start()
         self.port = _bound_port(site, self.port)
         metrics = web.AppRunner(

@@ -1093,3 +1093,16 @@ def test_a_watch_left_open_does_not_block_other_requests(admin: client.ApiClient
     assert core.read_namespace(NS).metadata.name == NS
     thread.join(timeout=10)
     assert done.is_set()
+
+
+def test_a_running_simulator_leaves_no_key_in_tmp(tmp_path: Path) -> None:
+    """Every simulator wrote its serving key and certificate to a /tmp folder it never
+    removed (2,556 folders after a day of test runs). Loaded once, they are removed at once;
+    the server still answers over TLS with the CA in its kubeconfig."""
+    from services.simulator.runner import Simulator
+
+    with Simulator("healthy", speed=30) as sim:
+        assert sim.cert is not None
+        assert not sim.cert.cert_path.parent.exists()
+        api = config.new_client_from_config(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+        assert client.CoreV1Api(api).read_namespace("inference").metadata.name == "inference"

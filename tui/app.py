@@ -429,9 +429,7 @@ class SkewmitApp(ActionFlow):
         from services.smi_reads import forget_readings
 
         # The operator asked for fresh reads: nvidia-smi too, not step 5's per-node memory.
-        cluster = getattr(self.runbook, "cluster", None)  # a test's fake runbook has none
-        if cluster is not None:
-            forget_readings(cluster)
+        forget_readings(self.runbook.cluster)
         self.recheck_all()
         self.polls[GROUP_ROLLOUT].request()
         self.polls[GROUP_METRICS].request()

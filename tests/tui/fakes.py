@@ -404,6 +404,8 @@ class FakeRunbook:
     calls: list[str] = field(default_factory=list)
     _gate: FakeGate | None = None
     evidence_root: Path | None = None
+    # What a real Runbook's connection is to the app: only ever handed to services by identity.
+    cluster: object = field(default_factory=object)
 
     @property
     def gate(self) -> FakeGate:

@@ -19,7 +19,9 @@ from typing import Any
 import yaml
 
 from services.errors import ConflictError, ForbiddenError, GitOpsError, InvalidError, SkewmitError
+from services.field_owners import OWNED_BY_ANOTHER
 from services.gitops import gitops_markers
+from services.guarded_apply import APPLY, applied_view, send_apply, taken_over
 from services.guarded_write import CONFLICT_RETRIES, send
 from services.inverse import (
     CONTROLLER_ANNOTATION_PREFIXES,
@@ -32,6 +34,7 @@ from services.inverse import (
 )
 from services.journal import Entry, Journal
 from services.journal_actions import reverted_by
+from services.json_patch import patched
 from services.kube import Cluster
 from services.masking import Unrestorable, mask_text
 from services.models import Change, GitOpsInfo, Plan, Preview
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
-VERBS = {"patch": "patch", "create": "create", "delete": "delete"}
+VERBS = {"patch": "patch", "create": "create", "delete": "delete", APPLY: "patch"}
 NOISE = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp", "selfLink")
 
 
@@ -79,11 +82,15 @@ class Gate:
         *,
         read_only: bool = False,
         gitops_override: bool = False,
+        force_conflicts: bool = False,
     ) -> None:
         self.cluster = cluster
         self.journal = journal
         self.read_only = read_only
         self.gitops_override = gitops_override
+        # A server-side apply takes fields another manager owns only when the operator said
+        # so (after agreeing with the owner); never by default.
+        self.force_conflicts = force_conflicts
         # seq of an apply -> (plain inverse, plain after) per object: secrets stay in memory.
         self._plain: dict[int, list[tuple[Obj, Obj]]] = {}
 
@@ -133,30 +140,45 @@ class Gate:
         return self._dry_run(plan)
 
     def _not_permitted(self, plan: Plan, change: Change) -> Preview | None:
-        """The refusal when RBAC does not let this user make `change` (SSAR)."""
-        allowed, reason = self.cluster.can_i(
-            VERBS[change.operation], change.kind, change.namespace, change.name
-        )
-        if allowed:
-            return None
-        return Preview(plan, False, f"not permitted: {reason}", False, "", self._diff(plan, None))
+        """The refusal when RBAC does not let this user make `change` (SSAR). An apply
+        that creates its object needs create as well as patch, as the API server checks."""
+        verbs = [VERBS[change.operation]]
+        if change.operation == APPLY and change.before is None:
+            verbs.append("create")
+        for verb in verbs:
+            allowed, reason = self.cluster.can_i(verb, change.kind, change.namespace, change.name)
+            if not allowed:
+                denied = f"not permitted: {reason}"
+                return Preview(plan, False, denied, False, "", self._diff(plan, None))
+        return None
+
+    def _send(self, change: Change, *, dry_run: bool) -> Obj | None:
+        if change.operation == APPLY:
+            return send_apply(self.cluster, change, dry_run=dry_run, force=self.force_conflicts)
+        return send(self.cluster, change, dry_run=dry_run)
 
     def _dry_run(self, plan: Plan) -> Preview:
         """The server's dry run of every change in order, and the diff of what it returned."""
         results: list[Obj | None] = []
+        forced: list[str] = []  # what force takes from other managers: said, never silent
         try:
             for change in plan.changes:
-                results.append(send(self.cluster, change, dry_run=True))
+                if self.force_conflicts:
+                    forced.append(taken_over(self.cluster, change))
+                results.append(self._send(change, dry_run=True))
         except SkewmitError as exc:
             return Preview(plan, True, "", False, mask_text(str(exc)), self._diff(plan, None))
-        return Preview(
-            plan, True, "", True, "server dry run accepted every change", self._diff(plan, results)
-        )
+        message = "server dry run accepted every change"
+        if any(forced):
+            message += "; forced, taking from other managers: " + ", ".join(filter(None, forced))
+        return Preview(plan, True, "", True, mask_text(message), self._diff(plan, results))
 
     def _diff(self, plan: Plan, results: list[Obj | None] | None) -> str:
         parts = []
         for i, change in enumerate(plan.changes):
             after = results[i] if results is not None else change.after
+            if results is None and change.operation == APPLY:
+                after = applied_view(change)
             if change.operation == "delete":
                 after = None
             label = f"{change.kind.lower()}/{change.name}"
@@ -175,7 +197,9 @@ class Gate:
             error = GitOpsError if preview.denied_reason.startswith("GitOps") else ForbiddenError
             raise error(preview.denied_reason)
         if not preview.dry_run_ok:
-            raise InvalidError(f"the server's dry run refused it: {preview.dry_run_message}")
+            refused = f"the server's dry run refused it: {preview.dry_run_message}"
+            owned = OWNED_BY_ANOTHER in preview.dry_run_message
+            raise (ConflictError if owned else InvalidError)(refused)
         intent = self.journal.append(
             "apply-intent",
             {
@@ -183,13 +207,14 @@ class Gate:
                 "title": plan.title,
                 "kubectl": list(plan.kubectl),
                 "changes": [_change_record(c) for c in plan.changes],
+                **({"force_conflicts": True} if self._forcing(plan) else {}),
             },
         )
         results: list[Obj] = []
         inverses: list[Obj] = []
         try:
             for change in plan.changes:
-                result = send(self.cluster, change, dry_run=False)
+                result = self._send(change, dry_run=False)
                 results.append(result or {})
                 inverses.append(self._inverse(change, result))
         except SkewmitError as exc:
@@ -209,6 +234,9 @@ class Gate:
         )
         self._remember(done.seq, inverses, results)
         return Applied(plan, done.seq, verified, message, tuple(results))
+
+    def _forcing(self, plan: Plan) -> bool:
+        return self.force_conflicts and any(c.operation == APPLY for c in plan.changes)
 
     def _remember(self, seq: int, inverses: list[Obj], results: list[Obj]) -> None:
         # The plain inverses (secrets included) never reach the journal; a revert in this
@@ -285,9 +313,11 @@ class Gate:
 
     def _inverse(self, change: Change, result: Obj | None) -> Obj:
         target = {"kind": change.kind, "namespace": change.namespace, "name": change.name}
-        if change.operation == "patch" and change.before is not None and result:
+        # An apply to an existing object is undone by a JSON patch back to what it was; one
+        # that created its object, by deleting it.
+        if change.operation in ("patch", APPLY) and change.before is not None and result:
             return {**target, "operation": "patch", "ops": inverse_ops(change.before, result)}
-        if change.operation == "create" and result:
+        if change.operation in ("create", APPLY) and result:
             return {**target, "operation": "delete", "name": result["metadata"]["name"]}
         return {
             **target,
@@ -366,7 +396,7 @@ class Gate:
                     else self._restore(seq, inverse, live, journal=journal_refusals)
                 )
                 ops = keep_system_taints(ops, live)
-                after_revert = _patched(live, ops)
+                after_revert = patched(live, ops)
                 changes.append(
                     Change(kind, namespace, name, "patch", "json", ops, live, after_revert, rv)
                 )
@@ -420,7 +450,7 @@ class Gate:
         plan = self._revert_plan(seq, journal_refusals=True)
         changes = plan.changes
         self.journal.append("revert-intent", {"reverts": seq})
-        results = [send(self.cluster, c, dry_run=False) or {} for c in changes]
+        results = [self._send(c, dry_run=False) or {} for c in changes]
         verified, message = self.verify(plan, results)
         done = self.journal.append(
             "reverted",
@@ -477,36 +507,6 @@ def _ambiguous(seq: int, entries: list[Entry], journal: Path) -> str:
         f"guess which one you mean and reverts neither; undo the one you mean by hand (each "
         f"entry's inverse is in {journal})"
     )
-
-
-def _patched(live: Obj, ops: list[Obj]) -> Obj | None:
-    """`live` with a JSON patch applied, for the diff a dry run cannot give; None when an op
-    does not apply (the server's dry run then says why)."""
-    doc = copy.deepcopy(live)
-    try:
-        for op in ops:
-            tokens = [
-                t.replace("~1", "/").replace("~0", "~") for t in str(op["path"]).split("/")[1:]
-            ]
-            parent: Any = doc
-            for token in tokens[:-1]:
-                parent = parent[int(token)] if isinstance(parent, list) else parent[token]
-            last = tokens[-1]
-            if isinstance(parent, list):
-                index = len(parent) if last == "-" else int(last)
-                if op["op"] == "remove":
-                    del parent[index]
-                elif op["op"] == "add":
-                    parent.insert(index, copy.deepcopy(op["value"]))
-                else:
-                    parent[index] = copy.deepcopy(op["value"])
-            elif op["op"] == "remove":
-                del parent[last]
-            elif op["op"] in ("add", "replace"):
-                parent[last] = copy.deepcopy(op["value"])
-    except (KeyError, IndexError, ValueError, TypeError):
-        return None
-    return doc
 
 
 def _step_of(data: Obj) -> Any:

@@ -27,6 +27,7 @@ from websocket import WebSocketException
 from services.errors import (
     CertificateError,
     ConfigError,
+    ConflictError,
     InvalidError,
     NotFoundError,
     SkewmitError,
@@ -34,6 +35,7 @@ from services.errors import (
     from_status,
     tls_failure,
 )
+from services.field_owners import FieldOwnedError, conflicts_in, owned_message
 from services.names import check_name, check_namespace
 from services.watch_stream import (
     ListPage,
@@ -55,6 +57,9 @@ PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
+# Server-side apply: a PATCH with this content type and a fieldManager. The client's REST
+# layer sends a dict body for any +yaml type as JSON, which is valid YAML.
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,15 @@ class Cluster(Protocol):
         *,
         dry_run: bool = False,
         resource_version: str = "",
+    ) -> Obj: ...
+    def apply(
+        self,
+        kind: str,
+        namespace: str,
+        obj: Obj,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = False,
+        dry_run: bool = False,
     ) -> Obj: ...
     def can_i(
         self, verb: str, kind: str, namespace: str, name: str = "", subresource: str = ""
@@ -261,7 +275,11 @@ class KubeCluster:
                 body=response.data.decode(errors="replace"),
             )
             error.headers = response.headers
-            raise gone_or(translate(error, what or f"{method} {path}", f"{method} {path}"), error)
+            # Chained so that a caller can read the server's Status (a server-side apply's
+            # conflicts name each field's manager in details.causes).
+            raise gone_or(
+                translate(error, what or f"{method} {path}", f"{method} {path}"), error
+            ) from error
         return response
 
     def _request(
@@ -456,6 +474,53 @@ class KubeCluster:
             "fieldManager": FIELD_MANAGER,
         }
 
+    def apply(
+        self,
+        kind: str,
+        namespace: str,
+        obj: Obj,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Server-side apply `obj` (the whole configuration skewmit has an opinion about) as
+        `field_manager`: creates the object, or merges into it and owns exactly the fields
+        sent. Without `force`, fields another manager owns are never taken: the server's 409
+        is raised as FieldOwnedError naming each field and manager. Raises ConfigError (bad
+        kind or name), InvalidError (no metadata.name, a refused configuration), and what the
+        cluster raises otherwise."""
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if not name:
+            raise InvalidError(f"apply {kind.lower()}: the configuration has no metadata.name")
+        k = self._kind(kind)
+        body = {"apiVersion": f"{k.group}/{k.version}" if k.group else k.version, "kind": kind}
+        body.update(obj)
+        what = f"apply {kind.lower()} {name}" + (" (server dry run)" if dry_run else "")
+        query = {
+            **self._write_query(dry_run),
+            "fieldManager": field_manager,
+            "force": "true" if force else None,
+        }
+        try:
+            result: Obj = self._request(
+                "PATCH",
+                self._path(kind, namespace, name),
+                query=query,
+                body=body,
+                content_type=APPLY_PATCH,
+                what=what,
+            )
+        except ConflictError as exc:
+            status = getattr(exc.__cause__, "body", None)
+            conflicts = conflicts_in(status)
+            if not conflicts:
+                raise
+            server = str((_json_or_empty(status)).get("message", ""))
+            message = owned_message(f"{kind.lower()}/{name}", conflicts, server)
+            raise FieldOwnedError(message, conflicts) from exc
+        return result
+
     def create(self, kind: str, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
         name = body.get("metadata", {}).get("name", "")
         if name:
@@ -583,6 +648,16 @@ class KubeCluster:
             detail = (err or out).strip()[:300] or message
             raise SkewmitError(f"`{' '.join(argv)}` in pod {pod} failed (exit {code}): {detail}")
         return str(out)
+
+
+def _json_or_empty(body: Any) -> Obj:
+    """An error body (text or dict) as a dict; {} when it is no JSON object."""
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return {}
+    return body if isinstance(body, dict) else {}
 
 
 def exec_status(text: str) -> tuple[int, str]:

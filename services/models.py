@@ -145,7 +145,7 @@ class Change:
     kind: str
     namespace: str
     name: str
-    operation: str  # patch | create | delete
+    operation: str  # patch | create | delete | apply (server-side, services.guarded_apply)
     patch_type: str  # json | merge | strategic | "" for create/delete
     patch: Any
     before: dict[str, Any] | None

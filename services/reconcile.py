@@ -252,7 +252,9 @@ def _find(cluster: Cluster, change: Obj) -> tuple[ChangeState, str, Obj | None, 
     except SkewmitError as exc:
         return "unknown", f"could not be read: {exc}", None, True
     operation = change.get("operation")
-    if operation == "create":
+    # A server-side apply planned against no object created it: settled like a create.
+    creates = operation == "create" or (operation == "apply" and not change.get("before"))
+    if creates:
         if live is None:
             return "not-applied", "does not exist", None, False
         return "applied", "exists", live, False
@@ -262,6 +264,8 @@ def _find(cluster: Cluster, change: Obj) -> tuple[ChangeState, str, Obj | None, 
         return "not-applied", "still there", live, False
     if live is None:
         return "unknown", "the object no longer exists", None, False
+    if operation == "apply":
+        return _find_applied(change, live)
     before = _leaves(change.get("before") or {})
     after = _leaves(change.get("after") or {})
     now = _leaves(comparable(live))
@@ -274,6 +278,34 @@ def _find(cluster: Cluster, change: Obj) -> tuple[ChangeState, str, Obj | None, 
         return "not-applied", "as it was before", live, False
     moved = sorted(".".join(p) for p in paths if now.get(p, _ABSENT) != after.get(p, _ABSENT))
     return "unknown", f"neither as before nor as planned at {', '.join(moved[:3])}", live, False
+
+
+def _find_applied(change: Obj, live: Obj) -> tuple[ChangeState, str, Obj | None, bool]:
+    """An apply to an existing object sent only the fields skewmit sets, and the server
+    merged them into the object (defaults added to list items): applied when the live object
+    holds every field sent, not applied when it is as it was."""
+    now = comparable(live)
+    if _covers(now, change.get("after") or {}):
+        return "applied", "the applied fields are live", live, False
+    if now == (change.get("before") or {}):
+        return "not-applied", "as it was before", live, False
+    return "unknown", "neither as before nor holding the applied fields", live, False
+
+
+def _covers(have: Any, want: Any) -> bool:
+    """Whether `have` holds everything `want` says: maps key by key, lists item by item (of
+    the same length), anything else equal."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and _covers(have[k], v) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(have) == len(want)
+            and all(_covers(h, w) for h, w in zip(have, want, strict=True))
+        )
+    return bool(have == want)
 
 
 def _leaves(obj: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -290,9 +322,10 @@ def _leaves(obj: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any
 
 def _inverse(change: Obj, live: Obj | None) -> Obj:
     target = {"kind": change["kind"], "namespace": change["namespace"], "name": change["name"]}
-    if change.get("operation") == "patch" and live is not None:
+    operation = change.get("operation")
+    if operation in ("patch", "apply") and change.get("before") and live is not None:
         return {**target, "operation": "patch", "ops": inverse_ops(change["before"], live)}
-    if change.get("operation") == "create":
+    if operation in ("create", "apply"):
         return {**target, "operation": "delete"}
     return {**target, "operation": "none", "why": "a deleted pod is recreated by its ReplicaSet"}
 

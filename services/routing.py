@@ -13,12 +13,13 @@ import copy
 from typing import Any
 
 from services.errors import ConflictError, InvalidError, NotFoundError, SkewmitError
+from services.guarded_apply import apply_change, kubectl_apply
 from services.kube import Cluster
 
 # LENGTH_FACTOR and the route_rules constants are re-exported for existing importers.
 from services.long_context_template import LENGTH_FACTOR as LENGTH_FACTOR
 from services.long_context_template import _long_template
-from services.models import Change, Finding, Plan, RouterInfo, Severity, Step
+from services.models import Finding, Plan, RouterInfo, Severity, Step
 from services.names import check_name
 from services.rollout import CHANGE_CAUSE, history, strip_hash
 from services.route_rules import HEADER as HEADER
@@ -352,12 +353,15 @@ def long_context_plan(
         },
         "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
     }
+    # Server-side applied under skewmit's field manager: the new objects' fields are
+    # skewmit's in managedFields, and a manager that got there first is a conflict shown
+    # by name, never overwritten.
     changes = [
-        Change("Deployment", namespace, long_name, "create", "", None, None, body),
-        Change("Service", namespace, long_name, "create", "", None, None, service),
+        apply_change("Deployment", namespace, body, None),
+        apply_change("Service", namespace, service, None),
     ]
     kubectl = [
-        f"kubectl apply -n {namespace} -f {long_name}.yaml  # the Deployment and Service "
+        f"{kubectl_apply(namespace, long_name + '.yaml')}  # the Deployment and Service "
         "shown in the diff",
     ]
     notes = [f"copied from {why}", *notes]

@@ -50,7 +50,13 @@ ACTION_PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "latency.max-output-tokens": (("patch", "Deployment"),),
     "latency.max-model-len": (("patch", "Deployment"),),
     "latency.max-num-seqs": (("patch", "Deployment"),),
-    "route.long-context": (("create", "Deployment"), ("create", "Service")),
+    # Server-side apply of new objects: a PATCH that creates, so both verbs (services.guarded_apply).
+    "route.long-context": (
+        ("create", "Deployment"),
+        ("patch", "Deployment"),
+        ("create", "Service"),
+        ("patch", "Service"),
+    ),
     "hardware.node-selector": (("patch", "Deployment"),),
     "hardware.cordon": (("patch", "Node"),),
     "hardware.taint": (("patch", "Node"),),

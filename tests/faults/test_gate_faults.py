@@ -230,8 +230,8 @@ def test_a_change_built_from_a_masked_copy_is_refused(tmp_path: Path) -> None:
 
 
 def test_step4_failing_part_way_rolls_back_and_the_retry_works(tmp_path: Path) -> None:
-    """Issue 9: the Service create fails after the -long Deployment was created; today the
-    Deployment keeps its GPUs with no revert, and the retry is refused."""
+    """Issue 9: the Service's apply (a PATCH) fails after the -long Deployment was created;
+    today the Deployment keeps its GPUs with no revert, and the retry is refused."""
     with Simulator("skew-incident", speed=SPEED) as sim:
         cluster = connect(sim, tmp_path)
         gate = new_gate(cluster, tmp_path)
@@ -240,7 +240,7 @@ def test_step4_failing_part_way_rolls_back_and_the_retry_works(tmp_path: Path) -
         assert [c.kind for c in plan.changes] == ["Deployment", "Service", "HTTPRoute"]
         preview = gate.preview(plan)
         assert preview.dry_run_ok, preview.dry_run_message
-        set_faults(cluster, [{"verb": "create", "resource": "services", "error_rate": 1.0}])
+        set_faults(cluster, [{"verb": "patch", "resource": "services", "error_rate": 1.0}])
         with pytest.raises(ServerError) as failed:
             gate.apply(plan, preview)
         message = str(failed.value)
@@ -277,7 +277,7 @@ def test_a_failed_roll_back_leaves_a_journaled_partial_apply_with_a_revert(
         set_faults(
             cluster,
             [
-                {"verb": "create", "resource": "services", "error_rate": 1.0},
+                {"verb": "patch", "resource": "services", "error_rate": 1.0},
                 {"verb": "delete", "resource": "deployments", "error_rate": 1.0},
             ],
         )

@@ -288,3 +288,57 @@ def test_a_revert_live_at_the_crash_is_reconciled_as_reverted(
     runbook = open_session(options)
     assert any("reverted (found after a restart)" in n for n in runbook.notices)
     assert runbook.gate.applied_entries() == []  # nothing left to revert
+
+
+ROUTE = """
+plan = runbook.plan("route.long-context", {})
+preview = runbook.gate.preview(plan)
+assert preview.dry_run_ok, preview.dry_run_message
+"""
+LONG = "llm-serve-long"
+
+
+def long_deployment(sim: Simulator) -> bool:
+    assert sim.cluster is not None
+    return sim.call(sim.cluster.store.peek, "deployments", "inference", LONG) is not None
+
+
+def test_a_step4_apply_cut_by_a_crash_is_reconciled_and_its_live_part_reverted(
+    world: tuple[Simulator, SessionOptions],
+) -> None:
+    """Step 4 server-side applies the -long Deployment and Service, then patches the route:
+    killed once the Deployment was applied, the restart finds it live and the rest not sent,
+    and the revert it offers deletes the Deployment (its GPUs are not left behind)."""
+    sim, options = world
+    proc = start_child(options, ROUTE, APPLY)
+    try:
+        set_faults(options, [{"latency_s": LATENCY_S}])
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        wait_for(
+            "the -long Deployment applied",
+            lambda: journal_types(options)[-1:] == ["apply-intent"] and long_deployment(sim),
+            timeout_s=60,
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        set_faults(options, [])
+    assert journal_types(options)[-1] == "apply-intent"
+    runbook = open_session(options)
+    notices = "\n".join(runbook.notices)
+    assert "partially applied (found after a restart; revert of the live part offered)" in notices
+    assert f"deployment/{LONG}: exists" in notices
+    assert f"service/{LONG}: does not exist" in notices
+    (seq, data), *_ = runbook.gate.applied_entries()
+    assert data["reconciled"] == "partial"
+    assert runbook.journal is not None and pending_intents(runbook.journal.entries()) == []
+    assert runbook.gate.revert(seq).verified
+    wait_for("the -long Deployment deleted", lambda: not long_deployment(sim))

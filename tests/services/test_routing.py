@@ -71,8 +71,8 @@ def test_plan_builds_a_separate_long_context_deployment_from_last_known_good(
     plan = routing.long_context_plan(cluster, NS, NAME)
     assert (plan.step, plan.action) == (Step.ROUTE, "route.long-context")
     assert [(c.kind, c.operation) for c in plan.changes] == [
-        ("Deployment", "create"),
-        ("Service", "create"),
+        ("Deployment", "apply"),
+        ("Service", "apply"),
         ("HTTPRoute", "patch"),
     ]
     deployment, service, route = (c.after for c in plan.changes)
@@ -124,6 +124,10 @@ def test_route_plan_previews_applies_routes_and_reverts(fresh: Simulator, tmp_pa
     route_before = cluster.get("HTTPRoute", NS, NAME)
     plan = routing.long_context_plan(cluster, NS, NAME)
 
+    # The equivalent command an operator could run is the server-side apply skewmit sends.
+    assert plan.kubectl[0].startswith(
+        f"kubectl apply --server-side --field-manager=skewmit -n {NS} -f {LONG}.yaml"
+    )
     preview = gate.preview(plan)
     assert preview.allowed and preview.dry_run_ok, preview.dry_run_message
     assert "x-context-class" in preview.diff
@@ -133,6 +137,9 @@ def test_route_plan_previews_applies_routes_and_reverts(fresh: Simulator, tmp_pa
     applied = gate.apply(plan, preview)
     assert applied.verified, applied.message
     assert cluster.get("Service", NS, LONG)["spec"]["selector"] == {"app": LONG}
+    for kind in ("Deployment", "Service"):
+        fields = cluster.get(kind, NS, LONG)["metadata"]["managedFields"]
+        assert ("skewmit", "Apply") in {(f["manager"], f["operation"]) for f in fields}
     wait_for(
         "the long-context deployment to have a ready pod",
         lambda: cluster.get("Deployment", NS, LONG).get("status", {}).get("readyReplicas"),

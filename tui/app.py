@@ -1,26 +1,36 @@
 """The skewmit app: one screen that says where the incident stands, what to do next and
 whether it worked, and never waits on the cluster.
 
-Every Runbook call runs in a thread worker and comes back as a message (tui.workers); each
-periodic read is a `Poll`, so reads never overlap and hidden panes are not polled. Changes go
-through the gate only: plan -> preview (diff, dry run) -> confirmation -> apply -> journal.
+The App wires parts that each have one job and are handed what they need (no mixins):
+`RunbookWorkers` (tui.workers) runs every Runbook call on a thread and posts the result
+(tui.messages); `RunbookPolls` (tui.polls) schedules each read when the previous one
+finished and pauses hidden panes; `ActionController` (tui.action_controller) runs a change
+through the gate (plan -> preview -> confirmation -> apply -> journal) and says why a key
+cannot act; `Dashboard` (tui.dashboard) keeps what the messages said and renders it;
+`StepBoard` (tui.step_board) holds the reports and the state rules. Given a SessionOpener,
+the App draws its first frame before any network call and opens the session in a worker
+(tui.opening).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
-from functools import partial
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from textual.app import SystemCommand
+from textual import on
+from textual.actions import ActionParseResult
+from textual.actions import parse as parse_action
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
+from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from services.models import (
     STEP_ORDER,
-    STEP_TITLES,
     ActionSpec,
     MetricSeries,
     RolloutProgress,
@@ -28,37 +38,50 @@ from services.models import (
     StepReport,
     Verdict,
 )
-from services.sanitize import terminal_line
+from services.sanitize import terminal_line, terminal_text
 from tui import low_bandwidth
-from tui.actions import ActionFlow
-from tui.keymap import BY_ACTION, FIX_KEY, step_number
+from tui.action_controller import ActionController, footer_before_open
+from tui.dashboard import Dashboard
+from tui.messages import (
+    ActionApplied,
+    ActionFailed,
+    ActionReverted,
+    EvidenceCaptured,
+    JournalRead,
+    MetricsSampled,
+    PaneShown,
+    PreviewReady,
+    RevertPreviewReady,
+    RolloutProgressed,
+    SessionOpened,
+    StepChecked,
+)
+from tui.opening import SessionOpening
+from tui.palette import runbook_commands
+from tui.polls import RunbookPolls, step_of_group
 from tui.screens.help import HelpScreen, key_rows
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
-from tui.session import Session, opened_at_of
-from tui.step_board import SHORT_TITLES, StepBoard
+from tui.session import Session, SessionOpener
+from tui.step_board import StepBoard
 from tui.verdict_state import VerdictState
 from tui.workers import (
-    CHECK_GROUPS,
     GROUP_ACTION,
     GROUP_EVIDENCE,
     GROUP_METRICS,
     GROUP_ROLLOUT,
-    ActionFailed,
-    JournalRead,
-    MetricsSampled,
-    PaneShown,
-    Poll,
-    RolloutProgressed,
-    StepChecked,
+    RunbookWorkers,
 )
-from widgets.checklist import Checklist, ChecklistRow
-from widgets.header_bar import HeaderBar, HeaderState
+from widgets.action_log import ActionLog
+from widgets.checklist import Checklist
+from widgets.header_bar import HeaderState
 from widgets.step_detail import StepDetail
 
+EXIT_ERROR = 2  # the session could not be opened (tui.launchers' code)
 
-class SkewmitApp(ActionFlow):
+
+class SkewmitApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "skewmit"
     HORIZONTAL_BREAKPOINTS = [
@@ -74,30 +97,61 @@ class SkewmitApp(ActionFlow):
         Binding("ctrl+r", "refresh", "Refresh all", show=False, id="app.refresh"),
     ]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session_or_opener: Session | SessionOpener) -> None:
         super().__init__()
-        self.session = session
-        self.runbook = session.runbook
+        # With an opener the first frame is drawn before any network call (issue 12): the
+        # session is opened in a worker and installed when it answers.
+        self.opener: SessionOpener | None = None
+        self.session: Session | None = None
+        if isinstance(session_or_opener, SessionOpener):
+            self.opener = session_or_opener
+        else:
+            self.session = session_or_opener
+        self.open_error = ""  # why the session could not be opened (the app exited 2)
+        self.opening = SessionOpening(self.opener) if self.opener is not None else None
         # Reports, the operator's doing and the state rules: tui.step_board, no App needed.
         self.board = StepBoard()
-        self.action_busy: ActionSpec | None = None
-        self.busy_note = ""
-        self.rollout_active = False
-        self.metrics: list[MetricSeries] = []
-        self.metrics_error = ""
-        self.progress: RolloutProgress | None = None
-        self.verdict: Verdict | None = None
-        # Whether that verdict still stands: a failed or stale read replaces it on screen.
-        self.verdict_state = VerdictState(session.now, session.intervals.validate)
-        self.evidence_path: str = ""
-        self.settled_at: float | None = None  # when the last change's rollout finished
-        self.opened_at = session.opened_at
-        self.main = MainScreen(self._header_state())
-        self.polls: dict[str, Poll] = {}
+        waiting = self.opener.waiting if self.opener is not None else ""
+        self.main = MainScreen(self.opener.header if self.opener is not None else HeaderState())
+        self.dashboard = Dashboard(self.main, self.board, self._views, self.session, waiting)
+        self.main.header_state = self._header_state()
+        self.runbook_workers: RunbookWorkers | None = None
+        self.actions: ActionController | None = None
+        self.polls = RunbookPolls(self.board)
         self.informer: Any = None  # services.informer.Informer: pods and nodes from watches
         self.heap_frozen = False  # see _freeze_start_up_heap
 
-    # The board's facts, read by tests and tools under their old names.
+    def run(self, *args: Any, **kwargs: Any) -> int | None:
+        """App.run; when the opener failed, "skewmit: <why>" on stderr and 2 returned."""
+        result = super().run(*args, **kwargs)
+        if self.open_error:
+            print(f"skewmit: {self.open_error}", file=sys.stderr)
+        return result
+
+    @property
+    def connecting(self) -> str:
+        """What a key that needs the session says while it is being opened ("" once open)."""
+        if self.session is not None:
+            return ""
+        context = self.opener.header.context if self.opener is not None else ""
+        return f"still connecting to {context or 'the cluster'}…"
+
+    # The action controller's state, read by tests and tools under their old names.
+    @property
+    def action_busy(self) -> ActionSpec | None:
+        return self.actions.busy if self.actions is not None else None
+
+    @property
+    def evidence_path(self) -> str:
+        return self.actions.evidence_path if self.actions is not None else ""
+
+    # The board's and the dashboard's facts, read by tests and tools under their old names.
+    @property
+    def runbook(self) -> Any:
+        if self.session is None:
+            raise RuntimeError("the session is not open yet")
+        return self.session.runbook
+
     @property
     def reports(self) -> dict[Step, StepReport]:
         return self.board.reports
@@ -118,98 +172,127 @@ class SkewmitApp(ActionFlow):
     def running_step(self) -> Step | None:
         return self.board.running_step
 
-    @running_step.setter
-    def running_step(self, step: Step | None) -> None:
-        self.board.running_step = step
+    @property
+    def selected_step(self) -> Step:
+        """The checklist's cursor itself. Keys typed together ("2a", "↓a") reach the app
+        before the StepHighlighted that the first one causes: the dashboard's copy would
+        still name the step before, and `a` would act on it."""
+        if self.main.is_mounted:
+            step = self.main.query_one(Checklist).selected_step
+            if step is not None:
+                return step
+        return self.dashboard.selected_step
+
+    @property
+    def metrics(self) -> list[MetricSeries]:
+        return self.dashboard.metrics
+
+    @property
+    def progress(self) -> RolloutProgress | None:
+        return self.dashboard.progress
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.dashboard.verdict
+
+    @property
+    def verdict_state(self) -> VerdictState:
+        return self.dashboard.verdict_state
+
+    @property
+    def closing(self) -> bool:
+        """Results still arrive while the app shuts down (its screens' widgets are being
+        removed): there is nothing to show them on."""
+        return not self.is_running or not self.main.is_attached
+
+    def _header_state(self) -> HeaderState:
+        before = self.opener.header if self.opener is not None else HeaderState()
+        return self.dashboard.header_state(before)
+
+    def _views(self) -> list[Any]:
+        return [s for s in self.screen_stack if isinstance(s, MainScreen | ValidationScreen)]
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def _header_state(self) -> HeaderState:
-        target = self.runbook.target
-        return HeaderState(
-            context=target.context,
-            server=target.server,
-            namespace=target.namespace,
-            deployment=target.deployment,
-            user=target.user,
-            read_only=self.session.read_only,
-            production=self.session.production,
-            incident_id=self.session.incident_id,
-            elapsed_s=self._elapsed(),
-            clock_note=self.session.clock_note,
-        )
-
-    def _elapsed(self) -> float | None:
-        journal = self.runbook.journal
-        if self.opened_at is None and journal is not None:
-            # The incident opens at the first finding or change, after the session was built.
-            self.opened_at = opened_at_of(journal.meta())
-        # On the journal's clock (the metrics source's: simulated in the demo), as opened_at.
-        now = self.session.metrics_now or self.session.now
-        return None if self.opened_at is None else now() - self.opened_at
-
     async def on_mount(self) -> None:
+        await self.push_screen(self.main)
+        self.set_interval(1.0, self._tick)
+        if self.session is not None:
+            self._start_session(self.session)
+            return
+        assert self.opener is not None and self.opening is not None
+        self.dashboard.render_rows()
+        self.main.show_waiting(self.opener.waiting)
+        self.dashboard.render_detail()
+        self.opening.start(self)
+
+    def on_session_opened(self, message: SessionOpened) -> None:
+        if message.session is None:
+            # Printed by `run` once the terminal is back: one line, never wrapped or cropped.
+            self.open_error = terminal_text(message.error, 2000)
+            self.exit(EXIT_ERROR, return_code=EXIT_ERROR)
+            return
+        if self.closing or self._exit:
+            return  # quit while opening: the launcher closes what was opened
+        self.session = message.session
+        self.dashboard.open(message.session)
+        self.main.show_header(self._header_state())
+        self._start_session(message.session)
+        self.dashboard.render_detail()
+        self.refresh_bindings()
+
+    def _start_session(self, session: Session) -> None:
+        """What starts once the session is open: the watches, the polls, the notices."""
         # The checks' pod and node reads come from watches, not a re-list each poll (a
         # 1,000-pod list froze the screen while a worker parsed it); stopped on unmount.
         from services.cached_cluster import cache_reads
 
-        self.informer = cache_reads(self.runbook)
-        await self.push_screen(self.main)
-        low_bandwidth.setup(self, self.main, self.session)  # chart pacing; the quiet mode
-        intervals = self.session.intervals
-        for step in STEP_ORDER:
-            every = intervals.validate if step == Step.VALIDATE else intervals.checks
-            self.polls[CHECK_GROUPS[step]] = Poll(
-                partial(self.fetch_step, step), partial(float, every), self.set_timer
-            )
-        self.polls[GROUP_ROLLOUT] = Poll(
-            self.poll_rollout,
-            lambda: intervals.rollout_active if self.rollout_active else intervals.rollout,
+        self.informer = cache_reads(session.runbook)
+        workers = self.runbook_workers = RunbookWorkers(self, session)
+        self.actions = self.dashboard.actions = ActionController(self, session, self.board, workers)
+        # Chart pacing; the quiet mode, which the validation view follows too.
+        self.dashboard.low_bandwidth = low_bandwidth.setup(self, self.main, session)
+        self.polls.start(
+            session,
+            workers,
             self.set_timer,
+            rollout_active=lambda: self.dashboard.rollout_active,
+            metrics_visible=self._metrics_visible,
         )
-        self.polls[GROUP_METRICS] = Poll(
-            self.poll_metrics, lambda: intervals.metrics, self.set_timer, self._metrics_visible
-        )
-        for poll in self.polls.values():
-            poll.request()
-        self.fetch_log()
-        self.set_interval(1.0, self._tick)
-        self._render_rows()
-        for notice in self.session.notices:  # held by another instance; reconciled intents
+        workers.fetch_log()
+        self.dashboard.render_rows()
+        for notice in session.notices:  # held by another instance; reconciled intents
             self.notify(terminal_line(notice, 500), severity="warning", timeout=30, markup=False)
 
-    def _tick(self) -> None:
-        if self.verdict_state.expire():
-            self._render_verdict()
-        elapsed = self._elapsed()
-        incident_id = self.session.incident_id
-        for screen in self.screen_stack:
-            for header in screen.query(HeaderBar):
-                if header.state.incident_id != incident_id:  # the incident opened since
-                    header.show(replace(header.state, incident_id=incident_id))
-                header.set_elapsed(elapsed)
-
-    @property
-    def closing(self) -> bool:
-        """Results still arrive while the app shuts down; there is nothing to show them on."""
-        return not self.main.is_attached
-
-    def on_unmount(self) -> None:
-        for poll in self.polls.values():
-            poll.stop()
+    async def on_unmount(self) -> None:
+        self.polls.stop()
         if self.informer is not None:
             self.informer.stop()
+        if self.opening is not None:
+            # Quit while opening: wait for open() so that what it opened can be closed.
+            opened = await self.opening.wait()
+            if self.session is None:
+                self.session = opened
+
+    def _tick(self) -> None:
+        self.dashboard.tick(list(self.screen_stack))
+
+    # -- polls: each read is scheduled when the previous one finished --------------------------
 
     def _metrics_visible(self) -> bool:
         if isinstance(self.screen, ValidationScreen):
             return True
         return self.main in self.screen_stack and (
-            not self.main.compact or self.main.pane == "metrics"
+            not self.main.compact or self.dashboard.pane == "metrics"
         )
 
-    def on_pane_shown(self, message: PaneShown) -> None:
-        if message.pane == "metrics":
-            self.polls[GROUP_METRICS].resume()
+    def fetch_log(self) -> None:
+        if self.runbook_workers is not None:
+            self.runbook_workers.fetch_log()
+
+    def recheck_all(self) -> None:
+        self.polls.recheck_all()
+        self.dashboard.render_rows()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -218,45 +301,21 @@ class SkewmitApp(ActionFlow):
         if event.state == WorkerState.ERROR:
             # Not one of the project's errors: a bug or an unexpected client failure. Say so
             # and keep going; the poll tries again on schedule.
-            self._worker_crashed(worker)
-        elif event.state == WorkerState.CANCELLED:
-            self._answered(worker.group)  # no answer will come from it
-        poll = self.polls.get(worker.group)
-        if poll is not None:
-            poll.finished()
-
-    def _worker_crashed(self, worker: Worker[Any]) -> None:
-        error = f"{type(worker.error).__name__}: {worker.error}"
-        step = next((s for s, g in CHECK_GROUPS.items() if g == worker.group), None)
-        if step is not None:
-            self.board.check_crashed(step, error)
-            self._render_rows()
-            if step == self.selected_step:
-                self._render_detail()
-            if step == Step.VALIDATE and self.verdict_state.failed(error):
-                self._render_verdict()
-        elif worker.group in (GROUP_ACTION, GROUP_EVIDENCE):
-            self.post_message(ActionFailed(worker.name or "action", error))
-        self.log.error(f"worker {worker.name} failed: {error}")
+            error = f"{type(worker.error).__name__}: {worker.error}"
+            step = step_of_group(worker.group)
+            if step is not None:
+                self.dashboard.check_crashed(step, error)
+            elif worker.group in (GROUP_ACTION, GROUP_EVIDENCE):
+                self.post_message(ActionFailed(worker.name or "action", error))
+            self.log.error(f"worker {worker.name} failed: {error}")
+        self.polls.worker_ended(worker, event.state)
 
     # -- results (UI thread) --------------------------------------------------------------
 
     def on_step_checked(self, message: StepChecked) -> None:
         if self.closing:
             return
-        step, report = message.step, message.report
-        self.board.checked(report)
-        if report.progress is not None:
-            self._show_progress(report.progress)
-        if report.hardware is not None:
-            self.main.show_hardware(report.hardware)
-        if report.verdict is not None:
-            self._show_verdict(report.verdict)
-        elif step == Step.VALIDATE and self.verdict_state.failed(report.error):
-            self._render_verdict()
-        self._render_rows()
-        if step == self.selected_step:
-            self._render_detail()
+        self.dashboard.step_checked(message)
         self.refresh_bindings()
         self._freeze_start_up_heap()
 
@@ -278,189 +337,185 @@ class SkewmitApp(ActionFlow):
         self.heap_frozen = True
 
     def on_rollout_progressed(self, message: RolloutProgressed) -> None:
-        if self.closing:
-            return
-        if message.progress is None:
-            self.main.query_one("#rollout").tooltip = terminal_line(message.error, 500)
-            return
-        self._show_progress(message.progress)
-        if self.rollout_active and message.progress.done:
-            self.rollout_active = False
-            self.running_step = None
-            self.settled_at = self._clock()
-            self._render_rows()
-            self.recheck_all()
-
-    def _clock(self) -> float:
-        """The clock the metrics (and so the stability window) run on: simulated in the demo."""
-        return float(self.session.metrics_now() if self.session.metrics_now else self.session.now())
-
-    def remaining_s(self, verdict: Verdict | None) -> float | None:
-        """Seconds until the stability window holds only samples taken after the last change
-        settled: the gate's own figure when it gives one."""
-        if verdict is None or verdict.verdict == "pass":
-            return None
-        given = getattr(verdict, "remaining_s", None)
-        if given is not None:
-            return float(given)
-        if self.settled_at is None:
-            return None
-        left = verdict.window_s - (self._clock() - self.settled_at)
-        return left if left > 0 else None
-
-    def _show_progress(self, progress: RolloutProgress) -> None:
-        self.progress = progress
-        for screen in self._views():
-            screen.show_progress(progress)
-
-    def _show_verdict(self, verdict: Verdict) -> None:
-        self.verdict = verdict
-        self.board.verdict = verdict
-        self.verdict_state.fresh(verdict)
-        self._render_verdict()
-
-    def _render_verdict(self) -> None:
-        verdict, lost = self.verdict, self.verdict_state.lost
-        remaining = self.remaining_s(verdict)
-        for screen in self._views():
-            screen.show_verdict(verdict, remaining, lost)
+        if not self.closing and self.dashboard.rollout_progressed(message):
+            self.recheck_all()  # the rollout skewmit started finished: every step again
 
     def on_metrics_sampled(self, message: MetricsSampled) -> None:
         if self.closing:
             return
-        if message.error and message.series == [] and self.metrics:
-            # Keep the last readings on screen; they go stale visibly.
-            self.metrics_error = message.error
-        else:
-            self.metrics = list(message.series)
-            self.metrics_error = message.error
-        # The gate reads the same source: after a failed read its verdict no longer stands.
-        sampled = self.session.metrics_sampler is not None
-        if message.error and sampled and self.verdict_state.failed(f"metrics: {message.error}"):
-            self._render_verdict()
-        now = self.session.metrics_now() if self.session.metrics_now else None
-        self.main.show_metrics(self.metrics, now, self.metrics_error)
-        if isinstance(self.screen, ValidationScreen):
-            self.screen.show_metrics(self.metrics)
+        view = self.screen if isinstance(self.screen, ValidationScreen) else None
+        self.dashboard.metrics_sampled(message, view)
 
     def on_journal_read(self, message: JournalRead) -> None:
-        if self.closing:
-            return
-        self.main.show_log(message.entries, self.session.read_only)
-        self.board.journal_read(message.standing, message.reverted)
-        self._render_rows()
+        if not self.closing:
+            self.dashboard.journal_read(message)
 
-    def _views(self) -> list[Any]:
-        return [s for s in self.screen_stack if isinstance(s, MainScreen | ValidationScreen)]
-
-    # -- the checklist and the selected step ------------------------------------------------
-
-    @property
-    def selected_step(self) -> Step:
-        if not self.main.is_mounted:
-            return STEP_ORDER[0]
-        return self.main.query_one(Checklist).selected_step or STEP_ORDER[0]
-
-    def state_of(self, step: Step) -> str:
-        return self.board.state_of(step)
-
-    def _render_rows(self) -> None:
-        if not self.main.is_mounted:
-            return
-        self.main.show_rows(
-            [
-                ChecklistRow(step, i + 1, SHORT_TITLES[step], state, errors, warnings)
-                for i, (step, state, errors, warnings) in enumerate(self.board.rows())
-            ]
-        )
+    def on_pane_shown(self, message: PaneShown) -> None:
+        self.dashboard.pane = message.pane
+        if message.pane == "metrics":
+            self.polls.resume_metrics()
 
     def on_checklist_step_highlighted(self, message: Checklist.StepHighlighted) -> None:
-        self._render_detail()
+        self.dashboard.selected_step = message.step
+        self.dashboard.render_detail()
         self.refresh_bindings()  # the footer shows the selected step's keys only
 
-    def _render_detail(self) -> None:
-        step = self.selected_step
-        detail = self.main.query_one(StepDetail)
-        title = f"{STEP_ORDER.index(step) + 1} · {STEP_TITLES[step]}"
-        report = self.reports.get(step)
-        notes = []
-        if self.action_busy is not None and self.action_busy.step == step and self.busy_note:
-            notes.append(f"{self.action_busy.title}: {self.busy_note}")
-        note = self.board.note_for(step)
-        if note:
-            notes.append(note)
-        if step in self.failed:
-            notes.append(f"failed: {self.failed[step]}")
-        if step == Step.VALIDATE and self.evidence_path:
-            notes.append(f"evidence bundle: {self.evidence_path}")
-        self._render_hint()
-        if report is None:
-            detail.show_pending(title, "\n".join(notes) or "checking…")
-            return
-        detail.show(report, title, "\n".join(notes))
+    # -- what the action controller asks of the app (tui.action_controller.ActionHost) -----
 
-    def _render_hint(self) -> None:
-        """The status line's resting text: what the fix key does on the selected step now,
-        or what the change in progress is doing."""
-        if self.action_busy is not None:
-            self.main.say(f"{self.action_busy.title}: {self.busy_note or 'in progress'}")
-            return
-        spec, why = self.board.fix_for(
-            self.selected_step, read_only=self.session.read_only, busy=self.action_busy
+    def show_modal(self, screen: Screen[Any], then: Any = None) -> None:
+        self.push_screen(screen, then)
+
+    def busy_changed(self) -> None:
+        self.refresh_bindings()
+        self.dashboard.render_detail()
+
+    def render_rows(self) -> None:
+        self.dashboard.render_rows()
+
+    def change_made(self) -> None:
+        self.dashboard.rollout_active = True
+        self.refresh_bindings()
+        self.fetch_log()
+        self.polls.request(GROUP_ROLLOUT)
+        self.recheck_all()
+
+    def evidence_written(self, path: str) -> None:
+        self.main.show_evidence(f"evidence bundle: {path}")
+        self.dashboard.render_detail()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast as plain, sanitised text: messages quote the cluster (errors, titles,
+        verify results), so none is parsed as markup or reaches the terminal raw."""
+        super().notify(
+            terminal_text(message, 2000),
+            title=terminal_line(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
         )
-        self.main.say(f"{FIX_KEY}: {spec.title}" if spec is not None else why)
 
-    def recheck_all(self) -> None:
-        for step in STEP_ORDER:
-            poll = self.polls[CHECK_GROUPS[step]]
-            # A check already out read the cluster before this request (the old pods of a
-            # rollout that just finished): only the next run, started after it, answers.
-            self.board.begin_recheck(step, poll.runs + 1)
-            poll.request()
-        self._render_rows()
+    def refuse(self, why: str) -> None:
+        """Say why a key did nothing: on the main screen's status line (a toast would cover
+        the screen at 80x24), elsewhere as a toast."""
+        if self.main.is_attached and self.screen is self.main:
+            self.main.say(why, refusal=True)
+        else:
+            self.notify(why, severity="warning", timeout=6)
 
-    def _answered(self, group: str | None) -> None:
-        """A check came back that posts no report (cancelled): it still answers."""
-        step = next((s for s, g in CHECK_GROUPS.items() if g == group), None)
-        if step is not None:
-            self.board.answer(step)
+    # -- the action flow's messages, handed to the controller -------------------------------
+
+    @on(PreviewReady)
+    @on(ActionApplied)
+    @on(ActionFailed)
+    @on(ActionReverted)
+    @on(RevertPreviewReady)
+    @on(EvidenceCaptured)
+    def _action_result(self, message: Message) -> None:
+        if self.actions is not None and not self.closing:
+            self.actions.handle(message)
+
+    def on_action_log_entry_highlighted(self, message: ActionLog.EntryHighlighted) -> None:
+        if self.actions is not None:
+            self.actions.log_highlighted(message.entry, message.why_not)
+
+    def on_action_log_revert_requested(self, message: ActionLog.RevertRequested) -> None:
+        if self.actions is None:
+            self.refuse(self.connecting)
+        else:
+            self.actions.request_revert(message.entry)
+
+    def on_step_detail_action_chosen(self, message: StepDetail.ActionChosen) -> None:
+        self.start_action(message.action)
+
+    # -- keys: each acts, or says on the status line why it cannot ----------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Footer state of the main screen's keys: shown, dimmed (None) or hidden (False).
+        A key pressed in either case still answers (see run_action)."""
+        if self.actions is None:
+            return footer_before_open(action)
+        return self.actions.footer_state(action, parameters, self.selected_step)
+
+    def key_refusal(self, action: str, parameters: tuple[object, ...]) -> str:
+        """Why a key's action cannot run now ("" when it can)."""
+        if self.actions is None:
+            return self.connecting if footer_before_open(action) is not True else ""
+        return self.actions.key_refusal(action, parameters, self.selected_step)
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """A key whose `check_action` says no still answers: Textual would skip it silently,
+        and the footer's dimming is invisible under NO_COLOR, so the status line says why."""
+        if await super().run_action(action, default_namespace, namespaces):
+            return True
+        _, name, params = parse_action(action) if isinstance(action, str) else action
+        if name == "revert" and isinstance(default_namespace, ActionLog):
+            # The log's own `r`: why, as the log said when its highlighted entry changed.
+            why = self.actions.log_why_not if self.actions is not None else self.connecting
+        else:
+            why = self.key_refusal(name, params)
+        if not why:
+            return False
+        self.refuse(why)
+        return True
+
+    def start_action(self, action: ActionSpec) -> None:
+        """Start an action chosen by key, button or palette: inputs, then the preview."""
+        if self.actions is None:
+            self.refuse(self.connecting)
+        else:
+            self.actions.start(action)
+
+    def action_step_action(self, action_id: str) -> None:
+        if self.actions is not None:
+            self.actions.step_action(action_id)
+
+    def action_fix_step(self) -> None:
+        if self.actions is None:
+            self.refuse(self.connecting)
+        else:
+            self.actions.fix(self.selected_step)
+
+    def action_revert_change(self) -> None:
+        if self.actions is not None:
+            self.actions.revert_highlighted()
 
     def action_refresh(self) -> None:
         from services.smi_reads import forget_readings
 
+        if self.session is None:
+            self.refuse(self.connecting)
+            return
         # The operator asked for fresh reads: nvidia-smi too, not step 5's per-node memory.
-        forget_readings(self.runbook.cluster)
+        forget_readings(self.session.runbook.cluster)
         self.recheck_all()
-        self.polls[GROUP_ROLLOUT].request()
-        self.polls[GROUP_METRICS].request()
+        self.polls.request(GROUP_ROLLOUT, GROUP_METRICS)
         self.fetch_log()
 
     def action_skip_step(self) -> None:
+        if self.session is None:
+            self.refuse(self.connecting)
+            return
         self.board.toggle_skip(self.selected_step)
-        self._render_rows()
-        self._render_detail()
+        self.dashboard.render_rows()
+        self.dashboard.render_detail()
 
     # -- quitting ---------------------------------------------------------------------------
 
-    def quit_warning(self) -> str:
-        """What quitting now would leave unwatched ("" when nothing is in flight)."""
-        progress = self.progress
-        if self.rollout_active or (progress is not None and not progress.done):
-            detail = f" ({progress.message})" if progress is not None else ""
-            return (
-                f"A rollout is in flight{detail}. Quitting stops watching it; the change stays "
-                "applied and journaled, and skewmit reopens this incident when started again."
-            )
-        crashing = [p for p in progress.problems if p.code == "crashloop"] if progress else []
-        if crashing:
-            return (
-                f"Pods are crash-looping: {crashing[0].message}. Quitting leaves them so; "
-                "the journal keeps the incident open."
-            )
-        return ""
-
     async def action_quit(self) -> None:
-        why = self.quit_warning()
+        why = self.dashboard.quit_warning()
         if not why:
             self.exit()
             return
@@ -483,55 +538,20 @@ class SkewmitApp(ActionFlow):
         if isinstance(self.screen, ValidationScreen):
             self.pop_screen()
             return
-        view = ValidationScreen(self._header_state())
+        every = low_bandwidth.session_chart_interval(self.session)
+        quiet = self.dashboard.low_bandwidth
+        view = ValidationScreen(self._header_state(), quiet=quiet, chart_interval_s=every)
 
         def fill() -> None:
             view.show_metrics(self.metrics)
-            view.show_verdict(self.verdict, self.remaining_s(self.verdict), self.verdict_state.lost)
+            remaining = self.dashboard.remaining_s(self.verdict)
+            view.show_verdict(self.verdict, remaining, self.verdict_state.lost)
             view.show_progress(self.progress)
-            self.polls[GROUP_METRICS].resume()
+            self.polls.resume_metrics()
 
-        self.push_screen(view, lambda _: self.polls[GROUP_METRICS].resume())
+        self.push_screen(view, lambda _: self.polls.resume_metrics())
         self.call_after_refresh(fill)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for i, step in enumerate(STEP_ORDER):
-            yield SystemCommand(
-                f"Step {i + 1}: {STEP_TITLES[step]}",
-                "Show this step",
-                partial(self.main.action_select_step, i + 1),
-            )
-        for step in STEP_ORDER:
-            report = self.reports.get(step)
-            for action in report.actions if report else ():
-                why = "" if action.available else f" (unavailable: {action.reason})"
-                key = BY_ACTION[action.id].key if action.id in BY_ACTION else action.key
-                yield SystemCommand(
-                    terminal_line(action.title, 160),
-                    terminal_line(
-                        f"step {step_number(step)}, key {key}{why}: {action.description}", 160
-                    ),
-                    partial(self.start_action, action),
-                )
-        yield SystemCommand(
-            "Validation view",
-            "Full-screen charts and the validation gate",
-            self.action_validation_view,
-        )
-        yield SystemCommand(
-            "Refresh all checks", "Run every step's checks now", self.action_refresh
-        )
-        yield SystemCommand(
-            "Toggle guidance",
-            "Show or hide the runbook's guidance",
-            self.main.action_toggle_guidance,
-        )
-        yield SystemCommand(
-            "Skip or un-skip the selected step", "Mark the step skipped", self.action_skip_step
-        )
-        for pane in ("step", "metrics", "inspector", "log"):
-            yield SystemCommand(
-                f"Show pane: {pane}", "Bring the pane into view", partial(self.main.show_pane, pane)
-            )
-        yield SystemCommand("Help", "Keys and how the screen works", self.action_help)
+        yield from runbook_commands(self)

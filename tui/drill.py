@@ -23,8 +23,8 @@ from services.drill import DRILL_ENTRY, Variant, hint, report_markdown, score
 from services.models import Step
 from tui.app import SkewmitApp
 from tui.drill_cli import DRILL_SPEED, side_file
+from tui.messages import StepChecked
 from tui.session import Intervals, MetricsFeed, Session, opened_at_of
-from tui.workers import StepChecked
 
 FAST_FORWARD = 200.0  # simulated seconds per second while the bad rollout rolls out
 ROLLOUT_WAIT_S = 60.0

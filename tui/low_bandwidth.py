@@ -3,8 +3,9 @@ its data changed. No animation (no indeterminate bars, no sparkline scrolling: e
 reads as its value and its difference from baseline), the latency chart only on demand (`b`
 shows and hides it), the validation checks as their marks and names (their figures are in the
 validation view, `v`), and the incident's clock and the stability countdown moving once a
-minute. While watching, the
-terminal gets well under a kilobyte a second (bench/tui_bench.py --low-bandwidth).
+minute. The validation view follows it too: its charts on demand (`b`), nothing animated,
+the clock by the minute. While watching, the terminal gets well under a kilobyte a second
+(bench/tui_bench.py --low-bandwidth).
 
 It is on with `--low-bandwidth` (app and demo), with SKEWMIT_LOW_BANDWIDTH=1 in the
 environment (a bastion's profile), or with `low_bandwidth: true` in the config file.
@@ -53,8 +54,9 @@ def chart_interval(scrape_interval_s: float | None) -> float:
     return max(CHART_MIN_INTERVAL_S, scrape_interval_s or 0.0)
 
 
-def quiet(app: App[Any], screen: Screen[Any]) -> None:
-    """Turn the mode on for the app and one screen: call once the screen is mounted."""
+def quiet(app: App[Any], screen: Screen[Any], *, brief: bool = True) -> None:
+    """Turn the mode on for the app and one screen: call once the screen is mounted.
+    `brief=False` keeps the validation checks' figures (the validation view shows them)."""
     app.animation_level = "none"  # Textual's own widgets stop animating too
     screen.add_class(SCREEN_CLASS)
     for bar in screen.query(ProgressBar):
@@ -63,7 +65,7 @@ def quiet(app: App[Any], screen: Screen[Any]) -> None:
     for spark in screen.query(MetricSparkline):
         spark.set_still(True)
     for panel in screen.query(ValidationPanel):
-        panel.brief = True
+        panel.brief = brief
     for header in screen.query(HeaderBar):
         header.minutes_only = True
         header.show(header.state)
@@ -81,11 +83,16 @@ def toggle_chart(screen: Screen[Any]) -> None:
     screen.toggle_class(CHART_SHOWN_CLASS)
 
 
+def session_chart_interval(session: Any) -> float:
+    """Seconds between two builds of a chart for the session's metrics source."""
+    sampler = getattr(session, "metrics_sampler", None)
+    return chart_interval(getattr(sampler, "scrape_interval_s", None))
+
+
 def setup(app: App[Any], screen: Screen[Any], session: Any) -> bool:
     """At mount: pace the screen's charts to the metrics' scrape interval and turn the mode
     on when the session, the environment or the config asks. True when it is on."""
-    sampler = getattr(session, "metrics_sampler", None)
-    every = chart_interval(getattr(sampler, "scrape_interval_s", None))
+    every = session_chart_interval(session)
     for chart in screen.query(BaselineChart):
         chart.min_interval_s = every
     runbook = getattr(session, "runbook", None)

@@ -1,6 +1,7 @@
 """Wiring between the app and the runbook: the session the app is given (a real cluster or
-the demo's simulator) and the action log's rows from the journal. The launchers that open a
-session and start the app are in tui.launchers; the metrics feed in tui.metrics_feed.
+the demo's simulator), or the opener that opens it once the app has drawn its first frame.
+The launchers that open a session and start the app are in tui.launchers; the metrics feed in
+tui.metrics_feed.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.models import MetricSeries
 from services.models import Verdict as Verdict
-from services.runbook import Runbook
 from tui.metrics_feed import MetricsFeed as MetricsFeed  # moved; importers keep working
 from tui.metrics_feed import first_series as first_series
 from tui.metrics_feed import series_named as series_named
+from widgets.header_bar import HeaderState
+
+if TYPE_CHECKING:
+    # Only a type here: the runbook (and the Kubernetes client it loads, ~0.3 s) is not
+    # needed to draw the first frame (issue 12).
+    from services.runbook import Runbook
 
 # The metrics the pane shows, the way each reads, and which direction is bad.
 METRIC_NAMES = ("p95", "p99", "tokens_per_s", "gpu_util", "gpu_mem")
@@ -75,19 +81,18 @@ class Session:
         return journal.incident_id if journal is not None else ""
 
 
-def journal_log_entries(runbook: Runbook) -> list[Any]:
-    """The action log's rows from the journal, newest first (blocking file read); the rule
-    is services.journal_actions'."""
-    from services.journal_actions import journal_actions
-    from widgets.action_log import ActionLogEntry
+@dataclass(frozen=True)
+class SessionOpener:
+    """A session still to be opened, for an app that draws its first frame before any
+    network call (issue 12): what the header can say from local files alone (kubeconfig,
+    flags, config), and the blocking call that opens the session, which the app runs in a
+    worker. `open` raises SkewmitError (or ScenarioError in the demo) with the message the
+    operator reads; the app then exits with EXIT_ERROR and prints it, as before."""
 
-    journal = runbook.journal
-    if journal is None:
-        return []
-    return [
-        ActionLogEntry(a.seq, a.when, a.title, a.status, a.note, revertible=a.revertible)
-        for a in journal_actions(journal.entries())
-    ]
+    header: HeaderState  # context, server, namespace, deployment, read_only, production
+    open: Callable[[], Session]
+    waiting: str = "connecting…"  # what the panes say until the session is open
+    close: Callable[[Session], None] | None = None  # run after the app exits (demo: stop)
 
 
 def opened_at_of(meta: dict[str, Any]) -> float | None:

@@ -1,37 +1,41 @@
-"""The app's background work: worker groups, the messages workers post back, the poll that
-never overlaps itself, and the worker methods.
+"""The app's background work: worker groups, the poll that never overlaps itself, and
+`RunbookWorkers`, which runs each Runbook call on a thread and posts the result.
 
 Every Runbook call blocks on the network, so it runs only in a thread worker; from there the
-only UI call is `post_message` of one of these past-tense messages, and the UI thread updates
-the widgets.
+only UI call is `post_message` of a past-tense message (tui.messages), and the UI thread
+updates the widgets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual import work
 from textual.app import App
-from textual.message import Message
 from textual.timer import Timer
 
 from services.errors import SkewmitError
-from services.gate import Applied, RevertRefused
-from services.models import (
-    ActionSpec,
-    MetricSeries,
-    Plan,
-    Preview,
-    RolloutProgress,
-    Step,
-    StepReport,
-)
+from services.gate import RevertRefused
+from services.models import ActionSpec, Step
 from tui.keymap import step_of_action
+from tui.messages import (
+    ActionApplied,
+    ActionFailed,
+    ActionReverted,
+    EvidenceCaptured,
+    JournalRead,
+    MetricsSampled,
+    PreviewReady,
+    RevertPreviewReady,
+    RolloutProgressed,
+    StepChecked,
+)
 from tui.step_board import journal_changes
+
+if TYPE_CHECKING:
+    from tui.session import Session
 
 # Worker groups: one per poll, so polls of different kinds never cancel each other.
 CHECK_GROUPS: dict[Step, str] = {step: f"check-{step.value}" for step in Step}
@@ -40,96 +44,7 @@ GROUP_METRICS = "metrics"
 GROUP_LOG = "action-log"
 GROUP_ACTION = "action"  # plan + preview, apply, revert: one at a time
 GROUP_EVIDENCE = "evidence"
-
-
-# -- messages ---------------------------------------------------------------------------
-
-
-@dataclass
-class StepChecked(Message):
-    step: Step
-    report: StepReport
-
-
-@dataclass
-class RolloutProgressed(Message, bubble=False):
-    progress: RolloutProgress | None
-    error: str = ""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RolloutProgressed)
-
-
-@dataclass
-class MetricsSampled(Message, bubble=False):
-    series: Sequence[MetricSeries]  # GPU quantities: one series per GPU model
-    error: str = ""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, MetricsSampled)
-
-
-@dataclass
-class PreviewReady(Message):
-    action: ActionSpec
-    plan: Plan
-    preview: Preview
-
-
-@dataclass
-class ActionApplied(Message):
-    action: ActionSpec
-    applied: Applied
-
-
-@dataclass
-class RevertPreviewReady(Message):
-    """The gate's preview of reverting journal entry `seq`: the inverse, dry run and diff."""
-
-    seq: int
-    title: str
-    preview: Preview
-
-
-@dataclass
-class ActionReverted(Message):
-    seq: int
-    applied: Applied
-    step: Step | None = None  # the step of the reverted change's action, when the journal says
-
-
-@dataclass
-class ActionFailed(Message):
-    title: str
-    error: str
-    step: Step | None = None
-    detail: str = ""  # e.g. the diff of a refused revert
-
-
-@dataclass
-class JournalRead(Message, bubble=False):
-    entries: list[Any]  # widgets.action_log.ActionLogEntry
-    # Changes standing per step, and steps whose changes were all reverted (step_board).
-    standing: dict[Step, set[int]] = field(default_factory=dict)
-    reverted: set[Step] = field(default_factory=set)
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, JournalRead)
-
-
-@dataclass
-class EvidenceCaptured(Message):
-    path: Path
-
-
-@dataclass
-class PaneShown(Message):
-    """A pane came into view: its polls resume."""
-
-    pane: str
-
-
-# -- polling ------------------------------------------------------------------------------
+GROUP_OPEN = "open-session"  # the opener's one call, before any poll
 
 
 class Poll:
@@ -197,94 +112,115 @@ class Poll:
             self._timer = None
 
 
-class RunbookWorkers(App[int]):
-    """The worker methods of the app (mixed into SkewmitApp): each reads or changes through
-    the runbook on a thread and posts the result."""
+class RunbookWorkers:
+    """Each method starts one thread worker on `app` that reads or changes through the
+    session's runbook and posts the result to `app` (the worker's state changes reach the
+    app too, which is how polls learn they finished)."""
 
-    session: Any  # tui.session.Session
+    def __init__(self, app: App[Any], session: Session) -> None:
+        self.app = app
+        self.session = session
 
-    def fetch_step(self, step: Step) -> None:
-        self.run_worker(
-            partial(self._fetch_step, step),
-            name=f"check {step.value}",
-            group=CHECK_GROUPS[step],
-            exclusive=True,
-            thread=True,
-            exit_on_error=False,
+    def _start(
+        self, work: Callable[[], None], name: str, group: str, *, exclusive: bool = True
+    ) -> None:
+        self.app.run_worker(
+            work, name=name, group=group, exclusive=exclusive, thread=True, exit_on_error=False
         )
 
+    def fetch_step(self, step: Step) -> None:
+        self._start(partial(self._fetch_step, step), f"check {step.value}", CHECK_GROUPS[step])
+
     def _fetch_step(self, step: Step) -> None:
-        self.post_message(StepChecked(step, self.session.runbook.check(step)))
+        self.app.post_message(StepChecked(step, self.session.runbook.check(step)))
 
-    @work(thread=True, exclusive=True, group=GROUP_ROLLOUT, exit_on_error=False)
     def poll_rollout(self) -> None:
-        try:
-            self.post_message(RolloutProgressed(self.session.runbook.progress()))
-        except SkewmitError as exc:
-            self.post_message(RolloutProgressed(None, str(exc)))
+        self._start(self._poll_rollout, "poll_rollout", GROUP_ROLLOUT)
 
-    @work(thread=True, exclusive=True, group=GROUP_METRICS, exit_on_error=False)
+    def _poll_rollout(self) -> None:
+        try:
+            self.app.post_message(RolloutProgressed(self.session.runbook.progress()))
+        except SkewmitError as exc:
+            self.app.post_message(RolloutProgressed(None, str(exc)))
+
     def poll_metrics(self) -> None:
+        self._start(self._poll_metrics, "poll_metrics", GROUP_METRICS)
+
+    def _poll_metrics(self) -> None:
         sampler = self.session.metrics_sampler
         if sampler is None:
             why = self.session.metrics_note or "no metrics source"
-            self.post_message(MetricsSampled([], why))
+            self.app.post_message(MetricsSampled([], why))
             return
         try:
-            self.post_message(MetricsSampled(sampler()))
+            self.app.post_message(MetricsSampled(sampler()))
         except SkewmitError as exc:
-            self.post_message(MetricsSampled([], str(exc)))
+            self.app.post_message(MetricsSampled([], str(exc)))
 
-    @work(thread=True, exclusive=True, group=GROUP_LOG, exit_on_error=False)
     def fetch_log(self) -> None:
-        from tui.session import journal_log_entries
+        self._start(self._fetch_log, "fetch_log", GROUP_LOG)
 
-        rows = journal_log_entries(self.session.runbook)
+    def _fetch_log(self) -> None:
+        from services.journal_actions import journal_actions
+
         journal = self.session.runbook.journal
-        standing, reverted = journal_changes(journal.entries() if journal is not None else ())
-        self.post_message(JournalRead(rows, standing, reverted))
+        entries = journal.entries() if journal is not None else []
+        standing, reverted = journal_changes(entries)
+        self.app.post_message(JournalRead(list(journal_actions(entries)), standing, reverted))
 
-    # Never exclusive: a second request must not cancel an apply half-way; `action_busy`
-    # keeps actions one at a time instead.
-    @work(thread=True, group=GROUP_ACTION, exit_on_error=False)
+    # Never exclusive: a second request must not cancel an apply half-way; the action
+    # controller keeps actions one at a time instead.
     def run_preview(self, action: ActionSpec, inputs: dict[str, str]) -> None:
+        work = partial(self._run_preview, action, inputs)
+        self._start(work, "run_preview", GROUP_ACTION, exclusive=False)
+
+    def _run_preview(self, action: ActionSpec, inputs: dict[str, str]) -> None:
         try:
             plan = self.session.runbook.plan(action.id, inputs)
             preview = self.session.runbook.gate.preview(plan)
         except SkewmitError as exc:
-            self.post_message(ActionFailed(action.title, str(exc), action.step))
+            self.app.post_message(ActionFailed(action.title, str(exc), action.step))
             return
-        self.post_message(PreviewReady(action, plan, preview))
+        self.app.post_message(PreviewReady(action, plan, preview))
 
-    @work(thread=True, group=GROUP_ACTION, exit_on_error=False)
     def run_apply(self, message: PreviewReady) -> None:
+        self._start(partial(self._run_apply, message), "run_apply", GROUP_ACTION, exclusive=False)
+
+    def _run_apply(self, message: PreviewReady) -> None:
+        action = message.action
         try:
             applied = self.session.runbook.gate.apply(message.plan, message.preview)
         except SkewmitError as exc:
-            self.post_message(ActionFailed(message.action.title, str(exc), message.action.step))
+            self.app.post_message(ActionFailed(action.title, str(exc), action.step))
             return
-        self.post_message(ActionApplied(message.action, applied))
+        self.app.post_message(ActionApplied(action, applied))
 
-    @work(thread=True, group=GROUP_ACTION, exit_on_error=False)
     def run_revert_preview(self, seq: int, title: str) -> None:
+        work = partial(self._run_revert_preview, seq, title)
+        self._start(work, "run_revert_preview", GROUP_ACTION, exclusive=False)
+
+    def _run_revert_preview(self, seq: int, title: str) -> None:
         try:
             preview = self.session.runbook.gate.preview_revert(seq)
         except SkewmitError as exc:  # the gate reports refusals in the preview; this is I/O
-            self.post_message(ActionFailed(f"Revert #{seq} {title}", str(exc)))
+            self.app.post_message(ActionFailed(f"Revert #{seq} {title}", str(exc)))
             return
-        self.post_message(RevertPreviewReady(seq, title, preview))
+        self.app.post_message(RevertPreviewReady(seq, title, preview))
 
-    @work(thread=True, group=GROUP_ACTION, exit_on_error=False)
     def run_revert(self, seq: int, title: str) -> None:
+        work = partial(self._run_revert, seq, title)
+        self._start(work, "run_revert", GROUP_ACTION, exclusive=False)
+
+    def _run_revert(self, seq: int, title: str) -> None:
         try:
             applied = self.session.runbook.gate.revert(seq)
         except RevertRefused as exc:
-            self.post_message(ActionFailed(f"Revert #{seq}", str(exc), None, exc.diff))
+            self.app.post_message(ActionFailed(f"Revert #{seq}", str(exc), None, exc.diff))
             return
         except SkewmitError as exc:
-            self.post_message(ActionFailed(f"Revert #{seq} {title}", str(exc)))
+            self.app.post_message(ActionFailed(f"Revert #{seq} {title}", str(exc)))
             return
-        self.post_message(ActionReverted(seq, applied, self._step_of_entry(seq)))
+        self.app.post_message(ActionReverted(seq, applied, self._step_of_entry(seq)))
 
     def _step_of_entry(self, seq: int) -> Step | None:
         """The step of journal entry `seq`'s action (blocking file read)."""
@@ -297,12 +233,14 @@ class RunbookWorkers(App[int]):
                     return None
         return None
 
-    @work(thread=True, exclusive=True, group=GROUP_EVIDENCE, exit_on_error=False)
     def run_evidence(self) -> None:
+        self._start(self._run_evidence, "run_evidence", GROUP_EVIDENCE)
+
+    def _run_evidence(self) -> None:
         try:
             bundle = self.session.runbook.capture_evidence(self.session.evidence_dir)
         except SkewmitError as exc:
-            self.post_message(ActionFailed("Evidence capture", str(exc), Step.VALIDATE))
+            self.app.post_message(ActionFailed("Evidence capture", str(exc), Step.VALIDATE))
             return
         # A services.evidence.Bundle: the tarball is what people pass on.
-        self.post_message(EvidenceCaptured(Path(getattr(bundle, "tarball", bundle))))
+        self.app.post_message(EvidenceCaptured(Path(getattr(bundle, "tarball", bundle))))

@@ -3,7 +3,11 @@
 `#` is the change's number in this incident (1 = the first); the journal's sequence number,
 the full time and the note are in `entry_detail`, shown under the table. The cursor follows the
 newest entry unless the operator moved it; `r` on the highlighted entry posts
-`ActionLog.RevertRequested`, and on one that cannot be reverted says why.
+`ActionLog.RevertRequested`, and on one that cannot be reverted says why. Each time the
+highlighted entry changes (or the rows do) it posts `ActionLog.EntryHighlighted`, so the app
+knows what `r` would revert without reading the table back.
+
+Rows are `services.models.JournalAction`, as services.journal_actions lists the journal.
 """
 
 from __future__ import annotations
@@ -18,19 +22,10 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
+from services.models import JournalAction
 from services.sanitize import terminal_line
 
 STATUS_MARKS = {"applied": "✓", "reverted": "↶", "failed": "✗", "refused": "✗", "unverified": "?"}
-
-
-@dataclass(frozen=True)
-class ActionLogEntry:
-    seq: int  # the journal entry a revert names
-    when: str  # HH:MM:SS
-    title: str
-    status: str  # applied | reverted | failed | refused | unverified
-    note: str = ""
-    revertible: bool = False
 
 
 class ActionLog(DataTable[Text]):
@@ -51,7 +46,19 @@ class ActionLog(DataTable[Text]):
     @dataclass
     class RevertRequested(Message):
         log: ActionLog
-        entry: ActionLogEntry
+        entry: JournalAction
+
+        @property
+        def control(self) -> ActionLog:
+            return self.log
+
+    @dataclass
+    class EntryHighlighted(Message):
+        """The entry `r` would act on now (None: no rows), and why it cannot ("" if it can)."""
+
+        log: ActionLog
+        entry: JournalAction | None
+        why_not: str
 
         @property
         def control(self) -> ActionLog:
@@ -59,7 +66,7 @@ class ActionLog(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.entries: tuple[ActionLogEntry, ...] = ()
+        self.entries: tuple[JournalAction, ...] = ()
         self.read_only = False  # set by the app: reverts are then unavailable
 
     def on_mount(self) -> None:
@@ -67,6 +74,7 @@ class ActionLog(DataTable[Text]):
         self.add_column("When", key="when", width=self.WHEN_WIDTH)
         self.add_column("Action", key="title", width=self._title_width())
         self.add_column("Note", key="note")
+        self._post_highlighted()
 
     def _title_width(self) -> int:
         # Each column pads one cell either side; the vertical scrollbar may take one more.
@@ -84,7 +92,7 @@ class ActionLog(DataTable[Text]):
         return len(self.entries) - row
 
     @property
-    def selected(self) -> ActionLogEntry | None:
+    def selected(self) -> JournalAction | None:
         if not self.entries or not 0 <= self.cursor_row < len(self.entries):
             return None
         return self.entries[self.cursor_row]
@@ -95,10 +103,10 @@ class ActionLog(DataTable[Text]):
             return ""
         return entry_detail(entry, self.number(self.cursor_row), self.revertible(entry))
 
-    def revertible(self, entry: ActionLogEntry) -> bool:
+    def revertible(self, entry: JournalAction) -> bool:
         return entry.revertible and not self.read_only
 
-    def show(self, entries: Sequence[ActionLogEntry]) -> None:
+    def show(self, entries: Sequence[JournalAction]) -> None:
         if tuple(entries) == self.entries and self.row_count == len(self.entries):
             return  # the journal said nothing new: keep the rows (and the cursor) as they are
         previous = self.selected.seq if self.selected else None
@@ -130,6 +138,10 @@ class ActionLog(DataTable[Text]):
             if stay and entry.seq == previous:
                 self.move_cursor(row=i)
         self.refresh_bindings()
+        self._post_highlighted()
+
+    def _post_highlighted(self) -> None:
+        self.post_message(self.EntryHighlighted(self, self.selected, self.why_not_revertible()))
 
     def why_not_revertible(self) -> str:
         """Why `r` cannot revert the highlighted entry ("" when it can)."""
@@ -156,9 +168,10 @@ class ActionLog(DataTable[Text]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()
+        self._post_highlighted()
 
 
-def entry_detail(entry: ActionLogEntry, number: int, revertible: bool) -> str:
+def entry_detail(entry: JournalAction, number: int, revertible: bool) -> str:
     """The highlighted entry in full: its number and whole title first, then its journal
     entry, time and status (and the revert key when it applies), then the note."""
     meta = f"journal entry {entry.seq} · {entry.when} · {entry.status}"

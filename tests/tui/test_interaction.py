@@ -403,3 +403,21 @@ async def test_the_rollout_counts_keep_their_spaces() -> None:
         # rsvg-convert drops a leading no-break space in the screenshots ("avail 3/4old 2");
         # the terminal gets the space.
         assert "avail 3/4 old 2" in shown, shown
+
+
+async def test_a_step_key_and_the_fix_key_typed_together_act_on_the_new_step() -> None:
+    """Typed fast (or pasted), `2a` reaches the app as two keys in one read: the fix must be
+    step 2's, not the step the cursor was on before the `2` was handled."""
+    from textual import events
+
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        for key in ("2", FIX_KEY):  # as the driver delivers them: no pause between
+            event = events.Key(key, key)
+            event.set_sender(app)
+            app._driver.send_message(event)  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
+        assert "plan pin.image-digest []" in runbook.calls
+        assert not [c for c in runbook.calls if c.startswith("plan rollback")]

@@ -22,8 +22,8 @@ from tests.tui.conftest import wait_until
 from tests.tui.fakes import T0, FakeRunbook, fake_session, metrics
 from tui import low_bandwidth
 from tui.app import SkewmitApp
+from tui.messages import MetricsSampled
 from tui.metrics_feed import class_tags, mixed_fleet_note
-from tui.workers import MetricsSampled
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar
 from widgets.metric_sparkline import MetricSparkline

@@ -172,7 +172,7 @@ async def test_the_demo_on_a_fast_clock_keeps_its_verdict_current(
             for _ in range(6):
                 await pilot.pause(0.5)
                 assert state.lost is None, state.lost
-            age = app._elapsed()
+            age = app.dashboard.elapsed()
             assert age is not None and age >= 0
     finally:
         close_session(session)

@@ -23,11 +23,11 @@ from tests.tui.fakes import T0, FakeRunbook, fake_session
 from tui.app import SkewmitApp
 from tui.keymap import BY_ACTION, FIX_KEY
 from tui.launchers import close_session
+from tui.messages import ActionApplied, ActionReverted, EvidenceCaptured
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
 from tui.session import MetricsFeed, Session, opened_at_of
-from tui.workers import ActionApplied, ActionReverted, EvidenceCaptured
 from widgets.action_log import ActionLog
 from widgets.checklist import Checklist
 from widgets.header_bar import HeaderBar

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from services.journal_actions import journal_actions
 from services.models import MetricPoint, MetricSeries
-from tests.tui.fakes import FakeJournal, FakeRunbook
+from tests.tui.fakes import FakeJournal
 from tui.metrics_feed import first_series
-from tui.session import journal_log_entries
 from widgets.metric_sparkline import delta_percent, format_value
 from widgets.validation_panel import duration
 
@@ -38,7 +38,7 @@ def test_action_log_rows_mark_reverted_changes() -> None:
         "reverted",
         {"reverts": 1, "title": "Revert: Pin the image", "verified": True, "verify": "live"},
     )
-    rows = journal_log_entries(FakeRunbook(journal=journal))  # type: ignore[arg-type]
+    rows = journal_actions(journal.entries())
     assert [(r.seq, r.status, r.revertible) for r in rows] == [
         (3, "applied", False),
         (2, "unverified", True),

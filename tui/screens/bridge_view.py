@@ -19,9 +19,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Label
 
-from services.models import STEP_ORDER, STEP_TITLES
+from services.models import STEP_ORDER, STEP_TITLES, JournalAction
 from tui.bridge import IncidentView, incident_view
-from widgets.action_log import ActionLog, ActionLogEntry
+from widgets.action_log import ActionLog
 from widgets.checklist import Checklist, ChecklistRow
 
 GROUP_READ = "bridge-read"
@@ -38,7 +38,7 @@ class BridgeSource:
     context: str = ""
     _cluster: Any = field(default=None, repr=False)
 
-    def read(self) -> tuple[IncidentView, tuple[ActionLogEntry, ...]]:
+    def read(self) -> tuple[IncidentView, tuple[JournalAction, ...]]:
         """Blocking: the journal file (and the rollout when a kubeconfig is given)."""
         from services.journal import Journal
         from services.journal_actions import journal_actions
@@ -50,10 +50,9 @@ class BridgeSource:
         entries = journal.entries()
         view = incident_view(str(meta.get("id", self.folder.name)), entries)
         # The bridge never reverts: nothing in its log is revertible.
-        log = tuple(
-            ActionLogEntry(e.seq, e.when, e.title, e.status, e.note)
-            for e in journal_actions(entries)
-        )
+        from dataclasses import replace
+
+        log = tuple(replace(e, revertible=False) for e in journal_actions(entries))
         return view, log
 
     def rollout(self) -> str:
@@ -81,7 +80,7 @@ class IncidentRead(Message, bubble=False):
     """The journal (and the rollout) read again."""
 
     def __init__(
-        self, view: IncidentView, log: tuple[ActionLogEntry, ...], rollout: str = ""
+        self, view: IncidentView, log: tuple[JournalAction, ...], rollout: str = ""
     ) -> None:
         super().__init__()
         self.view = view

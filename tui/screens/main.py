@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Label, Tab, Tabs
 from services.models import (
     STEP_ORDER,
     HardwareReport,
+    JournalAction,
     MetricSeries,
     RolloutProgress,
     Verdict,
@@ -29,6 +30,7 @@ from services.sanitize import terminal_line, terminal_text
 from tui import low_bandwidth
 from tui.keymap import FIX_KEY, REVERT_KEY, STEP_KEYS
 from tui.low_bandwidth import CHART_KEY
+from tui.messages import PaneShown
 from tui.metrics_feed import class_tags, mixed_fleet_note
 from tui.session import (
     HIGHER_IS_WORSE,
@@ -38,8 +40,7 @@ from tui.session import (
     series_named,
 )
 from tui.step_board import SHORT_TITLES
-from tui.workers import PaneShown
-from widgets.action_log import ActionLog, ActionLogEntry
+from widgets.action_log import ActionLog
 from widgets.baseline_chart import BaselineChart
 from widgets.checklist import Checklist, ChecklistRow
 from widgets.header_bar import HeaderBar, HeaderState
@@ -228,6 +229,10 @@ class MainScreen(Screen[None]):
     def show_progress(self, progress: RolloutProgress | None) -> None:
         self.query_one(RolloutBar).show(progress)
 
+    def show_rollout_error(self, error: str) -> None:
+        """Why the rollout could not be read: on the bar's tooltip, the bar keeps its state."""
+        self.query_one(RolloutBar).tooltip = terminal_line(error, 500)
+
     def show_verdict(
         self, verdict: Verdict | None, remaining_s: float | None, lost: VerdictLost | None = None
     ) -> None:
@@ -258,7 +263,7 @@ class MainScreen(Screen[None]):
         label.tooltip = terminal_text(report.expected_reason, 500)
         self._show_inspector_detail()
 
-    def show_log(self, entries: Sequence[ActionLogEntry], read_only: bool) -> None:
+    def show_log(self, entries: Sequence[JournalAction], read_only: bool) -> None:
         log = self.query_one(ActionLog)
         log.read_only = read_only
         log.show(entries)
@@ -276,6 +281,18 @@ class MainScreen(Screen[None]):
 
     def _show_log_detail(self) -> None:
         self.query_one("#log-detail", Label).update(self.query_one(ActionLog).selected_detail())
+
+    def show_header(self, state: HeaderState) -> None:
+        """The header once the session is open (before, it says what the opener knew)."""
+        self.header_state = state
+        self.query_one(HeaderBar).show(state)
+
+    def show_waiting(self, text: str) -> None:
+        """Every pane says `text` until the session is open ("connecting to …")."""
+        waiting = terminal_line(text, 300)
+        for pane in ("#metrics-note", "#inspector-summary", "#log-detail"):
+            set_text(self.query_one(pane, Label), waiting)
+        self.say(waiting)
 
     def show_evidence(self, text: str) -> None:
         self.query_one("#evidence-path", Label).update(terminal_line(text, 500))

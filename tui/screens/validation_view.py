@@ -1,5 +1,9 @@
 """The full-screen validation view (`v`): large charts against their baseline bands, the
-validation gate with its countdown, and the rollout, for a room watching a shared screen."""
+validation gate with its countdown, and the rollout, for a room watching a shared screen.
+
+In the low-bandwidth mode (tui.low_bandwidth) nothing on it animates, the header's clock
+moves once a minute, and the charts are drawn only when asked for (`b`): each redraw of four
+plots is most of what the view would send over a slow link."""
 
 from __future__ import annotations
 
@@ -10,28 +14,51 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Label
 
 from services.models import MetricSeries, RolloutProgress, Verdict
-from tui.session import series_named
+from tui import low_bandwidth
+from tui.low_bandwidth import CHART_KEY, CHART_MIN_INTERVAL_S, CHART_SHOWN_CLASS, SCREEN_CLASS
+from tui.metrics_feed import series_named
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar, HeaderState
 from widgets.rollout_bar import RolloutBar
 from widgets.validation_panel import ValidationPanel, VerdictLost
 
+CHARTS_HIDDEN = f"low-bandwidth: charts hidden ({CHART_KEY} shows them)"
+
 
 class ValidationScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v,escape", "close", "Back", id="validation-view.close"),
+        Binding(CHART_KEY, "toggle_chart", "Charts", show=False, id="validation-view.chart"),
     ]
+    DEFAULT_CSS = f"""
+    ValidationScreen #vv-note {{ display: none; width: 1fr; padding: 0 1; color: $text-muted; }}
+    ValidationScreen.{SCREEN_CLASS} #vv-grid {{ display: none; }}
+    ValidationScreen.{SCREEN_CLASS} #vv-note {{ display: block; }}
+    ValidationScreen.{SCREEN_CLASS}.{CHART_SHOWN_CLASS} #vv-grid {{ display: block; }}
+    ValidationScreen.{SCREEN_CLASS}.{CHART_SHOWN_CLASS} #vv-note {{ display: none; }}
+    """
 
-    def __init__(self, header: HeaderState) -> None:
+    def __init__(
+        self,
+        header: HeaderState,
+        *,
+        quiet: bool = False,
+        chart_interval_s: float = CHART_MIN_INTERVAL_S,
+    ) -> None:
         super().__init__(id="validation-view")
         self.header_state = header
+        self.quiet = quiet  # the low-bandwidth mode is on
+        self.chart_interval_s = chart_interval_s
+        self.series: Sequence[MetricSeries] = ()  # the last metrics, drawn when charts show
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.header_state, id="vv-header")
         with Horizontal(id="vv-body"):
+            # In the grid's place while the low-bandwidth mode hides the charts.
+            yield Label(CHARTS_HIDDEN, id="vv-note", markup=False)
             with Grid(id="vv-grid"):
                 yield BaselineChart("latency", unit_label="s", id="vv-latency")
                 yield BaselineChart("tokens/sec", id="vv-tokens")
@@ -45,8 +72,19 @@ class ValidationScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#vv-validation").border_title = "Validation gate"
         self.query_one("#vv-rollout").border_title = "Rollout"
+        for chart in self.query(BaselineChart):
+            chart.min_interval_s = self.chart_interval_s
+        if self.quiet:
+            low_bandwidth.quiet(self.app, self, brief=False)  # the figures are why it is open
+
+    @property
+    def charts_shown(self) -> bool:
+        return not self.has_class(SCREEN_CLASS) or self.has_class(CHART_SHOWN_CLASS)
 
     def show_metrics(self, series: Sequence[MetricSeries]) -> None:
+        self.series = series
+        if not self.charts_shown:
+            return  # hidden charts are not rebuilt: `b` draws them from the last metrics
         self.query_one("#vv-latency", BaselineChart).show(series_named(series, "p95", "p99"))
         self.query_one("#vv-tokens", BaselineChart).show(series_named(series, "tokens_per_s"))
         self.query_one("#vv-gpu-util", BaselineChart).show(series_named(series, "gpu_util"))
@@ -59,6 +97,11 @@ class ValidationScreen(Screen[None]):
 
     def show_progress(self, progress: RolloutProgress | None) -> None:
         self.query_one(RolloutBar).show(progress)
+
+    def action_toggle_chart(self) -> None:
+        """The charts on demand (the low-bandwidth mode hides them)."""
+        low_bandwidth.toggle_chart(self)
+        self.show_metrics(self.series)
 
     def action_close(self) -> None:
         self.dismiss(None)

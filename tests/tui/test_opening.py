@@ -1,0 +1,139 @@
+"""The first frame before the session opens (issue 12): with a SessionOpener the app draws
+the checklist and the header from local facts at once, opens the session in a worker, refuses
+the keys that need it meanwhile, exits 2 with the opener's message when it fails, and waits
+for a slow open when the operator quits, so the launcher can close what was opened."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from services.errors import ConfigError
+from services.models import STEP_ORDER
+from tests.tui.conftest import wait_until
+from tests.tui.fakes import TARGET, FakeRunbook, fake_session
+from tui.app import SkewmitApp
+from tui.keymap import FIX_KEY
+from tui.screens.help import HelpScreen
+from tui.session import Session, SessionOpener
+from tui.step_board import SHORT_TITLES
+from widgets.checklist import Checklist
+from widgets.header_bar import HeaderBar, HeaderState
+from widgets.step_detail import StepDetail
+
+WAITING = "connecting to skewmit-sim…"
+HEADER = HeaderState(
+    context=TARGET.context, server=TARGET.server, namespace="inference", deployment="llm-serve"
+)
+
+
+class SlowOpener:
+    """An open() that blocks until the test releases it, and says when it has returned."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.release = threading.Event()
+        self.returned = threading.Event()
+        self.fail = fail
+        self.session = fake_session(FakeRunbook())
+
+    def open(self) -> Session:
+        try:
+            self.release.wait(30)
+            if self.fail is not None:
+                raise self.fail
+            return self.session
+        finally:
+            self.returned.set()
+
+    def opener(self) -> SessionOpener:
+        return SessionOpener(HEADER, self.open, WAITING)
+
+
+def shown(widget: Any) -> str:
+    return str(widget.render())
+
+
+async def test_first_frame_before_the_session_then_the_checks() -> None:
+    slow = SlowOpener()
+    app = SkewmitApp(slow.opener())
+    app.animation_level = "none"
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            checklist = app.main.query_one(Checklist)
+            assert [checklist.row(s).title for s in STEP_ORDER] == [
+                SHORT_TITLES[s] for s in STEP_ORDER
+            ]
+            header = app.main.query_one(HeaderBar)
+            assert shown(header.query_one("#hb-context")) == "skewmit-sim"
+            assert "inference/llm-serve" in shown(header.query_one("#hb-target"))
+            assert WAITING in shown(app.main.query_one(StepDetail).query_one("#sd-status"))
+            assert WAITING in app.main.status_text
+            assert not slow.returned.is_set()
+            # Keys that need the session say why they did nothing; q and ? still work.
+            await pilot.press(FIX_KEY)
+            assert "still connecting to skewmit-sim…" in app.main.status_text
+            await pilot.press("ctrl+r")
+            assert "still connecting to skewmit-sim…" in app.main.status_text
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert app.session is None
+            slow.release.set()
+            await wait_until(pilot, lambda: len(app.reports) == len(STEP_ORDER), "checks")
+            assert app.session is slow.session
+            assert checklist.row(STEP_ORDER[0]).state == "findings"
+            # The header now says what the session knows: the incident and the user.
+            assert "admin" in shown(header.query_one("#hb-user"))
+            await pilot.press(FIX_KEY)  # now it acts: the rollback's preview comes up
+            await wait_until(pilot, lambda: app.screen is not app.main, "the preview")
+    finally:
+        slow.release.set()
+
+
+async def test_a_failing_opener_exits_2_with_its_message() -> None:
+    slow = SlowOpener(ConfigError("context 'nope' is not in ~/.kube/config; pass --context"))
+    slow.release.set()
+    app = SkewmitApp(slow.opener())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.return_code is not None, "the app to exit")
+    assert app.return_code == 2
+    assert app.return_value == 2
+    assert app.open_error == "context 'nope' is not in ~/.kube/config; pass --context"
+    assert app.session is None
+
+
+async def test_a_scenario_error_also_exits_2() -> None:
+    class ScenarioError(Exception):  # the simulator's own, matched by name
+        pass
+
+    slow = SlowOpener(ScenarioError("unknown scenario 'x'; choose one of: skew-incident"))
+    slow.release.set()
+    app = SkewmitApp(slow.opener())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.return_code is not None, "the app to exit")
+    assert app.return_code == 2
+    assert "unknown scenario 'x'" in app.open_error
+
+
+async def test_quitting_while_opening_waits_for_the_open() -> None:
+    slow = SlowOpener()
+    app = SkewmitApp(slow.opener())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        # The open is still out: quitting must not leave it running behind the launcher.
+        threading.Timer(0.2, slow.release.set).start()
+    assert slow.returned.is_set()
+    assert app.return_code == 0
+    # What open() returned, for the launcher to close (the app never started its polls).
+    assert app.session is slow.session
+    assert len(app.polls) == 0
+
+
+def test_run_prints_why_on_stderr_and_returns_2(capsys: Any) -> None:
+    slow = SlowOpener(ConfigError("no context 'nope' in kubeconfig " + "x" * 100))
+    slow.release.set()
+    assert SkewmitApp(slow.opener()).run(headless=True, size=(80, 24)) == 2
+    # One line, neither wrapped nor cropped at 80 columns: the launcher's "skewmit: why".
+    assert capsys.readouterr().err == f"skewmit: no context 'nope' in kubeconfig {'x' * 100}\n"

@@ -1,0 +1,294 @@
+"""What the app's screens show, and when: the readings the workers posted (metrics, rollout,
+verdict and whether it still stands), the checklist and the selected step's detail, the
+status line's hint, and the header's clock.
+
+`Dashboard` keeps what it was told (by messages: the selected step, the readings) and never
+reads it back from the widgets; the App hands it each message and asks it to render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from services.models import (
+    STEP_ORDER,
+    STEP_TITLES,
+    MetricSeries,
+    RolloutProgress,
+    Step,
+    Verdict,
+)
+from tui.keymap import FIX_KEY
+from tui.messages import JournalRead, MetricsSampled, RolloutProgressed, StepChecked
+from tui.screens.main import MainScreen
+from tui.screens.validation_view import ValidationScreen
+from tui.session import Intervals, Session, opened_at_of
+from tui.step_board import SHORT_TITLES, StepBoard
+from tui.verdict_state import VerdictState
+from widgets.checklist import ChecklistRow
+from widgets.header_bar import HeaderBar, HeaderState
+from widgets.step_detail import StepDetail
+
+if TYPE_CHECKING:
+    from tui.action_controller import ActionController
+
+
+class Dashboard:
+    """The display state of one app and its rendering onto the main screen and, when it is
+    open, the validation view (`views()` lists the screens on the stack that show it)."""
+
+    def __init__(
+        self,
+        main: MainScreen,
+        board: StepBoard,
+        views: Callable[[], list[Any]],
+        session: Session | None,
+        waiting: str = "",
+    ) -> None:
+        self.main = main
+        self.board = board
+        self.views = views
+        self.waiting = waiting  # what the panes say until the session is open
+        self.session: Session | None = None
+        self.actions: ActionController | None = None  # the change in progress, once open
+        self.selected_step: Step = STEP_ORDER[0]
+        self.pane = "step"
+        self.low_bandwidth = False  # tui.low_bandwidth: on for this session
+        self.metrics: list[MetricSeries] = []
+        self.metrics_error = ""
+        self.progress: RolloutProgress | None = None
+        self.verdict: Verdict | None = None
+        self.rollout_active = False
+        self.settled_at: float | None = None  # when the last change's rollout finished
+        self.opened_at: float | None = None
+        self.incident_id = ""  # the one the headers show
+        # Whether the verdict still stands: a failed or stale read replaces it on screen.
+        self.verdict_state = VerdictState(self._now, Intervals().validate)
+        if session is not None:
+            self.open(session)
+
+    def open(self, session: Session) -> None:
+        """The session is open: its clocks and the incident it reopened."""
+        self.session = session
+        self.opened_at = session.opened_at
+        self.incident_id = session.incident_id
+        self.verdict_state = VerdictState(self._now, session.intervals.validate)
+
+    def _now(self) -> float:
+        return self.session.now() if self.session is not None else 0.0
+
+    # -- the header and its clock ---------------------------------------------------------
+
+    def header_state(self, before_open: HeaderState) -> HeaderState:
+        session = self.session
+        if session is None:
+            return before_open
+        target = session.runbook.target
+        return HeaderState(
+            context=target.context,
+            server=target.server,
+            namespace=target.namespace,
+            deployment=target.deployment,
+            user=target.user,
+            read_only=session.read_only,
+            production=session.production,
+            incident_id=session.incident_id,
+            elapsed_s=self.elapsed(),
+            clock_note=session.clock_note,
+        )
+
+    def elapsed(self) -> float | None:
+        session = self.session
+        if session is None:
+            return None
+        journal = session.runbook.journal
+        if self.opened_at is None and journal is not None:
+            # The incident opens at the first finding or change, after the session was built.
+            self.opened_at = opened_at_of(journal.meta())
+        # On the journal's clock (the metrics source's: simulated in the demo), as opened_at.
+        now = session.metrics_now or session.now
+        return None if self.opened_at is None else now() - self.opened_at
+
+    def tick(self, screens: list[Any]) -> None:
+        """Once a second: the verdict's age and the header's clock on every screen."""
+        if self.verdict_state.expire():
+            self.render_verdict()
+        if self.session is None:
+            return
+        elapsed = self.elapsed()
+        incident_id = self.session.incident_id
+        opened = incident_id != self.incident_id  # the incident opened since
+        self.incident_id = incident_id
+        state = self.header_state(HeaderState()) if opened else None
+        for screen in screens:
+            for header in screen.query(HeaderBar):
+                if state is not None:
+                    header.show(state)
+                header.set_elapsed(elapsed)
+
+    def clock(self) -> float:
+        """The clock the metrics (and so the stability window) run on: simulated in the demo."""
+        session = self.session
+        if session is None:
+            return 0.0
+        return float(session.metrics_now() if session.metrics_now else session.now())
+
+    # -- results ------------------------------------------------------------------------
+
+    def step_checked(self, message: StepChecked) -> None:
+        step, report = message.step, message.report
+        self.board.checked(report)
+        if report.progress is not None:
+            self.show_progress(report.progress)
+        if report.hardware is not None:
+            self.main.show_hardware(report.hardware)
+        if report.verdict is not None:
+            self.show_verdict(report.verdict)
+        elif step == Step.VALIDATE and self.verdict_state.failed(report.error):
+            self.render_verdict()
+        self.render_rows()
+        if step == self.selected_step:
+            self.render_detail()
+
+    def check_crashed(self, step: Step, error: str) -> None:
+        self.board.check_crashed(step, error)
+        self.render_rows()
+        if step == self.selected_step:
+            self.render_detail()
+        if step == Step.VALIDATE and self.verdict_state.failed(error):
+            self.render_verdict()
+
+    def rollout_progressed(self, message: RolloutProgressed) -> bool:
+        """Show the rollout; True when a rollout skewmit started has just finished."""
+        if message.progress is None:
+            self.main.show_rollout_error(message.error)
+            return False
+        self.show_progress(message.progress)
+        if self.rollout_active and message.progress.done:
+            self.rollout_active = False
+            self.board.running_step = None
+            self.settled_at = self.clock()
+            self.render_rows()
+            return True
+        return False
+
+    def metrics_sampled(self, message: MetricsSampled, validation: ValidationScreen | None) -> None:
+        if message.error and message.series == [] and self.metrics:
+            # Keep the last readings on screen; they go stale visibly.
+            self.metrics_error = message.error
+        else:
+            self.metrics = list(message.series)
+            self.metrics_error = message.error
+        session = self.session
+        # The gate reads the same source: after a failed read its verdict no longer stands.
+        sampled = session is not None and session.metrics_sampler is not None
+        if message.error and sampled and self.verdict_state.failed(f"metrics: {message.error}"):
+            self.render_verdict()
+        now = session.metrics_now() if session is not None and session.metrics_now else None
+        self.main.show_metrics(self.metrics, now, self.metrics_error)
+        if validation is not None:
+            validation.show_metrics(self.metrics)
+
+    def journal_read(self, message: JournalRead) -> None:
+        self.main.show_log(message.entries, self.session.read_only if self.session else False)
+        self.board.journal_read(message.standing, message.reverted)
+        self.render_rows()
+
+    def remaining_s(self, verdict: Verdict | None) -> float | None:
+        """Seconds until the stability window holds only samples taken after the last change
+        settled: the gate's own figure when it gives one."""
+        if verdict is None or verdict.verdict == "pass":
+            return None
+        given = getattr(verdict, "remaining_s", None)
+        if given is not None:
+            return float(given)
+        if self.settled_at is None:
+            return None
+        left = verdict.window_s - (self.clock() - self.settled_at)
+        return left if left > 0 else None
+
+    def show_progress(self, progress: RolloutProgress) -> None:
+        self.progress = progress
+        for screen in self.views():
+            screen.show_progress(progress)
+
+    def show_verdict(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.board.verdict = verdict
+        self.verdict_state.fresh(verdict)
+        self.render_verdict()
+
+    def render_verdict(self) -> None:
+        verdict, lost = self.verdict, self.verdict_state.lost
+        remaining = self.remaining_s(verdict)
+        for screen in self.views():
+            screen.show_verdict(verdict, remaining, lost)
+
+    # -- the checklist, the selected step and the status line -----------------------------
+
+    def render_rows(self) -> None:
+        if not self.main.is_mounted:
+            return
+        self.main.show_rows(
+            [
+                ChecklistRow(step, i + 1, SHORT_TITLES[step], state, errors, warnings)
+                for i, (step, state, errors, warnings) in enumerate(self.board.rows())
+            ]
+        )
+
+    def render_detail(self) -> None:
+        if not self.main.is_mounted:
+            return
+        step = self.selected_step
+        detail = self.main.query_one(StepDetail)
+        title = f"{STEP_ORDER.index(step) + 1} · {STEP_TITLES[step]}"
+        report = self.board.reports.get(step)
+        notes = []
+        actions = self.actions
+        busy = actions.busy if actions is not None else None
+        if actions is not None and busy is not None and busy.step == step and actions.busy_note:
+            notes.append(f"{busy.title}: {actions.busy_note}")
+        note = self.board.note_for(step)
+        if note:
+            notes.append(note)
+        if step in self.board.failed:
+            notes.append(f"failed: {self.board.failed[step]}")
+        if step == Step.VALIDATE and actions is not None and actions.evidence_path:
+            notes.append(f"evidence bundle: {actions.evidence_path}")
+        self.render_hint()
+        if report is None:
+            pending = self.waiting if self.session is None else "checking…"
+            detail.show_pending(title, "\n".join(notes) or pending)
+            return
+        detail.show(report, title, "\n".join(notes))
+
+    def render_hint(self) -> None:
+        """The status line's resting text: what the fix key does on the selected step now,
+        or what the change in progress is doing."""
+        actions, session = self.actions, self.session
+        if actions is not None and actions.busy is not None:
+            self.main.say(f"{actions.busy.title}: {actions.busy_note or 'in progress'}")
+            return
+        if session is None:
+            self.main.say(self.waiting)
+            return
+        spec, why = self.board.fix_for(self.selected_step, read_only=session.read_only, busy=None)
+        self.main.say(f"{FIX_KEY}: {spec.title}" if spec is not None else why)
+
+    def quit_warning(self) -> str:
+        """What quitting now would leave unwatched ("" when nothing is in flight)."""
+        progress = self.progress
+        if self.rollout_active or (progress is not None and not progress.done):
+            detail = f" ({progress.message})" if progress is not None else ""
+            return (
+                f"A rollout is in flight{detail}. Quitting stops watching it; the change stays "
+                "applied and journaled, and skewmit reopens this incident when started again."
+            )
+        crashing = [p for p in progress.problems if p.code == "crashloop"] if progress else []
+        if crashing:
+            return (
+                f"Pods are crash-looping: {crashing[0].message}. Quitting leaves them so; "
+                "the journal keeps the incident open."
+            )
+        return ""

@@ -1,0 +1,122 @@
+"""What the app's workers and screens post back to it: past-tense messages, one per result.
+
+Workers (tui.workers) run every Runbook call on a thread and post one of these; the App and
+the action controller (tui.action_controller) act on them on the UI thread. High-rate
+messages collapse (`bubble=False`, `can_replace`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+from services.gate import Applied
+from services.models import (
+    ActionSpec,
+    JournalAction,
+    MetricSeries,
+    Plan,
+    Preview,
+    RolloutProgress,
+    Step,
+    StepReport,
+)
+
+if TYPE_CHECKING:
+    from tui.session import Session
+
+
+@dataclass
+class SessionOpened(Message):
+    """The opener answered: the session, or None and why it could not be opened."""
+
+    session: Session | None
+    error: str = ""
+
+
+@dataclass
+class StepChecked(Message):
+    step: Step
+    report: StepReport
+
+
+@dataclass
+class RolloutProgressed(Message, bubble=False):
+    progress: RolloutProgress | None
+    error: str = ""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RolloutProgressed)
+
+
+@dataclass
+class MetricsSampled(Message, bubble=False):
+    series: Sequence[MetricSeries]  # GPU quantities: one series per GPU model
+    error: str = ""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MetricsSampled)
+
+
+@dataclass
+class PreviewReady(Message):
+    action: ActionSpec
+    plan: Plan
+    preview: Preview
+
+
+@dataclass
+class ActionApplied(Message):
+    action: ActionSpec
+    applied: Applied
+
+
+@dataclass
+class RevertPreviewReady(Message):
+    """The gate's preview of reverting journal entry `seq`: the inverse, dry run and diff."""
+
+    seq: int
+    title: str
+    preview: Preview
+
+
+@dataclass
+class ActionReverted(Message):
+    seq: int
+    applied: Applied
+    step: Step | None = None  # the step of the reverted change's action, when the journal says
+
+
+@dataclass
+class ActionFailed(Message):
+    title: str
+    error: str
+    step: Step | None = None
+    detail: str = ""  # e.g. the diff of a refused revert
+
+
+@dataclass
+class JournalRead(Message, bubble=False):
+    entries: list[JournalAction]  # newest first, as the action log lists them
+    # Changes standing per step, and steps whose changes were all reverted (step_board).
+    standing: dict[Step, set[int]] = field(default_factory=dict)
+    reverted: set[Step] = field(default_factory=set)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, JournalRead)
+
+
+@dataclass
+class EvidenceCaptured(Message):
+    path: Path
+
+
+@dataclass
+class PaneShown(Message):
+    """A pane came into view: its polls resume."""
+
+    pane: str

@@ -1,0 +1,47 @@
+"""Opening the session after the first frame (issue 12): the opener's one blocking call runs
+in a thread worker of the app and answers with `SessionOpened`; quitting meanwhile waits for
+it, so that what it opened can still be closed by the launcher."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from functools import partial
+from typing import Any
+
+from textual.app import App
+
+from services.errors import SkewmitError
+from tui.messages import SessionOpened
+from tui.session import Session, SessionOpener
+from tui.workers import GROUP_OPEN
+
+
+class SessionOpening:
+    def __init__(self, opener: SessionOpener) -> None:
+        self.opener = opener
+        self._done = threading.Event()  # set when opener.open() has returned or raised
+        self._opened: Session | None = None  # what open() returned, installed or not
+
+    def start(self, app: App[Any]) -> None:
+        app.run_worker(partial(self._open, app), name="open session", group=GROUP_OPEN, thread=True)
+
+    def _open(self, app: App[Any]) -> None:
+        """On a thread: open, and post the session or why it could not be opened. Any other
+        exception is a bug: the worker fails, Textual shows the traceback and exits 1."""
+        try:
+            session = self.opener.open()
+        except Exception as exc:
+            if not isinstance(exc, SkewmitError) and type(exc).__name__ != "ScenarioError":
+                raise
+            app.post_message(SessionOpened(None, str(exc)))
+            return
+        finally:
+            self._done.set()
+        self._opened = session
+        app.post_message(SessionOpened(session))
+
+    async def wait(self) -> Session | None:
+        """Wait (off the event loop) for open() to return: the session it opened, if any."""
+        await asyncio.to_thread(self._done.wait)
+        return self._opened

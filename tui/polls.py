@@ -1,0 +1,106 @@
+"""The app's periodic reads: one `Poll` per step's checks, the rollout and the metrics, each
+scheduled when the previous read finished (never overlapping), the metrics paused while their
+pane is hidden, and a recheck of every step after a change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+from services.models import STEP_ORDER, Step
+from tui.session import Session
+from tui.step_board import StepBoard
+from tui.workers import CHECK_GROUPS, GROUP_METRICS, GROUP_ROLLOUT, Poll, RunbookWorkers
+
+SetTimer = Callable[[float, Callable[[], None]], Timer]
+
+
+def step_of_group(group: str | None) -> Step | None:
+    """The step whose checks run in worker group `group` (None: not a check)."""
+    return next((s for s, g in CHECK_GROUPS.items() if g == group), None)
+
+
+class RunbookPolls:
+    """The polls by worker group (empty until `start`), as `polls[group]`."""
+
+    def __init__(self, board: StepBoard) -> None:
+        self.board = board
+        self._polls: dict[str, Poll] = {}
+
+    def start(
+        self,
+        session: Session,
+        workers: RunbookWorkers,
+        set_timer: SetTimer,
+        *,
+        rollout_active: Callable[[], bool],
+        metrics_visible: Callable[[], bool],
+    ) -> None:
+        """Build every poll and run each once now."""
+        intervals = session.intervals
+        for step in STEP_ORDER:
+            every = intervals.validate if step == Step.VALIDATE else intervals.checks
+            self._polls[CHECK_GROUPS[step]] = Poll(
+                partial(workers.fetch_step, step), partial(float, every), set_timer
+            )
+
+        def rollout_every() -> float:
+            return intervals.rollout_active if rollout_active() else intervals.rollout
+
+        self._polls[GROUP_ROLLOUT] = Poll(workers.poll_rollout, rollout_every, set_timer)
+        self._polls[GROUP_METRICS] = Poll(
+            workers.poll_metrics, lambda: intervals.metrics, set_timer, metrics_visible
+        )
+        for poll in self._polls.values():
+            poll.request()
+
+    def __getitem__(self, group: str) -> Poll:
+        return self._polls[group]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._polls)
+
+    def __len__(self) -> int:
+        return len(self._polls)
+
+    def request(self, *groups: str) -> None:
+        """Read now (or right after the read in progress); nothing before `start`."""
+        for group in groups:
+            poll = self._polls.get(group)
+            if poll is not None:
+                poll.request()
+
+    def resume_metrics(self) -> None:
+        poll = self._polls.get(GROUP_METRICS)
+        if poll is not None:
+            poll.resume()
+
+    def recheck_all(self) -> None:
+        """Every step's checks again, each answered only by a read started after now."""
+        for step in STEP_ORDER:
+            poll = self._polls.get(CHECK_GROUPS[step])
+            if poll is None:
+                continue
+            # A check already out read the cluster before this request (the old pods of a
+            # rollout that just finished): only the next run, started after it, answers.
+            self.board.begin_recheck(step, poll.runs + 1)
+            poll.request()
+
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        """A worker finished: a cancelled check still answers (no report will come from
+        it), and its poll schedules the next read."""
+        if state == WorkerState.CANCELLED:
+            step = step_of_group(worker.group)
+            if step is not None:
+                self.board.answer(step)
+        poll = self._polls.get(worker.group)
+        if poll is not None:
+            poll.finished()
+
+    def stop(self) -> None:
+        for poll in self._polls.values():
+            poll.stop()

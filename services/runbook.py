@@ -50,7 +50,7 @@ ACTION_PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "latency.max-output-tokens": (("patch", "Deployment"),),
     "latency.max-model-len": (("patch", "Deployment"),),
     "latency.max-num-seqs": (("patch", "Deployment"),),
-    # Server-side apply of new objects: a PATCH that creates, so both verbs (services.guarded_apply).
+    # Server-side apply of new objects: a PATCH that creates, so both verbs (guarded_apply).
     "route.long-context": (
         ("create", "Deployment"),
         ("patch", "Deployment"),

@@ -19,6 +19,8 @@ checkout (e.g. `git archive HEAD` unpacked) for a before/after.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import tempfile
 import time
@@ -41,9 +43,34 @@ from measure import (
 
 HERE = Path(__file__).resolve().parent
 CHROME = r"1 Roll back"  # the checklist's first row
-INSPECTOR = r"[✓✗] +llm-serve-[0-9a-z]+-[0-9a-z]{5} "  # a pod row in "Pods and GPUs"
+# The panes, each filled by its own data (issue 12: "panes fill independently"): step 1's
+# answer on the checklist, a p95 figure in "Live metrics", a pod row in "Pods and GPUs"
+# (the pod's name is shortened to its last characters when the column is narrow).
+FINDINGS = r"1 Roll back +(findings +\d|ok|no findings)"
+METRICS = r"│ p95 +[^│]*\d(\.\d+)? ?m?s\b"
+INSPECTOR = r"[✓✗] +(llm-serve-[0-9a-z]+-|…)[0-9a-z]{2,5} "
+MARKS = {"chrome": CHROME, "findings": FINDINGS, "metrics": METRICS, "inspector": INSPECTOR}
 FLOOR_CHROME = r"pod-0000"  # the floor's first table row (drawn with everything else)
 SETTLE_S = 5.0  # after the inspector fills, before watching
+MARK_TIMEOUT_S = 60.0
+NAN_STEADY = Steady(float("nan"), float("nan"), float("nan"), float("nan"))
+
+
+def first_seen(term: Terminal, marks: list[str], timeout: float) -> list[float]:
+    """Seconds from the program's start until each regex was first on screen (nan: never
+    within `timeout`). One capture serves every mark, so a pane that fills before another
+    is timed as it did, whatever the order of `marks`."""
+    compiled = [re.compile(mark) for mark in marks]
+    times = [float("nan")] * len(marks)
+    deadline = time.perf_counter() + timeout
+    while any(math.isnan(t) for t in times) and time.perf_counter() < deadline:
+        screen = term.screen()
+        now = time.perf_counter() - term.started
+        for i, pattern in enumerate(compiled):
+            if math.isnan(times[i]) and pattern.search(screen):
+                times[i] = now
+        time.sleep(0.01)
+    return times
 
 
 def one_run(
@@ -55,12 +82,20 @@ def one_run(
         term = Terminal(f"skewmit-bench-{tag}-{time.monotonic_ns()}")
         try:
             term.start(argv, bench_env(Path(tmp) / "state"), pipe_to=out)
-            times = []
-            for mark in marks:
-                found = term.wait_for(mark, timeout=120)
-                times.append(float("nan") if found is None else found)
-            time.sleep(SETTLE_S)
-            steady = steady_state(term.pid(), out, watch)
+            times = first_seen(term, marks, MARK_TIMEOUT_S)
+            for mark, found in zip(marks, times, strict=True):
+                if math.isnan(found):  # say what was on screen instead, and go on
+                    tail = "\n".join(term.screen().rstrip().splitlines()[-12:])
+                    print(f"{tag}: {mark!r} not on screen after {MARK_TIMEOUT_S:g} s:\n{tail}",
+                          file=sys.stderr)  # fmt: skip
+            if watch > 0:
+                time.sleep(SETTLE_S)
+                try:
+                    steady = steady_state(term.pid(), out, watch)
+                except (ValueError, OSError):  # the program is gone
+                    steady = NAN_STEADY
+            else:
+                steady = NAN_STEADY
         finally:
             term.close()
     return times, steady
@@ -69,7 +104,9 @@ def one_run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--watch", type=float, default=60.0, help="seconds of steady state")
+    parser.add_argument(
+        "--watch", type=float, default=60.0, help="seconds of steady state (0: start-up only)"
+    )
     parser.add_argument("--cluster", action="store_true", help="real-cluster mode on `skewmit sim`")
     parser.add_argument("--prometheus", action="store_true", help="with a real Prometheus")
     parser.add_argument("--low-bandwidth", action="store_true", help="the low-bandwidth mode")
@@ -101,25 +138,32 @@ def measure_app(demo: list[str], label: str, args: argparse.Namespace) -> None:
     for i in range(args.runs):
         if args.no_floor:
             f_times.append(float("nan"))
-            f_steady.append(Steady(float("nan"), float("nan"), float("nan"), float("nan")))
+            f_steady.append(NAN_STEADY)
         else:
             times, steady = one_run(floor, [FLOOR_CHROME], args.watch, "floor")
             f_times.append(times[0])
             f_steady.append(steady)
-        times, steady = one_run(demo, [CHROME, INSPECTOR], args.watch, "demo")
+        times, steady = one_run(demo, list(MARKS.values()), args.watch, "demo")
         d_times.append(times)
         d_steady.append(steady)
-        print(f"run {i + 1}: app chrome/inspector {times[0]:.2f}/{times[1]:.2f} s, "
+        print(f"run {i + 1}: app {'/'.join(MARKS)} {'/'.join(f'{t:.2f}' for t in times)} s, "
               f"{steady.cpu_percent:.1f}% CPU, {steady.bytes_per_s / 1024:.1f} KiB/s, "
               f"RSS {steady.rss_end_mib:.0f} MiB; floor {f_times[-1]:.2f} s, "
               f"{f_steady[-1].cpu_percent:.1f}% CPU, {f_steady[-1].bytes_per_s / 1024:.1f} KiB/s",
               flush=True)  # fmt: skip
     fl = median(f_times)
     print(table_header())
-    print(row(f"{label}: chrome (checklist drawn)", median([t[0] for t in d_times]),
-              "minimal Textual app drawn", fl))  # fmt: skip
-    print(row(f"{label}: GPU inspector filled", median([t[1] for t in d_times]),
-              "minimal Textual app drawn", fl))  # fmt: skip
+    what = {
+        "chrome": "chrome (checklist drawn)",
+        "findings": "findings (step 1 answered)",
+        "metrics": "live metrics filled",
+        "inspector": "GPU inspector filled",
+    }
+    for i, mark in enumerate(MARKS):
+        print(row(f"{label}: {what[mark]}", median([t[i] for t in d_times]),
+                  "minimal Textual app drawn", fl))  # fmt: skip
+    if args.watch <= 0:
+        return
     name = f"watching {args.watch:g} s"
     print(row(f"{name}: CPU (% of a core)", median([s.cpu_percent for s in d_steady]),
               "3 sparklines + 50-row table at 1 Hz", median([s.cpu_percent for s in f_steady]),

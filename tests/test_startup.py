@@ -142,3 +142,27 @@ def test_headless_commands_never_load_the_ui(
     assert "cannot reach Prometheus at http://127.0.0.1:9" in err, err
     assert "kubernetes" in loaded and "prometheus_api_client" in loaded  # it got that far
     assert not loaded & UI, f"`skewmit {' '.join(command)}` imported {loaded & UI}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["demo", "--scenario", "no-such"], "skewmit demo: unknown scenario 'no-such'"),
+        (["demo", "--speed", "0"], "skewmit demo: --speed 0.0 is out of range"),
+        (
+            ["--kubeconfig", "/nonexistent/kubeconfig", "--deployment", "llm-serve"],
+            "skewmit: kubeconfig /nonexistent/kubeconfig does not exist",
+        ),
+    ],
+    ids=["scenario", "speed", "kubeconfig"],
+)
+def test_bad_input_to_the_app_is_refused_before_any_screen_or_client_loads(
+    argv: list[str], said: str, tmp_path: Path
+) -> None:
+    """Issue 12: the app's local checks run before the app starts, so bad input prints one
+    line and exits 2 with no screen drawn: the UI and the cluster client were never loaded."""
+    code, out, err, loaded = skewmit(*argv, state=tmp_path / "state")
+    assert code == 2, err
+    assert err.startswith(said) and err.count("\n") <= 1, err
+    assert out == ""  # nothing drawn
+    assert not loaded & HEAVY, f"`skewmit {' '.join(argv)}` imported {loaded & HEAVY}"

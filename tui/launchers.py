@@ -1,67 +1,119 @@
 """Starting the app: `run_app` (a real cluster) and `run_demo` (the simulator in-process),
 and the demo session the drill, the screenshots and the tests open and close. Their flags
 live in tui.cli, so `skewmit --help` imports none of this.
+
+Both launchers check everything local first (flags, the kubeconfig and its context, the
+config file, the scenario), so bad input prints one line and exits 2 before any screen is
+drawn. They then hand the app a SessionOpener: the header from those local facts, and the
+blocking part (the cluster and Prometheus; the demo's simulator) that the app runs in a
+worker after its first frame (issue 12). After the app exits they close what was opened and,
+when opening failed, print why and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.runbook import Runbook
-from tui.metrics_feed import MetricsFeed
-from tui.session import Intervals, Session, opened_at_of
+if TYPE_CHECKING:
+    from services.config import MetricsSettings
+    from services.runbook import Runbook
+    from tui.session import Session, SessionOpener
 
 EXIT_ERROR = 2
+# After the app exits, how long to wait for an opening still under way before leaving it to
+# close itself when it finishes (the process exits meanwhile: the demo's threads die with it).
+OPEN_WAIT_S = 10.0
 
 
-def _metrics_source(runbook: Runbook, args: argparse.Namespace) -> tuple[Any, str]:
+def _metrics_source(
+    runbook: Runbook, settings: MetricsSettings, preset: str | None
+) -> tuple[Any, str]:
     """A Prometheus source when one is configured: (source or None, why not)."""
-    from services.config import metrics_settings
     from services.errors import UnreachableError
     from services.metrics.prometheus import from_settings
 
-    settings = metrics_settings(runbook.config, url=args.prometheus, preset=args.preset)
     if not settings.url:
         return None, "no metrics source: pass --prometheus URL or set prometheus.url"
     target = runbook.target
     try:
-        return from_settings(settings, target.namespace, target.deployment, args.preset), ""
+        return from_settings(settings, target.namespace, target.deployment, preset), ""
     except UnreachableError as exc:
         return None, str(exc)
+
+
+def app_opener(args: argparse.Namespace) -> SessionOpener:
+    """The real-cluster session to open, after the local checks: the flags' names, the
+    kubeconfig and its context, the config file (its metrics settings and production
+    contexts), the state directory unless --read-only. Nothing here touches the network.
+    Raises ConfigError naming what to fix."""
+    from services.config import metrics_settings
+    from services.session import (
+        check_writable,
+        is_production,
+        load_config,
+        local_target,
+        open_session,
+    )
+    from tui.cli import session_options
+
+    options = session_options(args)
+    local = local_target(options)
+    config = load_config(options.config)
+    settings = metrics_settings(config, url=args.prometheus, preset=args.preset)
+    if not options.read_only:
+        check_writable(options.journal_root)
+    production = is_production(local.context, config)
+
+    from tui.metrics_feed import MetricsFeed
+    from tui.session import Session, SessionOpener, opened_at_of
+    from widgets.header_bar import HeaderState
+
+    def open_() -> Session:
+        runbook = open_session(options, local=local, config=config)
+        source, why = _metrics_source(runbook, settings, args.preset)
+        runbook.metrics = source
+        journal = runbook.journal
+        return Session(
+            runbook,
+            production=production,
+            evidence_dir=Path(args.evidence_dir),
+            opened_at=opened_at_of(journal.meta()) if journal is not None else None,
+            metrics_sampler=(
+                MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
+            ),
+            metrics_now=source.now if source is not None else None,
+            metrics_note=why,
+            low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
+        )
+
+    header = HeaderState(
+        context=local.context,
+        server=local.server,
+        namespace=local.namespace,
+        deployment=local.deployment,
+        user=local.user,
+        read_only=options.read_only,
+        production=production,
+    )
+    return SessionOpener(header, open_, waiting=f"connecting to {local.server}…")
 
 
 def run_app(args: argparse.Namespace) -> int:
     """`skewmit --deployment NAME ...`: the app against a real cluster. Exit 2 when the
     session cannot be opened (the message says what to fix)."""
     from services.errors import SkewmitError
-    from services.session import is_production, open_session
-    from tui.app import SkewmitApp
-    from tui.cli import session_options
 
     try:
-        runbook = open_session(session_options(args))
-        source, why = _metrics_source(runbook, args)
+        opener = app_opener(args)
     except SkewmitError as exc:
         print(f"skewmit: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    runbook.metrics = source
-    journal = runbook.journal
-    session = Session(
-        runbook,
-        production=is_production(runbook.target.context, runbook.config),
-        evidence_dir=Path(args.evidence_dir),
-        opened_at=opened_at_of(journal.meta()) if journal is not None else None,
-        metrics_sampler=(
-            MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
-        ),
-        metrics_now=source.now if source is not None else None,
-        metrics_note=why,
-        low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
-    )
-    return SkewmitApp(session).run() or 0
+    return run_opener(opener, "skewmit")
 
 
 def open_demo_session(
@@ -71,16 +123,20 @@ def open_demo_session(
     read_only: bool = False,
     evidence_dir: Path = Path("evidence"),
     low_bandwidth: bool = False,
+    first_checks: bool = True,
 ) -> Session:
-    """The simulator in-process and a session on it. Raises ScenarioError, SkewmitError."""
+    """The simulator in-process and a session on it (`first_checks`: see tui.demo's
+    open_demo). Raises ScenarioError, SkewmitError."""
     from tui.demo import open_demo
+    from tui.metrics_feed import MetricsFeed
+    from tui.session import Intervals, Session, opened_at_of
 
-    runbook, simulator = open_demo(scenario, speed, read_only=read_only)
+    runbook, simulator = open_demo(scenario, speed, read_only=read_only, first_checks=first_checks)
     source = runbook.metrics
     journal = runbook.journal
     return Session(
         runbook,
-        clock_note=f"simulated clock x{speed:g}",
+        clock_note=demo_clock_note(speed),
         evidence_dir=evidence_dir,
         intervals=Intervals(checks=5.0, validate=2.0, rollout=5.0, rollout_active=0.5, metrics=1.0),
         opened_at=opened_at_of(journal.meta()) if journal is not None else None,
@@ -93,6 +149,11 @@ def open_demo_session(
     )
 
 
+def demo_clock_note(speed: float) -> str:
+    """What the header says of the demo's clock, before and after it opens."""
+    return f"simulated clock x{speed:g}"
+
+
 def close_session(session: Session) -> None:
     """Stop what the session started (the demo's simulator and metrics scraper)."""
     source = session.runbook.metrics
@@ -102,27 +163,142 @@ def close_session(session: Session) -> None:
         session.simulator.stop()
 
 
+def demo_opener(args: argparse.Namespace) -> SessionOpener:
+    """The demo session to open, after the local checks (--speed, the scenario, which is
+    read here for the header's namespace and Deployment). The simulator starts in `open`.
+    Raises ConfigError, ScenarioError."""
+    from services.errors import ConfigError
+    from services.simulator.auth import ADMIN, VIEWER
+    from services.simulator.kubeconfig import ADMIN_CONTEXT, VIEWER_CONTEXT
+    from services.simulator.scenario import load
+
+    if not 0 < args.speed <= 1000:
+        raise ConfigError(f"--speed {args.speed} is out of range; use (0, 1000]")
+    world = load(args.scenario)
+    read_only = bool(args.read_only)
+
+    from tui.session import SessionOpener
+    from widgets.header_bar import HeaderState
+
+    def open_() -> Session:
+        return open_demo_session(
+            args.scenario,
+            args.speed,
+            read_only=read_only,
+            evidence_dir=Path(args.evidence_dir),
+            low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
+            # The first step with findings opens the incident here, before the app's polls
+            # start the baseline's capture: opening the journal waits for that capture
+            # (services.runbook), and so would the first findings (bench/RESULTS.md).
+            first_checks=True,
+        )
+
+    header = HeaderState(
+        context=VIEWER_CONTEXT if read_only else ADMIN_CONTEXT,
+        namespace=world.namespace,
+        deployment=world.deployment,
+        user=(VIEWER if read_only else ADMIN).name,
+        read_only=read_only,
+        clock_note=demo_clock_note(args.speed),
+    )
+    return SessionOpener(header, open_, waiting="starting the simulator…", close=close_session)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """`skewmit demo [--scenario NAME]`: the simulator in-process and the app on it."""
     from services.errors import SkewmitError
     from services.simulator.scenario import ScenarioError
-    from tui.app import SkewmitApp
 
-    if not 0 < args.speed <= 1000:
-        print(f"skewmit demo: --speed {args.speed} is out of range; use (0, 1000]", file=sys.stderr)
-        return EXIT_ERROR
     try:
-        session = open_demo_session(
-            args.scenario,
-            args.speed,
-            read_only=args.read_only,
-            evidence_dir=Path(args.evidence_dir),
-            low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
-        )
+        opener = demo_opener(args)
     except (ScenarioError, SkewmitError) as exc:
         print(f"skewmit demo: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    return run_opener(opener, "skewmit demo")
+
+
+class Opening:
+    """The opener's `open` as the app's worker runs it, remembered for the launcher: the
+    session it opened (closed after the app exits, or at once when it arrives after the app
+    has gone) and the error that stopped it (printed after the app exits)."""
+
+    def __init__(self, open_: Callable[[], Session], close: Callable[[Session], None]) -> None:
+        self._open = open_
+        self._close = close
+        self._lock = threading.Lock()
+        self.started = threading.Event()
+        self.done = threading.Event()
+        self.session: Session | None = None
+        self.error: BaseException | None = None
+        self._closed = False
+        self._abandoned = False
+        self.said = False  # the app told the operator why opening failed
+
+    def __call__(self) -> Session:
+        self.started.set()
+        try:
+            session = self._open()
+        except BaseException as exc:
+            self.error = exc
+            self.done.set()
+            raise
+        with self._lock:
+            self.session = session
+            abandoned = self._abandoned
+        self.done.set()
+        if abandoned:
+            self.close()
+        return session
+
+    def close(self) -> None:
+        """Close the session once, if one was opened; one still opening closes itself when
+        it arrives. Raises nothing the session's own close does not."""
+        with self._lock:
+            self._abandoned = True
+            session, self.session = self.session, None
+            if session is None or self._closed:
+                return
+            self._closed = True
+        self._close(session)
+
+    def message(self) -> str:
+        """Why opening failed, as the operator reads it ("" when it did not fail)."""
+        from services.errors import SkewmitError
+        from services.simulator.scenario import ScenarioError
+
+        exc = self.error
+        if exc is None:
+            return ""
+        if isinstance(exc, SkewmitError | ScenarioError):
+            return str(exc)
+        return f"could not open the session: {type(exc).__name__}: {exc}"
+
+
+def run_opener(opener: SessionOpener, prog: str) -> int:
+    """Run the app on `opener`; afterwards close what was opened, and say why opening failed
+    (exit 2) when it did."""
+    from dataclasses import replace
+
+    from tui.app import SkewmitApp
+
+    opening = Opening(opener.open, opener.close or close_session)
     try:
-        return SkewmitApp(session).run() or 0
+        code = start_app(SkewmitApp, replace(opener, open=opening, close=None))
     finally:
-        close_session(session)
+        if opening.started.is_set():
+            opening.done.wait(OPEN_WAIT_S)
+        opening.close()
+    if opening.error is not None:
+        if not opening.said:
+            print(f"{prog}: {opening.message()}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+def start_app(app_class: Any, opener: SessionOpener) -> int:
+    """The app on the opener, which it opens in a worker after its first frame."""
+    app = app_class(opener)
+    code = int(app.run() or 0)
+    if getattr(app, "open_error", "") and isinstance(opener.open, Opening):
+        opener.open.said = True  # the app printed why itself as it exited
+    return code

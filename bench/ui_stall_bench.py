@@ -10,6 +10,7 @@ app's own loop records how late it wakes: that lateness is what the operator fee
 frozen screen. Prints the longest stall per phase; asserts nothing.
 
     .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--no-cache] [--gc-freeze]
+        [--heap keeper|app]
 
 The app reads pods and nodes from watches (services.informer: a paged first list, then
 events); the rounds start once those are in sync, after the first load. `--no-cache` is the
@@ -21,6 +22,13 @@ The API requests the app sent during the rounds are printed per minute, by verb 
 which line up with the garbage collector's full collections of the app's own heap (the GC
 column).
 
+`--heap keeper` (the default) wires tui.heap.HeapKeeper to every check answer, as the app is
+asked to (it replaces the app's one start-up freeze, `--heap app`, the behaviour before). The
+GC column gives each phase's longest collection in wall time and in the collecting thread's
+CPU time (on a loaded machine the wall time is mostly the scheduler's). After the rounds the
+bench counts what the collector still walks, by type, then unfreezes and collects everything:
+the garbage found is what frozen objects had become (what HeapKeeper's sweeps give back).
+
 `--per-pod` is the behaviour before aggregation (one finding per pod, every finding and line
 rendered), for comparison. `--page N` lists objects N at a time (`limit`/`continue`), to show
 what paging alone would do.
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,19 +119,30 @@ class GcMeter:
     """The longest pause of Python's cyclic garbage collector per phase: it runs in whichever
     thread allocates when a threshold is crossed and holds the GIL throughout, so a full
     collection over a large heap (the watched pods and nodes are a million objects) is a
-    stall of its own."""
+    stall of its own. Wall time, and the collecting thread's CPU time: on a loaded machine
+    the wall time of a collection is its CPU time stretched by the scheduler, the CPU time is
+    what the collector itself costs (what the app can change)."""
 
     def __init__(self, meter: StallMeter) -> None:
         self.meter = meter
         self.worst: dict[str, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
+        self.worst_cpu: dict[str, float] = defaultdict(float)
         self._began = 0.0
+        self._began_cpu = 0.0
+        # Full collections during the rounds: (wall s, CPU s, objects freed).
+        self.full: list[tuple[float, float, int]] = []
 
     def _callback(self, stage: str, info: dict[str, Any]) -> None:
         if stage == "start":
             self._began = time.perf_counter()
+            self._began_cpu = time.thread_time()
             return
         took = time.perf_counter() - self._began
+        cpu = time.thread_time() - self._began_cpu
         phase = self.meter.phase
+        if info.get("generation") == 2 and phase.startswith(("open", "validation")):
+            self.full.append((took, cpu, int(info.get("collected", 0))))
+        self.worst_cpu[phase] = max(self.worst_cpu[phase], cpu)
         if took > self.worst[phase][0]:
             self.worst[phase] = (took, int(info.get("generation", -1)))
 
@@ -130,6 +150,28 @@ class GcMeter:
         import gc
 
         gc.callbacks.append(self._callback)
+
+
+def heap_keeper_wired() -> Any:
+    """What tui/heap.py asks of the app, wired here until the app makes the call itself: a
+    HeapKeeper told of every check answer, in place of the app's one start-up freeze."""
+    from tui.app import SkewmitApp
+    from tui.heap import HeapKeeper
+
+    if not hasattr(SkewmitApp, "_freeze_start_up_heap"):
+        return None  # the app wires a keeper of its own
+    keeper = HeapKeeper()
+    shown = SkewmitApp.on_step_checked
+
+    def on_step_checked(app: Any, message: Any) -> None:
+        shown(app, message)
+        informer = app.informer
+        synced = informer is None or all(r.synced for r in informer.reflectors.values())
+        keeper.answered(message.step, synced=synced, overlay=app.screen is not app.main)
+
+    setattr(SkewmitApp, "_freeze_start_up_heap", lambda app: None)  # noqa: B010
+    setattr(SkewmitApp, "on_step_checked", on_step_checked)  # noqa: B010
+    return keeper
 
 
 def per_pod_behaviour() -> None:
@@ -217,7 +259,7 @@ def paged_lists(page: int) -> None:
 
 
 async def measure(
-    rounds: int, dwell_s: float, speed: float, gc_freeze: bool = False
+    rounds: int, dwell_s: float, speed: float, gc_freeze: bool = False, heap: str = "keeper"
 ) -> dict[str, Any]:
     from tui.app import SkewmitApp
     from tui.launchers import close_session
@@ -231,6 +273,7 @@ async def measure(
     collections = GcMeter(meter)
     collections.install()
     first_checks_s = 0.0
+    keeper = heap_keeper_wired() if heap == "keeper" else None
     try:
         app = SkewmitApp(session)
         app.animation_level = "none"
@@ -240,16 +283,16 @@ async def measure(
             begun = time.monotonic()
             reflectors = app.informer.reflectors.values() if app.informer is not None else ()
             while time.monotonic() - begun < 600 and (
-                len(app.reports) < 5 or not all(r.synced for r in reflectors)
+                len(app.board.reports) < 5 or not all(r.synced for r in reflectors)
             ):
                 await pilot.pause(0.2)
             first_checks_s = time.monotonic() - begun
             # Reads that began before the watches were in sync (live lists of every pod) may
             # still be in flight: the rounds start once each step answered twice since.
-            since = dict(app.answered)
+            since = dict(app.board.answered)
             checked = [s for s in since if s.value != "hardware"]
             while time.monotonic() - begun < 900 and any(
-                app.answered[s] < since[s] + 2 for s in checked
+                app.board.answered[s] < since[s] + 2 for s in checked
             ):
                 await pilot.pause(0.2)
             if gc_freeze:
@@ -269,6 +312,7 @@ async def measure(
                 await pilot.press("v")
                 await pilot.pause(dwell_s)
             meter.stop()
+            meter.phase = "after the rounds"
             minutes = (time.monotonic() - rounds_began) / 60
             sent = session.runbook.cluster.request_counts()
             per_minute = {
@@ -278,20 +322,57 @@ async def measure(
             }
             findings = {
                 s.value: len(r.findings) if not r.error else f"failed: {r.error[:120]}"
-                for s, r in app.reports.items()
+                for s, r in app.board.reports.items()
             }
+            census = heap_census()
+            census["keeper"] = (
+                None
+                if keeper is None
+                else (keeper.rounds, keeper.sweeps, keeper.longest_pause_s, keeper.frozen)
+            )
+            census["leaked"], census["sweep_s"] = sweep()
     finally:
         close_session(session)
+        # The kubeconfig, journal and evidence folder this run made (large_session).
+        shutil.rmtree(session.simulator.kubeconfig.parent, ignore_errors=True)
     return {
         "setup_s": setup_s,
         "first_checks_s": first_checks_s,
         "worst": dict(meter.worst),
         "parses": dict(parses.worst),
         "collections": dict(collections.worst),
+        "collections_cpu": dict(collections.worst_cpu),
         "samples": dict(meter.samples),
         "findings": findings,
         "per_minute": per_minute,
+        "full": list(collections.full),
+        "heap": census,
     }
+
+
+def sweep() -> tuple[int, float]:
+    """Unfreeze and collect everything: the garbage found is what frozen objects had turned
+    into since they were frozen (cycles the collector could not see), and the time is what
+    one full collection of today's heap costs."""
+    import gc
+
+    gc.unfreeze()
+    began = time.perf_counter()
+    found = gc.collect()
+    return found, time.perf_counter() - began
+
+
+def heap_census(top: int = 12) -> dict[str, Any]:
+    """What the collector still walks (objects outside the frozen heap) by type, and the
+    frozen count: what a full collection costs is the walked count."""
+    import gc
+
+    counts: dict[str, int] = defaultdict(int)
+    walked = gc.get_objects()
+    for obj in walked:
+        counts[type(obj).__qualname__] += 1
+    ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
+    return {"walked": len(walked), "frozen": gc.get_freeze_count(), "types": ranked}
 
 
 def main() -> int:
@@ -308,6 +389,12 @@ def main() -> int:
         "--gc-freeze", action="store_true", help="gc.freeze() after the first load (a what-if)"
     )
     parser.add_argument(
+        "--heap",
+        choices=("keeper", "app"),
+        default="keeper",
+        help="keeper: tui.heap.HeapKeeper on every check answer; app: one start-up freeze",
+    )
+    parser.add_argument(
         "--switch", type=float, default=0.0, help="sys.setswitchinterval (seconds) for the run"
     )
     args = parser.parse_args()
@@ -321,11 +408,16 @@ def main() -> int:
         import services.cached_cluster
 
         setattr(services.cached_cluster, "cache_reads", lambda runbook: None)  # noqa: B010
-    result = asyncio.run(measure(args.rounds, args.dwell, args.speed, args.gc_freeze))
+    result = asyncio.run(measure(args.rounds, args.dwell, args.speed, args.gc_freeze, args.heap))
     mode = "per-pod (before)" if args.per_pod else "aggregated"
     mode += f", lists paged by {args.page}" if args.page else ""
     mode += ", every check re-lists pods and nodes" if args.no_cache else ", watch-fed cache"
     mode += ", gc.freeze() after the first load" if args.gc_freeze else ""
+    mode += (
+        ", tui.heap.HeapKeeper (freeze after every round)"
+        if args.heap == "keeper"
+        else ", the app's one start-up freeze"
+    )
     mode += f", GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
     print(
         f"large, {mode}: set-up {result['setup_s']:.1f} s, first checks of five steps "
@@ -334,16 +426,44 @@ def main() -> int:
     print(f"findings per step: {result['findings']}")
     print(
         "| phase | longest event-loop stall | ticks | longest json.loads of an answer "
-        "| longest GC pause |"
+        "| longest GC pause | its CPU time |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for phase, worst in result["worst"].items():
         took, size = result["parses"].get(phase, (0.0, 0))
         parse = f"{took * 1000:.0f} ms ({size / 1e6:.2f} MB)"
         paused, generation = result["collections"].get(phase, (0.0, 0))
         pause = f"{paused * 1000:.0f} ms (gen {generation})"
         ticks = result["samples"][phase]
-        print(f"| {phase} | {worst * 1000:.0f} ms | {ticks} | {parse} | {pause} |")
+        cpu = result["collections_cpu"].get(phase, 0.0) * 1000
+        print(f"| {phase} | {worst * 1000:.0f} ms | {ticks} | {parse} | {pause} | {cpu:.0f} ms |")
+    full = result["full"]
+    if full:
+        print(
+            f"full collections during the rounds: {len(full)}, "
+            f"{sum(t for t, _, _ in full) * 1000:.0f} ms in all "
+            f"({sum(c for _, c, _ in full) * 1000:.0f} ms CPU), longest "
+            f"{max(t for t, _, _ in full) * 1000:.0f} ms "
+            f"({max(c for _, c, _ in full) * 1000:.0f} ms CPU), "
+            f"{sum(n for _, _, n in full)} objects freed"
+        )
+    heap = result["heap"]
+    print(
+        f"after the rounds the collector walks {heap['walked']} objects "
+        f"({heap['frozen']} frozen): "
+        + ", ".join(f"{name} {count}" for name, count in heap["types"])
+    )
+    if heap["keeper"] is not None:
+        rounds, sweeps, longest, frozen = heap["keeper"]
+        print(
+            f"HeapKeeper: {rounds} round freezes, {sweeps} sweeps, its longest collection "
+            f"{longest * 1000:.0f} ms, {frozen} objects frozen"
+        )
+    print(
+        f"then unfrozen and collected: {heap['leaked']} objects of garbage found (what the "
+        f"frozen heap had held); a full collection of the whole heap took "
+        f"{heap['sweep_s'] * 1000:.0f} ms"
+    )
     total = sum(result["per_minute"].values())
     print(f"API requests per minute during the rounds: {total:.0f}")
     for request, rate in sorted(result["per_minute"].items(), key=lambda item: -item[1]):

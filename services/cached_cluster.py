@@ -9,6 +9,10 @@ watch's) goes to the server. Writes go to the server and keep reads honest:
 - an object skewmit has written to (dry runs included: the gate previews before it applies)
   is always read from the server, so the gate's "live" reads before a write and its verify
   after it never see the cache.
+While the informer's first list is still coming in, a read of a cached kind waits for it
+(up to FIRST_LIST_WAIT_S) rather than listing the same objects from the server: on `large`
+that second, unpaged list was a 5.6 MB answer whose parse held the interpreter's lock, and
+so froze the screen, for 0.8-2.8 s at start-up (bench/ui_stall_bench.py, "start").
 Objects served from the cache are shared between readers (callers copy before they change
 one, as the services already do) and carry no `metadata.managedFields` (see
 services.informer.without_managed_fields).
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
 
 UNKNOWN_RV_BYPASS_S = 10.0  # a write whose resourceVersion is no number: server reads this long
 CACHED_KINDS = ("Pod", "Node")
+# How long a read waits for the informer's first list (50 objects a page: a 1,000-pod
+# Deployment lists in a few seconds) before it asks the server itself.
+FIRST_LIST_WAIT_S = 20.0
 
 
 def equality_terms(selector: str) -> set[tuple[str, str]] | None:
@@ -69,6 +76,7 @@ class CachedCluster:
         self._written: set[tuple[str, str, str]] = set()
         self._pending_rv: dict[str, str] = {}  # kind -> the newest write's resourceVersion
         self._bypass_until: dict[str, float] = {}  # kind -> monotonic time
+        self.first_list_wait_s = FIRST_LIST_WAIT_S
 
     def __getattr__(self, name: str) -> Any:
         # exists, whoami's cache, default_namespace, request_counts...: the real cluster's.
@@ -79,7 +87,15 @@ class CachedCluster:
     def _fresh_reflector(self, kind: str, namespace: str) -> Reflector | None:
         """The reflector that may answer a read of `kind` in `namespace` now, if any."""
         reflector = self.informer.reflectors.get(kind)
-        if reflector is None or not reflector.synced:
+        if reflector is None:
+            return None
+        if not reflector.synced and self._first_list_pending(reflector):
+            # Until in sync (listed and watching) or failed: then the server answers.
+            reflector.wait(
+                lambda: reflector.synced or bool(reflector.error) or not reflector.alive,
+                self.first_list_wait_s,
+            )
+        if not reflector.synced:
             return None
         if reflector.namespace and namespace != reflector.namespace:
             return None
@@ -95,6 +111,12 @@ class CachedCluster:
                 if self._pending_rv.get(kind) == pending:
                     del self._pending_rv[kind]
         return reflector
+
+    @staticmethod
+    def _first_list_pending(reflector: Reflector) -> bool:
+        """The reflector is making its first list, and nothing has failed yet: its answer is
+        coming. After a failure (or once it has listed) reads go to the server at once."""
+        return reflector.alive and reflector.lists == 0 and not reflector.error
 
     def list(
         self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""

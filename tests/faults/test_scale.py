@@ -124,10 +124,12 @@ async def test_the_app_polls_pods_and_nodes_from_watches_and_stops_them_on_exit(
         assert informer is not None
         reflectors = informer.reflectors.values()
         await until(lambda: all(r.synced for r in reflectors), "the watches to start")
-        served = app.runbook.cluster.served
+        assert app.session is not None
+        cached = app.session.runbook.cluster
+        served = cached.served
         listed = cluster.request_counts()
         # Several rounds of every step's checks and the rollout poll.
-        await until(lambda: app.runbook.cluster.served >= served + 20, "checks from the cache")
+        await until(lambda: cached.served >= served + 20, "checks from the cache")
         counts = cluster.request_counts()
         for kind in ("pods", "nodes"):
             assert counts.get(("list", kind), 0) == listed.get(("list", kind), 0), kind

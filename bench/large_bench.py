@@ -1,0 +1,177 @@
+"""`skewmit demo --scenario large` (5,000 pods on 500 nodes, the Deployment owning 1,000) in a
+real terminal (tmux, 120x40): time to the first frame (the checklist drawn), to the GPU
+inspector filled, the process's RSS (peak and at the end, sampled from /proc every 0.5 s)
+and the API requests the app sent a minute, by verb and resource, over `--watch` seconds
+after the inspector filled. Issue 12's targets: chrome <= 0.5 s, inspector <= 2 s, RSS <=
+300 MB, requests a minute counted and bounded. Prints a table; asserts nothing.
+
+The demo runs under `probe` (this file run with `--probe`): the real `skewmit demo` entry
+point, plus a thread that writes the request counts of every KubeCluster the process made
+to a file every second (KubeCluster.request_counts), so the terminal is the real one. The
+process's address space is capped (`--cap-gib`, default 6) so a demo that runs away fails
+here rather than taking a shared machine's memory.
+
+    .venv/bin/python bench/large_bench.py [--runs 1] [--watch 60] [--cap-gib 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import PYTHON, ROOT, Terminal, bench_env, machine, median, rss_mib
+
+HERE = Path(__file__).resolve()
+CHROME = r"1 Roll back"  # the checklist's first row
+INSPECTOR = r"[✓✗…] +(…|llm-serve-)[0-9a-z-]+ "  # a pod row in "Pods and GPUs"
+COUNTS_ENV = "SKEWMIT_BENCH_COUNTS"
+
+
+def probe(argv: list[str]) -> int:
+    """Run `skewmit` with argv in this process, writing request counts to $COUNTS_ENV."""
+    import os
+
+    sys.path.insert(0, str(ROOT))
+    from services.kube import KubeCluster
+
+    made: list[KubeCluster] = []
+    original = KubeCluster.__init__
+
+    def init(self: KubeCluster, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    setattr(KubeCluster, "__init__", init)  # noqa: B010
+    out = Path(os.environ[COUNTS_ENV])
+
+    def dump() -> None:
+        while True:
+            total: Counter[str] = Counter()
+            for cluster in list(made):
+                for (verb, resource), count in cluster.request_counts().items():
+                    total[f"{verb} {resource}"] += count
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"t": time.monotonic(), "counts": dict(total)}))
+            tmp.replace(out)
+            time.sleep(1.0)
+
+    threading.Thread(target=dump, name="bench-counts", daemon=True).start()
+    from tui.cli import main
+
+    return main(argv)
+
+
+def counts(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {"t": time.monotonic(), "counts": {}}
+
+
+def one_run(watch: float, cap_gib: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
+        folder = Path(tmp)
+        counts_file = folder / "counts.json"
+        argv = [PYTHON, str(HERE), "--probe", "demo", "--scenario", "large"]
+        argv += ["--evidence-dir", str(folder / "evidence")]
+        env = bench_env(folder / "state") | {COUNTS_ENV: str(counts_file)}
+        # ulimit -v: the shell the pane starts execs the demo under the cap.
+        argv = ["sh", "-c", f'ulimit -v {int(cap_gib * 1024**2)}; exec "$@"', "demo", *argv]
+        term = Terminal(f"skewmit-large-{time.monotonic_ns()}")
+        peak = 0.0
+        try:
+            term.start(argv, env)
+            pid = term.pid()
+            stop = threading.Event()
+
+            def sample() -> None:
+                nonlocal peak
+                while not stop.is_set():
+                    try:
+                        peak = max(peak, rss_mib(pid))
+                    except (OSError, ValueError):
+                        return
+                    stop.wait(0.5)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            chrome = term.wait_for(CHROME, timeout=120)
+            inspector = term.wait_for(INSPECTOR, timeout=300)
+            began = counts(counts_file)
+            time.sleep(watch)
+            ended = counts(counts_file)
+            try:
+                rss_end = rss_mib(pid)
+            except (OSError, ValueError):
+                rss_end = float("nan")
+            stop.set()
+            sampler.join(2)
+            screen = term.screen()
+        finally:
+            term.close()
+    minutes = max(ended["t"] - began["t"], 1e-9) / 60
+    per_minute = {
+        name: (count - began["counts"].get(name, 0)) / minutes
+        for name, count in ended["counts"].items()
+        if count > began["counts"].get(name, 0)
+    }
+    return {
+        "chrome": float("nan") if chrome is None else chrome,
+        "inspector": float("nan") if inspector is None else inspector,
+        "rss_peak": peak,
+        "rss_end": rss_end,
+        "per_minute": per_minute,
+        "screen": screen,
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--probe":
+        return probe(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--watch", type=float, default=60.0, help="seconds after the inspector")
+    parser.add_argument("--cap-gib", type=float, default=6.0, help="address-space cap")
+    parser.add_argument("--screen", action="store_true", help="print the last screen")
+    args = parser.parse_args()
+    if not Terminal.available():
+        sys.exit("large_bench: tmux is not installed")
+    print(f"# `skewmit demo --scenario large`, 120x40 in tmux — {machine()}")
+    runs = []
+    for i in range(args.runs):
+        result = one_run(args.watch, args.cap_gib)
+        runs.append(result)
+        rate = sum(result["per_minute"].values())
+        print(
+            f"run {i + 1}: chrome {result['chrome']:.2f} s, inspector {result['inspector']:.2f} s, "
+            f"RSS peak {result['rss_peak']:.0f} MiB, end {result['rss_end']:.0f} MiB, "
+            f"{rate:.0f} API requests a minute",
+            flush=True,
+        )
+        if args.screen:
+            print(result["screen"])
+    print("| figure | median | target |\n|---|---|---|")
+    print(f"| chrome (checklist drawn) | {median([r['chrome'] for r in runs]):.2f} s | 0.5 s |")
+    print(f"| GPU inspector filled | {median([r['inspector'] for r in runs]):.2f} s | 2 s |")
+    print(f"| RSS, peak | {median([r['rss_peak'] for r in runs]):.0f} MiB | 300 MB |")
+    print(f"| RSS after watching {args.watch:g} s | {median([r['rss_end'] for r in runs]):.0f} MiB "
+          "| 300 MB |")  # fmt: skip
+    rates = [sum(r["per_minute"].values()) for r in runs]
+    print(f"| API requests a minute while watching | {median(rates):.0f} | counted, bounded |")
+    last = runs[-1]["per_minute"]
+    for name, rate in sorted(last.items(), key=lambda item: -item[1]):
+        print(f"  {name}: {rate:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The app's garbage-collector policy: keep the heap the collector walks small, so that no
+collection stalls the screen.
+
+CPython's cyclic collector runs in whichever thread allocates when a threshold is crossed,
+and holds the interpreter lock while it walks every tracked object of the generations it
+collects. A full (generation 2) collection walks everything that survived two younger ones:
+on `large` that was the watched pods and nodes, the app's widgets, their render caches and
+the last reports, 300,000+ objects, and each such collection froze the screen for 0.3-2.3 s
+(bench/ui_stall_bench.py). Freezing the heap once after start-up (gc.freeze: frozen objects
+are never walked again) took the start-up part away; what built up after it (render caches,
+reports, cache updates: 80,000-140,000 objects after a few rounds of checks) still made each
+full collection a 70-340 ms pause.
+
+`HeapKeeper` does what the app did once, then again after every full round of checks: a
+collection of what is not frozen (only what the last round left, so it is short), then
+gc.freeze() of what survived it. The full collections the interpreter starts by itself then
+walk one round's survivors, not the session's. Garbage is collected before each freeze, so a
+freeze keeps only live objects; a frozen object that later becomes part of a garbage cycle is
+not collected while frozen. The one large source of that was a screen over the main one
+(the validation view, a modal) frozen while shown: all its widgets died frozen when it
+closed. So no round is frozen while such a screen is up (`overlay`), and when the frozen heap
+has grown by `sweep_growth` since the last sweep, or since the first `settle_rounds` rounds
+(the heap still grows for real then), or every `sweep_every` rounds, everything is unfrozen
+and collected once (a full pause, rare and counted) to give that memory back.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from services.models import STEP_ORDER, Step
+
+# Rounds between full sweeps (unfreeze, collect all, freeze): at the demo's 5 s polls about
+# once an hour, and each one costs a full pause of the heap at that time.
+SWEEP_EVERY = 600
+SWEEP_GROWTH = 0.25  # or sooner, once the frozen heap is this much bigger than after a sweep
+# The heap still grows for real in the first rounds (modules imported on first use, caches
+# filling): the size a sweep is judged against is taken after this many rounds.
+SETTLE_ROUNDS = 12
+
+
+class Collector(Protocol):
+    """The slice of the `gc` module the keeper uses (tests pass a recorder)."""
+
+    def collect(self, generation: int = 2) -> int: ...
+
+    def freeze(self) -> None: ...
+
+    def unfreeze(self) -> None: ...
+
+    def get_freeze_count(self) -> int: ...
+
+
+@dataclass
+class HeapKeeper:
+    """Call `answered(step, synced=...)` on every check answer. `start_after` distinct steps
+    answered with `synced` true (the pod and node watches listed) is the end of start-up:
+    the start-up heap is frozen; after that, each full round (every step that had answered
+    by the last freeze has answered again, or twice as many answers as such steps) collects
+    and freezes that round's survivors."""
+
+    start_after: int = len(STEP_ORDER) - 2
+    sweep_every: int = SWEEP_EVERY
+    sweep_growth: float = SWEEP_GROWTH
+    settle_rounds: int = SETTLE_ROUNDS
+    collector: Collector = field(default_factory=lambda: gc)
+    clock: Callable[[], float] = time.perf_counter
+    frozen_once: bool = False  # the start-up heap is frozen
+    rounds: int = 0  # freezes after start-up's
+    sweeps: int = 0
+    longest_pause_s: float = 0.0  # of the keeper's own collections (a sweep's included)
+    last_pause_s: float = 0.0
+    _seen: set[Step] = field(default_factory=set)  # steps that answered before the last freeze
+    _since: set[Step] = field(default_factory=set)  # steps that answered after it
+    _answers: int = 0  # answers since the last freeze
+    _swept_at: int = 0  # objects frozen after the start-up freeze or the last sweep
+
+    def answered(self, step: Step, *, synced: bool = True, overlay: bool = False) -> None:
+        """One check answered (on the UI thread, after its report is shown). `synced`: the
+        pod and node watches are listed; `overlay`: a screen other than the main one is up."""
+        self._since.add(step)
+        self._answers += 1
+        if overlay:
+            return  # its widgets die when it closes: freezing them would keep them
+        if not self.frozen_once:
+            if synced and len(self._since) >= self.start_after:
+                self.frozen_once = True
+                self._freeze(sweep=False)
+                self._swept_at = self.frozen
+            return
+        # A step whose checks stopped (paused, crashed) does not hold the rounds up for ever.
+        if self._seen <= self._since or self._answers >= 2 * len(self._seen):
+            self.rounds += 1
+            grown = self.frozen > self._swept_at * (1 + self.sweep_growth)
+            settled = self.rounds > self.settle_rounds
+            self._freeze(sweep=settled and (grown or self.rounds % max(self.sweep_every, 1) == 0))
+            if not settled:
+                self._swept_at = self.frozen
+
+    def _freeze(self, *, sweep: bool) -> None:
+        began = self.clock()
+        if sweep:
+            self.collector.unfreeze()
+            self.sweeps += 1
+        self.collector.collect()  # the garbage first, so only live objects are frozen
+        self.collector.freeze()
+        if sweep:
+            self._swept_at = self.frozen
+        self.last_pause_s = self.clock() - began
+        self.longest_pause_s = max(self.longest_pause_s, self.last_pause_s)
+        self._seen |= self._since
+        self._since = set()
+        self._answers = 0
+
+    @property
+    def frozen(self) -> int:
+        """Objects the collector does not walk."""
+        return self.collector.get_freeze_count()

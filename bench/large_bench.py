@@ -1,34 +1,43 @@
 """`skewmit demo --scenario large` (5,000 pods on 500 nodes, the Deployment owning 1,000) in a
-real terminal (tmux, 120x40): time to the first frame (the checklist drawn), to the GPU
-inspector filled, the process's RSS (peak and at the end, sampled from /proc every 0.5 s)
-and the API requests the app sent a minute, by verb and resource, over `--watch` seconds
-after the inspector filled. Issue 12's targets: chrome <= 0.5 s, inspector <= 2 s, RSS <=
-300 MB, requests a minute counted and bounded. Prints a table; asserts nothing.
+real terminal (tmux, 120x40), or with `--cluster` the real-cluster mode: `skewmit sim --scenario
+large` (speed 1) in a process of its own and the app against it (with `--prometheus`, a real
+Prometheus scraping the simulator every 5 s feeds the metrics pane): time to the first
+frame (the checklist drawn), to the GPU inspector filled, the process's RSS (peak and at the
+end, sampled from /proc every 0.5 s) and the API requests the app sent a minute, by verb and
+resource, over `--watch` seconds after the inspector filled. Issue 12's targets: chrome <=
+0.5 s, inspector <= 2 s, RSS <= 300 MB, requests a minute counted and bounded. Prints a
+table; asserts nothing.
 
-The demo runs under `probe` (this file run with `--probe`): the real `skewmit demo` entry
-point, plus a thread that writes the request counts of every KubeCluster the process made
-to a file every second (KubeCluster.request_counts), so the terminal is the real one. The
-process's address space is capped (`--cap-gib`, default 6) so a demo that runs away fails
-here rather than taking a shared machine's memory.
+The app runs under `probe` (this file run with `--probe`): the real `skewmit` entry point,
+plus a thread that writes the request counts of every KubeCluster the process made to a file
+every second (KubeCluster.request_counts), so the terminal is the real one. The process's
+address space is capped (`--cap-gib`, default 6) so a demo that runs away fails here rather
+than taking a shared machine's memory. The demo's RSS includes its in-process simulator
+(5,000 pods' objects and the fleet model); the real-cluster mode's is the app's own.
 
     .venv/bin/python bench/large_bench.py [--runs 1] [--watch 60] [--cap-gib 6]
+        [--cluster [--prometheus]]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import PYTHON, ROOT, Terminal, bench_env, machine, median, rss_mib
+from measure import PYTHON, ROOT, SKEWMIT, Terminal, bench_env, machine, median, rss_mib
 
 HERE = Path(__file__).resolve()
 CHROME = r"1 Roll back"  # the checklist's first row
@@ -77,11 +86,51 @@ def counts(path: Path) -> dict[str, Any]:
         return {"t": time.monotonic(), "counts": {}}
 
 
-def one_run(watch: float, cap_gib: float) -> dict[str, Any]:
+@contextmanager
+def large_cluster(folder: Path, *, prometheus: bool) -> Iterator[list[str]]:
+    """`skewmit sim --scenario large` (speed 1) in a process of its own, optionally scraped by
+    a real Prometheus every 5 s; yields the app's arguments against it. Stops both on exit."""
+    kubeconfig = folder / "kubeconfig"
+    sim = subprocess.Popen(
+        [*SKEWMIT, "sim", "--scenario", "large", "--kubeconfig", str(kubeconfig), "--speed", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert sim.stdout is not None
+    server = None
+    try:
+        metrics = next(
+            (ln.split(":", 1)[1].strip() for ln in sim.stdout if ln.startswith("metrics:")), ""
+        )
+        if not metrics:
+            sys.exit("large_bench: the simulator did not start")
+        argv = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
+        if prometheus:
+            binary = shutil.which("prometheus")
+            if binary is None:
+                sys.exit("large_bench: prometheus is not installed")
+            sys.path.insert(0, str(ROOT))
+            from tests.prometheus import PrometheusServer
+
+            server = PrometheusServer(binary, folder / "prom", {"vllm": metrics}, "5s").start()
+            server.wait_for('up{job="vllm"} == 1', timeout_s=120)
+            argv += ["--prometheus", server.url]
+        yield argv
+    finally:
+        if server is not None:
+            server.stop()
+        sim.terminate()
+        try:
+            sim.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+
+
+def one_run(app: list[str], watch: float, cap_gib: float) -> dict[str, Any]:
+    """One start of the app (`app`: skewmit's arguments) in tmux, measured."""
     with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
         folder = Path(tmp)
         counts_file = folder / "counts.json"
-        argv = [PYTHON, str(HERE), "--probe", "demo", "--scenario", "large"]
+        argv = [PYTHON, str(HERE), "--probe", *app]
         argv += ["--evidence-dir", str(folder / "evidence")]
         env = bench_env(folder / "state") | {COUNTS_ENV: str(counts_file)}
         # ulimit -v: the shell the pane starts execs the demo under the cap.
@@ -142,13 +191,28 @@ def main() -> int:
     parser.add_argument("--watch", type=float, default=60.0, help="seconds after the inspector")
     parser.add_argument("--cap-gib", type=float, default=6.0, help="address-space cap")
     parser.add_argument("--screen", action="store_true", help="print the last screen")
+    parser.add_argument("--cluster", action="store_true", help="real-cluster mode on `skewmit sim`")
+    parser.add_argument("--prometheus", action="store_true", help="--cluster with a Prometheus")
     args = parser.parse_args()
     if not Terminal.available():
         sys.exit("large_bench: tmux is not installed")
-    print(f"# `skewmit demo --scenario large`, 120x40 in tmux — {machine()}")
+    if not args.cluster:
+        where = "simulator in-process"
+        print(f"# `skewmit demo --scenario large` ({where}), 120x40 in tmux — {machine()}")
+        return measure(["demo", "--scenario", "large"], args)
+    with (
+        tempfile.TemporaryDirectory(prefix="skewmit-bench-sim-") as tmp,
+        large_cluster(Path(tmp), prometheus=args.prometheus) as app,
+    ):
+        what = "real-cluster mode" + (" + Prometheus" if args.prometheus else "")
+        print(f"# {what} on `skewmit sim --scenario large`, 120x40 in tmux — {machine()}")
+        return measure(app, args)
+
+
+def measure(app: list[str], args: argparse.Namespace) -> int:
     runs = []
     for i in range(args.runs):
-        result = one_run(args.watch, args.cap_gib)
+        result = one_run(app, args.watch, args.cap_gib)
         runs.append(result)
         rate = sum(result["per_minute"].values())
         print(

@@ -36,6 +36,7 @@ from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
 from services.journal_actions import reverted_by
 from services.kube import KubeCluster
+from services.metrics import presets
 from services.metrics.baseline import BaselineSpec
 from services.metrics.simsource import SimMetricsSource
 from services.metrics.source import Scope
@@ -53,7 +54,11 @@ RATE_WINDOW_S = 300.0  # the dashboards' [5m]: a 12 rps fleet's p99 is too noisy
 BASELINE_S = 600.0
 HISTORY_BEFORE_S = BASELINE_S + RATE_WINDOW_S + 60.0
 HISTORY_AFTER_S = 180.0  # slack for a day-back offset window while the demo opens
-LARGE_FLEET = 64  # replicas beyond which the day-old history is sampled more sparsely
+# Replicas beyond which the day-old history renders a sample of HISTORY_SAMPLE pods, its fleet
+# sums scaled to the whole (services.simulator.backfill), every third scrape interval apart:
+# `large`'s 1,000 pods in full were 5.24 million samples, 786 MB of text and 77 s to render.
+LARGE_FLEET = 64
+HISTORY_SAMPLE = 32  # fleet sums within 1% of the whole fleet's (tests/tui/test_demo_backfill.py)
 # Live scrapes the demo's metrics store keeps (simulated seconds): the charts' 15 minutes,
 # the stability window and an evidence bundle's lead-in with room to spare; older ones are
 # forgotten so a demo left running stays the same size (the backfilled baseline is kept).
@@ -78,11 +83,26 @@ def only_families(text: str, families: tuple[str, ...]) -> str:
 
 
 def history_step(world: Scenario) -> float:
-    """Seconds between the day-old history's samples: the scrape interval, so coverage reads
-    as a live Prometheus' would, except on fleets too big to render that often (`large`:
-    a thousand pods, half a gigabyte of text per twenty samples)."""
-    replicas = max((d.replicas for d in world.deployments), default=0)
-    return SCRAPE_S if replicas <= LARGE_FLEET else 3 * SCRAPE_S
+    """Seconds between the day-old history's samples and the demo's scrapes: the recent
+    history's step, except on fleets too big to render and parse that often (`large`)."""
+    return SCRAPE_S if history_pods(world) is None else 3 * SCRAPE_S
+
+
+def history_pods(world: Scenario) -> int | None:
+    """How many of the Deployment's pods the day-old history renders: all (None) up to
+    LARGE_FLEET replicas, else a sample of HISTORY_SAMPLE whose sums stand for the fleet."""
+    replicas = max((d.replicas for d in world.deployments if d.name == world.deployment), default=0)
+    return None if replicas <= LARGE_FLEET else HISTORY_SAMPLE
+
+
+def summed_families(source: SimMetricsSource) -> tuple[str, ...]:
+    """Families the preset's queries add up over pods (counters, histograms, gauge sums): a
+    sampled history scales these to the fleet; per-GPU and averaged gauges stay as read."""
+    kinds = (presets.QUANTILE, presets.RATE, presets.GAUGE_SUM)
+    names = {
+        m for spec in source.preset.queries.values() if spec.kind in kinds for m in spec.metrics
+    }
+    return tuple(sorted(names))
 
 
 class DemoMetricsSource(SimMetricsSource):
@@ -90,14 +110,18 @@ class DemoMetricsSource(SimMetricsSource):
     frame, in two stages: the fleet's recent past (already rendered by the simulator: a
     quarter of a second to ingest), then the day-old last-known-good window (rendering it
     takes seconds). A read waits for the stage that covers the times it looks at: a read of
-    now (the inspector's DCGM models, the metrics pane) only for the recent past, one that
-    reaches back before it (the baseline) for both, so nothing judges or draws an empty
-    store. The scraper starts after the recent past."""
+    now (the inspector's DCGM models, the metrics pane, a rate over the last minutes) only
+    for the recent past, one that reaches back into the day-old window (the baseline) for
+    both, so nothing judges or draws an empty store. The scraper starts after the recent
+    past."""
 
-    def __init__(self, *args: Any, recent_from: float = math.inf, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, history_until: float = math.inf, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Reads of times from here on need only the recent past (simulated seconds).
-        self.recent_from = recent_from
+        # The day-old window ends here (simulated seconds): a read of later times needs only
+        # the recent past. Not where the recent past starts: `large` has none (its
+        # metrics_history_s is 0), and a five-minute rate read at launch would wait for a
+        # day-old window that holds none of its times.
+        self.history_until = history_until
         self.recent = threading.Event()
         self.backfilled = threading.Event()
         self._closed = False
@@ -133,7 +157,7 @@ class DemoMetricsSource(SimMetricsSource):
 
     def _ready(self, since: float | None = None) -> None:
         """Wait for the history that covers `since` onwards (None: now)."""
-        if since is not None and since < self.recent_from:
+        if since is not None and since < self.history_until:
             self.backfilled.wait(BACKFILL_WAIT_S)
         self.recent.wait(BACKFILL_WAIT_S)
 
@@ -208,6 +232,23 @@ def last_known_good(cluster: KubeCluster, namespace: str, deployment: str) -> tu
         return 0, ""
     labels = rs["metadata"].get("labels") or {}
     return chosen.number, str(labels.get("pod-template-hash", ""))
+
+
+def day_old_window(
+    world: Scenario, source: SimMetricsSource, now: float, *, seed: int
+) -> dict[str, Any]:
+    """render_history's arguments for the day-old last-known-good window around a baseline
+    a day before `now`, with the families `source` reads (the revision: the scenario's
+    default until the caller names one). `seed`: yesterday's requests were not today's."""
+    return {
+        "start": now - DAY_S - HISTORY_BEFORE_S,
+        "end": now - DAY_S + HISTORY_AFTER_S,
+        "step_s": history_step(world),
+        "seed": seed,
+        "families": source.families or families_read(source),
+        "sample_pods": history_pods(world),
+        "summed": summed_families(source),
+    }
 
 
 def day_old_history(world: Scenario, window: dict[str, Any]) -> str:
@@ -337,13 +378,13 @@ def open_demo(
             Scope(world.namespace, world.deployment),
             world.engine,
             clock=clock,
-            scrape_interval_s=SCRAPE_S,
+            # A big fleet's page (`large`: 141 lines a pod, 0.4 s to parse) is scraped as
+            # often as its day-old history is sampled: every 5 s at x12 it never caught up.
+            scrape_interval_s=history_step(world),
             rate_window_s=RATE_WINDOW_S,
             baseline_spec=baseline,
             live_retention_s=LIVE_RETENTION_S,
-            # The recent past starts metrics_history_s before the simulator did; a scrape
-            # interval of slack for the simulated seconds that passed since.
-            recent_from=now - world.metrics_history_s + SCRAPE_S,
+            history_until=now - DAY_S + HISTORY_AFTER_S,  # day_old_window's end
         )
         families = families_read(source)
         source.families = families  # live pages too: the rest is never read
@@ -360,16 +401,9 @@ def open_demo(
             source.scrape()  # and now, so the panes need not wait for the scraper's first
 
         def day_old() -> None:
-            window = {
-                "start": now - DAY_S - HISTORY_BEFORE_S,
-                "end": now - DAY_S + HISTORY_AFTER_S,
-                "step_s": history_step(world),
-                "revision": revision or None,
-                "pod_template_hash": pod_hash or None,
-                "seed": sim.seed + 1,  # yesterday's requests were not today's
-                "families": families,
-            }
             assert source is not None
+            window = day_old_window(world, source, now, seed=sim.seed + 1)
+            window.update(revision=revision or None, pod_template_hash=pod_hash or None)
             source.ingest(day_old_history(world, window))
 
         source.backfill_in_background(recent, day_old)

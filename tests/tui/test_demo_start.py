@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 import tui.demo
+from services.metrics.baseline import BaselineSpec
+from services.metrics.source import Scope
 from services.models import Step
+
+DAY = tui.demo.DAY_S
 
 
 def test_the_inspector_reads_dcgm_before_the_day_old_history_is_in(
@@ -49,3 +53,33 @@ def test_the_inspector_reads_dcgm_before_the_day_old_history_is_in(
         release.set()
         source.stop()
         sim.stop()
+
+
+def test_on_a_fleet_without_recent_history_live_reads_do_not_wait_for_the_day_old_window() -> None:
+    # `large` starts with no recent past (metrics_history_s 0): a live read's rate window
+    # reaches back before the simulator started, into times neither stage holds. It must
+    # answer from the scrapes it has, not wait for the day-old window to render.
+    now = 1_800_000_000.0
+    source = tui.demo.DemoMetricsSource(
+        "http://127.0.0.1:9/metrics",
+        Scope("inference", "llm-serve"),
+        "vllm",
+        clock=lambda: now,
+        rate_window_s=300.0,
+        baseline_spec=BaselineSpec(mode="range", start=now - DAY - 600, end=now - DAY),
+        history_until=now - DAY + tui.demo.HISTORY_AFTER_S,
+    )
+    source.recent.set()  # the recent past is in (empty); the day-old window is rendering
+    answers: list[Any] = []
+    live = threading.Thread(target=lambda: answers.append(source.instant("tokens_per_s")))
+    live.start()
+    live.join(60)  # the day-old window's wait would be BACKFILL_WAIT_S (120 s)
+    assert answers and not source.backfilled.is_set(), answers
+    frozen: list[Any] = []
+    waiting = threading.Thread(target=lambda: frozen.append(source.baseline(600)))
+    waiting.start()
+    waiting.join(1.0)
+    assert frozen == []  # the baseline, a day back, still waits for its window
+    source.backfilled.set()
+    waiting.join(60)
+    assert frozen, "the baseline answered once the day-old window was in"

@@ -213,9 +213,15 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
         ) from exc
     try:
         data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        kind = "TOML" if file.suffix == ".toml" else "YAML"
-        raise ConfigError(f"config file {file} is not valid {kind}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {file} is not valid TOML: {exc}; fix it or pass another --config"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"config file {file} is not valid YAML{_yaml_where(exc)}; "
+            "fix it or pass another --config"
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -224,6 +230,21 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
         return check_config(data)
     except ConfigError as exc:
         raise ConfigError(f"{file}: {exc}") from None
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """Where and what, on one line: libyaml's own report is eight lines with the source
+    quoted twice, which wraps and scrolls the one line a failed start should print."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return f": {' '.join(str(exc).split())}"
+    mark = exc.problem_mark or exc.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = " ".join(str(exc.problem or exc.context or "").split())
+    context = exc.context if exc.problem and exc.context else None
+    if context and exc.context_mark is not None:
+        opened = exc.context_mark
+        context += f" from line {opened.line + 1}, column {opened.column + 1}"
+    return where + (f": {what}" if what else "") + (f" ({context})" if context else "")
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,10 @@ class Runbook:
     _permissions: dict[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
     _baseline: Any = None  # frozen once per incident: see baseline()
     _baseline_refused: SkewmitError | None = None
+    # Guards the three fields above, briefly: never held across a capture, which can take
+    # seconds against a slow Prometheus, while the first checks open the journal (issue 12).
     _baseline_lock: threading.Lock = field(default_factory=threading.Lock)
+    _capture_lock: threading.Lock = field(default_factory=threading.Lock)  # one capture at once
     _journal_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -104,8 +107,8 @@ class Runbook:
         with self._journal_lock:
             if self.journal is None:
                 journal = self.open_journal()
-                self.journal = journal
                 with self._baseline_lock:
+                    self.journal = journal  # a capture ending now adopts it: see baseline()
                     if self._baseline is not None:
                         from services import baseline_choice
 
@@ -394,24 +397,34 @@ class Runbook:
         from services.metrics.baseline import BaselineSpec
         from services.validation import Thresholds
 
-        with self._baseline_lock:
-            if self._baseline is None:
+        with self._capture_lock:
+            with self._baseline_lock:
+                if self._baseline is not None:
+                    return self._baseline
                 if self._baseline_refused is not None:
                     raise self._baseline_refused  # a past window does not fill in by itself
-                thresholds = Thresholds.from_mapping(self.config.get("thresholds"))
-                window = getattr(self.metrics, "baseline_window_s", None)
-                try:
-                    self._baseline = baseline_choice.frozen(
-                        self.metrics,
-                        getattr(self.metrics, "baseline_spec", None) or BaselineSpec(),
-                        window or thresholds.stable_window_s,
-                        cluster=self.cluster,
-                        journal=self.journal,
-                    )
-                except baseline_choice.BaselineRefused as exc:
+                journal = self.journal
+            thresholds = Thresholds.from_mapping(self.config.get("thresholds"))
+            window = getattr(self.metrics, "baseline_window_s", None)
+            try:
+                found = baseline_choice.frozen(
+                    self.metrics,
+                    getattr(self.metrics, "baseline_spec", None) or BaselineSpec(),
+                    window or thresholds.stable_window_s,
+                    cluster=self.cluster,
+                    journal=journal,
+                )
+            except baseline_choice.BaselineRefused as exc:
+                with self._baseline_lock:
                     self._baseline_refused = exc
-                    raise
-            return self._baseline
+                raise
+            with self._baseline_lock:
+                if journal is None and self.journal is not None:
+                    # The incident opened during the capture: journal the baseline in it now
+                    # (or take the one a reopened incident already holds).
+                    found = baseline_choice.adopt(self.journal, found)
+                self._baseline = found
+                return found
 
     def validate(self) -> Verdict:
         from services import validation

@@ -77,3 +77,20 @@ def test_the_app_reads_the_config_file_skewmit_config_names(
     assert session_options(args).config == str(named)
     args = build_parser(None).parse_args(["--deployment", "llm-serve", "--config", "mine.yaml"])
     assert session_options(args).config == "mine.yaml"
+
+
+def test_a_config_file_that_is_not_yaml_is_one_line_naming_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A YAML slip in the config file (a tab, an unclosed bracket) printed libyaml's eight-line
+    report; the operator gets one line: the file, the line and column, and what to do."""
+    from tui.cli import main
+
+    config = tmp_path / "skewmit.yaml"
+    config.write_text("prometheus:\n  url: http://prom:9090\n  preset: [vllm\nthresholds: {}\n")
+    argv = ["check", "--deployment", "llm-serve", "--kubeconfig", str(tmp_path / "kc")]
+    assert main([*argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert str(config) in err and "line 4, column 11" in err, err
+    assert "fix it or pass another --config" in err, err

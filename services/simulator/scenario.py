@@ -126,7 +126,8 @@ def load(name_or_path: str) -> Scenario:
         folder = resources.files("services.simulator") / "scenarios"
         text, origin = (folder / f"{name_or_path}.yaml").read_text(), name_or_path
     try:
-        data = yaml.safe_load(text)
+        # libyaml's loader where it is built in: ~40 ms less on every start (issue 12).
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ScenarioError(f"scenario {origin}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

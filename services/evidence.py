@@ -11,6 +11,8 @@ journal and fresh reads, for a postmortem author to use as it is.
     changes/outside-skewmit.md       before/after of each revision skewmit did not apply
     pods/validated.yaml              each pod's image, args and env as validated
     gpu/inspector.csv, gpu/nvidia-smi/<pod>.txt
+                                     every pod's row; nvidia-smi read once per node
+                                     (step 5's readings), files for the first 16 pods
     metrics/{incident,postfix,baseline}.{csv,json}
                                      the incident window, the window after the last change
     metrics/queries.txt              every query the gate and the bundle ran

@@ -1,24 +1,24 @@
 """What the cluster shows in the evidence bundle: the manifests from before the first change,
-each validated pod's image, args and env, and the GPU inspector with nvidia-smi output. Every
-object is masked; Secret references are shown, never resolved."""
+each validated pod's image, args and env, and the GPU inspector with nvidia-smi output (one
+exec per node at most, shared with step 5's readings). Every object is masked; Secret
+references are shown, never resolved."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from services import gpu, rollout
-from services.errors import SkewmitError
 from services.evidence_files import segment
 from services.kube import Cluster
 from services.masking import mask_object
+from services.smi_reads import NVIDIA_SMI_ARGV, cache_for
 
 Obj = dict[str, Any]
-MAX_SMI_PODS = 16
-SMI_QUERY = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv"]
+MAX_SMI_PODS = 16  # pods with a gpu/nvidia-smi/<pod>.txt; inspector.csv has every pod
 
 
 def before_state(
@@ -71,22 +71,28 @@ def gpu_files(
     dcgm: Mapping[str, str],
     expected: str | None,
 ) -> dict[str, str]:
+    """gpu/inspector.csv (one row per pod, its note saying which pod on its node the
+    nvidia-smi reading comes from) and gpu/nvidia-smi/<pod>.txt for the first MAX_SMI_PODS.
+
+    nvidia-smi runs as step 5 runs it (services.smi_reads): in one pod per node, the
+    connection's remembered reading used while fresh, so a capture on a 1,000-pod fleet
+    execs at most once per node (none when step 5 just read them) and at most
+    smi_reads.MAX_NEW_NODES times; pods left unread say so. Raises nothing."""
+    reads = cache_for(cluster).read(cluster, pods, nodes)
     files: dict[str, str] = {}
-    smi: dict[str, str] = {}
     for pod in pods[:MAX_SMI_PODS]:
         name = pod["metadata"]["name"]
-        container = pod["spec"]["containers"][0]["name"]
-        outputs = []
-        for argv in (SMI_QUERY, ["nvidia-smi"]):
-            try:
-                text = cluster.exec(pod["metadata"]["namespace"], name, container, argv)
-            except SkewmitError as exc:
-                text = f"(failed: {exc})\n"
-            outputs.append(f"$ {' '.join(argv)}\n{text}")
-            if argv is SMI_QUERY and not text.startswith("(failed"):
-                smi[name] = text
-        files[f"gpu/nvidia-smi/{segment(name)}.txt"] = "\n".join(outputs)
-    rows = gpu.gpu_rows(pods, nodes, smi, dict(dcgm), expected)
+        node = pod["spec"].get("nodeName") or "(not scheduled)"
+        note = reads.notes.get(name, "")
+        head = f"# pod {name} on node {node}: {note or 'read in this pod'}"
+        text = reads.by_pod.get(name)
+        body = f"$ {' '.join(NVIDIA_SMI_ARGV)}\n{text}" if text is not None else "(not read)\n"
+        files[f"gpu/nvidia-smi/{segment(name)}.txt"] = f"{head}\n{body}"
+    rows = gpu.gpu_rows(pods, nodes, reads.by_pod, dict(dcgm), expected)
+    rows = [
+        replace(row, note="; ".join(n for n in (row.note, reads.notes.get(row.pod, "")) if n))
+        for row in rows
+    ]
     columns = list(asdict(rows[0])) if rows else ["pod"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

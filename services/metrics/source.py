@@ -120,7 +120,7 @@ class Scope:
         return labels.get(self.gpu_pod_label if gpu else self.pod_label, "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands are kept (QueryLog): no __dict__ each
 class QueryRecord:
     """One query a source ran: what for, the PromQL (or, for the simulator source, the PromQL
     it evaluates in-process), when it ran and for which time, both on the source's clock
@@ -145,9 +145,17 @@ class QueryLog:
         self._records: deque[QueryRecord] = deque(maxlen=limit)
         self._count = 0
         self._lock = threading.Lock()
+        # The same few queries are logged over and over: each text is kept once.
+        self._texts: dict[str, str] = {}
+        self._limit = limit
 
     def add(self, record: QueryRecord) -> None:
         with self._lock:
+            text = self._texts.setdefault(record.query, record.query)
+            if text is not record.query:
+                record = replace(record, query=text)
+            if len(self._texts) > self._limit:  # texts that vary (a config's override)
+                self._texts.clear()
             self._records.append(record)
             self._count += 1
 

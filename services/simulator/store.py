@@ -36,7 +36,13 @@ Listener = Callable[[str, str, Obj, Obj | None], None]
 Defaulter = Callable[[ResourceType, Obj, Obj | None], None]
 Manage = Callable[[Obj | None, Obj], None]  # (old or None on create, new) -> None
 
-HISTORY = 50_000
+HISTORY = 50_000  # watch events kept at most
+# Events older than this (simulated seconds) are compacted, as etcd compacts every 5 minutes
+# (a watch from an older version gets 410 Gone), once more than HISTORY_FLOOR are kept: each
+# event holds a copy of its object, and a long-running simulator must stay the same size. The
+# floor lets a client that reconnects a few wall seconds late on a fast clock resume.
+COMPACTION_S = 300.0
+HISTORY_FLOOR = 1_000
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -118,6 +124,7 @@ class Store:
         self._last_rv = 999
         self._data: dict[str, dict[Key, Obj]] = {rt.plural: {} for rt in registry.all()}
         self._history: deque[tuple[int, str, WatchEvent]] = deque(maxlen=HISTORY)
+        self._history_at: deque[float] = deque(maxlen=HISTORY)  # simulated time of each
         self._watchers: list[Watcher] = []
         self._listeners: list[Listener] = []
         # owner uid -> dependents (plural, (namespace, name)), for the garbage collector.
@@ -166,6 +173,11 @@ class Store:
         rv = int(obj["metadata"]["resourceVersion"])
         event = WatchEvent(type_, obj)
         self._history.append((rv, rt.plural, event))
+        now = self.clock.time()
+        self._history_at.append(now)
+        while len(self._history) > HISTORY_FLOOR and now - self._history_at[0] > COMPACTION_S:
+            self._history.popleft()
+            self._history_at.popleft()
         for watcher in self._watchers:
             if watcher.closed or watcher.plural != rt.plural:
                 continue

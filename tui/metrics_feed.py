@@ -30,9 +30,12 @@ def series_named(series: Sequence[MetricSeries], *names: str) -> list[MetricSeri
 
 
 class MetricsFeed:
-    """Live series for the sparklines and charts from a MetricsSource: the baseline and the
-    last minutes on the first call, one new sample per later call (blocking: call it from a
-    worker). Raises what the source raises."""
+    """Live series for the sparklines and charts from a MetricsSource: the last minutes on
+    the first call, then one new sample per call, with the baseline asked for on the second
+    (blocking: call it from a worker). The first values do not wait for the baseline: its
+    capture can take seconds (the demo's day-old window, a slow Prometheus) and the pane
+    showed nothing meanwhile; the differences from it follow a poll later. Raises what the
+    source raises."""
 
     def __init__(
         self,
@@ -46,6 +49,7 @@ class MetricsFeed:
         # compare with the same numbers; without it, the source's own.
         self.baseline = baseline or (lambda: source.baseline(baseline_window_s))
         self._live: Any = None
+        self._baseline_asked = False
 
     @property
     def scrape_interval_s(self) -> float | None:
@@ -60,14 +64,16 @@ class MetricsFeed:
         from services.metrics.series import LiveSeries
 
         if self._live is None:
-            try:
-                baseline = self.baseline()
-            except SkewmitError:
-                baseline = None  # the panes show values without a difference
-            live = LiveSeries(self.source, presets.GATE_QUANTITIES, baseline=baseline)
+            live = LiveSeries(self.source, presets.GATE_QUANTITIES)
             series: list[MetricSeries] = live.prime()
             self._live = live
             return series
+        if not self._baseline_asked:
+            self._baseline_asked = True  # once, as before: a refusal is not asked again
+            try:
+                self._live.baseline = self.baseline()
+            except SkewmitError:
+                pass  # the panes show values without a difference
         sampled: list[MetricSeries] = self._live.sample()
         return sampled
 

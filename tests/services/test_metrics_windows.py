@@ -111,3 +111,42 @@ def test_a_full_query_log_holds_each_query_text_once() -> None:
         tracemalloc.stop()
     assert len(log.since(0)) == 5000
     assert held < 5000 * 200, held
+
+
+def test_the_first_values_do_not_wait_for_the_baseline() -> None:
+    """The pane's first figures arrive while the baseline capture is still running (the
+    demo's day-old window took seconds; the pane said "no data" all that time); the
+    differences from the baseline follow on the next sample."""
+    import threading
+
+    clock = Clock()
+    source = SimMetricsSource(
+        "http://127.0.0.1:9/metrics",
+        Scope("inference", "llm-serve"),
+        "vllm",
+        clock=clock,
+        scrape_interval_s=SCRAPE_S,
+        rate_window_s=60.0,
+    )
+    for i in range(40):
+        clock.now = START + i * SCRAPE_S
+        source.ingest(page("llm-serve-rs0-abcde", clock.now))
+    released = threading.Event()
+
+    class Frozen:
+        def value(self, quantity: str, key: str = "") -> float | None:
+            return 123.0 if quantity == "tokens_per_s" else None
+
+    def slow_baseline() -> Frozen:
+        assert released.wait(30), "the test never released the baseline"
+        return Frozen()
+
+    feed = MetricsFeed(source, baseline=slow_baseline)
+    first = feed()  # would block on slow_baseline if the first call asked for it
+    tokens = next(s for s in first if s.name == "tokens_per_s")
+    assert tokens.points and tokens.baseline is None
+    released.set()
+    clock.now += SCRAPE_S
+    source.ingest(page("llm-serve-rs0-abcde", clock.now))
+    later = next(s for s in feed() if s.name == "tokens_per_s")
+    assert later.baseline == 123.0

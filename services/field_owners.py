@@ -117,11 +117,11 @@ def owned_message(what: str, conflicts: tuple[FieldConflict, ...], server: str =
     )
     managers = sorted({c.manager for c in conflicts})
     that = "those managers read" if len(managers) > 1 else "that manager reads"
+    owner = "their owners" if len(managers) > 1 else "its owner"
     text = (
         f"{what}: {OWNED_BY_ANOTHER} {'these fields' if several else 'this field'}: {fields}; "
         f"skewmit will not force {'them' if several else 'it'}. Change "
         f"{'them' if several else 'it'} where {that} from ({_source(managers)}), or re-run "
-        f"with force after agreeing with {'their owners' if len(managers) > 1 else 'its owner'}"
-        ". skewmit wrote nothing to it."
+        f"skewmit with --force-conflicts after agreeing with {owner}. skewmit wrote nothing to it."
     )
     return f"{text}\nthe API server: {server}" if server else text

@@ -73,6 +73,7 @@ class Runbook:
     metrics: Any = None  # a services.metrics MetricsSource, when there is one
     config: dict[str, Any] = field(default_factory=dict)
     gitops_override: bool = False
+    force_conflicts: bool = False  # server-side apply may take others' fields (--force-conflicts)
     # Said once when the session opens: "opened read-only: held by ...", reconciled intents.
     notices: tuple[str, ...] = ()
     # Opens the incident's journal on first need (a finding in steps 1-5, or a change), so a
@@ -126,6 +127,7 @@ class Runbook:
                 journal,
                 read_only=self.read_only,
                 gitops_override=self.gitops_override,
+                force_conflicts=self.force_conflicts,
             )
         return self._gate
 

@@ -43,6 +43,9 @@ class SessionOptions:
     journal_root: Path | None = None
     gitops_override: bool = False
     take_over: bool = False  # take the incident's journal from the instance holding it
+    # Server-side apply may take fields another field manager owns (kubectl's
+    # --force-conflicts): only when the operator said so, after agreeing with the owner.
+    force_conflicts: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ def open_session(
             metrics=metrics,
             config=config,
             gitops_override=options.gitops_override,
+            force_conflicts=options.force_conflicts,
         )
     if found.incident_id:
         journal, notices = _reopen(options, cluster, target, clock)
@@ -246,6 +250,7 @@ def open_session(
             metrics=metrics,
             config=config,
             gitops_override=options.gitops_override,
+            force_conflicts=options.force_conflicts,
             notices=tuple(notices),
         )
     runbook = Runbook(
@@ -255,6 +260,7 @@ def open_session(
         metrics=metrics,
         config=config,
         gitops_override=options.gitops_override,
+        force_conflicts=options.force_conflicts,
     )
 
     def open_journal() -> Journal:

@@ -94,3 +94,20 @@ def test_a_config_file_that_is_not_yaml_is_one_line_naming_where(
     assert err.count("\n") == 1, err
     assert str(config) in err and "line 4, column 11" in err, err
     assert "fix it or pass another --config" in err, err
+
+
+def test_force_conflicts_reaches_the_gate_only_when_given(kubeconfig: Path, tmp_path: Path) -> None:
+    """The refusal of a field another manager owns says "re-run skewmit with
+    --force-conflicts": that flag exists, and it is the only way the gate forces."""
+    from dataclasses import replace
+
+    from services.session import open_session
+    from tui.cli import session_options
+
+    base = ["--kubeconfig", str(kubeconfig), "--context", "skewmit-sim", "-n", "inference"]
+    base += ["--deployment", "llm-serve"]
+    for extra, forced in (([], False), (["--force-conflicts"], True)):
+        options = session_options(build_parser(None).parse_args([*base, *extra]))
+        runbook = open_session(replace(options, journal_root=tmp_path / str(forced)))
+        assert runbook.gate.force_conflicts is forced
+    assert "--force-conflicts" in build_parser(None).format_help()

@@ -174,6 +174,7 @@ def session_options(args: argparse.Namespace, *, read_only: bool | None = None) 
         preset=getattr(args, "preset", None),
         config=args.config or os.environ.get("SKEWMIT_CONFIG") or None,
         take_over=getattr(args, "take_over", False),
+        force_conflicts=getattr(args, "force_conflicts", False),
     )
 
 
@@ -243,6 +244,12 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="take the incident from the skewmit session holding it (it turns read-only)",
     )
     parser.add_argument(
+        "--force-conflicts",
+        action="store_true",
+        help="let a server-side apply take fields another field manager owns (as kubectl's "
+        "flag); the preview names each field taken and from whom. Agree with the owner first",
+    )
+    parser.add_argument(
         "--low-bandwidth",
         action="store_true",
         help="for slow links: no animation, the chart on demand (b), the clock by the "
@@ -272,6 +279,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=argparse.SUPPRESS,
         help="use the simulator's read-only user",
+    )
+    parser.add_argument(
+        "--force-conflicts",
+        action="store_true",
+        help="let a server-side apply take fields another field manager owns (as kubectl's "
+        "flag); the preview names each field taken and from whom. Agree with the owner first",
     )
     parser.add_argument(
         "--low-bandwidth",

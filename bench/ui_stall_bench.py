@@ -22,8 +22,8 @@ The API requests the app sent during the rounds are printed per minute, by verb 
 which line up with the garbage collector's full collections of the app's own heap (the GC
 column).
 
-`--heap keeper` (the default) wires tui.heap.HeapKeeper to every check answer, as the app is
-asked to (it replaces the app's one start-up freeze, `--heap app`, the behaviour before). The
+`--heap keeper` (the default) is the app as it runs: tui.heap.HeapKeeper told of every check
+answer; `--heap app` puts back the app's one start-up freeze, the behaviour before. The
 GC column gives each phase's longest collection in wall time and in the collecting thread's
 CPU time (on a loaded machine the wall time is mostly the scheduler's). After the rounds the
 bench counts what the collector still walks, by type, then unfreezes and collects everything:
@@ -152,26 +152,23 @@ class GcMeter:
         gc.callbacks.append(self._callback)
 
 
-def heap_keeper_wired() -> Any:
-    """What tui/heap.py asks of the app, wired here until the app makes the call itself: a
-    HeapKeeper told of every check answer, in place of the app's one start-up freeze."""
-    from tui.app import SkewmitApp
-    from tui.heap import HeapKeeper
+class OneFreeze:
+    """`--heap app`: the app's policy before tui.heap, one gc.freeze() once four steps have
+    answered and the watches are in sync, nothing after."""
 
-    if not hasattr(SkewmitApp, "_freeze_start_up_heap"):
-        return None  # the app wires a keeper of its own
-    keeper = HeapKeeper()
-    shown = SkewmitApp.on_step_checked
+    def __init__(self) -> None:
+        self.seen: set[Any] = set()
+        self.done = False
 
-    def on_step_checked(app: Any, message: Any) -> None:
-        shown(app, message)
-        informer = app.informer
-        synced = informer is None or all(r.synced for r in informer.reflectors.values())
-        keeper.answered(message.step, synced=synced, overlay=app.screen is not app.main)
+    def answered(self, step: Any, *, synced: bool = True, overlay: bool = False) -> None:
+        import gc
 
-    setattr(SkewmitApp, "_freeze_start_up_heap", lambda app: None)  # noqa: B010
-    setattr(SkewmitApp, "on_step_checked", on_step_checked)  # noqa: B010
-    return keeper
+        self.seen.add(step)
+        if self.done or len(self.seen) < 4 or not synced:
+            return
+        gc.collect()
+        gc.freeze()
+        self.done = True
 
 
 def per_pod_behaviour() -> None:
@@ -273,9 +270,13 @@ async def measure(
     collections = GcMeter(meter)
     collections.install()
     first_checks_s = 0.0
-    keeper = heap_keeper_wired() if heap == "keeper" else None
+    keeper = None
     try:
         app = SkewmitApp(session)
+        if heap == "keeper":
+            keeper = app.heap  # tui.heap.HeapKeeper, as the app runs it
+        else:
+            app.heap = OneFreeze()  # type: ignore[assignment]
         app.animation_level = "none"
         async with app.run_test(size=(200, 60)) as pilot:
             meter.start()

@@ -60,7 +60,7 @@ async def shoot(
         app.animation_level = "none"
         try:
             async with app.run_test(size=size) as pilot:
-                await until(pilot, lambda: len(app.reports) == 6 and not app.rechecking)
+                await until(pilot, lambda: len(app.board.reports) == 6 and not app.board.rechecking)
                 await script(app, pilot)
                 await pilot.pause(0.3)
                 app.clear_notifications()
@@ -72,7 +72,7 @@ async def shoot(
 
 
 async def nothing(app: SkewmitApp, pilot: Pilot[Any]) -> None:
-    await until(pilot, lambda: bool(app.metrics))
+    await until(pilot, lambda: bool(app.dashboard.metrics))
 
 
 def keys(*presses: str) -> Callable[[SkewmitApp, Pilot[Any]], Any]:
@@ -90,15 +90,20 @@ async def rolling_back(app: SkewmitApp, pilot: Pilot[Any]) -> None:
     await pilot.press("enter")
     await pilot.pause(0.5)
     await pilot.press("y")
+    dashboard = app.dashboard
     await until(
         pilot,
-        lambda: app.progress is not None and not app.progress.done and app.progress.updated > 1,
+        lambda: (
+            dashboard.progress is not None
+            and not dashboard.progress.done
+            and dashboard.progress.updated > 1
+        ),
     )
 
 
 async def validation_view(app: SkewmitApp, pilot: Pilot[Any]) -> None:
     await rolling_back(app, pilot)
-    await until(pilot, lambda: app.running_step is None, polls=1200)
+    await until(pilot, lambda: app.board.running_step is None, polls=1200)
     await pilot.press("v")
     await pilot.pause(3.0)
 

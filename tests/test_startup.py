@@ -166,3 +166,20 @@ def test_bad_input_to_the_app_is_refused_before_any_screen_or_client_loads(
     assert err.startswith(said) and err.count("\n") <= 1, err
     assert out == ""  # nothing drawn
     assert not loaded & HEAVY, f"`skewmit {' '.join(argv)}` imported {loaded & HEAVY}"
+
+
+def test_the_app_draws_its_first_frame_without_the_cluster_or_metrics_clients() -> None:
+    """Everything the first frame needs (the app, its screens, the launchers) loads neither
+    the Kubernetes client (0.3-0.8 s) nor prometheus-api-client: those load in the worker
+    that opens the session, after the frame is out (issue 12)."""
+    code = (
+        "import json, sys, tui.app, tui.launchers, tui.opening; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    assert "textual" in loaded  # it did import the app
+    assert not loaded & {"kubernetes", "prometheus_api_client"}, loaded

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.message import Message
 from textual.notifications import SeverityLevel
@@ -34,6 +34,9 @@ from tui.session import Session
 from tui.step_board import EVIDENCE_ACTION, StepBoard
 from tui.workers import RunbookWorkers
 
+if TYPE_CHECKING:
+    from tui.dashboard import Dashboard
+
 # Keys that act on the session: refused while it is being opened (q, ?, v work).
 NEEDS_SESSION = frozenset({"step_action", "fix_step", "revert_change", "refresh", "skip_step"})
 NOTHING_APPLIED = "nothing to revert: no change has been applied in this incident"
@@ -46,6 +49,25 @@ def footer_before_open(action: str) -> bool | None:
     if action not in NEEDS_SESSION:
         return True
     return False if action in ("step_action", "revert_change") else None
+
+
+def key_refusal(
+    actions: ActionController | None,
+    connecting: str,
+    action: str,
+    parameters: tuple[object, ...],
+    step: Step,
+    *,
+    from_log: bool = False,
+) -> str:
+    """Why a key's action cannot run now on the selected `step` ("" when it can): before the
+    session is open (`actions` None) the keys that need it say `connecting`; the action log's
+    own `r` (`from_log`) says what the log said when its highlighted entry changed."""
+    if from_log and action == "revert":
+        return actions.log_why_not if actions is not None else connecting
+    if actions is None:
+        return connecting if footer_before_open(action) is not True else ""
+    return actions.key_refusal(action, parameters, step)
 
 
 class ActionHost(Protocol):
@@ -70,14 +92,8 @@ class ActionHost(Protocol):
     def busy_changed(self) -> None:
         """The change in progress or its note changed: redraw the keys and the step."""
 
-    def render_rows(self) -> None:
-        """The board changed: redraw the checklist."""
-
     def change_made(self) -> None:
         """A change was applied or reverted: follow its rollout, recheck every step."""
-
-    def evidence_written(self, path: str) -> None:
-        """Show where the evidence bundle was written."""
 
 
 class ActionController:
@@ -85,12 +101,18 @@ class ActionController:
     revert), with the refusals and the one-change-at-a-time rule."""
 
     def __init__(
-        self, host: ActionHost, session: Session, board: StepBoard, workers: RunbookWorkers
+        self,
+        host: ActionHost,
+        session: Session,
+        board: StepBoard,
+        workers: RunbookWorkers,
+        dashboard: Dashboard,
     ) -> None:
         self.host = host
         self.session = session
         self.board = board
         self.workers = workers
+        self.dashboard = dashboard  # the checklist and the evidence note
         self.busy: ActionSpec | None = None  # the change in progress
         self.busy_note = ""  # what it is doing now
         self.evidence_path = ""
@@ -221,7 +243,7 @@ class ActionController:
             self.host.notify(f"{message.action.title}: not applied")
             return
         self.board.running_step = message.action.step
-        self.host.render_rows()
+        self.dashboard.render_rows()
         self._set_busy(message.action, "applying: journaled first, then sent to the API server")
         self.workers.run_apply(message)
 
@@ -233,11 +255,12 @@ class ActionController:
             f"{message.action.title}: applied (journal #{applied.seq}); {applied.message}",
             severity="information" if applied.verified else "warning",
         )
+        self.workers.fetch_log()
         self.host.change_made()
 
     def failed(self, message: ActionFailed) -> None:
         self.board.action_failed(message.step, message.error)
-        self.host.render_rows()
+        self.dashboard.render_rows()
         self._set_busy(None)
         self.workers.fetch_log()
         if message.detail:
@@ -251,7 +274,7 @@ class ActionController:
 
     def evidence_captured(self, message: EvidenceCaptured) -> None:
         self.evidence_path = str(message.path)
-        self.host.evidence_written(self.evidence_path)
+        self.dashboard.show_evidence(self.evidence_path)
         self.host.notify(f"evidence bundle written: {self.evidence_path}", timeout=15)
         self.workers.fetch_log()
 
@@ -288,4 +311,5 @@ class ActionController:
         self._set_busy(None)
         self.board.reverted_change(message.step, message.seq)
         self.host.notify(f"reverted journal entry #{message.seq}: {message.applied.message}")
+        self.workers.fetch_log()
         self.host.change_made()

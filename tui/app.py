@@ -9,7 +9,9 @@ through the gate (plan -> preview -> confirmation -> apply -> journal) and says 
 cannot act; `Dashboard` (tui.dashboard) keeps what the messages said and renders it;
 `StepBoard` (tui.step_board) holds the reports and the state rules. Given a SessionOpener,
 the App draws its first frame before any network call and opens the session in a worker
-(tui.opening).
+(tui.opening). Tests and tools read state from its owner: `app.board` (reports, rechecks,
+the running step), `app.dashboard` (metrics, rollout, verdict), `app.actions` (the change in
+progress, the evidence path; None until the session is open).
 """
 
 from __future__ import annotations
@@ -29,19 +31,12 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from services.models import (
-    STEP_ORDER,
-    ActionSpec,
-    MetricSeries,
-    RolloutProgress,
-    Step,
-    StepReport,
-    Verdict,
-)
+from services.models import ActionSpec, Step
 from services.sanitize import terminal_line, terminal_text
 from tui import low_bandwidth
-from tui.action_controller import ActionController, footer_before_open
+from tui.action_controller import ActionController, footer_before_open, key_refusal
 from tui.dashboard import Dashboard
+from tui.heap import HeapKeeper
 from tui.messages import (
     ActionApplied,
     ActionFailed,
@@ -65,14 +60,7 @@ from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, SessionOpener
 from tui.step_board import StepBoard
-from tui.verdict_state import VerdictState
-from tui.workers import (
-    GROUP_ACTION,
-    GROUP_EVIDENCE,
-    GROUP_METRICS,
-    GROUP_ROLLOUT,
-    RunbookWorkers,
-)
+from tui.workers import GROUP_ACTION, GROUP_EVIDENCE, GROUP_ROLLOUT, RunbookWorkers
 from widgets.action_log import ActionLog
 from widgets.checklist import Checklist
 from widgets.header_bar import HeaderState
@@ -84,11 +72,7 @@ EXIT_ERROR = 2  # the session could not be opened (tui.launchers' code)
 class SkewmitApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "skewmit"
-    HORIZONTAL_BREAKPOINTS = [
-        (0, "-narrow"),
-        (120, "-wide"),
-        (170, "-very-wide"),
-    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (170, "-very-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -111,66 +95,31 @@ class SkewmitApp(App[int]):
         self.opening = SessionOpening(self.opener) if self.opener is not None else None
         # Reports, the operator's doing and the state rules: tui.step_board, no App needed.
         self.board = StepBoard()
-        waiting = self.opener.waiting if self.opener is not None else ""
-        self.main = MainScreen(self.opener.header if self.opener is not None else HeaderState())
-        self.dashboard = Dashboard(self.main, self.board, self._views, self.session, waiting)
-        self.main.header_state = self._header_state()
+        opener = self.opener
+        header, waiting = (opener.header, opener.waiting) if opener else (HeaderState(), "")
+        self.main = MainScreen(header)
+        self.dashboard = Dashboard(
+            self.main, self.board, self._views, self.session, waiting, header
+        )
+        self.main.header_state = self.dashboard.header_state()
         self.runbook_workers: RunbookWorkers | None = None
         self.actions: ActionController | None = None
         self.polls = RunbookPolls(self.board)
         self.informer: Any = None  # services.informer.Informer: pods and nodes from watches
-        self.heap_frozen = False  # see _freeze_start_up_heap
+        # The collector's policy (tui.heap): freeze start-up's heap, then each round's.
+        self.heap = HeapKeeper()
 
     def run(self, *args: Any, **kwargs: Any) -> int | None:
         """App.run; when the opener failed, "skewmit: <why>" on stderr and 2 returned."""
         result = super().run(*args, **kwargs)
         if self.open_error:
-            print(f"skewmit: {self.open_error}", file=sys.stderr)
+            print(f"{getattr(self.opener, 'prog', 'skewmit')}: {self.open_error}", file=sys.stderr)
         return result
 
     @property
     def connecting(self) -> str:
         """What a key that needs the session says while it is being opened ("" once open)."""
-        if self.session is not None:
-            return ""
-        context = self.opener.header.context if self.opener is not None else ""
-        return f"still connecting to {context or 'the cluster'}…"
-
-    # The action controller's state, read by tests and tools under their old names.
-    @property
-    def action_busy(self) -> ActionSpec | None:
-        return self.actions.busy if self.actions is not None else None
-
-    @property
-    def evidence_path(self) -> str:
-        return self.actions.evidence_path if self.actions is not None else ""
-
-    # The board's and the dashboard's facts, read by tests and tools under their old names.
-    @property
-    def runbook(self) -> Any:
-        if self.session is None:
-            raise RuntimeError("the session is not open yet")
-        return self.session.runbook
-
-    @property
-    def reports(self) -> dict[Step, StepReport]:
-        return self.board.reports
-
-    @property
-    def rechecking(self) -> set[Step]:
-        return self.board.rechecking
-
-    @property
-    def answered(self) -> dict[Step, int]:
-        return self.board.answered
-
-    @property
-    def failed(self) -> dict[Step, str]:
-        return self.board.failed
-
-    @property
-    def running_step(self) -> Step | None:
-        return self.board.running_step
+        return "" if self.session is not None or self.opening is None else self.opening.connecting
 
     @property
     def selected_step(self) -> Step:
@@ -184,30 +133,10 @@ class SkewmitApp(App[int]):
         return self.dashboard.selected_step
 
     @property
-    def metrics(self) -> list[MetricSeries]:
-        return self.dashboard.metrics
-
-    @property
-    def progress(self) -> RolloutProgress | None:
-        return self.dashboard.progress
-
-    @property
-    def verdict(self) -> Verdict | None:
-        return self.dashboard.verdict
-
-    @property
-    def verdict_state(self) -> VerdictState:
-        return self.dashboard.verdict_state
-
-    @property
     def closing(self) -> bool:
         """Results still arrive while the app shuts down (its screens' widgets are being
         removed): there is nothing to show them on."""
         return not self.is_running or not self.main.is_attached
-
-    def _header_state(self) -> HeaderState:
-        before = self.opener.header if self.opener is not None else HeaderState()
-        return self.dashboard.header_state(before)
 
     def _views(self) -> list[Any]:
         return [s for s in self.screen_stack if isinstance(s, MainScreen | ValidationScreen)]
@@ -221,10 +150,8 @@ class SkewmitApp(App[int]):
             self._start_session(self.session)
             return
         assert self.opener is not None and self.opening is not None
-        self.dashboard.render_rows()
-        self.main.show_waiting(self.opener.waiting)
-        self.dashboard.render_detail()
-        self.opening.start(self)
+        self.dashboard.show_waiting()
+        self.call_after_refresh(self.opening.start, self)  # the first frame goes out first
 
     def on_session_opened(self, message: SessionOpened) -> None:
         if message.session is None:
@@ -236,7 +163,7 @@ class SkewmitApp(App[int]):
             return  # quit while opening: the launcher closes what was opened
         self.session = message.session
         self.dashboard.open(message.session)
-        self.main.show_header(self._header_state())
+        self.dashboard.show_header()
         self._start_session(message.session)
         self.dashboard.render_detail()
         self.refresh_bindings()
@@ -249,7 +176,8 @@ class SkewmitApp(App[int]):
 
         self.informer = cache_reads(session.runbook)
         workers = self.runbook_workers = RunbookWorkers(self, session)
-        self.actions = self.dashboard.actions = ActionController(self, session, self.board, workers)
+        actions = ActionController(self, session, self.board, workers, self.dashboard)
+        self.actions = self.dashboard.actions = actions
         # Chart pacing; the quiet mode, which the validation view follows too.
         self.dashboard.low_bandwidth = low_bandwidth.setup(self, self.main, session)
         self.polls.start(
@@ -257,7 +185,7 @@ class SkewmitApp(App[int]):
             workers,
             self.set_timer,
             rollout_active=lambda: self.dashboard.rollout_active,
-            metrics_visible=self._metrics_visible,
+            metrics_visible=lambda: self.dashboard.metrics_visible(self.screen),
         )
         workers.fetch_log()
         self.dashboard.render_rows()
@@ -279,25 +207,12 @@ class SkewmitApp(App[int]):
 
     # -- polls: each read is scheduled when the previous one finished --------------------------
 
-    def _metrics_visible(self) -> bool:
-        if isinstance(self.screen, ValidationScreen):
-            return True
-        return self.main in self.screen_stack and (
-            not self.main.compact or self.dashboard.pane == "metrics"
-        )
-
-    def fetch_log(self) -> None:
-        if self.runbook_workers is not None:
-            self.runbook_workers.fetch_log()
-
     def recheck_all(self) -> None:
         self.polls.recheck_all()
         self.dashboard.render_rows()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
         if event.state == WorkerState.ERROR:
             # Not one of the project's errors: a bug or an unexpected client failure. Say so
             # and keep going; the poll tries again on schedule.
@@ -317,24 +232,9 @@ class SkewmitApp(App[int]):
             return
         self.dashboard.step_checked(message)
         self.refresh_bindings()
-        self._freeze_start_up_heap()
-
-    def _freeze_start_up_heap(self) -> None:
-        """Once the pod/node cache is listed and most steps have answered, move what start-up
-        built out of the cyclic collector's reach (gc.freeze). Its full collections walked
-        that whole heap on the UI thread: 0.3-2.3 s stalls on a 1,000-pod fleet, the only
-        stalls left after the cache (bench/ui_stall_bench.py). Later garbage is collected as
-        before; what is frozen is the long-lived start-up state, freed at exit."""
-        if self.heap_frozen or len(self.reports) < len(STEP_ORDER) - 2:
-            return
         informer = self.informer
-        if informer is not None and not all(r.synced for r in informer.reflectors.values()):
-            return
-        import gc
-
-        gc.collect()  # start-up's own garbage first, so it is not frozen with the rest
-        gc.freeze()
-        self.heap_frozen = True
+        synced = informer is None or all(r.synced for r in informer.reflectors.values())
+        self.heap.answered(message.step, synced=synced, overlay=self.screen is not self.main)
 
     def on_rollout_progressed(self, message: RolloutProgressed) -> None:
         if not self.closing and self.dashboard.rollout_progressed(message):
@@ -343,8 +243,7 @@ class SkewmitApp(App[int]):
     def on_metrics_sampled(self, message: MetricsSampled) -> None:
         if self.closing:
             return
-        view = self.screen if isinstance(self.screen, ValidationScreen) else None
-        self.dashboard.metrics_sampled(message, view)
+        self.dashboard.metrics_sampled(message, self.screen)
 
     def on_journal_read(self, message: JournalRead) -> None:
         if not self.closing:
@@ -369,19 +268,11 @@ class SkewmitApp(App[int]):
         self.refresh_bindings()
         self.dashboard.render_detail()
 
-    def render_rows(self) -> None:
-        self.dashboard.render_rows()
-
     def change_made(self) -> None:
         self.dashboard.rollout_active = True
         self.refresh_bindings()
-        self.fetch_log()
         self.polls.request(GROUP_ROLLOUT)
         self.recheck_all()
-
-    def evidence_written(self, path: str) -> None:
-        self.main.show_evidence(f"evidence bundle: {path}")
-        self.dashboard.render_detail()
 
     def notify(
         self,
@@ -444,12 +335,6 @@ class SkewmitApp(App[int]):
             return footer_before_open(action)
         return self.actions.footer_state(action, parameters, self.selected_step)
 
-    def key_refusal(self, action: str, parameters: tuple[object, ...]) -> str:
-        """Why a key's action cannot run now ("" when it can)."""
-        if self.actions is None:
-            return self.connecting if footer_before_open(action) is not True else ""
-        return self.actions.key_refusal(action, parameters, self.selected_step)
-
     async def run_action(
         self,
         action: str | ActionParseResult,
@@ -461,11 +346,10 @@ class SkewmitApp(App[int]):
         if await super().run_action(action, default_namespace, namespaces):
             return True
         _, name, params = parse_action(action) if isinstance(action, str) else action
-        if name == "revert" and isinstance(default_namespace, ActionLog):
-            # The log's own `r`: why, as the log said when its highlighted entry changed.
-            why = self.actions.log_why_not if self.actions is not None else self.connecting
-        else:
-            why = self.key_refusal(name, params)
+        from_log = isinstance(default_namespace, ActionLog)
+        why = key_refusal(
+            self.actions, self.connecting, name, params, self.selected_step, from_log=from_log
+        )
         if not why:
             return False
         self.refuse(why)
@@ -493,60 +377,40 @@ class SkewmitApp(App[int]):
             self.actions.revert_highlighted()
 
     def action_refresh(self) -> None:
-        from services.smi_reads import forget_readings
-
         if self.session is None:
             self.refuse(self.connecting)
             return
-        # The operator asked for fresh reads: nvidia-smi too, not step 5's per-node memory.
-        forget_readings(self.session.runbook.cluster)
-        self.recheck_all()
-        self.polls.request(GROUP_ROLLOUT, GROUP_METRICS)
-        self.fetch_log()
+        self.polls.refresh_all()
+        self.dashboard.render_rows()
 
     def action_skip_step(self) -> None:
         if self.session is None:
             self.refuse(self.connecting)
             return
-        self.board.toggle_skip(self.selected_step)
-        self.dashboard.render_rows()
-        self.dashboard.render_detail()
+        self.dashboard.toggle_skip(self.selected_step)
 
     # -- quitting ---------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        why = self.dashboard.quit_warning()
-        if not why:
+        question = self.dashboard.quit_question()
+        if question is None:
             self.exit()
-            return
-        if isinstance(self.screen, ConfirmScreen):
-            return  # the question is already asked (or another one is pending)
-        self.push_screen(
-            ConfirmScreen("Quit skewmit?", why, confirm_label="Quit"),
-            lambda confirmed: self.exit() if confirmed else None,
-        )
+        elif not isinstance(self.screen, ConfirmScreen):  # else already asked, or another
+            self.push_screen(question, lambda confirmed: self.exit() if confirmed else None)
 
     # -- screens and the command palette ------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_help()))
-
-    def key_help(self) -> list[tuple[str, str]]:
-        return key_rows(MainScreen.BINDINGS, self.BINDINGS)
+        self.push_screen(HelpScreen(key_rows(MainScreen.BINDINGS, self.BINDINGS)))
 
     def action_validation_view(self) -> None:
         if isinstance(self.screen, ValidationScreen):
             self.pop_screen()
             return
-        every = low_bandwidth.session_chart_interval(self.session)
-        quiet = self.dashboard.low_bandwidth
-        view = ValidationScreen(self._header_state(), quiet=quiet, chart_interval_s=every)
+        view = self.dashboard.validation_view()
 
         def fill() -> None:
-            view.show_metrics(self.metrics)
-            remaining = self.dashboard.remaining_s(self.verdict)
-            view.show_verdict(self.verdict, remaining, self.verdict_state.lost)
-            view.show_progress(self.progress)
+            self.dashboard.fill_view(view)
             self.polls.resume_metrics()
 
         self.push_screen(view, lambda _: self.polls.resume_metrics())

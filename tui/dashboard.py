@@ -19,9 +19,11 @@ from services.models import (
     Step,
     Verdict,
 )
+from tui import low_bandwidth
 from tui.keymap import FIX_KEY
 from tui.messages import JournalRead, MetricsSampled, RolloutProgressed, StepChecked
 from tui.screens.main import MainScreen
+from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Intervals, Session, opened_at_of
 from tui.step_board import SHORT_TITLES, StepBoard
@@ -45,11 +47,13 @@ class Dashboard:
         views: Callable[[], list[Any]],
         session: Session | None,
         waiting: str = "",
+        opener_header: HeaderState | None = None,
     ) -> None:
         self.main = main
         self.board = board
         self.views = views
         self.waiting = waiting  # what the panes say until the session is open
+        self.opener_header = opener_header or HeaderState()  # the header until then
         self.session: Session | None = None
         self.actions: ActionController | None = None  # the change in progress, once open
         self.selected_step: Step = STEP_ORDER[0]
@@ -80,10 +84,10 @@ class Dashboard:
 
     # -- the header and its clock ---------------------------------------------------------
 
-    def header_state(self, before_open: HeaderState) -> HeaderState:
+    def header_state(self) -> HeaderState:
         session = self.session
         if session is None:
-            return before_open
+            return self.opener_header
         target = session.runbook.target
         return HeaderState(
             context=target.context,
@@ -97,6 +101,19 @@ class Dashboard:
             elapsed_s=self.elapsed(),
             clock_note=session.clock_note,
         )
+
+    def show_waiting(self) -> None:
+        """Before the session is open: the checklist, and every pane saying why it waits."""
+        self.render_rows()
+        self.main.show_waiting(self.waiting)
+        self.render_detail()
+
+    def show_header(self) -> None:
+        """The session is open: every screen's header says what it knows (a validation view
+        opened while connecting still showed the opener's)."""
+        state = self.header_state()
+        for screen in self.views():
+            screen.show_header(state)
 
     def elapsed(self) -> float | None:
         session = self.session
@@ -120,7 +137,7 @@ class Dashboard:
         incident_id = self.session.incident_id
         opened = incident_id != self.incident_id  # the incident opened since
         self.incident_id = incident_id
-        state = self.header_state(HeaderState()) if opened else None
+        state = self.header_state() if opened else None
         for screen in screens:
             for header in screen.query(HeaderBar):
                 if state is not None:
@@ -173,7 +190,10 @@ class Dashboard:
             return True
         return False
 
-    def metrics_sampled(self, message: MetricsSampled, validation: ValidationScreen | None) -> None:
+    def metrics_sampled(self, message: MetricsSampled, top: Any) -> None:
+        """New readings (or why none came), shown on the main screen and, when `top`, the
+        screen on top, is the validation view, on it too."""
+        validation = top if isinstance(top, ValidationScreen) else None
         if message.error and message.series == [] and self.metrics:
             # Keep the last readings on screen; they go stale visibly.
             self.metrics_error = message.error
@@ -207,6 +227,28 @@ class Dashboard:
             return None
         left = verdict.window_s - (self.clock() - self.settled_at)
         return left if left > 0 else None
+
+    def metrics_visible(self, top: Any) -> bool:
+        """Whether the metrics are on screen under `top`, the screen on top: the validation
+        view, or the main screen with its metrics pane (always shown when wide)."""
+        if isinstance(top, ValidationScreen):
+            return True
+        return self.main in self.views() and (not self.main.compact or self.pane == "metrics")
+
+    # -- the validation view ------------------------------------------------------------------
+
+    def validation_view(self) -> ValidationScreen:
+        """A new validation view, in the session's low-bandwidth mode and chart pacing."""
+        every = low_bandwidth.session_chart_interval(self.session)
+        return ValidationScreen(
+            self.header_state(), quiet=self.low_bandwidth, chart_interval_s=every
+        )
+
+    def fill_view(self, view: ValidationScreen) -> None:
+        """What a view just opened shows from the readings so far (the next reads update it)."""
+        view.show_metrics(self.metrics)
+        view.show_verdict(self.verdict, self.remaining_s(self.verdict), self.verdict_state.lost)
+        view.show_progress(self.progress)
 
     def show_progress(self, progress: RolloutProgress) -> None:
         self.progress = progress
@@ -275,6 +317,22 @@ class Dashboard:
             return
         spec, why = self.board.fix_for(self.selected_step, read_only=session.read_only, busy=None)
         self.main.say(f"{FIX_KEY}: {spec.title}" if spec is not None else why)
+
+    def toggle_skip(self, step: Step) -> None:
+        """The operator marks `step` skipped, or not any more."""
+        self.board.toggle_skip(step)
+        self.render_rows()
+        self.render_detail()
+
+    def show_evidence(self, path: str) -> None:
+        self.main.show_evidence(f"evidence bundle: {path}")
+        self.render_detail()
+
+    def quit_question(self) -> ConfirmScreen | None:
+        """What `q` asks first when quitting now would leave something unwatched (None: it
+        quits at once)."""
+        why = self.quit_warning()
+        return ConfirmScreen("Quit skewmit?", why, confirm_label="Quit") if why else None
 
     def quit_warning(self) -> str:
         """What quitting now would leave unwatched ("" when nothing is in flight)."""

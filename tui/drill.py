@@ -126,6 +126,7 @@ class DrillApp(SkewmitApp):
     def __init__(self, session: Session, drill: Drill) -> None:
         super().__init__(session)
         self.drill = drill
+        self.drill_runbook = session.runbook  # its journal records the drill's own events
         self.debrief_markdown = ""
         self._end_lock = threading.Lock()
 
@@ -158,13 +159,13 @@ class DrillApp(SkewmitApp):
 
     @work(thread=True, group=GROUP_DRILL, exit_on_error=False)
     def run_record(self, event: str, data: dict[str, Any]) -> None:
-        journal = self.runbook.journal
+        journal = self.drill_runbook.journal
         if journal is not None:
             journal.append(DRILL_ENTRY, {"event": event, **data})
 
     @work(thread=True, group=GROUP_DRILL + "-end", exit_on_error=False)
     def run_end_if_mitigated(self) -> None:
-        journal = self.runbook.journal
+        journal = self.drill_runbook.journal
         if journal is None:
             return
         entries = journal.entries()
@@ -189,7 +190,7 @@ class DrillApp(SkewmitApp):
     def _finish(self, event: str) -> None:
         """Journal the end, score the journal, write the report, show the debrief (blocking:
         from a worker). Raises JournalError when the journal cannot be written."""
-        journal = self.runbook.journal
+        journal = self.drill_runbook.journal
         if journal is None:
             return
         journal.append(DRILL_ENTRY, {"event": event})

@@ -113,7 +113,7 @@ def run_app(args: argparse.Namespace) -> int:
     except SkewmitError as exc:
         print(f"skewmit: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return run_opener(opener, "skewmit")
+    return run_opener(opener)
 
 
 def open_demo_session(
@@ -201,7 +201,9 @@ def demo_opener(args: argparse.Namespace) -> SessionOpener:
         read_only=read_only,
         clock_note=demo_clock_note(args.speed),
     )
-    return SessionOpener(header, open_, waiting="starting the simulator…", close=close_session)
+    return SessionOpener(
+        header, open_, waiting="starting the simulator…", close=close_session, prog="skewmit demo"
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -214,7 +216,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except (ScenarioError, SkewmitError) as exc:
         print(f"skewmit demo: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return run_opener(opener, "skewmit demo")
+    return run_opener(opener)
 
 
 class Opening:
@@ -274,9 +276,9 @@ class Opening:
         return f"could not open the session: {type(exc).__name__}: {exc}"
 
 
-def run_opener(opener: SessionOpener, prog: str) -> int:
+def run_opener(opener: SessionOpener) -> int:
     """Run the app on `opener`; afterwards close what was opened, and say why opening failed
-    (exit 2) when it did."""
+    (exit 2, "<opener.prog>: why") when it did."""
     from dataclasses import replace
 
     from tui.app import SkewmitApp
@@ -290,7 +292,7 @@ def run_opener(opener: SessionOpener, prog: str) -> int:
         opening.close()
     if opening.error is not None:
         if not opening.said:
-            print(f"{prog}: {opening.message()}", file=sys.stderr)
+            print(f"{opener.prog}: {opening.message()}", file=sys.stderr)
         return EXIT_ERROR
     return code
 

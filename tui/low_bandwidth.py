@@ -54,9 +54,10 @@ def chart_interval(scrape_interval_s: float | None) -> float:
     return max(CHART_MIN_INTERVAL_S, scrape_interval_s or 0.0)
 
 
-def quiet(app: App[Any], screen: Screen[Any], *, brief: bool = True) -> None:
+def quiet(app: App[Any], screen: Screen[Any], *, figures: bool = False) -> None:
     """Turn the mode on for the app and one screen: call once the screen is mounted.
-    `brief=False` keeps the validation checks' figures (the validation view shows them)."""
+    `figures=True` keeps the validation checks' figures (the validation view shows them);
+    the stability countdown moves by the minute either way."""
     app.animation_level = "none"  # Textual's own widgets stop animating too
     screen.add_class(SCREEN_CLASS)
     for bar in screen.query(ProgressBar):
@@ -65,7 +66,8 @@ def quiet(app: App[Any], screen: Screen[Any], *, brief: bool = True) -> None:
     for spark in screen.query(MetricSparkline):
         spark.set_still(True)
     for panel in screen.query(ValidationPanel):
-        panel.brief = brief
+        panel.marks_only = not figures
+        panel.countdown_by_minute = True
     for header in screen.query(HeaderBar):
         header.minutes_only = True
         header.show(header.state)

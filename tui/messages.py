@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from services.gate import Applied
 from services.models import (
     ActionSpec,
     JournalAction,
@@ -27,6 +26,8 @@ from services.models import (
 )
 
 if TYPE_CHECKING:
+    # A type only: services.gate loads the Kubernetes client; the first frame must not wait.
+    from services.gate import Applied
     from tui.session import Session
 
 

@@ -20,6 +20,8 @@ from tui.workers import GROUP_OPEN
 class SessionOpening:
     def __init__(self, opener: SessionOpener) -> None:
         self.opener = opener
+        # What a key that needs the session says meanwhile.
+        self.connecting = f"still connecting to {opener.header.context or 'the cluster'}…"
         self._done = threading.Event()  # set when opener.open() has returned or raised
         self._opened: Session | None = None  # what open() returned, installed or not
 

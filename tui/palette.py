@@ -27,7 +27,7 @@ def runbook_commands(app: SkewmitApp) -> Iterator[SystemCommand]:
             partial(app.main.action_select_step, i + 1),
         )
     for step in STEP_ORDER:
-        report = app.reports.get(step)
+        report = app.board.reports.get(step)
         for action in report.actions if report else ():
             why = "" if action.available else f" (unavailable: {action.reason})"
             key = BY_ACTION[action.id].key if action.id in BY_ACTION else action.key

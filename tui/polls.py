@@ -30,6 +30,8 @@ class RunbookPolls:
     def __init__(self, board: StepBoard) -> None:
         self.board = board
         self._polls: dict[str, Poll] = {}
+        self._workers: RunbookWorkers | None = None
+        self._session: Session | None = None
 
     def start(
         self,
@@ -41,6 +43,7 @@ class RunbookPolls:
         metrics_visible: Callable[[], bool],
     ) -> None:
         """Build every poll and run each once now."""
+        self._workers, self._session = workers, session
         intervals = session.intervals
         for step in STEP_ORDER:
             every = intervals.validate if step == Step.VALIDATE else intervals.checks
@@ -90,9 +93,24 @@ class RunbookPolls:
             self.board.begin_recheck(step, poll.runs + 1)
             poll.request()
 
+    def refresh_all(self) -> None:
+        """The operator asked for fresh reads of everything: every step's checks (nvidia-smi
+        read again too, not step 5's remembered per-node memory), the rollout, the metrics
+        and the action log. Nothing before `start`."""
+        from services.smi_reads import forget_readings
+
+        if self._session is None or self._workers is None:
+            return
+        forget_readings(self._session.runbook.cluster)
+        self.recheck_all()
+        self.request(GROUP_ROLLOUT, GROUP_METRICS)
+        self._workers.fetch_log()
+
     def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
-        """A worker finished: a cancelled check still answers (no report will come from
-        it), and its poll schedules the next read."""
+        """A worker changed state: when it finished, a cancelled check still answers (no
+        report will come from it), and its poll schedules the next read."""
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
         if state == WorkerState.CANCELLED:
             step = step_of_group(worker.group)
             if step is not None:

@@ -93,6 +93,7 @@ class SessionOpener:
     open: Callable[[], Session]
     waiting: str = "connecting…"  # what the panes say until the session is open
     close: Callable[[Session], None] | None = None  # run after the app exits (demo: stop)
+    prog: str = "skewmit"  # how the app names itself when it says why opening failed
 
 
 def opened_at_of(meta: dict[str, Any]) -> float | None:

@@ -17,7 +17,6 @@ from textual.app import App
 from textual.timer import Timer
 
 from services.errors import SkewmitError
-from services.gate import RevertRefused
 from services.models import ActionSpec, Step
 from tui.keymap import step_of_action
 from tui.messages import (
@@ -212,6 +211,8 @@ class RunbookWorkers:
         self._start(work, "run_revert", GROUP_ACTION, exclusive=False)
 
     def _run_revert(self, seq: int, title: str) -> None:
+        from services.gate import RevertRefused  # here: it loads the Kubernetes client
+
         try:
             applied = self.session.runbook.gate.revert(seq)
         except RevertRefused as exc:

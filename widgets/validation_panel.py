@@ -54,11 +54,11 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def check_line(check: CheckResult, *, brief: bool = False) -> Content:
-    """`✗ p95: above the limit: ...`; `brief`: the mark and the name only (the message's
+def check_line(check: CheckResult, *, marks_only: bool = False) -> Content:
+    """`✗ p95: above the limit: ...`; `marks_only`: the mark and the name only (the message's
     figures change with every read)."""
     mark, style = CHECK_MARKS.get(check.status, ("…", "$warning"))
-    if brief:
+    if marks_only:
         return Content.assemble((f"{mark} ", f"{style} bold"), (terminal_line(check.name), "bold"))
     return Content.assemble(
         (f"{mark} ", f"{style} bold"),
@@ -98,9 +98,11 @@ class ValidationPanel(Vertical):
         self.verdict: Verdict | None = None
         self.lost: VerdictLost | None = None
         self._shown: tuple[object, ...] | None = None
-        # Low-bandwidth: each check as its mark and name (the messages in the tooltip and the
-        # validation view), and the countdown by the minute, so a read repaints a line or two.
-        self.brief = False
+        # Low-bandwidth, so that a read repaints a line or two: each check as its mark and name
+        # (the figures are in the tooltip and the validation view, which keeps them) ...
+        self.marks_only = False
+        # ... and the stability countdown by the minute (both views).
+        self.countdown_by_minute = False
 
     def compose(self) -> ComposeResult:
         yield Label("validation: not judged yet", classes="vp-verdict", markup=False)
@@ -121,9 +123,9 @@ class ValidationPanel(Vertical):
         """`remaining_s`: how long the metrics must stay in band before a pass (None: not
         counting, e.g. a criterion already fails). `lost`: the verdict's data can no longer
         be read; the verdict and its checks are replaced by "unknown since"."""
-        step = 60.0 if self.brief else 1.0
+        step = 60.0 if self.countdown_by_minute else 1.0
         left = None if remaining_s is None else math.ceil(remaining_s / step)
-        shown_key = (verdict, left, lost, self.brief)
+        shown_key = (verdict, left, lost, self.marks_only, self.countdown_by_minute)
         if shown_key == self._shown:
             return  # a poll that changed nothing repaints nothing
         self._shown = shown_key
@@ -160,7 +162,7 @@ class ValidationPanel(Vertical):
             bar.update(total=window, progress=window)
             set_text(countdown, f"stable for the whole {duration(window)} window")
         elif remaining_s is not None:
-            if self.brief:
+            if self.countdown_by_minute:
                 remaining_s = 60.0 * math.ceil(remaining_s / 60.0)  # moves once a minute
             bar.update(total=window, progress=max(0.0, window - remaining_s))
             set_text(
@@ -172,6 +174,6 @@ class ValidationPanel(Vertical):
             set_text(countdown, f"stability window {duration(window)}: waiting for every criterion")
         lines: list[Content | str] = []
         for i, check in enumerate(verdict.checks):
-            lines.append(("\n" if i else "") + check_line(check, brief=self.brief))
+            lines.append(("\n" if i else "") + check_line(check, marks_only=self.marks_only))
         set_content(checks, Content.assemble(*lines))
         checks.tooltip = "\n".join(check_tooltip(c) for c in verdict.checks)

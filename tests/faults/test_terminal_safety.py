@@ -331,7 +331,7 @@ async def test_every_widget_renders_planted_text_without_control_characters() ->
         frames.append(update.render_segments(app.console))
 
     async with app.run_test(size=(200, 60)) as pilot:
-        while len(app.reports) < 6 or not app.main.query_one("ActionLog").row_count:
+        while len(app.board.reports) < 6 or not app.main.query_one("ActionLog").row_count:
             await pilot.pause(0.05)
         app.notify("toast" + payload("TOAST"))
         for key in "123456":

@@ -93,4 +93,4 @@ async def wait_until(
 
 def checked(app: SkewmitApp) -> bool:
     """Every step's checks have come back at least once."""
-    return len(app.reports) == 6 and not app.rechecking
+    return len(app.board.reports) == 6 and not app.board.rechecking

@@ -53,7 +53,7 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
             assert app.main.pane == "metrics"
             assert len([w for w in app.workers if w.is_running]) >= 6
             gate.set()
-            await wait_until(pilot, lambda: len(app.reports) == 6, "checks answered")
+            await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks answered")
             assert checklist.row(Step.ROLLBACK).state == "findings"
             assert checklist.row(Step.LATENCY).state == "clear"
     finally:
@@ -64,7 +64,7 @@ async def test_production_context_needs_the_typed_deployment_name() -> None:
     runbook = FakeRunbook()
     app = app_for(runbook, production=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
         confirm = app.screen
@@ -88,7 +88,7 @@ async def test_revert_from_the_action_log() -> None:
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i", "y")
         log = app.main.query_one(ActionLog)
         await wait_until(pilot, lambda: len(log.entries) == 1, "log entry")
@@ -106,7 +106,7 @@ async def test_reopening_shows_the_open_incident(tmp_path: Path) -> None:
     runbook = FakeRunbook(journal=first)  # type: ignore[arg-type]
     app = app_for(runbook)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i", "y")
         await wait_until(pilot, lambda: len(app.main.query_one(ActionLog).entries) == 1, "log")
     # The SSH session drops; skewmit starts again for the same deployment.
@@ -124,9 +124,9 @@ async def test_reopening_shows_the_open_incident(tmp_path: Path) -> None:
 async def test_palette_offers_every_action_and_step() -> None:
     app = app_for(FakeRunbook())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        for report in app.reports.values():
+        for report in app.board.reports.values():
             for action in report.actions:
                 assert action.title in titles
         assert "Validation view" in titles and "Step 5: Fix hardware skew" in titles
@@ -137,7 +137,7 @@ async def test_no_color_keeps_states_readable(monkeypatch: pytest.MonkeyPatch) -
     app = app_for(FakeRunbook())
     assert app.no_color
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         text = [str(item.query_one("Label").render()) for item in app.main.query(StepItem)]
         assert text[0].startswith(GLYPHS["findings"]) and "findings" in text[0]
         assert text[2].startswith(GLYPHS["clear"]) and "clear" in text[2]
@@ -185,7 +185,7 @@ def test_the_readme_key_table_is_the_help_screens() -> None:
 async def test_the_help_screen_lists_every_step_key_with_its_step() -> None:
     app = app_for(FakeRunbook())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-keys").render())

@@ -69,7 +69,7 @@ async def test_a_drill_hides_the_incident_and_ends_with_a_debrief_when_validatio
         for secret in ("dtype", "float32", "healthy"):
             assert secret not in header
         # The bad rollout is already out and the gate sees it.
-        assert app.reports[Step.VALIDATE].state == "findings"
+        assert app.board.reports[Step.VALIDATE].state == "findings"
 
         await pilot.press("H")
         await wait_until(pilot, lambda: "hint" in drill_events(session), "hint journaled")

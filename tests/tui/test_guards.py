@@ -30,7 +30,7 @@ async def test_read_only_shows_actions_unavailable_and_changes_nothing(
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: checked(app), "checks at launch")
         assert app.main.query_one(HeaderBar).has_class("-read-only")
-        undo = next(a for a in app.reports[Step.ROLLBACK].actions if a.id == "rollback.undo")
+        undo = next(a for a in app.board.reports[Step.ROLLBACK].actions if a.id == "rollback.undo")
         assert not undo.available and "read-only" in undo.reason
         assert app.check_action("step_action", ("rollback.undo",)) is None  # dimmed
         entry = app.main.query_one(ActionEntry)
@@ -47,7 +47,7 @@ async def test_user_without_permission_sees_why(demo: Callable[..., Session]) ->
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: checked(app), "checks at launch")
         assert not app.main.query_one(HeaderBar).has_class("-read-only")
-        undo = next(a for a in app.reports[Step.ROLLBACK].actions if a.id == "rollback.undo")
+        undo = next(a for a in app.board.reports[Step.ROLLBACK].actions if a.id == "rollback.undo")
         assert not undo.available and undo.reason.startswith("not permitted")
         text = str(app.main.query_one(ActionEntry).query_one(".action-text").render())
         assert "not permitted" in text
@@ -62,9 +62,9 @@ async def test_gitops_managed_deployment_warns_and_refuses(demo: Callable[..., S
     app.animation_level = "none"
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: checked(app), "checks at launch")
-        codes = {f.code for f in app.reports[Step.ROLLBACK].findings}
+        codes = {f.code for f in app.board.reports[Step.ROLLBACK].findings}
         assert "gitops-managed" in codes
-        action = next(a for a in app.reports[Step.ROLLBACK].actions if a.available)
+        action = next(a for a in app.board.reports[Step.ROLLBACK].actions if a.available)
         await pilot.press(action.key)
         if action.inputs:
             await wait_until(pilot, lambda: isinstance(app.screen, InputPromptScreen), "input")

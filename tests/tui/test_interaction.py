@@ -59,7 +59,7 @@ async def test_enter_applies_the_preview_and_the_modal_footer_shows_its_keys() -
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
         await wait_until(pilot, lambda: app.screen.armed, "preview on screen")  # type: ignore[attr-defined]
@@ -81,7 +81,7 @@ async def test_a_dimmed_key_says_why_it_cannot_run() -> None:
     runbook = FakeRunbook(read_only=True)
     app = app_for(runbook)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("u")
         await wait_until(pilot, lambda: status(app).startswith("read-only"), "an explanation")
         assert status(app).startswith("read-only mode: Roll back would change"), status(app)
@@ -99,10 +99,10 @@ async def test_a_key_pressed_while_a_change_is_in_progress_says_so() -> None:
     hold = threading.Event()
     try:
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
-            await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+            await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
             runbook.gate.wait = hold  # the preview of `i` hangs on a slow API server
             await pilot.press("2", "i")
-            await wait_until(pilot, lambda: app.action_busy is not None, "previewing")
+            await wait_until(pilot, lambda: app.actions.busy is not None, "previewing")
             await pilot.press("p")
             await wait_until(pilot, lambda: "one change at a time" in status(app), "an explanation")
     finally:
@@ -113,7 +113,7 @@ async def test_focus_is_visible_and_the_log_starts_on_the_newest_change() -> Non
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview 1")
         await pilot.press("y")
@@ -137,7 +137,7 @@ async def test_focus_is_visible_and_the_log_starts_on_the_newest_change() -> Non
 async def test_action_log_reads_at_120x40() -> None:
     app = app_for()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
         await pilot.press("y")
@@ -158,7 +158,7 @@ async def test_inspector_keeps_cursor_across_polls_and_shows_the_pods_detail() -
     the highlighted pod's GPU facts are under it, following the cursor across polls."""
     app = app_for()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         table = app.main.query_one(InspectorTable)
         await wait_until(pilot, lambda: table.row_count == 4, "pods listed")
         table.focus()
@@ -169,9 +169,9 @@ async def test_inspector_keeps_cursor_across_polls_and_shows_the_pods_detail() -
         row = table.readings[2]
         assert f"pod        {row.pod}" in detail and f"node       {row.node}" in detail
         assert "nvidia-smi " in detail and "DCGM " in detail and "label " in detail
-        answered = app.answered[Step.HARDWARE]
+        answered = app.board.answered[Step.HARDWARE]
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: app.answered[Step.HARDWARE] > answered, "re-read")
+        await wait_until(pilot, lambda: app.board.answered[Step.HARDWARE] > answered, "re-read")
         await pilot.pause()
         assert table.cursor_row == 2
         assert str(app.main.query_one("#inspector-detail").render()) == detail
@@ -180,7 +180,7 @@ async def test_inspector_keeps_cursor_across_polls_and_shows_the_pods_detail() -
 async def test_the_inspector_list_fits_at_80x24() -> None:
     app = app_for()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("]", "]")  # one pane at a time: the inspector's tab
         table = app.main.query_one(InspectorTable)
         await wait_until(pilot, lambda: table.row_count == 4, "pods listed")
@@ -200,7 +200,7 @@ class RollingRunbook(FakeRunbook):
 async def test_quit_during_a_rollout_asks_first() -> None:
     app = app_for(RollingRunbook())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.progress is not None, "rollout read")
+        await wait_until(pilot, lambda: app.dashboard.progress is not None, "rollout read")
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asked")
         assert "rollout is in flight" in str(app.screen.query_one("#confirm-body").render())
@@ -215,7 +215,7 @@ async def test_quit_during_a_rollout_asks_first() -> None:
 async def test_quit_without_a_rollout_does_not_ask() -> None:
     app = app_for()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.progress is not None, "rollout read")
+        await wait_until(pilot, lambda: app.dashboard.progress is not None, "rollout read")
         await pilot.press("q")
         await wait_until(pilot, lambda: app.return_code is not None, "quit")
 
@@ -223,7 +223,7 @@ async def test_quit_without_a_rollout_does_not_ask() -> None:
 async def test_another_step_opens_at_its_top_and_on_its_tab() -> None:
     app = app_for()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2")
         detail = app.main.query_one(StepDetail)
         detail.scroll_end(animate=False, immediate=True)
@@ -242,7 +242,7 @@ async def test_revert_shows_a_preview_and_r_on_a_revert_says_why_not() -> None:
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
         await pilot.press("y")
@@ -257,7 +257,7 @@ async def test_revert_shows_a_preview_and_r_on_a_revert_says_why_not() -> None:
         assert "+    image: v:latest" in str(screen.query_one("#confirm-diff").render())
         await pilot.press("y")
         await wait_until(pilot, lambda: len(log.entries) == 2, "revert logged")
-        await wait_until(pilot, lambda: app.action_busy is None, "revert done")
+        await wait_until(pilot, lambda: app.actions.busy is None, "revert done")
         assert log.selected is not None and log.selected.title == "Revert #2"  # the newest
         await pilot.press("r")  # the revert itself has nothing to revert
         await wait_until(pilot, lambda: "has nothing to revert" in status(app), "explanation")
@@ -270,7 +270,7 @@ async def test_one_letter_means_one_action_on_every_step() -> None:
     same on every step: the footer shows the selected step's keys and no other step's."""
     app = app_for()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         seen: dict[str, set[str]] = {}
         for number in "123456":
             await pilot.press(number)
@@ -294,7 +294,7 @@ async def test_one_letter_means_one_action_on_every_step() -> None:
 
 def offered(app: SkewmitApp) -> set[str]:
     """The letters of the selected step's actions that can run now."""
-    report = app.reports[app.selected_step]
+    report = app.board.reports[app.selected_step]
     return {a.key for a in report.actions if a.available}
 
 
@@ -305,7 +305,7 @@ async def test_every_key_acts_or_says_why_under_no_color(monkeypatch: pytest.Mon
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         assert app.no_color
         for spec in STEP_KEYS:
             await pilot.press(spec.key)
@@ -330,7 +330,7 @@ async def test_the_fix_key_previews_the_steps_first_available_action() -> None:
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         assert status(app) == "a: Roll back to last-known-good (revision 2)"  # the hint
         await pilot.press("2")
         await wait_until(pilot, lambda: status(app) == "a: Pin the image by digest", "hint 2")
@@ -346,10 +346,10 @@ async def test_r_on_the_checklist_reverts_the_newest_change_after_a_preview() ->
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         await pilot.press("2", "i", "y")
         await wait_until(pilot, lambda: applied(runbook) == 1, "applied")
-        await wait_until(pilot, lambda: app.action_busy is None, "settled")
+        await wait_until(pilot, lambda: app.actions.busy is None, "settled")
         assert app.main.query_one("#checklist").has_focus
         await pilot.press("r")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "revert preview")
@@ -396,7 +396,7 @@ async def test_a_longer_pod_suffix_after_a_rollout_is_shown_whole() -> None:
 async def test_the_rollout_counts_keep_their_spaces() -> None:
     app = app_for(RollingRunbook())
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: app.progress is not None, "rollout read")
+        await wait_until(pilot, lambda: app.dashboard.progress is not None, "rollout read")
         await pilot.pause()
         label = app.main.query_one(".rb-counts")
         shown = "".join(label.render_line(y).text for y in range(label.size.height))
@@ -413,7 +413,7 @@ async def test_a_step_key_and_the_fix_key_typed_together_act_on_the_new_step() -
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         for key in ("2", FIX_KEY):  # as the driver delivers them: no pause between
             event = events.Key(key, key)
             event.set_sender(app)

@@ -350,3 +350,28 @@ def test_the_real_app_leaves_no_demo_running_when_it_quits(
     assert not scraping()
     left = {t.name for t in threading.enumerate() if t.is_alive()} - before
     assert "skewmit-simulator" not in left, left
+
+
+def test_a_demo_that_fails_to_open_says_so_as_the_demo(
+    demo_state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real app prints why opening failed once the terminal is back; in the demo it
+    speaks as the demo's launcher does for bad input ("skewmit demo: ..."), once."""
+    from services.simulator.scenario import ScenarioError
+
+    def refuse(*args: object, **kwargs: object) -> Session:
+        raise ScenarioError("the scenario's fleet could not be built (test)")
+
+    from tui.app import SkewmitApp
+
+    terminal_run = SkewmitApp.run
+
+    def headless(app: SkewmitApp, *args: Any, **kwargs: Any) -> int | None:
+        return terminal_run(app, headless=True, size=(80, 24))
+
+    monkeypatch.setattr(tui.launchers, "open_demo_session", refuse)
+    monkeypatch.setattr(SkewmitApp, "run", headless)
+    evidence = ["--evidence-dir", str(demo_state / "evidence")]
+    assert main(["demo", "--speed", "30", *evidence]) == 2
+    err = capsys.readouterr().err
+    assert err == "skewmit demo: the scenario's fleet could not be built (test)\n", err

@@ -190,7 +190,7 @@ def test_the_mode_is_on_from_the_flag_the_environment_or_the_config() -> None:
 async def test_the_footer_follows_the_step_and_polls_do_not_rebuild_it() -> None:
     app = app_for()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(app.reports) == 6, "checks")
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
         footer = app.main.query_one(QuietFooter)
 
         def keys() -> set[str]:

@@ -15,6 +15,7 @@ from tests.tui.fakes import TARGET, FakeRunbook, fake_session
 from tui.app import SkewmitApp
 from tui.keymap import FIX_KEY
 from tui.screens.help import HelpScreen
+from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, SessionOpener
 from tui.step_board import SHORT_TITLES
 from widgets.checklist import Checklist
@@ -80,13 +81,39 @@ async def test_first_frame_before_the_session_then_the_checks() -> None:
             await pilot.press("escape")
             assert app.session is None
             slow.release.set()
-            await wait_until(pilot, lambda: len(app.reports) == len(STEP_ORDER), "checks")
+            await wait_until(pilot, lambda: len(app.board.reports) == len(STEP_ORDER), "checks")
             assert app.session is slow.session
             assert checklist.row(STEP_ORDER[0]).state == "findings"
             # The header now says what the session knows: the incident and the user.
             assert "admin" in shown(header.query_one("#hb-user"))
             await pilot.press(FIX_KEY)  # now it acts: the rollback's preview comes up
             await wait_until(pilot, lambda: app.screen is not app.main, "the preview")
+    finally:
+        slow.release.set()
+
+
+async def test_a_validation_view_opened_while_connecting_gets_the_sessions_header() -> None:
+    slow = SlowOpener()
+    app = SkewmitApp(slow.opener())
+    app.animation_level = "none"
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("v")
+            await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
+            header = app.screen.query_one(HeaderBar)
+            assert shown(header.query_one("#hb-context")) == "skewmit-sim"
+            assert "admin" not in shown(header.query_one("#hb-user"))
+            slow.release.set()
+            await wait_until(pilot, lambda: app.session is not None, "the session")
+            # Still on the view: its header says what the session knows, like the main one.
+            await wait_until(
+                pilot, lambda: "admin" in shown(header.query_one("#hb-user")), "the user shown"
+            )
+            assert isinstance(app.screen, ValidationScreen)
+            assert shown(header.query_one("#hb-incident")) == shown(
+                app.main.query_one(HeaderBar).query_one("#hb-incident")
+            )
     finally:
         slow.release.set()
 

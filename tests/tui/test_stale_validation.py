@@ -82,7 +82,7 @@ async def test_a_failed_prometheus_read_replaces_pass_on_both_screens_at_once() 
     runbook = FlakyPrometheus()
     app = app_for(runbook)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: app.verdict is not None, "the first verdict")
+        await wait_until(pilot, lambda: app.dashboard.verdict is not None, "the first verdict")
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
         await wait_until(pilot, lambda: len(panels(app)) == 2, "both panels")
@@ -119,7 +119,7 @@ async def test_a_failed_metrics_sample_makes_the_verdict_unknown() -> None:
 
     app = app_for(FlakyPrometheus(), metrics_sampler=sampler)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: app.verdict is not None, "the first verdict")
+        await wait_until(pilot, lambda: app.dashboard.verdict is not None, "the first verdict")
         main_panel = app.main.query_one(ValidationPanel)
         assert panel_text(main_panel).startswith("PASS")
         failing["now"] = True
@@ -137,7 +137,7 @@ async def test_a_verdict_that_is_not_renewed_goes_unknown() -> None:
     app = app_for(runbook, now=lambda: clock["now"], intervals=intervals)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: app.verdict is not None, "the first verdict")
+            await wait_until(pilot, lambda: app.dashboard.verdict is not None, "the first verdict")
             main_panel = app.main.query_one(ValidationPanel)
             assert panel_text(main_panel).startswith("PASS")
             # The next validation read hangs; 20 s on (3 intervals = 15 s) nothing came back.
@@ -167,7 +167,7 @@ async def test_the_demo_on_a_fast_clock_keeps_its_verdict_current(
     try:
         app = SkewmitApp(session)
         async with app.run_test(size=(120, 40)) as pilot:
-            state = app.verdict_state
+            state = app.dashboard.verdict_state
             await wait_until(pilot, lambda: state.verdict is not None, "a verdict", polls=2400)
             for _ in range(6):
                 await pilot.pause(0.5)

@@ -42,7 +42,7 @@ def journal_types(app: SkewmitApp) -> list[str]:
 
 def fresh_verdict(app: SkewmitApp) -> bool:
     """A verdict whose newest engine sample was fresh when it was judged."""
-    verdict = app.verdict
+    verdict = app.dashboard.verdict
     if verdict is None:
         return False
     return any(c.name == "data-fresh" and c.status == "pass" for c in verdict.checks)
@@ -95,13 +95,13 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
         # On the fast test clock a scrape that lags a wall second is 30 simulated seconds old,
         # and the gate rightly refuses to judge stale data: wait for a verdict on fresh data.
         await wait_until(pilot, lambda: fresh_verdict(app), "a verdict on fresh data at launch")
-        assert app.verdict is not None and app.verdict.verdict == "fail"
-        p95 = next(c for c in app.verdict.checks if c.name == "p95")
+        assert app.dashboard.verdict is not None and app.dashboard.verdict.verdict == "fail"
+        p95 = next(c for c in app.dashboard.verdict.checks if c.name == "p95")
         assert p95.status == "fail", p95
         assert p95.observed is not None and p95.baseline is not None, p95
         assert 3 * p95.baseline < p95.observed <= CLIENT_TIMEOUT_S
         # Every action the simulator's checks offer has the keymap's one letter.
-        for report in app.reports.values():
+        for report in app.board.reports.values():
             for action in report.actions:
                 assert BY_ACTION[action.id].key == action.key, action.id
 
@@ -122,19 +122,19 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
         assert checklist.row(Step.ROLLBACK).state == "running"
         await wait_until(
             pilot,
-            lambda: app.running_step is None and checked(app),
+            lambda: app.board.running_step is None and checked(app),
             "rollout finished and steps re-checked",
             polls=1200,
         )
         assert checklist.row(Step.ROLLBACK).state == "done"
         # LKG pins the GPU class: every pod the re-check sees runs on it.
-        hardware = app.reports[Step.HARDWARE]
+        hardware = app.board.reports[Step.HARDWARE]
         assert checklist.row(Step.HARDWARE).state == "clear", (
             "hardware step not clear after the rollback: "
-            f"state={hardware.state} error={hardware.error!r} failed={app.failed} "
+            f"state={hardware.state} error={hardware.error!r} failed={app.board.failed} "
             f"findings={[f.message for f in hardware.findings]} detail={list(hardware.detail)}"
         )
-        assert app.progress is not None and app.progress.done
+        assert app.dashboard.progress is not None and app.dashboard.progress.done
         countdown = app.main.query_one(ValidationPanel).query_one(".vp-countdown", Label)
         await wait_until(pilot, lambda: "to go" in str(countdown.render()), "window countdown")
 
@@ -147,11 +147,13 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
         await wait_until(pilot, lambda: len(posted(messages, ActionApplied)) == 2, "applied")
         action = posted(messages, ActionApplied)[1].action
         assert action.step == Step.LATENCY
-        await wait_until(pilot, lambda: app.running_step is None, "latency rollout", polls=1200)
+        await wait_until(
+            pilot, lambda: app.board.running_step is None, "latency rollout", polls=1200
+        )
         log = app.main.query_one(ActionLog)
         await wait_until(pilot, lambda: len(log.entries) == 2, "action log shows both")
         assert log.entries[0].title.startswith(action.title.split()[0])
-        await wait_until(pilot, lambda: app.action_busy is None, "nothing in progress")
+        await wait_until(pilot, lambda: app.actions.busy is None, "nothing in progress")
         newest = log.entries[0].seq
         await keys.press("r")  # from the checklist: the newest change, previewed first
         await wait_until(pilot, lambda: preview_armed(app), "revert preview")
@@ -165,14 +167,16 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
             lambda: len(log.entries) > 1 and log.entries[1].status == "reverted",
             "log marks the entry reverted",
         )
-        await wait_until(pilot, lambda: app.running_step is None, "revert rollout", polls=1200)
+        await wait_until(
+            pilot, lambda: app.board.running_step is None, "revert rollout", polls=1200
+        )
         assert checklist.row(Step.LATENCY).state != "done"  # it said done after a revert
 
         # Step 6: the validation gate passes once the stability window is clean.
         await keys.press("6")
         await wait_until(
             pilot,
-            lambda: app.verdict is not None and app.verdict.verdict == "pass",
+            lambda: app.dashboard.verdict is not None and app.dashboard.verdict.verdict == "pass",
             "validation passes",
             polls=2400,
         )
@@ -182,8 +186,8 @@ async def test_skew_incident_walkthrough(demo: Callable[..., Session], tmp_path:
         )
         await keys.press(FIX_KEY)
         await wait_until(pilot, lambda: bool(posted(messages, EvidenceCaptured)), "evidence")
-        assert Path(app.evidence_path).exists()
-        assert str(tmp_path / "evidence") in app.evidence_path
+        assert Path(app.actions.evidence_path).exists()
+        assert str(tmp_path / "evidence") in app.actions.evidence_path
         assert isinstance(app.screen, MainScreen)
         assert len(keys.pressed) == WALKTHROUGH_KEYS <= RUNBOOK_KEY_GOAL, keys.pressed
         assert journal_types(app).count("applied") == 2
@@ -214,15 +218,20 @@ async def test_healthy_fleet_has_nothing_to_fix_opens_no_incident_and_passes(
             await wait_until(pilot, lambda: checked(app), "every step checked at launch")
             checklist = app.main.query_one(Checklist)
             for step in (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE):
-                assert checklist.row(step).state == "clear", (step, app.reports[step].findings)
+                assert checklist.row(step).state == "clear", (
+                    step,
+                    app.board.reports[step].findings,
+                )
             await wait_until(
                 pilot,
-                lambda: app.verdict is not None and app.verdict.verdict == "pass",
+                lambda: (
+                    app.dashboard.verdict is not None and app.dashboard.verdict.verdict == "pass"
+                ),
                 "validation passes",
                 polls=1200,
             )
-            assert app.verdict is not None
-            assert [c.name for c in app.verdict.checks if c.status != "pass"] == []
+            assert app.dashboard.verdict is not None
+            assert [c.name for c in app.dashboard.verdict.checks if c.status != "pass"] == []
             assert checklist.row(Step.VALIDATE).state == "clear"
             assert session.incident_id == "" and runbook.journal is None
         assert not list(state.rglob("incident.json"))
@@ -281,13 +290,13 @@ async def test_a_check_in_flight_when_the_rollout_finishes_does_not_answer_the_r
                 lambda: runbook.calls.count("check hardware") == started + 2,
                 "a hardware check started after the rollout finished",
             )
-            assert Step.HARDWARE in app.rechecking
+            assert Step.HARDWARE in app.board.rechecking
             assert checklist.row(Step.HARDWARE).state == "checking"
             fresh.set()
             await wait_until(
-                pilot, lambda: Step.HARDWARE not in app.rechecking, "hardware re-checked"
+                pilot, lambda: Step.HARDWARE not in app.board.rechecking, "hardware re-checked"
             )
-            assert app.reports[Step.HARDWARE].state == "ok"
+            assert app.board.reports[Step.HARDWARE].state == "ok"
             assert checklist.row(Step.HARDWARE).state == "clear"
     finally:
         stale.set()

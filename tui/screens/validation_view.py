@@ -75,11 +75,17 @@ class ValidationScreen(Screen[None]):
         for chart in self.query(BaselineChart):
             chart.min_interval_s = self.chart_interval_s
         if self.quiet:
-            low_bandwidth.quiet(self.app, self, brief=False)  # the figures are why it is open
+            low_bandwidth.quiet(self.app, self, figures=True)  # the figures are why it is open
 
     @property
     def charts_shown(self) -> bool:
         return not self.has_class(SCREEN_CLASS) or self.has_class(CHART_SHOWN_CLASS)
+
+    def show_header(self, state: HeaderState) -> None:
+        """The header once the session is open (the view may have opened before it)."""
+        self.header_state = state
+        for header in self.query(HeaderBar):  # none yet when pushed but not composed
+            header.show(state)
 
     def show_metrics(self, series: Sequence[MetricSeries]) -> None:
         self.series = series

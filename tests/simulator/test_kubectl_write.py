@@ -294,19 +294,25 @@ def test_client_side_apply_moves_to_server_side_apply(k: Kubectl, tmp_path: Path
 
 
 def test_routing_preview_command_applies(k: Kubectl, tmp_path: Path) -> None:
-    """The `kubectl apply -n NS -f NAME.yaml` skewmit's routing preview prints, run on the
-    Deployment and Service its diff shows."""
+    """The `kubectl apply --server-side --field-manager=skewmit -n NS -f NAME.yaml` that
+    skewmit's routing preview prints, run as printed on the Deployment and Service its diff
+    shows; a second run changes nothing, and both objects name skewmit's apply."""
     cluster = KubeCluster(str(k.kubeconfig), "skewmit-sim")
     plan = routing.long_context_plan(cluster, NS, DEPLOY)
-    command = plan.kubectl[0]
-    name = command.split(" -f ")[1].split(".yaml")[0]
-    docs = [c.after for c in plan.changes if c.operation == "create"]
+    command = plan.kubectl[0].split(" #")[0].split()  # less its comment, a shell's way
+    assert command[:4] == ["kubectl", "apply", "--server-side", "--field-manager=skewmit"]
+    name = command[-1].removesuffix(".yaml")
+    docs = [c.after for c in plan.changes if c.operation == "apply"]
     path = write(tmp_path, f"{name}.yaml", yaml.safe_dump_all(docs))
-    out = k.ok("apply", "-n", NS, "-f", path)
-    assert out == f"deployment.apps/{name} created\nservice/{name} created\n"
-    assert k.ok("apply", "-n", NS, "-f", path) == (
-        f"deployment.apps/{name} unchanged\nservice/{name} unchanged\n"
-    )
+    args = [*command[1:-1], path]
+    out = k.ok(*args)
+    assert out == f"deployment.apps/{name} serverside-applied\nservice/{name} serverside-applied\n"
+    before = k.json("deployment", name, "-n", NS)["metadata"]["generation"]
+    assert k.ok(*args) == out
+    after = k.json("deployment", name, "-n", NS, "--show-managed-fields")
+    assert after["metadata"]["generation"] == before  # the spec did not change
+    managers = {(m["manager"], m["operation"]) for m in after["metadata"]["managedFields"]}
+    assert ("skewmit", "Apply") in managers
 
 
 # ---------------------------------------------------------------- drain and eviction

@@ -179,7 +179,11 @@ class SkewmitApp(App[int]):
         actions = ActionController(self, session, self.board, workers, self.dashboard)
         self.actions = self.dashboard.actions = actions
         # Chart pacing; the quiet mode, which the validation view follows too.
-        self.dashboard.low_bandwidth = low_bandwidth.setup(self, self.main, session)
+        on = self.dashboard.low_bandwidth = low_bandwidth.setup(self, self.main, session)
+        every = low_bandwidth.session_chart_interval(session)
+        for view in self.screen_stack:  # a validation view opened while connecting
+            if isinstance(view, ValidationScreen):
+                view.follow_session(on, every)
         self.polls.start(
             session,
             workers,

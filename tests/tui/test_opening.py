@@ -21,6 +21,7 @@ from tui.step_board import SHORT_TITLES
 from widgets.checklist import Checklist
 from widgets.header_bar import HeaderBar, HeaderState
 from widgets.step_detail import StepDetail
+from widgets.validation_panel import ValidationPanel
 
 WAITING = "connecting to skewmit-sim…"
 HEADER = HeaderState(
@@ -114,6 +115,32 @@ async def test_a_validation_view_opened_while_connecting_gets_the_sessions_heade
             assert shown(header.query_one("#hb-incident")) == shown(
                 app.main.query_one(HeaderBar).query_one("#hb-incident")
             )
+    finally:
+        slow.release.set()
+
+
+async def test_a_validation_view_opened_while_connecting_follows_low_bandwidth_mode() -> None:
+    """Opened before the session, the view could not know the session asks for the quiet
+    mode; once it opens, the view hides its charts and counts down by the minute, as one
+    opened afterwards does."""
+    from dataclasses import replace
+
+    slow = SlowOpener()
+    slow.session = replace(slow.session, low_bandwidth=True)
+    app = SkewmitApp(slow.opener())
+    app.animation_level = "none"
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("v")
+            await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
+            view = app.screen
+            assert isinstance(view, ValidationScreen) and view.charts_shown
+            slow.release.set()
+            await wait_until(pilot, lambda: app.session is not None, "the session")
+            await wait_until(pilot, lambda: not view.charts_shown, "charts hidden")
+            panel = view.query_one(ValidationPanel)
+            assert panel.countdown_by_minute and not panel.marks_only
     finally:
         slow.release.set()
 

@@ -81,6 +81,16 @@ class ValidationScreen(Screen[None]):
     def charts_shown(self) -> bool:
         return not self.has_class(SCREEN_CLASS) or self.has_class(CHART_SHOWN_CLASS)
 
+    def follow_session(self, quiet: bool, chart_interval_s: float) -> None:
+        """The session's mode and chart pacing, for a view opened before the session was:
+        it was built in the normal mode, not knowing the session's."""
+        self.chart_interval_s = chart_interval_s
+        for chart in self.query(BaselineChart):
+            chart.min_interval_s = chart_interval_s
+        if quiet and not self.quiet:
+            self.quiet = True
+            low_bandwidth.quiet(self.app, self, figures=True)
+
     def show_header(self, state: HeaderState) -> None:
         """The header once the session is open (the view may have opened before it)."""
         self.header_state = state

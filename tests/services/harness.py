@@ -37,3 +37,23 @@ def wait_for(what: str, check: Any, timeout_s: float = 30.0) -> Any:
             return value
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
+
+
+class CountingCluster:
+    """The real client, with every exec recorded (the pod's name): what nvidia-smi reads cost."""
+
+    def __init__(self, inner: KubeCluster) -> None:
+        self.inner = inner
+        self.execs: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def exec(self, namespace: str, pod: str, container: str, argv: list[str]) -> str:
+        self.execs.append(pod)
+        return self.inner.exec(namespace, pod, container, argv)
+
+    def take(self) -> list[str]:
+        """The execs recorded since the last take."""
+        done, self.execs = self.execs, []
+        return done

@@ -8,7 +8,6 @@ and which pod the reading was taken in. Through the real client to the simulator
 
 from __future__ import annotations
 
-import builtins
 import csv
 import io
 from collections.abc import Iterator
@@ -22,25 +21,10 @@ from services.kube import KubeCluster
 from services.models import Target
 from services.simulator.runner import Simulator
 from services.smi_reads import is_ready
-from tests.services.harness import connect, wait_for
+from tests.services.harness import CountingCluster, connect, wait_for
 
 NS, NAME = "inference", "llm-serve"
 REPLICAS = 8  # on 3 GPU nodes of hardware-only: several pods share a node
-
-
-class CountingCluster:
-    """The real client, with every exec recorded (pod name)."""
-
-    def __init__(self, inner: KubeCluster) -> None:
-        self.inner = inner
-        self.execs: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def exec(self, namespace: str, pod: str, container: str, argv: builtins.list[str]) -> str:
-        self.execs.append(pod)
-        return self.inner.exec(namespace, pod, container, argv)
 
 
 def serving(cluster: Any) -> list[dict[str, Any]]:

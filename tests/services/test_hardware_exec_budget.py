@@ -10,7 +10,6 @@ nvidia-smi in every pod.
 
 from __future__ import annotations
 
-import builtins
 import copy
 from collections.abc import Iterator
 from dataclasses import replace
@@ -32,30 +31,11 @@ from services.smi_reads import (
     forget_readings,
     is_ready,
 )
-from tests.services.harness import connect, wait_for
+from tests.services.harness import CountingCluster, connect, wait_for
 from widgets.inspector_table import mark_of
 
 NS, NAME = "inference", "llm-serve"
 REPLICAS = 8  # on 3 GPU nodes (2 x 4 H100, 1 x 1 A10G): several pods share a node
-
-
-class CountingCluster:
-    """The real client, with every exec recorded as (pod, node)."""
-
-    def __init__(self, inner: KubeCluster) -> None:
-        self.inner = inner
-        self.execs: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def exec(self, namespace: str, pod: str, container: str, argv: builtins.list[str]) -> str:
-        self.execs.append(pod)
-        return self.inner.exec(namespace, pod, container, argv)
-
-    def take(self) -> list[str]:
-        done, self.execs = self.execs, []
-        return done
 
 
 class Clock:

@@ -18,6 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +39,10 @@ NVIDIA_SMI_ARGV: Final[tuple[str, ...]] = (
 TTL_S: Final = 600.0  # a GPU does not change under a running node; a swap means a reboot
 FAILED_TTL_S: Final = 60.0  # a forbidden or failing exec is not retried on every check
 MAX_NEW_NODES: Final = 40  # execs per check at most (a check runs every 15 s in the app)
+# Execs in flight at once: each waits mostly on its own websocket (a TLS handshake and the
+# command's run), so a check's 40 take about a fifth of the time they take one by one
+# (bench/RESULTS.md, stop 16); kubectl's own parallel commands use a handful too.
+PARALLEL_EXECS: Final = 8
 NOT_READ_YET: Final = SMI_NOT_READ_YET
 
 
@@ -180,9 +185,9 @@ class NodeSmiCache:
                 (n for n, (state, _u, _f) in states.items() if state == "stale"),
                 key=lambda n: self._reads[n].at,
             )
-            for node_name in due[: self.max_new_nodes]:
-                _state, uid, fingerprint = states[node_name]
-                fresh = self._exec(cluster, on_node[node_name], uid, fingerprint)
+            batch = due[: self.max_new_nodes]
+            read = self._exec_all(cluster, batch, on_node, states)
+            for node_name, fresh in zip(batch, read, strict=True):
                 execs += 1
                 if node_name in by_name:
                     self._reads[node_name] = fresh
@@ -210,6 +215,24 @@ class NodeSmiCache:
                     f"check (at most {self.max_new_nodes} nodes are read per check)"
                 )
         return SmiReads(by_pod, notes, execs, len(pending))
+
+    def _exec_all(
+        self,
+        cluster: Cluster,
+        batch: Sequence[str],
+        on_node: Mapping[str, Sequence[Mapping[str, Any]]],
+        states: Mapping[str, tuple[str, str, str]],
+    ) -> list[NodeRead]:
+        """One exec per node of `batch`, PARALLEL_EXECS at a time, in the batch's order."""
+
+        def one(node_name: str) -> NodeRead:
+            _state, uid, fingerprint = states[node_name]
+            return self._exec(cluster, on_node[node_name], uid, fingerprint)
+
+        if len(batch) <= 1:
+            return [one(n) for n in batch]
+        with ThreadPoolExecutor(min(PARALLEL_EXECS, len(batch)), "nvidia-smi") as pool:
+            return list(pool.map(one, batch))
 
     def _exec(
         self, cluster: Cluster, candidates: Sequence[Mapping[str, Any]], uid: str, fp: str

@@ -1,6 +1,7 @@
 """A world for the real-cluster benches: `skewmit sim` (speed 1, a process of its own) and,
 optionally, the Debian `prometheus` scraping its /metrics every 5 s (as issue 12's table
-was measured). Used by tui_bench.py --cluster and rss_bench.py --cluster.
+was measured). Used by tui_bench.py --cluster, rss_bench.py --cluster and large_bench.py
+--cluster (scenario `large`).
 """
 
 from __future__ import annotations
@@ -26,20 +27,32 @@ class World:
     metrics_url: str
     prometheus_url: str  # "" without Prometheus
 
-    def app_argv(self, evidence: Path) -> list[str]:
-        """The app against this world, in real-cluster mode."""
-        argv = [*SKEWMIT, "--kubeconfig", str(self.kubeconfig), "-n", NS, "--deployment", NAME]
+    def target_args(self) -> list[str]:
+        """The app's flags for this world, in real-cluster mode."""
+        argv = ["--kubeconfig", str(self.kubeconfig), "-n", NS, "--deployment", NAME]
         if self.prometheus_url:
             argv += ["--prometheus", self.prometheus_url]
-        return [*argv, "--evidence-dir", str(evidence)]
+        return argv
+
+    def app_argv(self, evidence: Path) -> list[str]:
+        """The app against this world, in real-cluster mode."""
+        return [*SKEWMIT, *self.target_args(), "--evidence-dir", str(evidence)]
 
 
 @contextmanager
-def cluster_world(folder: Path, *, prometheus: bool, speed: float = 1.0) -> Iterator[World]:
-    """Start the simulator (and Prometheus); stop both on exit."""
+def cluster_world(
+    folder: Path,
+    *,
+    prometheus: bool,
+    speed: float = 1.0,
+    scenario: str = "skew-incident",
+    scrape_wait_s: float = 60.0,
+) -> Iterator[World]:
+    """Start the simulator (and Prometheus, waiting up to `scrape_wait_s` for its first
+    scrape: `large`'s page takes longer); stop both on exit."""
     kubeconfig = folder / "kubeconfig"
     sim = subprocess.Popen(
-        [*SKEWMIT, "sim", "--scenario", "skew-incident", "--kubeconfig", str(kubeconfig),
+        [*SKEWMIT, "sim", "--scenario", scenario, "--kubeconfig", str(kubeconfig),
          "--speed", str(speed)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )  # fmt: skip
@@ -63,7 +76,7 @@ def cluster_world(folder: Path, *, prometheus: bool, speed: float = 1.0) -> Iter
             from tests.prometheus import PrometheusServer
 
             server = PrometheusServer(binary, folder / "prom", {"vllm": metrics}, SCRAPE).start()
-            server.wait_for('up{job="vllm"} == 1', timeout_s=60)
+            server.wait_for('up{job="vllm"} == 1', timeout_s=scrape_wait_s)
             prom_url = server.url
         yield World(kubeconfig, metrics, prom_url)
     finally:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import PYTHON, ROOT, SKEWMIT, Terminal, bench_env, machine, median, rss_mib
+from measure import PYTHON, ROOT, Terminal, bench_env, machine, median, rss_mib
 
 HERE = Path(__file__).resolve()
 CHROME = r"1 Roll back"  # the checklist's first row
@@ -89,40 +87,12 @@ def counts(path: Path) -> dict[str, Any]:
 @contextmanager
 def large_cluster(folder: Path, *, prometheus: bool) -> Iterator[list[str]]:
     """`skewmit sim --scenario large` (speed 1) in a process of its own, optionally scraped by
-    a real Prometheus every 5 s; yields the app's arguments against it. Stops both on exit."""
-    kubeconfig = folder / "kubeconfig"
-    sim = subprocess.Popen(
-        [*SKEWMIT, "sim", "--scenario", "large", "--kubeconfig", str(kubeconfig), "--speed", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert sim.stdout is not None
-    server = None
-    try:
-        metrics = next(
-            (ln.split(":", 1)[1].strip() for ln in sim.stdout if ln.startswith("metrics:")), ""
-        )
-        if not metrics:
-            sys.exit("large_bench: the simulator did not start")
-        argv = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
-        if prometheus:
-            binary = shutil.which("prometheus")
-            if binary is None:
-                sys.exit("large_bench: prometheus is not installed")
-            sys.path.insert(0, str(ROOT))
-            from tests.prometheus import PrometheusServer
+    a real Prometheus every 5 s (bench/cluster_world.py); yields the app's arguments against
+    it. Stops both on exit."""
+    from cluster_world import cluster_world
 
-            server = PrometheusServer(binary, folder / "prom", {"vllm": metrics}, "5s").start()
-            server.wait_for('up{job="vllm"} == 1', timeout_s=120)
-            argv += ["--prometheus", server.url]
-        yield argv
-    finally:
-        if server is not None:
-            server.stop()
-        sim.terminate()
-        try:
-            sim.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            sim.kill()
+    with cluster_world(folder, prometheus=prometheus, scenario="large", scrape_wait_s=120) as w:
+        yield w.target_args()
 
 
 def one_run(app: list[str], watch: float, cap_gib: float) -> dict[str, Any]:

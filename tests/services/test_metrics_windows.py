@@ -28,6 +28,19 @@ class Clock:
         return self.now
 
 
+def fed_by_hand(clock: Clock, **options: float) -> SimMetricsSource:
+    """A source the test ingests pages into itself (its URL is never scraped)."""
+    return SimMetricsSource(
+        "http://127.0.0.1:9/metrics",
+        Scope("inference", "llm-serve"),
+        "vllm",
+        clock=clock,
+        scrape_interval_s=SCRAPE_S,
+        rate_window_s=60.0,
+        **options,
+    )
+
+
 def page(pod: str, t: float) -> str:
     labels = f'namespace="inference",pod="{pod}",model_name="m"'
     n = (t - START) / SCRAPE_S
@@ -46,15 +59,7 @@ def page(pod: str, t: float) -> str:
 
 def test_hours_of_watching_keep_the_windows_not_the_past() -> None:
     clock = Clock()
-    source = SimMetricsSource(
-        "http://127.0.0.1:9/metrics",
-        Scope("inference", "llm-serve"),
-        "vllm",
-        clock=clock,
-        scrape_interval_s=SCRAPE_S,
-        rate_window_s=60.0,
-        live_retention_s=RETENTION_S,
-    )
+    source = fed_by_hand(clock, live_retention_s=RETENTION_S)
     feed = MetricsFeed(source, baseline=lambda: None)
     shown = []
     sampled_at = START
@@ -120,14 +125,7 @@ def test_the_first_values_do_not_wait_for_the_baseline() -> None:
     import threading
 
     clock = Clock()
-    source = SimMetricsSource(
-        "http://127.0.0.1:9/metrics",
-        Scope("inference", "llm-serve"),
-        "vllm",
-        clock=clock,
-        scrape_interval_s=SCRAPE_S,
-        rate_window_s=60.0,
-    )
+    source = fed_by_hand(clock)
     for i in range(40):
         clock.now = START + i * SCRAPE_S
         source.ingest(page("llm-serve-rs0-abcde", clock.now))

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,27 +121,17 @@ def journal_types(options: SessionOptions) -> list[str]:
     return [json.loads(line)["type"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def crash(
-    sim: Simulator, options: SessionOptions, *, when_live: bool, revert: bool = False
+def kill_when(
+    options: SessionOptions, proc: subprocess.Popen[str], what: str, ready: Callable[[], bool]
 ) -> None:
-    """Apply the cordon (or revert it) with 3 s of API latency and kill -9 the process: once
-    the change is live (during verify) or as soon as the intent is journaled (before the
-    patch)."""
-    intent = "revert-intent" if revert else "apply-intent"
-    proc = start_child(options, REVERT_SETUP, REVERT) if revert else start_child(options)
+    """Let the child apply with 3 s of API latency, kill -9 it once `ready()` holds, and
+    clear the fault."""
     try:
         set_faults(options, [{"latency_s": LATENCY_S}])
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        wait_for(
-            f"the {intent} journaled" + (" and the change live" if when_live else ""),
-            lambda: (
-                intent in journal_types(options)[-1:]
-                and (unschedulable(sim) != revert or not when_live)
-            ),
-            timeout_s=60,
-        )
+        wait_for(what, ready, timeout_s=60)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -152,6 +142,25 @@ def crash(
             if stream is not None:
                 stream.close()
         set_faults(options, [])
+
+
+def crash(
+    sim: Simulator, options: SessionOptions, *, when_live: bool, revert: bool = False
+) -> None:
+    """Apply the cordon (or revert it) with 3 s of API latency and kill -9 the process: once
+    the change is live (during verify) or as soon as the intent is journaled (before the
+    patch)."""
+    intent = "revert-intent" if revert else "apply-intent"
+    proc = start_child(options, REVERT_SETUP, REVERT) if revert else start_child(options)
+    kill_when(
+        options,
+        proc,
+        f"the {intent} journaled" + (" and the change live" if when_live else ""),
+        lambda: (
+            intent in journal_types(options)[-1:]
+            and (unschedulable(sim) != revert or not when_live)
+        ),
+    )
     assert journal_types(options)[-1] == intent  # killed before any outcome
 
 
@@ -310,27 +319,12 @@ def test_a_step4_apply_cut_by_a_crash_is_reconciled_and_its_live_part_reverted(
     killed once the Deployment was applied, the restart finds it live and the rest not sent,
     and the revert it offers deletes the Deployment (its GPUs are not left behind)."""
     sim, options = world
-    proc = start_child(options, ROUTE, APPLY)
-    try:
-        set_faults(options, [{"latency_s": LATENCY_S}])
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        wait_for(
-            "the -long Deployment applied",
-            lambda: journal_types(options)[-1:] == ["apply-intent"] and long_deployment(sim),
-            timeout_s=60,
-        )
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
-        set_faults(options, [])
+    kill_when(
+        options,
+        start_child(options, ROUTE, APPLY),
+        "the -long Deployment applied",
+        lambda: journal_types(options)[-1:] == ["apply-intent"] and long_deployment(sim),
+    )
     assert journal_types(options)[-1] == "apply-intent"
     runbook = open_session(options)
     notices = "\n".join(runbook.notices)

@@ -421,3 +421,27 @@ async def test_a_step_key_and_the_fix_key_typed_together_act_on_the_new_step() -
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "preview")
         assert "plan pin.image-digest []" in runbook.calls
         assert not [c for c in runbook.calls if c.startswith("plan rollback")]
+
+
+@pytest.mark.parametrize(
+    "open_screen",
+    [
+        pytest.param(lambda app: app.push_screen(ConfirmScreen("Apply?", "a diff")), id="preview"),
+        pytest.param(
+            lambda app: app.push_screen(ConfirmScreen("Apply?", "a diff", typed_name="llm-serve")),
+            id="production-preview",
+        ),
+        pytest.param(lambda app: app.action_help(), id="help"),
+        pytest.param(lambda app: app.action_validation_view(), id="validation-view"),
+    ],
+)
+async def test_quitting_as_a_screen_opens_exits_cleanly(open_screen: Any) -> None:
+    """`q` handled in the same moment a preview (or help, or the validation view) opens: the
+    app closes that screen before it has mounted. That is a clean exit, not a traceback over
+    the operator's terminal (CI caught the preview's `query_one` failing this way)."""
+    app = app_for(FakeRunbook())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
+        open_screen(app)
+        app.exit()
+    assert app.return_code == 0

@@ -132,7 +132,8 @@ class HelpScreen(ModalScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#help-scroll").focus()
+        for scroll in self.query("#help-scroll"):  # none when closed before it mounted
+            scroll.focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

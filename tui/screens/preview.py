@@ -112,12 +112,13 @@ class ConfirmScreen(ModalScreen[bool]):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.typed_name and self.can_confirm:
-            typed = self.query_one("#confirm-typed", Input)
-            typed.cursor_blink = not self.app.is_headless
-            typed.focus()
-        else:
-            self.query_one("#confirm-scroll").focus()
+        # A query, not query_one: the app can close the screen before it mounts (a fix key
+        # and `q` in one keystroke read), and then there is nothing to focus, not a crash.
+        typed = list(self.query("#confirm-typed").results(Input))
+        for widget in typed or self.query("#confirm-scroll"):
+            if isinstance(widget, Input):
+                widget.cursor_blink = not self.app.is_headless
+            widget.focus()
         self.call_after_refresh(self._arm)
 
     def _arm(self) -> None:

@@ -70,8 +70,11 @@ class ValidationScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#vv-validation").border_title = "Validation gate"
-        self.query_one("#vv-rollout").border_title = "Rollout"
+        # Queries, not query_one: the app can close the view before it mounts.
+        for panel in self.query("#vv-validation"):
+            panel.border_title = "Validation gate"
+        for bar in self.query("#vv-rollout"):
+            bar.border_title = "Rollout"
         for chart in self.query(BaselineChart):
             chart.min_interval_s = self.chart_interval_s
         if self.quiet:

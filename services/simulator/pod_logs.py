@@ -77,6 +77,18 @@ class LogBook:
         held.instances.append(_Instance(render, on_stop))
         del held.instances[:-KEEP_INSTANCES]
 
+    def forget(self, namespace: str, pod: str, uid: str) -> None:
+        """Drop the logs of a pod that is gone (its containers' and their lines), as the
+        kubelet does when it removes the pod: a simulator that rolls pods for hours keeps
+        only the logs of the pods that exist. A newer pod that reuses the name keeps its own."""
+        for key in [k for k in self._containers if k[0] == namespace and k[1] == pod]:
+            if self._containers[key].pod_uid == uid:
+                del self._containers[key]
+
+    def held_pods(self) -> set[tuple[str, str]]:
+        """(namespace, pod) of every pod whose logs are kept."""
+        return {(namespace, pod) for namespace, pod, _ in self._containers}
+
     def append(self, namespace: str, pod: str, container: str, at: float, text: str) -> None:
         """The running instance of `container` writes `text` at `at` (epoch seconds), after
         its start-up lines (a periodic line while it serves)."""

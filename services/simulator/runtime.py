@@ -104,6 +104,12 @@ class ServingRuntime:
         self._start_s = scenario.timing.get("container_start_s", 15.0)
         self._load_s = scenario.timing.get("model_load_s", 45.0)
         self.logbook = LogBook()
+        store.add_listener(self._on_change)
+
+    def _on_change(self, plural: str, type_: str, obj: Obj, old: Obj | None) -> None:
+        if plural == "pods" and type_ == "DELETED":
+            meta = obj["metadata"]
+            self.logbook.forget(meta["namespace"], meta["name"], str(meta.get("uid", "")))
 
     def start(self, pod: Obj, node: Obj, container: Obj) -> StartOutcome:
         digest = image_digest(str(container.get("image", "")), self.scenario.images)

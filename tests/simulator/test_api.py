@@ -1106,3 +1106,33 @@ def test_a_running_simulator_leaves_no_key_in_tmp(tmp_path: Path) -> None:
         assert not sim.cert.cert_path.parent.exists()
         api = config.new_client_from_config(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
         assert client.CoreV1Api(api).read_namespace("inference").metadata.name == "inference"
+
+
+def test_a_deleted_pods_logs_are_dropped_so_a_long_run_stays_the_same_size(
+    tmp_path: Path,
+) -> None:
+    """The kubelet removes a gone pod's logs; the simulator did not, so every pod a drill or a
+    rollout replaced kept its lines for as long as the simulator ran. The replacement pods'
+    logs are kept and read as before."""
+    with Simulator("skew-incident", speed=FAST) as sim:
+        core = client.CoreV1Api(api_client(sim, tmp_path))
+        before = {p.metadata.name for p in running_pods(core)}
+        for name in sorted(before)[:2]:
+            core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+        wait_for(
+            "two replacement pods running",
+            lambda: len({p.metadata.name for p in running_pods(core)} - before) >= 2,
+        )
+        logs = sim.cluster.runtime.logbook
+        gone = set(sorted(before)[:2])
+        wait_for(
+            "the deleted pods' logs dropped",
+            lambda: not {(NS, n) for n in gone} & logs.held_pods(),
+        )
+        new = ({p.metadata.name for p in running_pods(core)} - before).pop()
+        wait_for(
+            "the new pod's start-up lines",
+            lambda: "vLLM API server version" in core.read_namespaced_pod_log(new, NS),
+        )
+        live = {(NS, p.metadata.name) for p in core.list_namespaced_pod(NS).items}
+        assert {held for held in logs.held_pods() if held[0] == NS} <= live

@@ -48,8 +48,8 @@ def cluster_world(
     scenario: str = "skew-incident",
     scrape_wait_s: float = 60.0,
 ) -> Iterator[World]:
-    """Start the simulator (and Prometheus, waiting up to `scrape_wait_s` for its first
-    scrape: `large`'s page takes longer); stop both on exit."""
+    """Start the simulator (and Prometheus, waiting up to `scrape_wait_s` for its first two
+    scrapes: `large`'s page takes longer); stop both on exit."""
     kubeconfig = folder / "kubeconfig"
     sim = subprocess.Popen(
         [*SKEWMIT, "sim", "--scenario", scenario, "--kubeconfig", str(kubeconfig),
@@ -76,7 +76,10 @@ def cluster_world(
             from tests.prometheus import PrometheusServer
 
             server = PrometheusServer(binary, folder / "prom", {"vllm": metrics}, SCRAPE).start()
-            server.wait_for('up{job="vllm"} == 1', timeout_s=scrape_wait_s)
+            # Two scrapes, not one: a rate (every latency and token figure) needs two samples,
+            # so after one the app's first p95 had to wait for the next scrape, up to 5 s
+            # later (the lead's 6.70 s outlier). A Prometheus on call has hours of history.
+            server.wait_for('count_over_time(up{job="vllm"}[1m]) >= 2', timeout_s=scrape_wait_s)
             prom_url = server.url
         yield World(kubeconfig, metrics, prom_url)
     finally:

@@ -112,6 +112,34 @@ def gpu_inspection(
     )
 
 
+# What a pod row says until step 5 has answered for it: its class is only its node's label.
+# It carries NOT_READ_YET, so the inspector marks it "…" (never a pass).
+GPU_CHECK_PENDING = f"GPU check: checking ({NOT_READ_YET}; the class is the node's label)"
+
+
+def listed_pod_rows(cluster: Cluster, namespace: str, deployment: str) -> HardwareReport:
+    """The Deployment's pods, their nodes and the nodes' GPU labels, before step 5 answers:
+    what `kubectl get pods -o wide` and `kubectl get nodes -L nvidia.com/gpu.product` show,
+    from the same reads step 5 makes first (the informer's cache behind a CachedCluster). No
+    exec, no DCGM and no verdict: every row is `GPU_CHECK_PENDING`, none a mismatch, and the
+    report has no expected class. Raises NotFoundError for an unknown Deployment, and what
+    the cluster raises for the reads."""
+    dep = cluster.get("Deployment", namespace, deployment)
+    pods = sorted(
+        cluster.list("Pod", namespace, label_selector=_selector(dep)),
+        key=lambda p: str(p["metadata"]["name"]),
+    )
+    rows = tuple(
+        replace(
+            row,
+            mismatch=False,
+            note="; ".join(n for n in (GPU_CHECK_PENDING, row.note) if n),
+        )
+        for row in gpu_rows(pods, cluster.list("Node"), {}, {}, None)
+    )
+    return HardwareReport(namespace, deployment, rows, None, "step 5 checking", None, None)
+
+
 def hardware_findings(report: HardwareReport) -> list[Finding]:
     """``gpu-class-mismatch`` (error) per GPU class the pods wrongly run on: pods on one class
     are one finding (`drift.aggregate_pod_findings`: subject ``pod/a, pod/b, pod/c and N-3

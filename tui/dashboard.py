@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from textual.widgets import Label
+
 from services.models import (
     STEP_ORDER,
     STEP_TITLES,
@@ -21,7 +23,13 @@ from services.models import (
 )
 from tui import low_bandwidth
 from tui.keymap import FIX_KEY
-from tui.messages import JournalRead, MetricsSampled, RolloutProgressed, StepChecked
+from tui.messages import (
+    JournalRead,
+    MetricsSampled,
+    PodsListed,
+    RolloutProgressed,
+    StepChecked,
+)
 from tui.screens.main import MainScreen
 from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
@@ -30,6 +38,8 @@ from tui.step_board import SHORT_TITLES, StepBoard
 from tui.verdict_state import VerdictState
 from widgets.checklist import ChecklistRow
 from widgets.header_bar import HeaderBar, HeaderState
+from widgets.inspector_table import InspectorTable
+from widgets.label_text import set_text
 from widgets.step_detail import StepDetail
 
 if TYPE_CHECKING:
@@ -167,6 +177,20 @@ class Dashboard:
         self.render_rows()
         if step == self.selected_step:
             self.render_detail()
+
+    def pods_listed(self, message: PodsListed) -> None:
+        """The inspector's rows before step 5's first answer: pods, nodes and GPU labels, each
+        row marked as still checking, the summary saying no verdict is in yet. Once step 5
+        has answered (or failed: it says why), its answer stands and this list is dropped."""
+        if Step.HARDWARE in self.board.reports or not self.main.is_mounted:
+            return
+        rows = message.report.rows
+        table = self.main.query_one(InspectorTable)
+        table.show(rows)
+        nodes = len({row.node for row in rows if row.node})
+        summary = f"checking GPUs: {len(rows)} pod(s) on {nodes} node(s), classes from node labels"
+        set_text(self.main.query_one("#inspector-summary", Label), summary)
+        set_text(self.main.query_one("#inspector-detail", Label), table.selected_detail())
 
     def check_crashed(self, step: Step, error: str) -> None:
         self.board.check_crashed(step, error)

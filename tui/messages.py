@@ -16,6 +16,7 @@ from textual.message import Message
 
 from services.models import (
     ActionSpec,
+    HardwareReport,
     JournalAction,
     MetricSeries,
     Plan,
@@ -43,6 +44,14 @@ class SessionOpened(Message):
 class StepChecked(Message):
     step: Step
     report: StepReport
+
+
+@dataclass
+class PodsListed(Message, bubble=False):
+    """The Deployment's pods, their nodes and GPU labels before step 5's first answer
+    (services.hardware.listed_pod_rows): every row still "checking", no verdict."""
+
+    report: HardwareReport
 
 
 @dataclass

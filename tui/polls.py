@@ -58,8 +58,11 @@ class RunbookPolls:
         self._polls[GROUP_METRICS] = Poll(
             workers.poll_metrics, lambda: intervals.metrics, set_timer, metrics_visible
         )
-        for poll in self._polls.values():
-            poll.request()
+        # The metrics first: Prometheus answers on its own, whatever the cluster's reads cost.
+        # The rollout after the checks, as before: its bar then shows the newer of the two
+        # reads, which step 1's report also carries.
+        for group in (GROUP_METRICS, *(CHECK_GROUPS[s] for s in STEP_ORDER), GROUP_ROLLOUT):
+            self._polls[group].request()
 
     def __getitem__(self, group: str) -> Poll:
         return self._polls[group]

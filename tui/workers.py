@@ -8,7 +8,9 @@ updates the widgets.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from tui.messages import (
     EvidenceCaptured,
     JournalRead,
     MetricsSampled,
+    PodsListed,
     PreviewReady,
     RevertPreviewReady,
     RolloutProgressed,
@@ -44,6 +47,20 @@ GROUP_LOG = "action-log"
 GROUP_ACTION = "action"  # plan + preview, apply, revert: one at a time
 GROUP_EVIDENCE = "evidence"
 GROUP_OPEN = "open-session"  # the opener's one call, before any poll
+GROUP_PODS = "pod-rows"  # the inspector's first rows, from the informer's first list
+# Thread workers run on the event loop's default executor, which asyncio sizes by the CPU
+# count (6 threads on 2 cores): the six checks took them all at start, each waiting for the
+# informer's first list, and the metrics' first read waited behind them for seconds.
+WORKER_THREADS = 24
+
+
+def use_worker_threads(threads: int = WORKER_THREADS) -> None:
+    """Give the running event loop a default executor of `threads` threads (call on the loop,
+    before the first thread worker starts), so that no pane's read queues behind the others'."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="skewmit-worker")
+    )
 
 
 class Poll:
@@ -132,6 +149,21 @@ class RunbookWorkers:
 
     def _fetch_step(self, step: Step) -> None:
         self.app.post_message(StepChecked(step, self.session.runbook.check(step)))
+
+    def fetch_pod_rows(self) -> None:
+        self._start(self._fetch_pod_rows, "fetch_pod_rows", GROUP_PODS)
+
+    def _fetch_pod_rows(self) -> None:
+        from services.hardware import listed_pod_rows  # here: it loads the Kubernetes client
+
+        target = self.session.runbook.target
+        try:
+            report = listed_pod_rows(
+                self.session.runbook.cluster, target.namespace, target.deployment
+            )
+        except SkewmitError:
+            return  # step 5's own check reads the same and says why
+        self.app.post_message(PodsListed(report))
 
     def poll_rollout(self) -> None:
         self._start(self._poll_rollout, "poll_rollout", GROUP_ROLLOUT)

@@ -10,8 +10,6 @@ import re
 import threading
 from collections.abc import Sequence
 
-import plotext
-
 from services.metrics import presets
 from services.models import MetricPoint
 
@@ -34,6 +32,10 @@ def render_chart(
     drawn = [(label, pts) for label, pts in lines if pts]
     if not drawn:
         return f"{title}: no data\n"
+    # Here, not at the top: opening an incident imports the evidence modules (its "before"
+    # snapshot) on the way to step 1's first findings, and plotext takes 40 ms to import.
+    import plotext
+
     with _LOCK:
         plotext.clear_figure()
         plotext.plotsize(WIDTH, HEIGHT)

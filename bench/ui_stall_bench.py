@@ -10,7 +10,7 @@ app's own loop records how late it wakes: that lateness is what the operator fee
 frozen screen. Prints the longest stall per phase; asserts nothing.
 
     .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--no-cache] [--gc-freeze]
-        [--heap keeper|app]
+        [--heap keeper|app] [--profile 1,5,v] [--stretches] [--scenario S] [--latency 3]
 
 The app reads pods and nodes from watches (services.informer: a paged first list, then
 events); the rounds start once those are in sync, after the first load. `--no-cache` is the
@@ -28,6 +28,18 @@ GC column gives each phase's longest collection in wall time and in the collecti
 CPU time (on a loaded machine the wall time is mostly the scheduler's). After the rounds the
 bench counts what the collector still walks, by type, then unfreezes and collects everything:
 the garbage found is what frozen objects had become (what HeapKeeper's sweeps give back).
+
+`--profile 1,5,v` runs cProfile on the UI thread while those phases are in progress (steps
+1 and 5, the validation view) and prints and saves (/tmp/ui_stall_*.prof) what it spent.
+`--stretches` names what ran in each phase's longest synchronous stretches of the event loop
+(messages dispatched, layout and render of the screen, widgets rendered or measured,
+collections): the cause, where the stall column gives the length. The last column is the
+time from a step key to the step pane holding that step (the paint follows on the screen's
+next update).
+
+`--scenario skew-incident --latency 3` is issue 12's responsiveness figure: the small
+scenario with the simulator adding 3 s to every API call (its fault API, POST /_sim/faults)
+once the first checks are in, while the keys are pressed and the checks keep polling.
 
 `--per-pod` is the behaviour before aggregation (one finding per pod, every finding and line
 rendered), for comparison. `--page N` lists objects N at a time (`limit`/`continue`), to show
@@ -152,6 +164,109 @@ class GcMeter:
         gc.callbacks.append(self._callback)
 
 
+class StretchMeter:
+    """`--stretches`: the longest synchronous stretches of the event loop per phase (one
+    asyncio callback or task step: the loop cannot tick during it), each named by the
+    messages dispatched, the screen updates (layout, render) and the collections run in it:
+    the stall's cause, where the stall column only gives its length."""
+
+    def __init__(self, meter: StallMeter, keep: int = 4) -> None:
+        self.meter = meter
+        self.keep = keep
+        self.longest: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        # The UI thread's CPU time in the phase's longest-CPU stretch: what the app itself
+        # costs, where the wall time adds the scheduler's share on a loaded machine.
+        self.cpu: dict[str, float] = defaultdict(float)
+        self._what: list[str] = []
+        self._depth = 0
+        self._widgets: dict[str, float] = defaultdict(float)  # render + measure, this stretch
+
+    def note(self, what: str) -> None:
+        if self._depth and len(self._what) < 12:
+            self._what.append(what)
+
+    def install(self) -> None:
+        import asyncio.events
+        import gc
+
+        from textual.message_pump import MessagePump
+        from textual.screen import Screen
+
+        meter = self
+        run = asyncio.events.Handle._run
+
+        def timed_run(handle: Any) -> None:
+            meter._depth += 1
+            began = time.perf_counter()
+            began_cpu = time.thread_time()
+            try:
+                run(handle)
+            finally:
+                meter._depth -= 1
+                took = time.perf_counter() - began
+                phase = meter.meter.phase
+                meter.cpu[phase] = max(meter.cpu[phase], time.thread_time() - began_cpu)
+                what, meter._what = meter._what, []
+                costs, meter._widgets = meter._widgets, defaultdict(float)
+                ranked = sorted(costs.items(), key=lambda item: -item[1])[:3]
+                what += [f"{name} {ms * 1000:.0f} ms" for name, ms in ranked if ms > 0.005]
+                if took > 0.02:
+                    kept = meter.longest[phase]
+                    cpu = time.thread_time() - began_cpu
+                    named = ", ".join(dict.fromkeys(what)) or repr(handle)[:120]
+                    kept.append((took, f"(CPU {cpu * 1000:.0f} ms) {named}"))
+                    kept.sort(key=lambda item: -item[0])
+                    del kept[meter.keep :]
+
+        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+        dispatch = MessagePump._dispatch_message
+
+        async def timed_dispatch(pump: Any, message: Any) -> None:
+            meter.note(f"{type(pump).__name__}<-{type(message).__name__}")
+            await dispatch(pump, message)
+
+        MessagePump._dispatch_message = timed_dispatch  # type: ignore[method-assign]
+        for name in ("_refresh_layout", "_compositor_refresh", "_on_screen_resume"):
+            original = getattr(Screen, name)
+
+            def wrapped(
+                screen: Any, *args: Any, _o: Any = original, _n: str = name, **kwargs: Any
+            ) -> Any:
+                began = time.perf_counter()
+                try:
+                    return _o(screen, *args, **kwargs)
+                finally:
+                    ms = (time.perf_counter() - began) * 1000
+                    meter.note(f"{type(screen).__name__}.{_n} {ms:.0f} ms")
+
+            setattr(Screen, name, wrapped)
+
+        from textual.widget import Widget
+
+        def timed_widget(name: str) -> None:
+            original = getattr(Widget, name)
+
+            def wrapped(widget: Any, *args: Any, **kwargs: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return original(widget, *args, **kwargs)
+                finally:
+                    label = f"{type(widget).__name__}#{widget.id or ''}.{name}"
+                    meter._widgets[label] += time.perf_counter() - began
+
+            setattr(Widget, name, wrapped)
+
+        timed_widget("render_lines")
+        timed_widget("get_content_height")
+        timed_widget("get_content_width")
+
+        def collected(stage: str, info: dict[str, Any]) -> None:
+            if stage == "stop":
+                meter.note(f"gc gen {info.get('generation')}")
+
+        gc.callbacks.append(collected)
+
+
 class OneFreeze:
     """`--heap app`: the app's policy before tui.heap, one gc.freeze() once four steps have
     answered and the watches are in sync, nothing after."""
@@ -179,14 +294,15 @@ def per_pod_behaviour() -> None:
     setattr(services.pin, "aggregate_pod_findings", list)  # noqa: B010
     widgets.step_detail.MAX_FINDINGS = 10**9
     widgets.step_detail.MAX_DETAIL_LINES = 10**9
+    widgets.step_detail.MAX_COMMANDS = 10**9
 
 
 class SimProcess:
-    """`skewmit sim --scenario large` in a process of its own."""
+    """`skewmit sim --scenario large` (or another scenario) in a process of its own."""
 
-    def __init__(self, speed: float, folder: Path) -> None:
+    def __init__(self, speed: float, folder: Path, scenario: str = "large") -> None:
         self.kubeconfig = folder / "kubeconfig"
-        command = [sys.executable, "-m", "tui.cli", "sim", "--scenario", "large"]
+        command = [sys.executable, "-m", "tui.cli", "sim", "--scenario", scenario]
         command += ["--speed", str(speed), "--kubeconfig", str(self.kubeconfig)]
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -203,8 +319,9 @@ class SimProcess:
         self.process.wait(30)
 
 
-def large_session(speed: float) -> Any:
-    """The app's session on the `large` simulator, journal in a temporary folder."""
+def large_session(speed: float, scenario: str = "large") -> Any:
+    """The app's session on the `large` simulator (or `scenario`'s), journal in a temporary
+    folder."""
     from services.journal import Journal
     from services.kube import KubeCluster
     from services.models import Target
@@ -212,7 +329,7 @@ def large_session(speed: float) -> Any:
     from tui.session import Intervals, Session
 
     folder = Path(tempfile.mkdtemp(prefix="skewmit-bench-"))
-    sim = SimProcess(speed, folder)
+    sim = SimProcess(speed, folder, scenario)
     cluster = KubeCluster(str(sim.kubeconfig))
     target = Target(cluster.context, "inference", "llm-serve", cluster.server, cluster.whoami())
     journal = Journal.open_for(target, target.user, folder / "state")
@@ -255,20 +372,61 @@ def paged_lists(page: int) -> None:
     setattr(KubeCluster, "list", paged)  # noqa: B010
 
 
+class PhaseProfile:
+    """`--profile PHASES`: cProfile of the UI thread (the event loop's) while each named phase
+    is in progress, over every round: what the app computes on that thread when a step opens."""
+
+    def __init__(self, phases: list[str]) -> None:
+        import cProfile
+
+        self.profiles = {phase: cProfile.Profile() for phase in phases}
+
+    def enter(self, phase: str) -> None:
+        if phase in self.profiles:
+            self.profiles[phase].enable()
+
+    def leave(self, phase: str) -> None:
+        if phase in self.profiles:
+            self.profiles[phase].disable()
+
+    def report(self, top: int = 40) -> None:
+        import pstats
+
+        for phase, profile in self.profiles.items():
+            out = Path(tempfile.gettempdir()) / f"ui_stall_{phase.replace(' ', '_')}.prof"
+            profile.dump_stats(out)
+            print(f"\n## cProfile of the UI thread during '{phase}' (all rounds), {out}")
+            stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()
+            stats.sort_stats("cumulative").print_stats(top)
+            stats.sort_stats("tottime").print_stats(top // 2)
+
+
 async def measure(
-    rounds: int, dwell_s: float, speed: float, gc_freeze: bool = False, heap: str = "keeper"
+    rounds: int,
+    dwell_s: float,
+    speed: float,
+    gc_freeze: bool = False,
+    heap: str = "keeper",
+    profile: PhaseProfile | None = None,
+    stretches: bool = False,
+    scenario: str = "large",
+    latency_s: float = 0.0,
 ) -> dict[str, Any]:
     from tui.app import SkewmitApp
     from tui.launchers import close_session
+    from widgets.step_detail import StepDetail
 
     started = time.monotonic()
-    session = large_session(speed)
+    session = large_session(speed, scenario)
     setup_s = time.monotonic() - started
     meter = StallMeter()
     parses = ParseMeter(meter)
     parses.install()
     collections = GcMeter(meter)
     collections.install()
+    stretch = StretchMeter(meter)
+    if stretches:
+        stretch.install()
     first_checks_s = 0.0
     keeper = None
     try:
@@ -300,18 +458,45 @@ async def measure(
                 import gc
 
                 gc.freeze()  # the heap of the first load: never scanned again
+            if latency_s:
+                # Every API call slower from here on (the simulator's fault API), as a
+                # congested API server or a slow link would make it.
+                sys.path.insert(0, str(ROOT / "bench"))
+                from latency_bench import set_faults
+
+                faults = [{"verb": "*", "resource": "*", "latency_s": latency_s}]
+                await asyncio.to_thread(set_faults, session.simulator.kubeconfig, faults)
             counted = session.runbook.cluster.request_counts()
+            detail = app.main.query_one(StepDetail)
+            key_s: dict[str, float] = {}
             rounds_began = time.monotonic()
             for _ in range(rounds):
                 for key in "123456":
                     meter.phase = f"open step {key}"
-                    await pilot.press(key)
+                    if profile is not None:
+                        profile.enter(meter.phase)
+                    # From the key to the step pane holding the new step (its next paint is
+                    # the screen's update timer's); pilot.press itself waits for the screen
+                    # to settle, which is not what the operator waits for.
+                    pressed = time.perf_counter()
+                    press = asyncio.get_running_loop().create_task(pilot.press(key))
+                    while not heading(detail).startswith(f"{key} · "):
+                        await asyncio.sleep(0.001)
+                    shown = time.perf_counter() - pressed
+                    await press
+                    key_s[meter.phase] = max(key_s.get(meter.phase, 0.0), shown)
                     await pilot.pause(dwell_s)
+                    if profile is not None:
+                        profile.leave(meter.phase)
                 meter.phase = "validation view"
+                if profile is not None:
+                    profile.enter(meter.phase)
                 await pilot.press("v")
                 await pilot.pause(dwell_s)
                 await pilot.press("v")
                 await pilot.pause(dwell_s)
+                if profile is not None:
+                    profile.leave(meter.phase)
             meter.stop()
             meter.phase = "after the rounds"
             minutes = (time.monotonic() - rounds_began) / 60
@@ -323,6 +508,16 @@ async def measure(
             }
             findings = {
                 s.value: len(r.findings) if not r.error else f"failed: {r.error[:120]}"
+                for s, r in app.board.reports.items()
+            }
+            # What each step's pane holds: findings, lines read, and per action its kubectl
+            # commands and characters of text (what opening the step lays out).
+            sizes = {
+                s.value: (
+                    len(r.findings),
+                    len(r.detail),
+                    [(len(a.kubectl), len(a.description) + len(a.reason)) for a in r.actions],
+                )
                 for s, r in app.board.reports.items()
             }
             census = heap_census()
@@ -345,10 +540,19 @@ async def measure(
         "collections_cpu": dict(collections.worst_cpu),
         "samples": dict(meter.samples),
         "findings": findings,
+        "sizes": sizes,
         "per_minute": per_minute,
         "full": list(collections.full),
         "heap": census,
+        "stretches": dict(stretch.longest),
+        "stretch_cpu": dict(stretch.cpu),
+        "key_s": key_s,
     }
+
+
+def heading(detail: Any) -> str:
+    """The step the step pane holds (`_title` in trees from before the `title` property)."""
+    return str(getattr(detail, "title", "") or getattr(detail, "_title", ""))
 
 
 def sweep() -> tuple[int, float]:
@@ -398,7 +602,32 @@ def main() -> int:
     parser.add_argument(
         "--switch", type=float, default=0.0, help="sys.setswitchinterval (seconds) for the run"
     )
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="PHASE",
+        help="cProfile the UI thread during phases, e.g. 1,5,v: step N opened, validation view",
+    )
+    parser.add_argument("--scenario", default="large", help="the simulator's scenario")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the simulator adds to every API call once the first checks are in",
+    )
+    parser.add_argument(
+        "--stretches",
+        action="store_true",
+        help="name what ran in each phase's longest synchronous stretches of the loop",
+    )
     args = parser.parse_args()
+    profile = PhaseProfile(
+        [
+            {"v": "validation view"}.get(name, f"open step {name}")
+            for name in args.profile.split(",")
+            if name
+        ]
+    )
     if args.switch:
         sys.setswitchinterval(args.switch)
     if args.per_pod:
@@ -409,7 +638,19 @@ def main() -> int:
         import services.cached_cluster
 
         setattr(services.cached_cluster, "cache_reads", lambda runbook: None)  # noqa: B010
-    result = asyncio.run(measure(args.rounds, args.dwell, args.speed, args.gc_freeze, args.heap))
+    result = asyncio.run(
+        measure(
+            args.rounds,
+            args.dwell,
+            args.speed,
+            args.gc_freeze,
+            args.heap,
+            profile,
+            args.stretches,
+            args.scenario,
+            args.latency,
+        )
+    )
     mode = "per-pod (before)" if args.per_pod else "aggregated"
     mode += f", lists paged by {args.page}" if args.page else ""
     mode += ", every check re-lists pods and nodes" if args.no_cache else ", watch-fed cache"
@@ -420,16 +661,18 @@ def main() -> int:
         else ", the app's one start-up freeze"
     )
     mode += f", GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
+    mode += f", {args.latency:g} s added to every API call" if args.latency else ""
     print(
-        f"large, {mode}: set-up {result['setup_s']:.1f} s, first checks of five steps "
+        f"{args.scenario}, {mode}: set-up {result['setup_s']:.1f} s, first checks of five steps "
         f"{result['first_checks_s']:.1f} s"
     )
     print(f"findings per step: {result['findings']}")
+    print(f"(findings, detail lines, [(kubectl commands, text) per action]): {result['sizes']}")
     print(
         "| phase | longest event-loop stall | ticks | longest json.loads of an answer "
-        "| longest GC pause | its CPU time |"
+        "| longest GC pause | its CPU time | key to the step's heading |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for phase, worst in result["worst"].items():
         took, size = result["parses"].get(phase, (0.0, 0))
         parse = f"{took * 1000:.0f} ms ({size / 1e6:.2f} MB)"
@@ -437,7 +680,12 @@ def main() -> int:
         pause = f"{paused * 1000:.0f} ms (gen {generation})"
         ticks = result["samples"][phase]
         cpu = result["collections_cpu"].get(phase, 0.0) * 1000
-        print(f"| {phase} | {worst * 1000:.0f} ms | {ticks} | {parse} | {pause} | {cpu:.0f} ms |")
+        key = result["key_s"].get(phase)
+        shown = "" if key is None else f"{key * 1000:.0f} ms"
+        print(
+            f"| {phase} | {worst * 1000:.0f} ms | {ticks} | {parse} | {pause} | {cpu:.0f} ms "
+            f"| {shown} |"
+        )
     full = result["full"]
     if full:
         print(
@@ -469,6 +717,16 @@ def main() -> int:
     print(f"API requests per minute during the rounds: {total:.0f}")
     for request, rate in sorted(result["per_minute"].items(), key=lambda item: -item[1]):
         print(f"  {request}: {rate:.1f}")
+    if result["stretch_cpu"]:
+        print(
+            "longest stretch of the loop in CPU time of the UI thread, per phase: "
+            + ", ".join(f"{p} {c * 1000:.0f} ms" for p, c in result["stretch_cpu"].items())
+        )
+    for phase, kept in result["stretches"].items():
+        print(f"longest stretches, {phase}:")
+        for took, what in kept:
+            print(f"  {took * 1000:.0f} ms: {what}")
+    profile.report()
     return 0
 
 

@@ -29,6 +29,10 @@ SEVERITY_MARKS = {
 # the rest is counted, and the journal and `skewmit check` keep every one.
 MAX_FINDINGS = 50
 MAX_DETAIL_LINES = 200
+# An action on many objects (delete the 300 pods on the wrong GPU) has one kubectl command per
+# object: shown in full they were a 300-line block measured and wrapped each time the step
+# opened (issue 9). The plan's preview and the journal list every one.
+MAX_COMMANDS = 20
 # One annotation can be a megabyte (last-applied-configuration): a line shows its start.
 MAX_LINE = 2000
 
@@ -98,12 +102,15 @@ class ActionEntry(Vertical):
         if action.destructive:
             parts.append(Content.styled("destructive: asks for confirmation\n", "$error"))
         parts.append(Content(terminal_text(action.description, MAX_LINE)))
-        for command in action.kubectl:
+        for command in action.kubectl[:MAX_COMMANDS]:
             parts.append(
                 Content.assemble(
                     "\n", ("$ ", "$text-muted"), (terminal_text(command, MAX_LINE), "$text-accent")
                 )
             )
+        hidden = len(action.kubectl) - MAX_COMMANDS
+        if hidden > 0:
+            parts.append(Content.styled(f"\n… and {hidden} more command(s)", "$text-muted"))
         yield Static(Content.assemble(*parts), classes="action-text")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -137,6 +144,11 @@ class StepDetail(VerticalScroll):
         self._action_ids: tuple[tuple[str, bool, str], ...] = ()
         self._title = ""
         self._shown: tuple[object, ...] | None = None  # what show() last drew
+
+    @property
+    def title(self) -> str:
+        """The step shown (its heading)."""
+        return self._title
 
     def _set_title(self, title: str) -> None:
         # Another step starts at its top; a refresh of the same step keeps the scroll.

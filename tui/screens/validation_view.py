@@ -26,6 +26,8 @@ from widgets.rollout_bar import RolloutBar
 from widgets.validation_panel import ValidationPanel, VerdictLost
 
 CHARTS_HIDDEN = f"low-bandwidth: charts hidden ({CHART_KEY} shows them)"
+# A chart is laid out but not drawn until its turn (see ValidationScreen.on_mount).
+PENDING_CLASS = "-pending"
 
 
 class ValidationScreen(Screen[None]):
@@ -39,6 +41,7 @@ class ValidationScreen(Screen[None]):
     ValidationScreen.{SCREEN_CLASS} #vv-note {{ display: block; }}
     ValidationScreen.{SCREEN_CLASS}.{CHART_SHOWN_CLASS} #vv-grid {{ display: block; }}
     ValidationScreen.{SCREEN_CLASS}.{CHART_SHOWN_CLASS} #vv-note {{ display: none; }}
+    ValidationScreen BaselineChart.{PENDING_CLASS} {{ visibility: hidden; }}
     """
 
     def __init__(
@@ -60,10 +63,15 @@ class ValidationScreen(Screen[None]):
             # In the grid's place while the low-bandwidth mode hides the charts.
             yield Label(CHARTS_HIDDEN, id="vv-note", markup=False)
             with Grid(id="vv-grid"):
-                yield BaselineChart("latency", unit_label="s", id="vv-latency")
-                yield BaselineChart("tokens/sec", id="vv-tokens")
-                yield BaselineChart("GPU utilisation", unit_label="%", id="vv-gpu-util")
-                yield BaselineChart("GPU memory", unit_label="MiB", id="vv-gpu-mem")
+                charts = (
+                    BaselineChart("latency", unit_label="s", id="vv-latency"),
+                    BaselineChart("tokens/sec", id="vv-tokens"),
+                    BaselineChart("GPU utilisation", unit_label="%", id="vv-gpu-util"),
+                    BaselineChart("GPU memory", unit_label="MiB", id="vv-gpu-mem"),
+                )
+                for chart in charts:
+                    chart.add_class(PENDING_CLASS)
+                    yield chart
             with Vertical(id="vv-side"):
                 yield ValidationPanel(id="vv-validation")
                 yield RolloutBar(id="vv-rollout")
@@ -79,6 +87,16 @@ class ValidationScreen(Screen[None]):
             chart.min_interval_s = self.chart_interval_s
         if self.quiet:
             low_bandwidth.quiet(self.app, self, figures=True)  # the figures are why it is open
+        # The first frame without the four plots, then one plot a frame: plotext builds each
+        # in 30-50 ms of the UI thread, and four at once froze the screen for 120-170 ms of
+        # CPU on opening (issue 9). The view is kept after that (SkewmitApp), so this is once.
+        self.call_after_refresh(self._reveal_next_chart)
+
+    def _reveal_next_chart(self) -> None:
+        pending = self.query(f"BaselineChart.{PENDING_CLASS}")
+        if pending:
+            pending.first().remove_class(PENDING_CLASS)
+            self.call_after_refresh(self._reveal_next_chart)
 
     @property
     def charts_shown(self) -> bool:

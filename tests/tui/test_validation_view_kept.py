@@ -1,0 +1,75 @@
+"""The validation view (`v`) is built once and kept (issue 9: on `large` each opening composed,
+styled and drew a new screen, 133-400 ms of frozen UI): reopening it shows the same view,
+whose charts are not rebuilt when no new sample came, and which shows what arrived while it
+was closed (the verdict, new samples), never what it showed when it was closed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from textual.widgets import Label
+
+from services.models import Step, StepReport, Verdict
+from tests.tui.conftest import wait_until
+from tests.tui.fakes import FakeRunbook, fake_session, verdict
+from tui.app import SkewmitApp
+from tui.screens.validation_view import PENDING_CLASS, ValidationScreen
+from widgets.baseline_chart import BaselineChart
+from widgets.validation_panel import ValidationPanel
+
+
+@dataclass
+class Judged(FakeRunbook):
+    """The gate's verdict is whatever `judged` holds now."""
+
+    judged: Verdict = field(default_factory=verdict)
+
+    def check(self, step: Step) -> StepReport:
+        report = super().check(step)
+        return replace(report, data=self.judged) if step is Step.VALIDATE else report
+
+
+def verdict_line(view: ValidationScreen) -> str:
+    return str(view.query_one(ValidationPanel).query_one(".vp-verdict", Label).content)
+
+
+async def test_reopening_the_validation_view_reuses_it_and_shows_what_came_meanwhile() -> None:
+    runbook = Judged()
+    app = SkewmitApp(fake_session(runbook))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(
+            pilot,
+            lambda: bool(app.dashboard.metrics) and app.dashboard.verdict is not None,
+            "reads",
+        )
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
+        view = app.screen
+        assert isinstance(view, ValidationScreen)
+        latency = view.query_one("#vv-latency", BaselineChart)
+        await wait_until(pilot, lambda: bool(latency.series), "the latency chart drawn")
+        # The plots come one a frame on the first opening; all four end up shown.
+        await wait_until(pilot, lambda: not view.query(f".{PENDING_CLASS}"), "every chart")
+        assert all(chart.visible for chart in view.query(BaselineChart))
+        await wait_until(pilot, lambda: verdict_line(view).startswith("FAIL"), "the verdict")
+        draws = latency.draws
+        await pilot.press("v")
+        assert app.screen is app.main
+
+        # While it is closed the gate passes.
+        runbook.judged = replace(verdict(), verdict="pass", checks=())
+        app.recheck_all()  # the next poll
+        await wait_until(
+            pilot,
+            lambda: app.dashboard.verdict is not None and app.dashboard.verdict.verdict == "pass",
+            "the new verdict read",
+        )
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "reopened")
+        assert app.screen is view, "the same view, not a new one"
+        await wait_until(pilot, lambda: verdict_line(view).startswith("PASS"), "PASS shown")
+        await pilot.pause()
+        # The same samples as when it closed: the plot is not built again.
+        assert latency.series and latency.draws == draws
+        await pilot.press("v")
+        assert app.screen is app.main

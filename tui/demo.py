@@ -26,8 +26,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services import rollout
 from services.clock import WALL_CLOCK, Clock
@@ -35,20 +37,28 @@ from services.errors import SkewmitError
 from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
 from services.journal_actions import reverted_by
-from services.kube import KubeCluster
+from services.kube import TIMEOUT_S, KubeCluster
 from services.metrics import presets
 from services.metrics.baseline import BaselineSpec
 from services.metrics.simsource import SimMetricsSource
 from services.metrics.source import Scope
 from services.models import STEP_ORDER, Step, Target
 from services.runbook import Runbook
-from services.simulator.backfill import render_history
-from services.simulator.fleet_wiring import HISTORY_STEP_S
-from services.simulator.runner import Simulator
+from services.simulator.clock import SimClock
+from services.simulator.kubeconfig import VIEWER_CONTEXT
 from services.simulator.scenario import Scenario
 
+if TYPE_CHECKING:
+    # Imported where used: the simulator's server and serving model pull in aiohttp and the
+    # controllers (0.5-0.9 s), which a demo whose simulator runs as a child never needs
+    # before the first findings.
+    from services.simulator.runner import Simulator
+    from tui.demo_child import SimChild
+
 DAY_S = 86400.0
-SCRAPE_S = HISTORY_STEP_S  # simulated seconds between scrapes, as the recent history has them
+# Simulated seconds between scrapes, as the recent history has them: the simulator's
+# fleet_wiring.HISTORY_STEP_S (tests/tui/test_demo_child.py keeps them equal).
+SCRAPE_S = 5.0
 RATE_WINDOW_S = 300.0  # the dashboards' [5m]: a 12 rps fleet's p99 is too noisy over less
 # The baseline history spans the day-old window as the demo's simulated clock moves on.
 BASELINE_S = 600.0
@@ -63,6 +73,9 @@ HISTORY_SAMPLE = 32  # fleet sums within 1% of the whole fleet's (tests/tui/test
 # the stability window and an evidence bundle's lead-in with room to spare; older ones are
 # forgotten so a demo left running stays the same size (the backfilled baseline is kept).
 LIVE_RETENTION_S = 3 * 3600.0
+# The recent past's first stage: a five-minute rate read as the demo opens, with a minute to
+# spare (a read of earlier times waits for the rest: services.metrics reads by window).
+RECENT_FIRST_S = RATE_WINDOW_S + 60.0
 BACKFILL_WAIT_S = 120.0  # a read waits this long for the history at most, then goes on
 
 
@@ -73,13 +86,6 @@ def families_read(source: SimMetricsSource) -> tuple[str, ...]:
     names = {m for spec in preset.queries.values() for m in spec.metrics}
     names.update(preset.freshness, preset.markers, preset.generations)
     return tuple(sorted(names))
-
-
-def only_families(text: str, families: tuple[str, ...]) -> str:
-    """OpenMetrics history text with only the samples of `families` (by name prefix)."""
-    return "\n".join(
-        line for line in text.splitlines() if line.startswith(families) or line == "# EOF"
-    )
 
 
 def history_step(world: Scenario) -> float:
@@ -107,22 +113,33 @@ def summed_families(source: SimMetricsSource) -> tuple[str, ...]:
 
 class DemoMetricsSource(SimMetricsSource):
     """The demo's metrics, backfilled in a background thread while the app draws its first
-    frame, in two stages: the fleet's recent past (already rendered by the simulator: a
-    quarter of a second to ingest), then the day-old last-known-good window (rendering it
-    takes seconds). A read waits for the stage that covers the times it looks at: a read of
-    now (the inspector's DCGM models, the metrics pane, a rate over the last minutes) only
-    for the recent past, one that reaches back into the day-old window (the baseline) for
-    both, so nothing judges or draws an empty store. The scraper starts after the recent
-    past."""
+    frame, in stages: the fleet's recent past (already rendered by the simulator), its last
+    minutes first (`recent`: what a rate over the last minutes and the inspector's DCGM
+    models read) and the rest after (`older`: the charts' fifteen minutes), then the day-old
+    last-known-good window (rendering it takes seconds). A read waits for the stages that
+    cover the times it looks at: a read of now (the inspector, the metrics pane, a rate over
+    the last minutes) only for the last minutes, one that reaches back into the day-old
+    window (the baseline) for all, so nothing judges or draws an empty store. The scraper
+    starts after the last minutes."""
 
-    def __init__(self, *args: Any, history_until: float = math.inf, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        history_until: float = math.inf,
+        recent_from: float = -math.inf,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # Where the first stage of the recent past starts (simulated seconds): a read of
+        # earlier times waits for the rest of it too.
+        self.recent_from = recent_from
         # The day-old window ends here (simulated seconds): a read of later times needs only
         # the recent past. Not where the recent past starts: `large` has none (its
         # metrics_history_s is 0), and a five-minute rate read at launch would wait for a
         # day-old window that holds none of its times.
         self.history_until = history_until
         self.recent = threading.Event()
+        self.older = threading.Event()
         self.backfilled = threading.Event()
         self._closed = False
         self._closing = threading.Lock()
@@ -133,12 +150,20 @@ class DemoMetricsSource(SimMetricsSource):
         self.last_error = self.last_error or self.backfill_error
         return at
 
-    def backfill_in_background(self, recent: Callable[[], None], old: Callable[[], None]) -> None:
-        """Run `recent` then `old` in a thread; start scraping between them. A failure is
-        said (last_error) and the demo goes on."""
+    def backfill_in_background(
+        self,
+        recent: Callable[[], None],
+        old: Callable[[], None],
+        older: Callable[[], None] | None = None,
+    ) -> None:
+        """Run `recent`, `older` (the rest of the recent past, if given) then `old` (the
+        day-old window) in a thread; start scraping after `recent`. A failure is said
+        (last_error) and the demo goes on."""
+        stages = [(recent, self.recent), (older or (lambda: None), self.older)]
+        stages.append((old, self.backfilled))
 
         def run() -> None:
-            for fill, done in ((recent, self.recent), (old, self.backfilled)):
+            for fill, done in stages:
                 try:
                     fill()
                 except Exception as exc:
@@ -159,6 +184,8 @@ class DemoMetricsSource(SimMetricsSource):
         """Wait for the history that covers `since` onwards (None: now)."""
         if since is not None and since < self.history_until:
             self.backfilled.wait(BACKFILL_WAIT_S)
+        if since is not None and since < self.recent_from:
+            self.older.wait(BACKFILL_WAIT_S)
         self.recent.wait(BACKFILL_WAIT_S)
 
     def _since(self, at: float | None, window_s: float | None = None) -> float | None:
@@ -252,10 +279,14 @@ def day_old_window(
 
 
 def day_old_history(world: Scenario, window: dict[str, Any]) -> str:
-    """The day-old window's OpenMetrics text (services.simulator.backfill). Rendered in this
-    process: a process of its own frees the interpreter's lock but, on a loaded two-core
-    machine, delivers later (bench/RESULTS.md, 2026-12-02 start-up), and the first findings
-    wait for it (the incident cannot open while the baseline is being captured)."""
+    """The day-old window's OpenMetrics text (services.simulator.backfill), rendered in this
+    process: the in-process demo's. A demo whose simulator is a child has the child render it
+    (`POST /_sim/backfill`), which frees this process's interpreter lock for the app's first
+    checks. (A render process spawned by the open itself delivered later on a loaded two-core
+    machine, and multiprocessing's spawn failed under the running app: bench/RESULTS.md,
+    2026-12-02 11:00.)"""
+    from services.simulator.backfill import render_history
+
     return render_history(world, **window).text
 
 
@@ -327,9 +358,26 @@ def demo_cluster(sim: Simulator, *, read_only: bool) -> KubeCluster:
     folder = Path(tempfile.mkdtemp(prefix="skewmit-demo-"))
     try:
         kubeconfig = sim.write_kubeconfig(folder / "kubeconfig")
-        return KubeCluster(str(kubeconfig), "skewmit-sim-readonly" if read_only else None)
+        return KubeCluster(str(kubeconfig), VIEWER_CONTEXT if read_only else None)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class DemoSimulator:
+    """What opening the demo reads from its simulator, wherever that runs: in this process
+    (`open_demo`) or as a child (`open_demo_child`)."""
+
+    name: str  # the scenario as the operator named it: its state directory's name
+    world: Scenario
+    seed: int
+    metrics_url: str
+    clock: Any  # the simulator's SimClock, or one that mirrors it: time() and speed
+    # The fleet's recent past (OpenMetrics text): the samples of these families in [since,
+    # until) (services.simulator.runner's history_slice).
+    history: Callable[[tuple[str, ...], float | None, float | None], str]
+    # The day-old window's text from day_old_window's arguments (day_old_history's).
+    render: Callable[[Scenario, dict[str, Any]], str]
 
 
 def open_demo(
@@ -340,26 +388,129 @@ def open_demo(
     journal_root: Path | None = None,
     first_checks: bool = True,
 ) -> tuple[Runbook, Simulator]:
-    """Start the simulator and open a Runbook on it, resuming an incident a killed run of the
-    same scenario left open when it can (`Runbook.notices` says what happened). With
-    `first_checks` the steps are checked until one opens the incident, so the journal is open
-    on return when the fleet has something to fix; without, the first check that finds
-    something opens it (the app checks every step as it starts). Raises ScenarioError for an
-    unknown scenario, SkewmitError when the simulator cannot be reached or another running
-    demo holds the scenario's incident."""
+    """Start the simulator in this process and open a Runbook on it (see `open_on`). Raises
+    ScenarioError for an unknown scenario, SkewmitError when the simulator cannot be reached
+    or another running demo holds the scenario's incident."""
+    from services.simulator.runner import Simulator, history_slice
+
     sim = Simulator(scenario, speed=speed).start()
-    source: DemoMetricsSource | None = None
     try:
         cluster = demo_cluster(sim, read_only=read_only)
-        world = sim.scenario
+        assert sim.cluster is not None
+        fleet = sim.cluster.fleet
+        demo = DemoSimulator(
+            scenario,
+            sim.scenario,
+            sim.seed,
+            sim.metrics_url,
+            sim.cluster.clock,
+            lambda families, since, until: history_slice(
+                fleet.history_text, families, since, until
+            ),
+            lambda world, window: day_old_history(world, window),
+        )
+        runbook = open_on(
+            demo, cluster, read_only=read_only, journal_root=journal_root, first_checks=first_checks
+        )
+    except BaseException:
+        sim.stop()
+        raise
+    return runbook, sim
+
+
+def open_demo_child(
+    child: SimChild,
+    world: Scenario,
+    *,
+    read_only: bool = False,
+    journal_root: Path | None = None,
+    first_checks: bool = True,
+) -> Runbook:
+    """Wait for the child simulator (tui.demo_child, started by the launcher with `world`'s
+    scenario) and open a Runbook on it exactly as on one in this process: its clock mirrored
+    from `GET /_sim/clock`, the fleet's recent past from `GET /_sim/history`. The child is
+    stopped when opening fails. Raises SkewmitError (the child did not start, cannot be
+    reached, or another running demo holds the incident)."""
+    try:
+        child.wait_ready()
+        try:
+            cluster = KubeCluster(str(child.kubeconfig), VIEWER_CONTEXT if read_only else None)
+            # /_sim/ is the admin's: the read-only demo reads the clock and history as admin.
+            control = KubeCluster(str(child.kubeconfig), None) if read_only else cluster
+        finally:
+            child.remove_kubeconfig()
+        demo = DemoSimulator(
+            child.scenario,
+            world,
+            child.seed,
+            child.metrics_url,
+            mirror_clock(control),
+            # Sliced by the child: this process parses only what it reads, the last
+            # minutes first.
+            lambda families, since, until: sim_reading(
+                control, "history", {"families": list(families), "since": since, "until": until}
+            ),
+            # Rendered by the child: seconds of work off this process's interpreter lock
+            # while the app's first checks run.
+            lambda _, window: sim_reading(control, "backfill", window),
+        )
+        return open_on(
+            demo, cluster, read_only=read_only, journal_root=journal_root, first_checks=first_checks
+        )
+    except BaseException:
+        child.stop()
+        raise
+
+
+def mirror_clock(control: KubeCluster) -> SimClock:
+    """A clock in this process that follows the simulator's (`GET /_sim/clock`: its time and
+    speed), anchored at the middle of the request's round trip. Raises SkewmitError."""
+    asked = time.monotonic()
+    answer = control._request("GET", "/_sim/clock", what="read the simulator's clock")
+    half_trip = (time.monotonic() - asked) / 2
+    speed = float(answer["speed"])
+    now = float(answer["now"]) + half_trip * speed
+    return SimClock(speed, start=datetime.fromtimestamp(now, UTC))
+
+
+def sim_reading(control: KubeCluster, name: str, payload: dict[str, Any] | None = None) -> str:
+    """`/_sim/<name>`'s text (services.simulator.server's readings): GET, or POST with
+    `payload`. Raises SkewmitError."""
+    response = control._open(
+        "GET" if payload is None else "POST",
+        f"/_sim/{name}",
+        body=payload,
+        what=f"read the simulator's {name}",
+        timeout=(TIMEOUT_S, BACKFILL_WAIT_S),
+    )
+    return bytes(response.read()).decode()
+
+
+def open_on(
+    demo: DemoSimulator,
+    cluster: KubeCluster,
+    *,
+    read_only: bool = False,
+    journal_root: Path | None = None,
+    first_checks: bool = True,
+) -> Runbook:
+    """Open a Runbook on the demo's simulator through `cluster`, resuming an incident a
+    killed run of the same scenario left open when it can (`Runbook.notices` says what
+    happened). With `first_checks` the steps are checked until one opens the incident, so the
+    journal is open on return when the fleet has something to fix; without, the first check
+    that finds something opens it (the app checks every step as it starts). Raises
+    SkewmitError when the simulator cannot be reached or another running demo holds the
+    scenario's incident; the caller stops the simulator."""
+    source: DemoMetricsSource | None = None
+    try:
+        world = demo.world
         target = Target(
             cluster.context, world.namespace, world.deployment, cluster.server, cluster.whoami()
         )
-        root = journal_root or demo_root(scenario)
-        assert sim.cluster is not None
+        root = journal_root or demo_root(demo.name)
         # One clock: the journal, the metrics, the verdict and the bundle all on the
         # simulator's (services.clock).
-        clock = Clock.following(sim.cluster.clock)
+        clock = Clock.following(demo.clock)
         notice = settle_left_open(root, target, read_only=read_only, clock=clock)
 
         def open_journal() -> Journal:
@@ -374,7 +525,7 @@ def open_demo(
         # as the fast clock runs on.
         baseline = BaselineSpec(mode="range", start=now - DAY_S - BASELINE_S, end=now - DAY_S)
         source = DemoMetricsSource(
-            sim.metrics_url,
+            demo.metrics_url,
             Scope(world.namespace, world.deployment),
             world.engine,
             clock=clock,
@@ -385,6 +536,7 @@ def open_demo(
             baseline_spec=baseline,
             live_retention_s=LIVE_RETENTION_S,
             history_until=now - DAY_S + HISTORY_AFTER_S,  # day_old_window's end
+            recent_from=now - RECENT_FIRST_S,
         )
         families = families_read(source)
         source.families = families  # live pages too: the rest is never read
@@ -396,17 +548,21 @@ def open_demo(
             revision, pod_hash = 0, ""  # not one of the scenario's: render its default
 
         def recent() -> None:
-            assert source is not None and sim.cluster is not None
-            source.ingest(only_families(sim.cluster.fleet.history_text, families))
+            assert source is not None
+            source.ingest(demo.history(families, source.recent_from, None))
             source.scrape()  # and now, so the panes need not wait for the scraper's first
+
+        def older() -> None:
+            assert source is not None
+            source.ingest(demo.history(families, None, source.recent_from))
 
         def day_old() -> None:
             assert source is not None
-            window = day_old_window(world, source, now, seed=sim.seed + 1)
+            window = day_old_window(world, source, now, seed=demo.seed + 1)
             window.update(revision=revision or None, pod_template_hash=pod_hash or None)
-            source.ingest(day_old_history(world, window))
+            source.ingest(demo.render(world, window))
 
-        source.backfill_in_background(recent, day_old)
+        source.backfill_in_background(recent, day_old, older)
         runbook = Runbook(
             cluster,
             target,
@@ -431,6 +587,5 @@ def open_demo(
     except BaseException:
         if source is not None:
             source.stop()
-        sim.stop()
         raise
-    return runbook, sim
+    return runbook

@@ -124,14 +124,24 @@ def open_demo_session(
     evidence_dir: Path = Path("evidence"),
     low_bandwidth: bool = False,
     first_checks: bool = True,
+    child: Any = None,
+    world: Any = None,
 ) -> Session:
     """The simulator in-process and a session on it (`first_checks`: see tui.demo's
-    open_demo). Raises ScenarioError, SkewmitError."""
-    from tui.demo import open_demo
+    open_demo); with `child` (a started tui.demo_child.SimChild on `world`, the scenario
+    loaded) the session on that child instead. Raises ScenarioError, SkewmitError."""
+    from tui.demo import open_demo, open_demo_child
     from tui.metrics_feed import MetricsFeed
     from tui.session import Intervals, Session, opened_at_of
 
-    runbook, simulator = open_demo(scenario, speed, read_only=read_only, first_checks=first_checks)
+    simulator: Any
+    if child is not None:
+        runbook = open_demo_child(child, world, read_only=read_only, first_checks=first_checks)
+        simulator = child
+    else:
+        runbook, simulator = open_demo(
+            scenario, speed, read_only=read_only, first_checks=first_checks
+        )
     source = runbook.metrics
     journal = runbook.journal
     return Session(
@@ -163,10 +173,12 @@ def close_session(session: Session) -> None:
         session.simulator.stop()
 
 
-def demo_opener(args: argparse.Namespace) -> SessionOpener:
+def demo_opener(args: argparse.Namespace, children: list[Any] | None = None) -> SessionOpener:
     """The demo session to open, after the local checks (--speed, the scenario, which is
-    read here for the header's namespace and Deployment). The simulator starts in `open`.
-    Raises ConfigError, ScenarioError."""
+    read here for the header's namespace and Deployment). With `children` (the launcher
+    stops what it finds there once the app has exited) the simulator starts here, as a child
+    process (tui.demo_child; SKEWMIT_DEMO_CHILD=0: not), else in-process in `open`.
+    Raises ConfigError, ScenarioError, SkewmitError."""
     from services.errors import ConfigError
     from services.simulator.auth import ADMIN, VIEWER
     from services.simulator.kubeconfig import ADMIN_CONTEXT, VIEWER_CONTEXT
@@ -176,6 +188,15 @@ def demo_opener(args: argparse.Namespace) -> SessionOpener:
         raise ConfigError(f"--speed {args.speed} is out of range; use (0, 1000]")
     world = load(args.scenario)
     read_only = bool(args.read_only)
+    child = None
+    if children is not None:
+        from tui import demo_child
+
+        if demo_child.wanted():
+            # Before the app imports Textual: the simulator's imports, world and history
+            # are built on the other core while the app draws its first frame (issue 12).
+            child = demo_child.SimChild(args.scenario, args.speed).start()
+            children.append(child)
 
     from tui.session import SessionOpener
     from widgets.header_bar import HeaderState
@@ -191,6 +212,8 @@ def demo_opener(args: argparse.Namespace) -> SessionOpener:
             # start the baseline's capture: opening the journal waits for that capture
             # (services.runbook), and so would the first findings (bench/RESULTS.md).
             first_checks=True,
+            child=child,
+            world=world,
         )
 
     header = HeaderState(
@@ -207,16 +230,22 @@ def demo_opener(args: argparse.Namespace) -> SessionOpener:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """`skewmit demo [--scenario NAME]`: the simulator in-process and the app on it."""
+    """`skewmit demo [--scenario NAME]`: the simulator as a child process (in-process with
+    SKEWMIT_DEMO_CHILD=0) and the app on it; the child is stopped once the app has exited."""
     from services.errors import SkewmitError
     from services.simulator.scenario import ScenarioError
 
+    children: list[Any] = []
     try:
-        opener = demo_opener(args)
+        opener = demo_opener(args, children)
     except (ScenarioError, SkewmitError) as exc:
         print(f"skewmit demo: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return run_opener(opener)
+    try:
+        return run_opener(opener)
+    finally:
+        for child in children:  # also when the app never opened the session
+            child.stop()
 
 
 class Opening:

@@ -1,25 +1,34 @@
 """Run the simulator on a background thread with its own event loop.
 
-Tests, benchmarks and `skewmit demo` use this: the synchronous `kubernetes` client and kubectl
-talk to it over HTTP on 127.0.0.1 while the caller's thread goes on.
+Tests, benchmarks and drills use this: the synchronous `kubernetes` client and kubectl talk
+to it over HTTP on 127.0.0.1 while the caller's thread goes on. `python -m
+services.simulator.runner` runs it as a child process for `skewmit demo` (see `serve_child`):
+the simulator's start then runs beside the app's instead of sharing its interpreter.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
+import math
+import os
 import shutil
+import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from services.simulator.backfill import render_history
 from services.simulator.cluster import Cluster
 from services.simulator.kubeconfig import write_kubeconfig
-from services.simulator.scenario import load
+from services.simulator.scenario import ScenarioError, load
 from services.simulator.server import ApiServer
 from services.simulator.tls import ServingCert, make_serving_cert
 
@@ -94,7 +103,18 @@ class Simulator:
         cluster.setup()
         self.cluster = cluster
         self.cert = make_serving_cert(self.host)
-        api = ApiServer(cluster)
+        # For a demo whose metrics source is in another process: the fleet's recent past,
+        # and a day-old window rendered here, off that process's interpreter lock.
+        readings = {
+            "history": lambda part: history_slice(
+                cluster.fleet.history_text,
+                part.get("families") or (),
+                part.get("since"),
+                part.get("until"),
+            ),
+            "backfill": lambda window: render_history(self.scenario, **window).text,
+        }
+        api = ApiServer(cluster, readings=readings)
         runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         context = self.cert.server_context()
@@ -163,3 +183,96 @@ def _bound_port(site: web.TCPSite, fallback: int) -> int:
     server = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []
     return int(sockets[0].getsockname()[1]) if sockets else fallback
+
+
+def history_slice(
+    text: str,
+    families: Collection[str] = (),
+    since: float | None = None,
+    until: float | None = None,
+) -> str:
+    """The samples of OpenMetrics history `text` whose name starts with one of `families`
+    (all when empty) and whose timestamp is in [since, until), then `# EOF`: what a reader
+    of a few families and of the last minutes first needs to parse (a skew-incident fleet's
+    fifteen minutes are 17.7 MB). Comment lines are left out."""
+    prefixes = tuple(families)
+    low = -math.inf if since is None else float(since)
+    high = math.inf if until is None else float(until)
+    kept = []
+    for line in text.splitlines():
+        if not line or line.startswith("#") or (prefixes and not line.startswith(prefixes)):
+            continue
+        try:
+            at = float(line[line.rindex(" ") + 1 :])
+        except ValueError:
+            at = low  # no timestamp: a sample of now, kept wherever the slice is
+        if low <= at < high:
+            kept.append(line)
+    kept.append("# EOF")
+    return "\n".join(kept)
+
+
+def serve_child(argv: list[str] | None = None) -> int:
+    """`python -m services.simulator.runner --scenario S --speed X --seed N --kubeconfig PATH`:
+    the simulator as `skewmit demo`'s child. Once listening it writes the kubeconfig and
+    prints `api: URL` then `metrics: URL` on stdout; it runs until its stdin closes (a pipe
+    from the parent: closed when the parent stops it, exits or is killed, kill -9 included)
+    or SIGTERM; then it removes the kubeconfig (and its folder, when left empty). A scenario,
+    port or kubeconfig that fails is one line on stderr, exit 2."""
+    parser = argparse.ArgumentParser(prog="skewmit-simulator")
+    parser.add_argument("--scenario", default="skew-incident")
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--kubeconfig", required=True)
+    args = parser.parse_args(argv)
+    try:
+        sim = Simulator(args.scenario, speed=args.speed, seed=args.seed, port=args.port).start()
+    except (ScenarioError, ValueError) as exc:
+        print(f"simulator: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        print(
+            f"simulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    kubeconfig = Path(args.kubeconfig)
+    try:
+        if not kubeconfig.parent.is_dir():
+            return 0  # the parent gave up while this started (and removed the folder)
+        sim.write_kubeconfig(kubeconfig)
+        print(f"api: {sim.url}\nmetrics: {sim.metrics_url}", flush=True)
+        threading.Thread(target=_until_eof, args=(stop,), name="parent-pipe", daemon=True).start()
+        while not stop.wait(0.5):  # a timed wait: SIGTERM's handler runs between them
+            pass
+    except OSError as exc:
+        print(f"simulator: cannot write {kubeconfig}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+        # The kubeconfig holds the tokens: gone with the simulator, also when the parent was
+        # killed before it could remove it (or removed its folder as this wrote it).
+        kubeconfig.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            kubeconfig.parent.rmdir()
+    return 0
+
+
+def _until_eof(stop: threading.Event) -> None:
+    """Set `stop` when stdin reaches end of file: the parent holds its only write end."""
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    stop.set()
+
+
+if __name__ == "__main__":
+    sys.exit(serve_child())

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -92,8 +93,16 @@ class Route:
 
 
 class ApiServer:
-    def __init__(self, backend: Backend) -> None:
+    """`readings`: texts `/_sim/<name>` answers (admin only, like every `/_sim/` control),
+    each made from the request's JSON body (GET: `{}`) on a worker thread so the API keeps
+    serving meanwhile: e.g. the fleet's recent metrics history, or a day-old window rendered
+    for a demo whose simulator runs in a process of its own."""
+
+    def __init__(
+        self, backend: Backend, *, readings: Mapping[str, Callable[[Obj], str]] | None = None
+    ) -> None:
         self.backend = backend
+        self.readings = dict(readings or {})
         self.snapshots = Snapshots(lambda: backend.now().timestamp())
         self.app = web.Application(middlewares=[self._errors])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -150,6 +159,13 @@ class ApiServer:
             if user.name != "skewmit-admin":
                 raise forbidden(user.name, "use", "_sim", "", "")
             payload = await request.json() if request.can_read_body else {}
+            reading = self.readings.get(path[len("/_sim/") :])
+            if reading is not None:
+                try:
+                    text = await asyncio.get_running_loop().run_in_executor(None, reading, payload)
+                except (ValueError, TypeError, KeyError) as exc:
+                    raise bad_request(f"{path}: {exc}") from exc
+                return web.Response(text=text, content_type="text/plain")
             return _json(self.backend.admin(path[len("/_sim/") :], payload))
         if path == "/version":
             return _json(

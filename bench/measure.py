@@ -114,7 +114,9 @@ class Terminal:
         go = Path(tempfile.mkdtemp(prefix="skewmit-bench-")) / "go"
         command = (
             f"while [ ! -e {go} ]; do sleep 0.005; done; cd {shlex.quote(str(TREE))} && "
-            f"exec env {exports} {shlex.join(argv)}"
+            # As an operator's shell runs it: with its bytecode cache (a session that exports
+            # PYTHONDONTWRITEBYTECODE would recompile every stale module on each start).
+            f"exec env -u PYTHONDONTWRITEBYTECODE {exports} {shlex.join(argv)}"
         )
         self.tmux(
             "-f", "/dev/null", "new-session", "-d", "-s", "bench", "-x", str(cols), "-y", str(rows)

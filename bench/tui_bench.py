@@ -34,15 +34,19 @@ from measure import (
     Steady,
     Terminal,
     bench_env,
+    cpu_seconds,
     machine,
     median,
     row,
+    rss_mib,
     steady_state,
     table_header,
 )
 
 HERE = Path(__file__).resolve().parent
-CHROME = r"1 Roll back"  # the checklist's first row
+# The checklist's first row inside its frame: a frame drawn in part (the widgets that changed,
+# on a blank screen) does not count as the first frame.
+CHROME = r"[┃│]. 1 Roll back"
 # The panes, each filled by its own data (issue 12: "panes fill independently"): step 1's
 # answer on the checklist, a p95 figure in "Live metrics", a pod row in "Pods and GPUs"
 # (the pod's name is shortened to its last characters when the column is narrow).
@@ -73,6 +77,22 @@ def first_seen(term: Terminal, marks: list[str], timeout: float) -> list[float]:
     return times
 
 
+def child_pid(parent: int) -> int:
+    """The demo's simulator child (tui.demo_child) of `parent`, else 0."""
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            argv = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if ppid == parent and b"services.simulator.runner" in argv:
+            return int(entry.name)
+    return 0
+
+
+CHILDREN: list[Steady] = []  # the demo's simulator child over each run's watch (NaN: none)
+
+
 def one_run(
     argv: list[str], marks: list[str], watch: float, tag: str
 ) -> tuple[list[float], Steady]:
@@ -90,10 +110,15 @@ def one_run(
                           file=sys.stderr)  # fmt: skip
             if watch > 0:
                 time.sleep(SETTLE_S)
+                child = child_pid(term.pid()) if tag == "demo" else 0
                 try:
+                    c0, r0 = (cpu_seconds(child), rss_mib(child)) if child else (math.nan,) * 2
                     steady = steady_state(term.pid(), out, watch)
+                    c1, r1 = (cpu_seconds(child), rss_mib(child)) if child else (math.nan,) * 2
                 except (ValueError, OSError):  # the program is gone
-                    steady = NAN_STEADY
+                    steady, c0, c1, r0, r1 = NAN_STEADY, *(math.nan,) * 4
+                if tag == "demo":
+                    CHILDREN.append(Steady(100.0 * (c1 - c0) / watch, 0.0, r0, r1))
             else:
                 steady = NAN_STEADY
         finally:
@@ -151,6 +176,9 @@ def measure_app(demo: list[str], label: str, args: argparse.Namespace) -> None:
               f"RSS {steady.rss_end_mib:.0f} MiB; floor {f_times[-1]:.2f} s, "
               f"{f_steady[-1].cpu_percent:.1f}% CPU, {f_steady[-1].bytes_per_s / 1024:.1f} KiB/s",
               flush=True)  # fmt: skip
+        if len(CHILDREN) > i and not math.isnan(CHILDREN[i].cpu_percent):
+            print(f"       simulator child: {CHILDREN[i].cpu_percent:.1f}% CPU, "
+                  f"RSS {CHILDREN[i].rss_end_mib:.0f} MiB", flush=True)  # fmt: skip
     fl = median(f_times)
     print(table_header())
     what = {
@@ -174,6 +202,13 @@ def measure_app(demo: list[str], label: str, args: argparse.Namespace) -> None:
               "same floor", median([s.rss_end_mib for s in f_steady]), "MiB"))  # fmt: skip
     growth = median([s.rss_end_mib - s.rss_start_mib for s in d_steady])
     print(f"app RSS change over the {args.watch:g} s watched: {growth:+.1f} MiB (median)")
+    if CHILDREN and not math.isnan(median([c.cpu_percent for c in CHILDREN])):
+        # The demo's simulator as a child process: the cluster's and the fleet's work.
+        print(row(f"{name}: simulator child CPU", median([c.cpu_percent for c in CHILDREN]),
+                  "same floor", median([s.cpu_percent for s in f_steady]), "%"))  # fmt: skip
+        print(row(f"{name}: simulator child RSS at the end",
+                  median([c.rss_end_mib for c in CHILDREN]), "same floor",
+                  median([s.rss_end_mib for s in f_steady]), "MiB"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -183,3 +183,39 @@ def test_the_app_draws_its_first_frame_without_the_cluster_or_metrics_clients() 
     loaded = set(json.loads(result.stdout.splitlines()[-1]))
     assert "textual" in loaded  # it did import the app
     assert not loaded & {"kubernetes", "prometheus_api_client"}, loaded
+
+
+# The app drawn headless until its first frame is out, the session still opening (its open()
+# blocks until the process ends); then the packages it had loaded, and the chart's title.
+FIRST_FRAME = """
+import asyncio, json, sys, threading
+from tui.app import SkewmitApp
+from tui.session import SessionOpener
+from widgets.header_bar import HeaderState
+
+async def main():
+    never = threading.Event()
+    opener = SessionOpener(HeaderState(context="ctx"), lambda: never.wait(), "connecting…")
+    app = SkewmitApp(opener)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        title = str(app.main.query_one("#chart-latency").border_title)
+        loaded = sorted({m.split(".")[0] for m in sys.modules})
+        never.set()
+    print(json.dumps([title, loaded]))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_frame_draws_the_chart_without_loading_plotext() -> None:
+    """plotext (with textual-plotext, 30 ms of the first frame) loads when a chart first
+    has data to plot; until then the metrics pane shows the chart's frame saying so."""
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_FRAME], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    title, loaded = json.loads(result.stdout.splitlines()[-1])
+    assert title == "latency (s): no data"
+    assert "textual" in loaded  # the app did run
+    assert not {"plotext", "textual_plotext"} & set(loaded), loaded

@@ -45,6 +45,7 @@ from tui.messages import (
     JournalRead,
     MetricsSampled,
     PaneShown,
+    PodsListed,
     PreviewReady,
     RevertPreviewReady,
     RolloutProgressed,
@@ -55,18 +56,25 @@ from tui.opening import SessionOpening
 from tui.palette import runbook_commands
 from tui.polls import RunbookPolls, step_of_group
 from tui.screens.help import HelpScreen, key_rows
-from tui.screens.main import MainScreen
+from tui.screens.main import MainScreen, checklist_rows
 from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, SessionOpener
 from tui.step_board import StepBoard
-from tui.workers import GROUP_ACTION, GROUP_EVIDENCE, GROUP_ROLLOUT, RunbookWorkers
+from tui.workers import (
+    GROUP_ACTION,
+    GROUP_EVIDENCE,
+    GROUP_ROLLOUT,
+    RunbookWorkers,
+    use_worker_threads,
+)
 from widgets.action_log import ActionLog
 from widgets.checklist import Checklist
 from widgets.header_bar import HeaderState
 from widgets.step_detail import StepDetail
 
 EXIT_ERROR = 2  # the session could not be opened (tui.launchers' code)
+KEPT_VIEW = "validation-view"  # the installed validation view's name
 
 
 class SkewmitApp(App[int]):
@@ -97,7 +105,7 @@ class SkewmitApp(App[int]):
         self.board = StepBoard()
         opener = self.opener
         header, waiting = (opener.header, opener.waiting) if opener else (HeaderState(), "")
-        self.main = MainScreen(header)
+        self.main = MainScreen(header, checklist_rows(self.board))  # as the dashboard shows them
         self.dashboard = Dashboard(
             self.main, self.board, self._views, self.session, waiting, header
         )
@@ -144,7 +152,12 @@ class SkewmitApp(App[int]):
     # -- lifecycle ----------------------------------------------------------------------
 
     async def on_mount(self) -> None:
+        use_worker_threads()  # before any worker: see tui.workers.WORKER_THREADS
         await self.push_screen(self.main)
+        # Textual drops what is drawn before the app runs, and the main screen was drawn
+        # then: the first thing the running app does is paint all of it, as one first frame,
+        # not only the widgets that change next (issue 12).
+        self.call_later(self.main.refresh)
         self.set_interval(1.0, self._tick)
         if self.session is not None:
             self._start_session(self.session)
@@ -192,6 +205,10 @@ class SkewmitApp(App[int]):
             metrics_visible=lambda: self.dashboard.metrics_visible(self.screen),
         )
         workers.fetch_log()
+        if self.informer is not None:
+            # The inspector's pods, nodes and GPU labels from the informer's first list,
+            # before step 5's nvidia-smi and DCGM reads answer.
+            workers.fetch_pod_rows()
         self.dashboard.render_rows()
         for notice in session.notices:  # held by another instance; reconciled intents
             self.notify(terminal_line(notice, 500), severity="warning", timeout=30, markup=False)
@@ -239,6 +256,10 @@ class SkewmitApp(App[int]):
         informer = self.informer
         synced = informer is None or all(r.synced for r in informer.reflectors.values())
         self.heap.answered(message.step, synced=synced, overlay=self.screen is not self.main)
+
+    def on_pods_listed(self, message: PodsListed) -> None:
+        if not self.closing:
+            self.dashboard.pods_listed(message)
 
     def on_rollout_progressed(self, message: RolloutProgressed) -> None:
         if not self.closing and self.dashboard.rollout_progressed(message):
@@ -411,9 +432,15 @@ class SkewmitApp(App[int]):
         if isinstance(self.screen, ValidationScreen):
             self.pop_screen()
             return
-        view = self.dashboard.validation_view()
+        # Built once the session is open, then kept (installed): reopening it shows the same
+        # widgets and charts instead of composing, styling and drawing them again (issue 9).
+        kept = self.get_screen(KEPT_VIEW) if self.is_screen_installed(KEPT_VIEW) else None
+        view = kept if isinstance(kept, ValidationScreen) else self.dashboard.validation_view()
+        if kept is None and self.session is not None:
+            self.install_screen(view, KEPT_VIEW)
 
         def fill() -> None:
+            view.show_header(self.dashboard.header_state())  # it missed the ticks while away
             self.dashboard.fill_view(view)
             self.polls.resume_metrics()
 

@@ -85,7 +85,9 @@ class ActionLog(DataTable[Text]):
         column = self.columns.get(ColumnKey("title"))
         if column is not None and column.width != self._title_width():
             column.width = self._title_width()
-            self.show(self.entries)  # re-added rows take the new width
+            # The table measures its columns as rows are added: add them again, or the
+            # header and the rows keep the width the table had when it mounted.
+            self._fill(self._kept_seq())
 
     def number(self, row: int) -> int:
         """The change's number in this incident for a row (rows are newest first)."""
@@ -109,11 +111,20 @@ class ActionLog(DataTable[Text]):
     def show(self, entries: Sequence[JournalAction]) -> None:
         if tuple(entries) == self.entries and self.row_count == len(self.entries):
             return  # the journal said nothing new: keep the rows (and the cursor) as they are
-        previous = self.selected.seq if self.selected else None
+        kept = self._kept_seq()
+        self.entries = tuple(entries)
+        self._fill(kept)
+        self.refresh_bindings()
+        self._post_highlighted()
+
+    def _kept_seq(self) -> int | None:
         # The cursor stays on an entry the operator moved to; otherwise it is on the newest,
         # so `r` never lands on an old change by default.
-        stay = previous is not None and self.cursor_row > 0
-        self.entries = tuple(entries)
+        selected = self.selected
+        return selected.seq if selected is not None and self.cursor_row > 0 else None
+
+    def _fill(self, kept: int | None) -> None:
+        """The rows, from `entries`, with the cursor on the entry `kept` when it is one."""
         self.clear()
         failed = self.get_component_rich_style("action-log--failed", partial=True)
         reverted = self.get_component_rich_style("action-log--reverted", partial=True)
@@ -135,10 +146,8 @@ class ActionLog(DataTable[Text]):
                 ),
                 key=str(entry.seq),
             )
-            if stay and entry.seq == previous:
+            if entry.seq == kept:
                 self.move_cursor(row=i)
-        self.refresh_bindings()
-        self._post_highlighted()
 
     def _post_highlighted(self) -> None:
         self.post_message(self.EntryHighlighted(self, self.selected, self.why_not_revertible()))

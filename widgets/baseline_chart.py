@@ -8,20 +8,29 @@ The value axis never goes below `floor` (0 by default: no latency or throughput 
 negative). The chart is drawn when its data changes and at most once per `min_interval_s`
 (the scrape interval: nothing new can arrive sooner); a change in between is drawn when the
 interval is up, from the newest data.
+
+plotext is loaded when a chart first has data to plot, not with the app: until then the
+chart is its frame and "no data" in the title, which needs no plotting (issue 12: importing
+plotext cost the first frame 30 ms, for a chart with nothing on it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual.app import RenderResult
 from textual.color import Color
 from textual.timer import Timer
-from textual_plotext import PlotextPlot
+from textual.widget import Widget
 
 from services.models import MetricSeries
 from services.sanitize import terminal_line
+
+if TYPE_CHECKING:
+    from textual_plotext.plot import Plot
 
 # Which theme variable draws the n-th series; the band uses $success (baseline) and $warning.
 SERIES_COLOURS = ("accent", "primary", "secondary", "warning")
@@ -34,11 +43,12 @@ def series_label(series: MetricSeries) -> str:
     return terminal_line(f"{series.name} {extra}".strip(), 80)
 
 
-class BaselineChart(PlotextPlot):
-    """`BaselineChart("latency")`, then `show(series_list)`."""
+class BaselineChart(Widget):
+    """`BaselineChart("latency")`, then `show(series_list)`. Draws as textual-plotext's
+    PlotextPlot does (the plot in the app theme's colours), on a plot made at first use."""
 
     DEFAULT_CSS = """
-    BaselineChart { height: 1fr; min-height: 6; border: round $primary 50%;
+    BaselineChart { width: 1fr; height: 1fr; min-height: 6; border: round $primary 50%;
                     border-title-color: $text-primary; }
     """
 
@@ -66,6 +76,35 @@ class BaselineChart(PlotextPlot):
         self.draws = 0  # how many times the plot was built (the costly part)
         self._drawn_at: float | None = None
         self._pending: Timer | None = None
+        self._plot: Plot | None = None  # made when there is first something to plot
+
+    @property
+    def plt(self) -> Plot:
+        """The plotext figure (PlotextPlot's `plt`), made and themed on first use."""
+        if self._plot is None:
+            from textual_plotext.plot import Plot
+
+            self._plot = Plot()
+            self.app.theme_changed_signal.subscribe(self, lambda _: self._register_theme())
+            self._register_theme()
+        return self._plot
+
+    def _theme_name(self) -> str:
+        return f"textual-auto-{self.app.theme}"
+
+    def _register_theme(self) -> None:
+        """The app theme's background and foreground as a plotext theme, registered once per
+        app theme: PlotextPlot's "auto" theme, with the helpers it uses."""
+        from plotext._dict import themes
+        from textual_plotext.plot import _rgbify_theme, _sequence
+
+        name = self._theme_name()
+        if name not in themes:
+            surface = Color.parse(self.app.theme_variables["surface"]).rgb
+            foreground = Color.parse(self.app.theme_variables["foreground"]).rgb
+            colours: list[Any] = list(_sequence)
+            themes[name] = _rgbify_theme(surface, surface, foreground, "default", colours)
+        self.refresh()
 
     def on_mount(self) -> None:
         self._draw()
@@ -93,8 +132,15 @@ class BaselineChart(PlotextPlot):
         self._draw()
 
     def render(self) -> RenderResult:
+        plot = self._plot
+        if plot is None:
+            return ""  # nothing plotted yet: the frame and its title say "no data"
         try:
-            return super().render()
+            width, height = self.size
+            plot.plotsize(width, height)
+            plot._set_size(width, height)  # as PlotextPlot does: plotsize alone can lag
+            plot.theme(self._theme_name())
+            return Text.from_ansi(plot.build())
         except (ArithmeticError, ValueError, IndexError) as exc:
             # A plotting corner case must not take the incident screen down with it.
             return f"(chart unavailable: {type(exc).__name__})"
@@ -105,11 +151,15 @@ class BaselineChart(PlotextPlot):
 
     def _draw(self) -> None:
         self.draws += 1
+        unit = f" ({self.unit_label})" if self.unit_label else ""
+        plotted = [s for s in self.series if s.points]
+        if not plotted and self._plot is None:
+            self.border_title = f"{self.chart_title}{unit}: no data"
+            self.refresh()
+            return
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        unit = f" ({self.unit_label})" if self.unit_label else ""
-        plotted = [s for s in self.series if s.points]
         if not plotted:
             self.border_title = f"{self.chart_title}{unit}: no data"
             self.refresh()

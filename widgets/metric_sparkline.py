@@ -76,7 +76,9 @@ class MetricSparkline(Horizontal):
         still: bool = False,
         id: str | None = None,
     ) -> None:
-        super().__init__(id=id)
+        # Classes from the start: set on mount they restyle the row a moment after it was
+        # styled (issue 12: the first frame).
+        super().__init__(id=id, classes="-empty -still" if still else "-empty")
         self.label = label
         self.higher_is_worse = higher_is_worse
         self.tolerance_pct = tolerance_pct
@@ -89,10 +91,6 @@ class MetricSparkline(Horizontal):
         # The mean per column: with the default max, a noisy series fills every column.
         yield Sparkline([], summary_function=mean)
         yield Label("no data", classes="ms-value", markup=False)
-
-    def on_mount(self) -> None:
-        self.set_class(True, "-empty")
-        self.set_class(self.still, "-still")
 
     def set_still(self, still: bool) -> None:
         """No sparkline (low-bandwidth) or the sparkline back, drawn from the last series."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.app import ComposeResult
+from textual.reactive import Reactive
 from textual.widgets import Footer
 
 
@@ -18,6 +20,16 @@ class QuietFooter(Footer):
         super().__init__(**kwargs)
         self._shown: tuple[object, ...] | None = None
         self.rebuilds = 0
+
+    def compose(self) -> ComposeResult:
+        for widget in super().compose():
+            # A key starts compact and the footer's binding then makes it not: two restyles
+            # of each key as it mounts (issue 12: the first frame). Born as the footer is
+            # (the palette's key is not bound to the footer: it stays as it starts).
+            compact = getattr(type(widget), "compact", None)
+            if isinstance(compact, Reactive) and not widget.has_class("-command-palette"):
+                widget.set_reactive(compact, self.compact)
+            yield widget
 
     def _keys(self) -> tuple[object, ...]:
         return (

@@ -27,7 +27,7 @@ class RolloutBar(Vertical):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+        super().__init__(id=id, classes="-empty")  # not on mount: a restyle (issue 12)
         self.progress: RolloutProgress | None = None
         self._shown = False
 
@@ -37,7 +37,6 @@ class RolloutBar(Vertical):
         yield Label("rollout: not read yet", classes="rb-message", markup=False)
 
     def on_mount(self) -> None:
-        self.set_class(True, "-empty")
         waiting_bar(self.query_one(ProgressBar))
 
     def show(self, progress: RolloutProgress | None) -> None:

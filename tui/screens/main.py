@@ -9,9 +9,10 @@ hands it reports, readings and verdicts to render.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual import events
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
@@ -39,7 +40,7 @@ from tui.session import (
     first_series,
     series_named,
 )
-from tui.step_board import SHORT_TITLES
+from tui.step_board import SHORT_TITLES, StepBoard
 from widgets.action_log import ActionLog
 from widgets.baseline_chart import BaselineChart
 from widgets.checklist import Checklist, ChecklistRow
@@ -54,6 +55,30 @@ from widgets.validation_panel import ValidationPanel, VerdictLost
 
 PANES = ("step", "metrics", "inspector", "log")
 PANE_TITLES = {"step": "Step", "metrics": "Metrics", "inspector": "GPUs", "log": "Log"}
+
+
+def checklist_rows(board: StepBoard) -> list[ChecklistRow]:
+    """The checklist's lines for the board's states and counts, in runbook order."""
+    return [
+        ChecklistRow(step, i + 1, SHORT_TITLES[step], state, errors, warnings)
+        for i, (step, state, errors, warnings) in enumerate(board.rows())
+    ]
+
+
+def size_classes(screen: Screen[Any], app: App[Any]) -> dict[str, bool]:
+    """The breakpoint classes (-narrow/-wide, -short/-tall) Textual gives `screen` at the
+    app's size, by its rule: the class of the largest breakpoint the dimension reaches."""
+    width, height = app.size
+    classes: dict[str, bool] = {}
+    horizontal, vertical = screen.HORIZONTAL_BREAKPOINTS, screen.VERTICAL_BREAKPOINTS
+    for breakpoints, dimension in (
+        ((app.HORIZONTAL_BREAKPOINTS if horizontal is None else horizontal) or [], width),
+        ((app.VERTICAL_BREAKPOINTS if vertical is None else vertical) or [], height),
+    ):
+        reached = [(at, name) for at, name in breakpoints if dimension >= at]
+        chosen = max(reached)[1] if reached else None
+        classes.update({name: name == chosen for _, name in breakpoints})
+    return classes
 
 
 class MainScreen(Screen[None]):
@@ -90,32 +115,38 @@ class MainScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self, header: HeaderState) -> None:
+    def __init__(self, header: HeaderState, rows: Sequence[ChecklistRow] = ()) -> None:
+        """`rows`: the checklist's first lines (default: every step pending), drawn as they
+        are in the first frame rather than changed, and restyled, right after it."""
         super().__init__(id="main")
         self.header_state = header
+        self.first_rows = tuple(rows) or tuple(
+            ChecklistRow(step, i + 1, SHORT_TITLES[step]) for i, step in enumerate(STEP_ORDER)
+        )
         self.pane = "step"
         self._status_timer: Timer | None = None  # a refusal on show until it fires
         self.hint = ""  # what the status line shows when no refusal is
         # The last metrics shown (series, now, error), redrawn when the chart is toggled.
         self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str] = ((), None, "")
+        self._resumed = False  # shown once already
 
     def compose(self) -> ComposeResult:
+        # The size classes before any child mounts: Textual adds them on the first Resize,
+        # after the mount, and restyles the whole screen for them (issue 12: the first frame).
+        # Should the size be another by then, that Resize corrects them as before.
+        self.update_classes(size_classes(self, self.app), animate=False)
         yield HeaderBar(self.header_state, id="header")
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
-                yield Checklist(
-                    [
-                        ChecklistRow(step, i + 1, SHORT_TITLES[step])
-                        for i, step in enumerate(STEP_ORDER)
-                    ],
-                    id="checklist",
-                )
+                yield Checklist(self.first_rows, id="checklist")
                 yield RolloutBar(id="rollout")
                 yield ValidationPanel(id="validation")
             with Vertical(id="main-area"):
                 yield Tabs(*(Tab(PANE_TITLES[p], id=f"tab-{p}") for p in PANES), id="pane-tabs")
                 with Container(id="panes", classes="-tab-step"):
-                    yield StepDetail(id="pane-step")
+                    detail = StepDetail(id="pane-step")
+                    detail.add_class("pane", update=False)  # styled as it mounts, not twice
+                    yield detail
                     with Vertical(id="pane-metrics", classes="pane"):
                         for name in METRIC_NAMES:
                             yield MetricSparkline(
@@ -137,7 +168,6 @@ class MainScreen(Screen[None]):
         yield QuietFooter()  # rebuilt only when its keys change, not after every poll
 
     def on_mount(self) -> None:
-        self.query_one("#pane-step").add_class("pane")
         self.query_one("#sidebar").border_title = "Runbook"
         self.query_one("#rollout").border_title = "Rollout"
         self.query_one("#validation").border_title = "Validation"
@@ -147,6 +177,23 @@ class MainScreen(Screen[None]):
         # The header carries the incident id; a pane title a third of the width cannot.
         self.query_one("#pane-log").border_title = "Action log"
         self.query_one(Checklist).focus()
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        if not self._resumed:
+            # Every widget was styled as it mounted, a moment ago, and every class change
+            # since restyled what it touched: Textual's restyle of the whole screen when it
+            # is first shown would only redo that before the first frame (issue 12).
+            self._resumed = True
+            event.refresh_styles = False
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size == self.size:
+            # A Resize to the size the screen has (tmux sends one as the app starts): Textual
+            # would lay out nothing new and draw only the widgets changed since its last
+            # frame, which, at start, it drew before running and dropped (issue 12). Lay out
+            # and draw the whole screen instead, on the next refresh.
+            event.prevent_default()
+            self.refresh(layout=True)
 
     # -- panes ------------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""The first frame (issue 12): the screen takes its size's layout before anything mounts, keys
+pressed in the first moments act, and the action log's columns fit its pane from the start
+(its width used to be applied only when something else restyled the screen)."""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from typing import Any
+
+import pytest
+from textual.app import App
+
+from services.models import STEP_ORDER
+from tests.tui.conftest import wait_until
+from tests.tui.fakes import FakeRunbook, fake_session
+from tui.app import SkewmitApp
+from tui.screens.help import HelpScreen
+from tui.screens.main import size_classes
+from widgets.action_log import ActionLog
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+BREAKPOINTS = ("-narrow", "-wide", "-very-wide", "-short", "-tall")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 33), (120, 34), (170, 50), (200, 20)])
+async def test_the_size_classes_are_the_ones_textual_gives(size: tuple[int, int]) -> None:
+    """The classes set before the first mount are those Textual's Resize sets after it (so
+    that Resize restyles nothing)."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        given = {name for name in BREAKPOINTS if app.main.has_class(name)}
+        assert given == {name for name, on in size_classes(app.main, app).items() if on}
+        assert len(given) == 2, given  # one per dimension
+
+
+def test_size_classes_follow_the_largest_breakpoint_reached() -> None:
+    class Sized(App[None]):
+        HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (170, "-very-wide")]
+        VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
+        def __init__(self, width: int, height: int) -> None:
+            super().__init__()
+            self._width, self._height = width, height
+
+        @property
+        def size(self) -> Any:
+            from textual.geometry import Size
+
+            return Size(self._width, self._height)
+
+    main = SkewmitApp(fake_session(FakeRunbook())).main
+    assert size_classes(main, Sized(80, 24)) == {
+        "-narrow": True,
+        "-wide": False,
+        "-very-wide": False,
+        "-short": True,
+        "-tall": False,
+    }
+    on = size_classes(main, Sized(170, 34))
+    assert {name for name, value in on.items() if value} == {"-very-wide", "-tall"}
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_keys_pressed_at_once_act(size: tuple[int, int]) -> None:
+    """`2`, `?` and `q` pressed as soon as the app runs, every read still blocked: each acts
+    (none is lost or crashes the app)."""
+    gate = threading.Event()
+    app = SkewmitApp(fake_session(FakeRunbook(wait=gate)))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("2")
+            assert app.selected_step == STEP_ORDER[1]
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert app.screen is app.main
+            await pilot.press("q")
+            await wait_until(pilot, lambda: not app.is_running, "the app quit")
+        assert app.return_code == 0
+    finally:
+        gate.set()
+
+
+def on_screen(app: App[Any]) -> str:
+    """The text on screen, as the terminal shows it (from the app's screenshot)."""
+    svg = app.export_screenshot()
+    return html.unescape("".join(re.findall(r"<text [^>]*>([^<]*)", svg))).replace("\xa0", " ")
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_action_column_fills_the_log_pane(size: tuple[int, int]) -> None:
+    """The title column takes the pane's width (the note is beyond, reached by scrolling),
+    at 120x40 and in the log's tab at 80x24, with the log still empty."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    async with app.run_test(size=size) as pilot:
+        if size == (80, 24):
+            for _ in range(3):
+                await pilot.press("]")  # the log's tab
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: log.size.width > 20, "the log laid out")
+        await pilot.pause()
+        screen = on_screen(app)
+        assert "#   When   Action" in screen and "Note" not in screen, screen

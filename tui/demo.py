@@ -1,4 +1,5 @@
-"""`skewmit demo`: the built-in simulator in-process, and a session on it.
+"""`skewmit demo`: the built-in simulator (a child process, tui.demo_child, or in-process),
+and a session on it.
 
 This is the one place (with the tests) that knows both the simulator and the services: the
 demo talks to the simulator exactly as to a real cluster (the official client over HTTPS)

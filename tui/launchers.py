@@ -1,6 +1,8 @@
-"""Starting the app: `run_app` (a real cluster) and `run_demo` (the simulator in-process),
-and the demo session the drill, the screenshots and the tests open and close. Their flags
-live in tui.cli, so `skewmit --help` imports none of this.
+"""Starting the app: `run_app` (a real cluster) and `run_demo` (the simulator as a child
+process started before the app imports Textual, tui.demo_child; in-process with
+SKEWMIT_DEMO_CHILD=0, as drills and tests open it), and the demo session the drill, the
+screenshots and the tests open and close. Their flags live in tui.cli, so `skewmit --help`
+imports none of this.
 
 Both launchers check everything local first (flags, the kubeconfig and its context, the
 config file, the scenario), so bad input prints one line and exits 2 before any screen is

@@ -3,6 +3,7 @@ tmp_path) and Pilot helpers that wait on workers and conditions, never on wall t
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,13 @@ async def wait_until(
 def checked(app: SkewmitApp) -> bool:
     """Every step's checks have come back at least once."""
     return len(app.board.reports) == 6 and not app.board.rechecking
+
+
+@pytest.fixture
+def real_gc() -> Iterator[None]:
+    """The real collector for a test that freezes: a clean heap before, nothing left frozen
+    after (tui.heap's tests)."""
+    gc.collect()
+    yield
+    gc.unfreeze()
+    gc.collect()

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-import pytest
 
 from services.models import STEP_ORDER, Step
 from tui.heap import HeapKeeper
@@ -88,14 +85,6 @@ def test_every_sweep_every_rounds_the_frozen_heap_is_collected_too() -> None:
 class Cycle:
     def __init__(self) -> None:
         self.me = self
-
-
-@pytest.fixture
-def real_gc() -> Iterator[None]:
-    gc.collect()
-    yield
-    gc.unfreeze()
-    gc.collect()
 
 
 def test_with_the_real_collector_survivors_are_frozen_and_garbage_is_not(real_gc: None) -> None:

@@ -6,11 +6,8 @@ freezes and asks for the exact figure only when a decision needs it, with the sa
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import pytest
 
 from services.models import STEP_ORDER
 from tui.heap import HeapKeeper
@@ -40,14 +37,6 @@ class CountingGc:
     def get_freeze_count(self) -> int:
         self.walks += 1
         return gc.get_freeze_count()
-
-
-@pytest.fixture
-def real_gc() -> Iterator[None]:
-    gc.collect()
-    yield
-    gc.unfreeze()
-    gc.collect()
 
 
 def test_rounds_of_checks_do_not_walk_the_frozen_heap(real_gc: None) -> None:

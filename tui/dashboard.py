@@ -72,6 +72,7 @@ class Dashboard:
         self.metrics: list[MetricSeries] = []
         self.metrics_error = ""
         self.progress: RolloutProgress | None = None
+        self._rollout_read_at = 0.0  # when the read shown started (time.monotonic)
         self.verdict: Verdict | None = None
         self.rollout_active = False
         self.settled_at: float | None = None  # when the last change's rollout finished
@@ -166,7 +167,7 @@ class Dashboard:
     def step_checked(self, message: StepChecked) -> None:
         step, report = message.step, message.report
         self.board.checked(report)
-        if report.progress is not None:
+        if report.progress is not None and self._newest_rollout_read(message.read_at):
             self.show_progress(report.progress)
         if report.hardware is not None:
             self.main.show_hardware(report.hardware)
@@ -201,7 +202,10 @@ class Dashboard:
             self.render_verdict()
 
     def rollout_progressed(self, message: RolloutProgressed) -> bool:
-        """Show the rollout; True when a rollout skewmit started has just finished."""
+        """Show the rollout; True when a rollout skewmit started has just finished. A read
+        older than the one shown (step 1's check carries the rollout too) is dropped."""
+        if not self._newest_rollout_read(message.read_at):
+            return False
         if message.progress is None:
             self.main.show_rollout_error(message.error)
             return False
@@ -273,6 +277,14 @@ class Dashboard:
         view.show_metrics(self.metrics)
         view.show_verdict(self.verdict, self.remaining_s(self.verdict), self.verdict_state.lost)
         view.show_progress(self.progress)
+
+    def _newest_rollout_read(self, read_at: float) -> bool:
+        """True (and remembered) when a read of the rollout that started at `read_at` is not
+        older than the one on screen."""
+        if read_at < self._rollout_read_at:
+            return False
+        self._rollout_read_at = read_at
+        return True
 
     def show_progress(self, progress: RolloutProgress) -> None:
         self.progress = progress

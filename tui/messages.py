@@ -7,6 +7,7 @@ messages collapse (`bubble=False`, `can_replace`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ class SessionOpened(Message):
 class StepChecked(Message):
     step: Step
     report: StepReport
+    # When the read started (time.monotonic): the rollout it carries is shown only when no
+    # newer read of the rollout has been (reads answer out of order on the worker threads).
+    read_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class PodsListed(Message, bubble=False):
 class RolloutProgressed(Message, bubble=False):
     progress: RolloutProgress | None
     error: str = ""
+    read_at: float = field(default_factory=time.monotonic)  # as StepChecked's
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RolloutProgressed)

@@ -9,6 +9,7 @@ updates the widgets.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -148,7 +149,8 @@ class RunbookWorkers:
         self._start(partial(self._fetch_step, step), f"check {step.value}", CHECK_GROUPS[step])
 
     def _fetch_step(self, step: Step) -> None:
-        self.app.post_message(StepChecked(step, self.session.runbook.check(step)))
+        read_at = time.monotonic()
+        self.app.post_message(StepChecked(step, self.session.runbook.check(step), read_at))
 
     def fetch_pod_rows(self) -> None:
         self._start(self._fetch_pod_rows, "fetch_pod_rows", GROUP_PODS)
@@ -169,10 +171,13 @@ class RunbookWorkers:
         self._start(self._poll_rollout, "poll_rollout", GROUP_ROLLOUT)
 
     def _poll_rollout(self) -> None:
+        read_at = time.monotonic()
         try:
-            self.app.post_message(RolloutProgressed(self.session.runbook.progress()))
+            self.app.post_message(
+                RolloutProgressed(self.session.runbook.progress(), read_at=read_at)
+            )
         except SkewmitError as exc:
-            self.app.post_message(RolloutProgressed(None, str(exc)))
+            self.app.post_message(RolloutProgressed(None, str(exc), read_at))
 
     def poll_metrics(self) -> None:
         self._start(self._poll_metrics, "poll_metrics", GROUP_METRICS)

@@ -6,6 +6,7 @@ its scroll, `q` asks during a rollout, steps open at their top."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,10 +198,17 @@ class RollingRunbook(FakeRunbook):
         return RolloutProgress(4, 2, 3, 3, 2, False, "2 of 4 updated replicas are available")
 
 
+def rolling(app: SkewmitApp) -> bool:
+    """The rollout poll's answer is on screen: step 1's report (a finished rollout in the
+    fakes) may answer first, and reads answer in any order."""
+    progress = app.dashboard.progress
+    return progress is not None and not progress.done
+
+
 async def test_quit_during_a_rollout_asks_first() -> None:
     app = app_for(RollingRunbook())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.dashboard.progress is not None, "rollout read")
+        await wait_until(pilot, lambda: rolling(app), "the rollout in flight read")
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asked")
         assert "rollout is in flight" in str(app.screen.query_one("#confirm-body").render())
@@ -396,7 +404,7 @@ async def test_a_longer_pod_suffix_after_a_rollout_is_shown_whole() -> None:
 async def test_the_rollout_counts_keep_their_spaces() -> None:
     app = app_for(RollingRunbook())
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: app.dashboard.progress is not None, "rollout read")
+        await wait_until(pilot, lambda: rolling(app), "the rollout in flight read")
         await pilot.pause()
         label = app.main.query_one(".rb-counts")
         shown = "".join(label.render_line(y).text for y in range(label.size.height))
@@ -445,3 +453,24 @@ async def test_quitting_as_a_screen_opens_exits_cleanly(open_screen: Any) -> Non
         open_screen(app)
         app.exit()
     assert app.return_code == 0
+
+
+async def test_an_older_read_of_the_rollout_never_replaces_a_newer_one() -> None:
+    """Reads answer out of order on the worker threads: the bar shows the newest read, not
+    the last to arrive (a slow step 1 check must not put back a rollout that has moved on)."""
+    from tui.messages import RolloutProgressed, StepChecked
+
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
+        later = time.monotonic() + 1000  # newer than any read the app's own polls make
+        report = runbook.check(Step.ROLLBACK)
+        assert report.progress is not None and report.progress.done
+        app.post_message(RolloutProgressed(RollingRunbook().progress(), read_at=later))
+        app.post_message(StepChecked(Step.ROLLBACK, report, read_at=later - 1))
+        await pilot.pause()
+        await pilot.pause()
+        assert rolling(app)
+        app.post_message(StepChecked(Step.ROLLBACK, report, read_at=later + 1))
+        await wait_until(pilot, lambda: not rolling(app), "the newer read shown")

@@ -20,7 +20,7 @@ from textual import work
 from textual.binding import Binding, BindingType
 
 from services.drill import DRILL_ENTRY, Variant, hint, report_markdown, score
-from services.models import Step
+from services.models import STEP_ORDER, Step
 from tui.app import SkewmitApp
 from tui.drill_cli import DRILL_SPEED, side_file
 from tui.messages import StepChecked
@@ -193,6 +193,8 @@ class DrillApp(SkewmitApp):
         journal = self.drill_runbook.journal
         if journal is None:
             return
+        if event == "ended":
+            self._settle_findings()
         journal.append(DRILL_ENTRY, {"event": event})
         result = score(journal.entries(), self.drill.variant)
         markdown = report_markdown(result, self.drill.variant)
@@ -202,6 +204,16 @@ class DrillApp(SkewmitApp):
         except OSError as exc:
             where = f"not written: {exc}"
         self.call_from_thread(self.show_debrief, markdown, where)
+
+    def _settle_findings(self) -> None:
+        """Check every step once more before the debrief is scored, so the journal's last
+        findings are the fleet's as the drill ended. Validation can pass while the checks
+        the finished rollout started are still out; a rollout's passing warnings (pods being
+        replaced) they would have cleared then stood at the end, scored as the trainee making
+        things worse (services.drill._made_worse)."""
+        for step in STEP_ORDER:
+            if step != Step.VALIDATE:
+                self.drill_runbook.check(step)  # a failed check is a report, not a raise
 
     def show_debrief(self, markdown: str, where: str) -> None:
         from tui.screens.debrief import DebriefScreen

@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 
 from tui.app import SkewmitApp
 from tui.launchers import close_session
+from tui.screens.validation_view import ValidationScreen
 from tui.session import Intervals, MetricsFeed, Session, opened_at_of
 
 SPEED = 60.0  # simulated seconds per wall second: a rollout in about 2 s
@@ -105,3 +106,20 @@ def real_gc() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.collect()
+
+
+async def open_validation_view(app: SkewmitApp, pilot: Pilot[Any]) -> ValidationScreen:
+    """Press `v` and wait for the validation view; returns it."""
+    await pilot.press("v")
+    await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
+    assert isinstance(app.screen, ValidationScreen)
+    return app.screen
+
+
+async def wait_for_reads(app: SkewmitApp, pilot: Pilot[Any]) -> None:
+    """Until the first metrics and the first verdict are in."""
+    await wait_until(
+        pilot,
+        lambda: bool(app.dashboard.metrics) and app.dashboard.verdict is not None,
+        "reads",
+    )

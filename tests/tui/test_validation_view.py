@@ -11,7 +11,7 @@ from typing import Any
 from textual.widgets import Label, ProgressBar, Static
 
 from services.models import Step, StepReport
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import open_validation_view, wait_for_reads, wait_until
 from tests.tui.fakes import FakeRunbook, fake_session, verdict
 from tui.app import SkewmitApp
 from tui.screens.validation_view import ValidationScreen
@@ -37,14 +37,8 @@ def shown(widget: Any) -> bool:
 async def test_low_bandwidth_validation_view_draws_charts_on_demand() -> None:
     app = SkewmitApp(fake_session(low_bandwidth=True))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(
-            pilot,
-            lambda: bool(app.dashboard.metrics) and app.dashboard.verdict is not None,
-            "reads",
-        )
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        view = view_of(app)
+        await wait_for_reads(app, pilot)
+        view = await open_validation_view(app, pilot)
         await pilot.pause()
         latency = view.query_one("#vv-latency", BaselineChart)
         assert not shown(view.query_one("#vv-grid"))
@@ -67,9 +61,7 @@ async def test_normal_validation_view_shows_the_charts_at_once() -> None:
     app = SkewmitApp(fake_session())
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: bool(app.dashboard.metrics), "metrics")
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        view = view_of(app)
+        view = await open_validation_view(app, pilot)
         latency = view.query_one("#vv-latency", BaselineChart)
         await wait_until(pilot, lambda: bool(latency.series), "the latency chart drawn")
         assert shown(view.query_one("#vv-grid")) and not shown(view.query_one("#vv-note"))
@@ -105,9 +97,7 @@ async def test_low_bandwidth_validation_view_keeps_the_figures_and_counts_down_b
         countdown, checks = panel_text(main_panel)
         assert countdown.endswith("13m00s to go")  # 754 s, by the minute
         assert "p95 stable" in checks and "2.9s vs 1.2s" not in checks  # marks only
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        panel = view_of(app).query_one(ValidationPanel)
+        panel = (await open_validation_view(app, pilot)).query_one(ValidationPanel)
         await wait_until(pilot, lambda: "to go" in panel_text(panel)[0], "the view's countdown")
         countdown, checks = panel_text(panel)
         assert countdown.endswith("13m00s to go")
@@ -117,9 +107,7 @@ async def test_low_bandwidth_validation_view_keeps_the_figures_and_counts_down_b
 async def test_normal_validation_view_counts_down_by_the_second() -> None:
     app = SkewmitApp(fake_session(WindowFilling()))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        panel = view_of(app).query_one(ValidationPanel)
+        panel = (await open_validation_view(app, pilot)).query_one(ValidationPanel)
         await wait_until(pilot, lambda: "to go" in panel_text(panel)[0], "the countdown")
         countdown, checks = panel_text(panel)
         assert countdown.endswith("12m34s to go")

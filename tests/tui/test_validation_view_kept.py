@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from textual.widgets import Label
 
 from services.models import Step, StepReport, Verdict
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import open_validation_view, wait_for_reads, wait_until
 from tests.tui.fakes import FakeRunbook, fake_session, verdict
 from tui.app import SkewmitApp
 from tui.screens.validation_view import PENDING_CLASS, ValidationScreen
@@ -37,15 +37,8 @@ async def test_reopening_the_validation_view_reuses_it_and_shows_what_came_meanw
     runbook = Judged()
     app = SkewmitApp(fake_session(runbook))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(
-            pilot,
-            lambda: bool(app.dashboard.metrics) and app.dashboard.verdict is not None,
-            "reads",
-        )
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        view = app.screen
-        assert isinstance(view, ValidationScreen)
+        await wait_for_reads(app, pilot)
+        view = await open_validation_view(app, pilot)
         latency = view.query_one("#vv-latency", BaselineChart)
         await wait_until(pilot, lambda: bool(latency.series), "the latency chart drawn")
         # The plots come one a frame on the first opening; all four end up shown.

@@ -56,6 +56,13 @@ def _lkg_template(
     return template, lkg.number
 
 
+def _deployment_pods(cluster: Cluster, namespace: str, deployment: str) -> tuple[Obj, list[Obj]]:
+    """The Deployment and its pods (by its selector), sorted by name, as step 5 reads them."""
+    dep = cluster.get("Deployment", namespace, deployment)
+    pods = cluster.list("Pod", namespace, label_selector=_selector(dep))
+    return dep, sorted(pods, key=lambda p: str(p["metadata"]["name"]))
+
+
 def gpu_inspection(
     cluster: Cluster,
     namespace: str,
@@ -76,11 +83,7 @@ def gpu_inspection(
     Raises NotFoundError for an unknown Deployment, and what the cluster raises for the reads
     (ForbiddenError, UnreachableError).
     """
-    dep = cluster.get("Deployment", namespace, deployment)
-    pods = sorted(
-        cluster.list("Pod", namespace, label_selector=_selector(dep)),
-        key=lambda p: str(p["metadata"]["name"]),
-    )
+    dep, pods = _deployment_pods(cluster, namespace, deployment)
     nodes = cluster.list("Node")
     reads = (smi_cache or cache_for(cluster)).read(cluster, pods, nodes)
     smi, why_not = reads.by_pod, reads.notes
@@ -124,11 +127,7 @@ def listed_pod_rows(cluster: Cluster, namespace: str, deployment: str) -> Hardwa
     exec, no DCGM and no verdict: every row is `GPU_CHECK_PENDING`, none a mismatch, and the
     report has no expected class. Raises NotFoundError for an unknown Deployment, and what
     the cluster raises for the reads."""
-    dep = cluster.get("Deployment", namespace, deployment)
-    pods = sorted(
-        cluster.list("Pod", namespace, label_selector=_selector(dep)),
-        key=lambda p: str(p["metadata"]["name"]),
-    )
+    _dep, pods = _deployment_pods(cluster, namespace, deployment)
     rows = tuple(
         replace(
             row,

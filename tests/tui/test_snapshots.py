@@ -67,8 +67,10 @@ def test_metrics_tab(snap_compare: Any) -> None:
     assert shot(snap_compare, (80, 24), ["]"])
 
 
-def test_inspector_tab(snap_compare: Any) -> None:
-    assert shot(snap_compare, (80, 24), ["]", "]"])
+@pytest.mark.parametrize("size", SIZES)
+def test_inspector_tab(snap_compare: Any, size: tuple[int, int]) -> None:
+    """The pod list and the highlighted pod's detail pane (node, class, label, nvidia-smi, DCGM)."""
+    assert shot(snap_compare, size, ["]", "]"])
 
 
 @pytest.mark.parametrize("size", SIZES)

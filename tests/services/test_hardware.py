@@ -60,6 +60,20 @@ def ready_on(cluster: KubeCluster, nodes: list[str]) -> list[str]:
     ]
 
 
+def all_ready_on(cluster: KubeCluster, nodes: list[str], count: int = 4) -> bool:
+    """From one list: exactly `count` serving pods that are not terminating, each ready and
+    on one of `nodes` (a rollout seen done, not two moments of it)."""
+    pods = serving_pods(cluster)
+    return len(pods) == count and all(
+        p["spec"].get("nodeName") in nodes
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions") or []
+        )
+        for p in pods
+    )
+
+
 def one_pod_on_a10g(cluster: KubeCluster) -> str:
     """Make sure one serving pod runs, ready, on an A10G node, whatever the scheduler prefers:
     cordon the H100 nodes, delete one pod, wait for its replacement, uncordon."""
@@ -248,14 +262,15 @@ def test_node_selector_plan_moves_every_pod_to_h100_and_reverts(
     else:
         assert spec["nodeSelector"] == {PRODUCT: H100}
     h100 = nodes_of(cluster, H100)
-    # The inspection too, in the same wait: reads of one moment of a rollout can disagree
-    # (under CI's load the inspection's own list once still held a pod on the A10G node,
-    # not terminating, after the two lists above had agreed; not traced further).
+    # One list must show the rollout done: mid-rollout, "4 ready on an H100" counts the old
+    # ReplicaSet's pods there too, and "4 pods" holds whenever the old ReplicaSet has
+    # scaled down before the new one surged. Two lists, one for each, once passed under CI's
+    # load while the old pod on the A10G, the last to go, still ran (traced in the
+    # simulator's change feed). The inspection must agree as well.
     wait_for(
         "every pod to run on an H100, and the inspection to say so",
         lambda: (
-            len(ready_on(cluster, h100)) == 4
-            and len(serving_pods(cluster)) == 4
+            all_ready_on(cluster, h100)
             and hardware.gpu_inspection(cluster, NS, NAME).mismatches == ()
         ),
         timeout_s=60,

@@ -1,7 +1,8 @@
 """A world for the real-cluster benches: `skewmit sim` (speed 1, a process of its own) and,
 optionally, the Debian `prometheus` scraping its /metrics every 5 s (as issue 12's table
 was measured). Used by tui_bench.py --cluster, rss_bench.py --cluster and large_bench.py
---cluster (scenario `large`).
+--cluster (scenario `large`). The simulator runs from the checkout measured
+(SKEWMIT_BENCH_TREE), so a before/after measures the whole checkout's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from measure import ROOT, SKEWMIT
+from measure import ROOT, SKEWMIT, TREE
 
 NS = "inference"
 NAME = "llm-serve"
@@ -54,7 +55,7 @@ def cluster_world(
     sim = subprocess.Popen(
         [*SKEWMIT, "sim", "--scenario", scenario, "--kubeconfig", str(kubeconfig),
          "--speed", str(speed)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=TREE,
     )  # fmt: skip
     assert sim.stdout is not None
     metrics = ""

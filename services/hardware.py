@@ -139,6 +139,15 @@ def listed_pod_rows(cluster: Cluster, namespace: str, deployment: str) -> Hardwa
     return HardwareReport(namespace, deployment, rows, None, "step 5 checking", None, None)
 
 
+def read_smi_ahead(cluster: Cluster, namespace: str, deployment: str) -> int:
+    """Run step 5's nvidia-smi reads of the Deployment's nodes now, into the connection's
+    cache (services.smi_reads: the same bound, the same rules), so the first check finds them
+    remembered instead of waiting for the execs. Returns the execs run. Raises NotFoundError
+    for an unknown Deployment, and what the cluster raises for the reads."""
+    _dep, pods = _deployment_pods(cluster, namespace, deployment)
+    return cache_for(cluster).read(cluster, pods, cluster.list("Node")).execs
+
+
 def hardware_findings(report: HardwareReport) -> list[Finding]:
     """``gpu-class-mismatch`` (error) per GPU class the pods wrongly run on: pods on one class
     are one finding (`drift.aggregate_pod_findings`: subject ``pod/a, pod/b, pod/c and N-3

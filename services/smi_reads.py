@@ -261,7 +261,13 @@ _CACHES_LOCK = threading.Lock()
 
 def cache_for(cluster: Cluster) -> NodeSmiCache:
     """The cluster connection's reading cache (a fresh one per call for an object that cannot
-    be weakly referenced). Raises nothing."""
+    be weakly referenced). A CachedCluster shares its connection's: the demo reads nvidia-smi
+    ahead on the connection while the app opens, before the app wraps it in the watch-fed
+    cache (tui.demo). Raises nothing."""
+    from services.cached_cluster import CachedCluster  # here: it loads the informer
+
+    if isinstance(cluster, CachedCluster):
+        cluster = cluster.cluster
     with _CACHES_LOCK:
         try:
             cache = _CACHES.get(cluster)

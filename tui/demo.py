@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services import rollout
+from services import hardware, rollout
 from services.clock import WALL_CLOCK, Clock
 from services.errors import SkewmitError
 from services.evidence import record_snapshot
@@ -114,7 +114,8 @@ def summed_families(source: SimMetricsSource) -> tuple[str, ...]:
 
 class DemoMetricsSource(SimMetricsSource):
     """The demo's metrics, backfilled in a background thread while the app draws its first
-    frame, in stages: the fleet's recent past (already rendered by the simulator), its last
+    frame, in stages: a scrape of the present (`live`: what the inspector's DCGM models
+    read), the fleet's recent past (already rendered by the simulator), its last
     minutes first (`recent`: what a rate over the last minutes and the inspector's DCGM
     models read) and the rest after (`older`: the charts' fifteen minutes), then the day-old
     last-known-good window (rendering it takes seconds). A read waits for the stages that
@@ -139,6 +140,8 @@ class DemoMetricsSource(SimMetricsSource):
         # metrics_history_s is 0), and a five-minute rate read at launch would wait for a
         # day-old window that holds none of its times.
         self.history_until = history_until
+        self.live = threading.Event()
+        self.live_failed = False  # then the DCGM models wait for the recent past too
         self.recent = threading.Event()
         self.older = threading.Event()
         self.backfilled = threading.Event()
@@ -156,12 +159,13 @@ class DemoMetricsSource(SimMetricsSource):
         recent: Callable[[], None],
         old: Callable[[], None],
         older: Callable[[], None] | None = None,
+        live: Callable[[], None] | None = None,
     ) -> None:
-        """Run `recent`, `older` (the rest of the recent past, if given) then `old` (the
-        day-old window) in a thread; start scraping after `recent`. A failure is said
-        (last_error) and the demo goes on."""
-        stages = [(recent, self.recent), (older or (lambda: None), self.older)]
-        stages.append((old, self.backfilled))
+        """Run `live` (a scrape of the present, if given), `recent`, `older` (the rest of the
+        recent past, if given) then `old` (the day-old window) in a thread; start scraping
+        after `recent`. A failure is said (last_error) and the demo goes on."""
+        stages = [(live or (lambda: None), self.live), (recent, self.recent)]
+        stages += [(older or (lambda: None), self.older), (old, self.backfilled)]
 
         def run() -> None:
             for fill, done in stages:
@@ -172,6 +176,7 @@ class DemoMetricsSource(SimMetricsSource):
                         f"the demo's metrics history could not be backfilled: {exc}"
                     )
                     self.last_error = self.backfill_error
+                    self.live_failed = self.live_failed or done is self.live
                 finally:
                     done.set()
                 if done is self.recent:
@@ -234,7 +239,11 @@ class DemoMetricsSource(SimMetricsSource):
         return super().histogram_bounds(quantity)
 
     def dcgm_models(self, namespace: str | None = None, deployment: str | None = None) -> Any:
-        self._ready()
+        # The models of now: the present's scrape holds them, and step 5's verdict rows
+        # need not wait for the recent past to be fetched and parsed.
+        self.live.wait(BACKFILL_WAIT_S)
+        if self.live_failed:
+            self._ready()
         return super().dcgm_models(namespace, deployment)
 
     def detect(self) -> Any:
@@ -487,6 +496,22 @@ def sim_reading(control: KubeCluster, name: str, payload: dict[str, Any] | None 
     return bytes(response.read()).decode()
 
 
+def read_smi_ahead(cluster: KubeCluster, namespace: str, deployment: str) -> None:
+    """Step 5's nvidia-smi reads, in a thread while the demo opens (services.hardware's
+    read_smi_ahead): the simulator answers the execs in its own process while this one
+    checks step 1 and starts the app's polls, and the first verdict rows find the readings
+    remembered. Not on a big fleet (`large`): its unpaged pod list is what the app's
+    watch-fed cache is for. A failure is left for step 5's own check to say."""
+
+    def read() -> None:
+        try:
+            hardware.read_smi_ahead(cluster, namespace, deployment)
+        except SkewmitError:
+            pass  # the check reads again and says why on its rows
+
+    threading.Thread(target=read, name="skewmit-demo-smi", daemon=True).start()
+
+
 def open_on(
     demo: DemoSimulator,
     cluster: KubeCluster,
@@ -505,6 +530,8 @@ def open_on(
     source: DemoMetricsSource | None = None
     try:
         world = demo.world
+        if history_pods(world) is None:
+            read_smi_ahead(cluster, world.namespace, world.deployment)
         target = Target(
             cluster.context, world.namespace, world.deployment, cluster.server, cluster.whoami()
         )
@@ -541,17 +568,26 @@ def open_on(
         )
         families = families_read(source)
         source.families = families  # live pages too: the rest is never read
-        revision, pod_hash = last_known_good(cluster, world.namespace, world.deployment)
         revisions = max(
             (len(d.history) for d in world.deployments if d.name == target.deployment), default=0
         )
-        if not 0 < revision <= revisions:
-            revision, pod_hash = 0, ""  # not one of the scenario's: render its default
+        # The day-old window's revision, read as the demo opens (before the operator can roll
+        # back) but beside the first checks rather than before them.
+        lkg: list[tuple[int, str]] = []
+        reading_lkg = threading.Thread(
+            target=lambda: lkg.append(last_known_good(cluster, world.namespace, world.deployment)),
+            name="skewmit-demo-lkg",
+            daemon=True,
+        )
+        reading_lkg.start()
+
+        def live() -> None:
+            assert source is not None
+            source.scrape()  # now, so the panes need not wait for the scraper's first
 
         def recent() -> None:
             assert source is not None
             source.ingest(demo.history(families, source.recent_from, None))
-            source.scrape()  # and now, so the panes need not wait for the scraper's first
 
         def older() -> None:
             assert source is not None
@@ -560,10 +596,14 @@ def open_on(
         def day_old() -> None:
             assert source is not None
             window = day_old_window(world, source, now, seed=demo.seed + 1)
+            reading_lkg.join(BACKFILL_WAIT_S)
+            revision, pod_hash = lkg[0] if lkg else (0, "")
+            if not 0 < revision <= revisions:
+                revision, pod_hash = 0, ""  # not one of the scenario's: render its default
             window.update(revision=revision or None, pod_template_hash=pod_hash or None)
             source.ingest(demo.render(world, window))
 
-        source.backfill_in_background(recent, day_old, older)
+        source.backfill_in_background(recent, day_old, older, live)
         runbook = Runbook(
             cluster,
             target,

@@ -52,14 +52,15 @@ class Cluster:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def setup(self) -> None:
-        """Build the scenario's world and bring the clock to the present."""
+    def setup(self, *, history: bool = True) -> None:
+        """Build the scenario's world and bring the clock to the present; the fleet's
+        history too, unless `history` is False (then `fleet.history_steps()` builds it)."""
         world.build(self.store, self.scenario, self.settle, self._anchor_wall, seed=self.seed)
         now = time.time()
         if self.clock.time() < now:
             self.clock.advance(now - self.clock.time())
         self.system.go_live()
-        self.fleet.start(self.clock.time())
+        self.fleet.start(self.clock.time(), history=history)
         if self.self_heal is not None:
             self.self_heal.start()
 

@@ -3,6 +3,7 @@ traffic each Deployment receives (after routing), and the /metrics exposition.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from services.simulator.backfill import HistoryWriter, run_and_sample
@@ -20,6 +21,11 @@ Obj = dict[str, Any]
 ADVANCE_MIN_S = 1.0  # simulated seconds between fleet advances
 ADVANCE_MAX_S = 15.0  # the longest single advance; longer gaps advance in steps
 HISTORY_STEP_S = 5.0  # spacing of the samples in `history_text`: scrape at this interval
+# Simulated seconds of history per step of its build (a multiple of HISTORY_STEP_S): a demo's
+# child simulator serves API requests between steps while it builds (runner.serve_child).
+# A step is a few milliseconds of work, so a request waits no longer: the demo's mirrored
+# clock takes its round trip's middle for the child's now (60 s steps put it 3 s ahead at x30).
+HISTORY_CHUNK_S = 10.0
 ROUTE_HEADER = "x-context-class"
 
 
@@ -35,6 +41,9 @@ class FleetWiring:
         self._last = 0.0
         self._pods: list[ServingPod] | None = None
         self._traffic: dict[tuple[str, str], Obj] = {}
+        # The history still to build (start, end), if any: the fleet does not advance live
+        # until it is built, so the live series go on from where the history ends.
+        self._history_window: tuple[float, float] | None = None
         # The fleet's exposition over the scenario's `metrics_history_s` before start, as
         # OpenMetrics with timestamps (empty without): what a Prometheus scraping all along
         # would hold. The demo ingests it; tests can backfill a real Prometheus with it.
@@ -51,10 +60,11 @@ class FleetWiring:
             # Only a node's GPU labels matter here, not its heartbeats.
             self._pods = None
 
-    def start(self, now: float) -> None:
+    def start(self, now: float, *, history: bool = True) -> None:
         """Begin simulating traffic at `now`; the scenario's burst times are relative to it.
         With `metrics_history_s`, the fleet first serves that long up to `now` (the pods as
-        they are now), sampled into `history_text`."""
+        they are now), sampled into `history_text`: here, or with `history=False` later,
+        step by step (`history_steps`), the fleet standing still until it is built."""
         self._last = now
         for t in self.scenario.traffic:
             spec: Obj = {
@@ -71,17 +81,33 @@ class FleetWiring:
             self._traffic[(t.namespace, t.deployment)] = spec
         history_s = self.scenario.metrics_history_s
         if history_s > 0:
-            writer = HistoryWriter()
-            run_and_sample(
-                self.fleet,
-                self.serving_pods(),
-                self.traffic,
-                now - history_s,
-                now,
-                HISTORY_STEP_S,
-                writer,
-            )
+            self._history_window = (now - history_s, now)
+        if history:
+            for _ in self.history_steps():
+                pass
+
+    @property
+    def history_pending(self) -> bool:
+        """Whether the history is still to be built (the fleet stands still meanwhile)."""
+        return self._history_window is not None
+
+    def history_steps(self) -> Iterator[None]:
+        """Build `history_text`, yielding after each HISTORY_CHUNK_S of it (the same samples
+        as one run: the chunks end on sample times). The pods are those of the start."""
+        if self._history_window is None:
+            return
+        start, end = self._history_window
+        pods, writer = self.serving_pods(), HistoryWriter()
+        at = start
+        try:
+            while at < end - 1e-9:
+                upto = min(at + HISTORY_CHUNK_S, end)
+                run_and_sample(self.fleet, pods, self.traffic, at, upto, HISTORY_STEP_S, writer)
+                at = upto
+                yield
             self.history_text = writer.text()
+        finally:
+            self._history_window = None  # built, or given up: the fleet goes on live
 
     # -- pods ----------------------------------------------------------------
 
@@ -215,7 +241,7 @@ class FleetWiring:
 
     def tick(self) -> None:
         now = self.clock.time()
-        if now - self._last < ADVANCE_MIN_S:
+        if self._history_window is not None or now - self._last < ADVANCE_MIN_S:
             return
         pods = self.serving_pods()
         while now - self._last >= ADVANCE_MIN_S:

@@ -34,6 +34,7 @@ from services.simulator.tls import ServingCert, make_serving_cert
 
 T = TypeVar("T")
 TICK_S = 0.05
+SWITCH_INTERVAL_S = 0.0005  # the demo child's (CPython's default: 5 ms)
 
 
 class Simulator:
@@ -42,6 +43,10 @@ class Simulator:
     `Simulator("skew-incident", speed=30).start()` builds the scenario, starts the controllers
     and the HTTP server, and returns once it is listening. Raises ScenarioError for a bad
     scenario and OSError when the port is taken.
+
+    With `serve_first` (the demo's child) it returns before the fleet's history is built:
+    the API answers while it is built, a step at a time on the loop, and /metrics, the
+    history readings and the fleet's controls wait for it (ApiServer.fleet_ready).
     """
 
     def __init__(
@@ -52,8 +57,10 @@ class Simulator:
         seed: int = 0,
         port: int = 0,
         host: str = "127.0.0.1",
+        serve_first: bool = False,
     ) -> None:
         self.scenario = load(scenario)
+        self.serve_first = serve_first
         self.speed = speed
         self.seed = seed
         self.host = host
@@ -100,7 +107,7 @@ class Simulator:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         cluster = Cluster(self.scenario, speed=self.speed, seed=self.seed)
-        cluster.setup()
+        cluster.setup(history=not self.serve_first)
         self.cluster = cluster
         self.cert = make_serving_cert(self.host)
         # For a demo whose metrics source is in another process: the fleet's recent past,
@@ -115,6 +122,8 @@ class Simulator:
             "backfill": lambda window: render_history(self.scenario, **window).text,
         }
         api = ApiServer(cluster, readings=readings)
+        if cluster.fleet.history_pending:
+            api.fleet_ready.clear()
         runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         context = self.cert.server_context()
@@ -132,6 +141,7 @@ class Simulator:
         await metrics_site.start()
         self.metrics_port = _bound_port(metrics_site, 0)
         self._ready.set()
+        await _build_history(cluster, api)
         ticker = asyncio.create_task(self._tick())
         await self._stop.wait()
         ticker.cancel()
@@ -177,6 +187,18 @@ class Simulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+async def _build_history(cluster: Cluster, api: ApiServer) -> None:
+    """The fleet's history, a step at a time, serving requests between steps; then what
+    waited for it answers. A failure is logged: the fleet goes on without its history."""
+    try:
+        for _ in cluster.fleet.history_steps():
+            await asyncio.sleep(0)
+    except Exception:
+        logging.getLogger("skewmit.simulator").exception("building the fleet's history failed")
+    finally:
+        api.fleet_ready.set()
 
 
 def _bound_port(site: web.TCPSite, fallback: int) -> int:
@@ -226,8 +248,14 @@ def serve_child(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--kubeconfig", required=True)
     args = parser.parse_args(argv)
+    # The API's requests wait on this process's interpreter lock while a reading (the
+    # day-old window: a second of rendering) runs on a worker thread: hand it over sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        sim = Simulator(args.scenario, speed=args.speed, seed=args.seed, port=args.port).start()
+        # Serving first: the app's open needs the API, its metrics the history a little later.
+        sim = Simulator(
+            args.scenario, speed=args.speed, seed=args.seed, port=args.port, serve_first=True
+        ).start()
     except (ScenarioError, ValueError) as exc:
         print(f"simulator: {exc}", file=sys.stderr, flush=True)
         return 2

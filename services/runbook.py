@@ -39,6 +39,7 @@ from services.models import (
 from services.models import Guidance as Guidance
 from services.models import InputSpec as InputSpec
 from services.models import StepReport as StepReport
+from services.report_listener import hand_over
 
 # The verb and kind each action needs, for the RBAC pre-check.
 ACTION_PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -134,7 +135,10 @@ class Runbook:
     # -- checks --------------------------------------------------------------
 
     def check(self, step: Step) -> StepReport:
-        """Run one step's checks. Errors become a `failed` report, never an exception."""
+        """Run one step's checks. Errors become a `failed` report, never an exception. The
+        report is handed over (services.report_listener) before the journal's work, which
+        the first finding's opening of the incident makes slow: a listener shows it at once,
+        and keeps the report returned here, which says when the journal failed."""
         checks: dict[Step, Callable[[], StepReport]] = {
             Step.ROLLBACK: self._check_rollback,
             Step.PIN: self._check_pin,
@@ -147,6 +151,7 @@ class Runbook:
             report = checks[step]()
         except SkewmitError as exc:
             return StepReport(step, "failed", (), (), (), GUIDANCE[step], str(exc))
+        hand_over(report)
         if step != Step.VALIDATE and report.state == "findings":
             try:
                 self.ensure_journal()  # something to fix: the incident opens

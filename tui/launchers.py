@@ -18,12 +18,14 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from services.config import MetricsSettings
-    from services.runbook import Runbook
+    from services.models import MetricSeries
+    from tui.metrics_feed import MetricsFeed
     from tui.session import Session, SessionOpener
 
 EXIT_ERROR = 2
@@ -33,7 +35,7 @@ OPEN_WAIT_S = 10.0
 
 
 def _metrics_source(
-    runbook: Runbook, settings: MetricsSettings, preset: str | None
+    settings: MetricsSettings, namespace: str, deployment: str, preset: str | None
 ) -> tuple[Any, str]:
     """A Prometheus source when one is configured: (source or None, why not)."""
     from services.errors import UnreachableError
@@ -41,11 +43,52 @@ def _metrics_source(
 
     if not settings.url:
         return None, "no metrics source: pass --prometheus URL or set prometheus.url"
-    target = runbook.target
     try:
-        return from_settings(settings, target.namespace, target.deployment, preset), ""
+        return from_settings(settings, namespace, deployment, preset), ""
     except UnreachableError as exc:
         return None, str(exc)
+
+
+MetricsOpened = tuple[Any, str, "MetricsFeed | None"]  # source or None, why not, its feed
+
+
+def open_metrics(
+    settings: MetricsSettings,
+    namespace: str,
+    deployment: str,
+    preset: str | None,
+    shown: Callable[[list[MetricSeries]], object] | None = None,
+) -> Future[MetricsOpened]:
+    """Reach Prometheus on a thread of its own and start the feed's first reading, handed to
+    `shown` when it comes, while the cluster session opens on the caller's thread: the pane
+    needs nothing from the cluster, and no longer waits for the Kubernetes client's import
+    and the cluster's first answers (issue 12). The future raises what opening the source
+    raised (ConfigError)."""
+    # Everything the thread needs is imported here, on the caller's thread, before it imports
+    # the Kubernetes client: both load requests and urllib3, and two threads importing the
+    # same modules at once gain nothing under the GIL and contend for their import locks.
+    # The thread then only waits on Prometheus while the caller imports and connects.
+    import netrc  # noqa: F401  (requests reads ~/.netrc at each request)
+
+    import prometheus_api_client.prometheus_connect  # noqa: F401  (PrometheusSource's client)
+
+    import services.metrics.prometheus
+    import services.metrics.series  # noqa: F401
+    from tui.metrics_feed import MetricsFeed
+
+    opened: Future[MetricsOpened] = Future()
+
+    def run() -> None:
+        try:
+            source, why = _metrics_source(settings, namespace, deployment, preset)
+            feed = MetricsFeed(source).read_first_now(shown) if source is not None else None
+        except BaseException as exc:  # raised again where the session is opened
+            opened.set_exception(exc)
+            return
+        opened.set_result((source, why, feed))
+
+    threading.Thread(target=run, name="skewmit-metrics-open", daemon=True).start()
+    return opened
 
 
 def app_opener(args: argparse.Namespace) -> SessionOpener:
@@ -71,23 +114,30 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
         check_writable(options.journal_root)
     production = is_production(local.context, config)
 
-    from tui.metrics_feed import MetricsFeed
+    from tui.messages import MetricsSampled
+    from tui.opening import opening_poster
     from tui.session import Session, SessionOpener, opened_at_of
     from widgets.header_bar import HeaderState
 
     def open_() -> Session:
+        # The first readings go to the app before the session is open (tui.opening).
+        post = opening_poster()
+        shown = (lambda series: post(MetricsSampled(series))) if post is not None else None
+        metrics = open_metrics(settings, local.namespace, local.deployment, args.preset, shown)
         runbook = open_session(options, local=local, config=config)
-        source, why = _metrics_source(runbook, settings, args.preset)
+        source, why, feed = metrics.result()
         runbook.metrics = source
+        if feed is not None:
+            # The panes compare with the incident's frozen baseline, as the gate does; it is
+            # asked for on the feed's second call, once the session is open.
+            feed.baseline = runbook.baseline
         journal = runbook.journal
         return Session(
             runbook,
             production=production,
             evidence_dir=Path(args.evidence_dir),
             opened_at=opened_at_of(journal.meta()) if journal is not None else None,
-            metrics_sampler=(
-                MetricsFeed(source, baseline=runbook.baseline) if source is not None else None
-            ),
+            metrics_sampler=feed,
             metrics_now=source.now if source is not None else None,
             metrics_note=why,
             low_bandwidth=bool(getattr(args, "low_bandwidth", False)),

@@ -4,7 +4,9 @@ the series each pane shows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from services.models import MetricSeries
@@ -50,6 +52,40 @@ class MetricsFeed:
         self.baseline = baseline or (lambda: source.baseline(baseline_window_s))
         self._live: Any = None
         self._baseline_asked = False
+        self._first: Future[list[MetricSeries]] | None = None  # see read_first_now
+
+    def read_first_now(
+        self, then: Callable[[list[MetricSeries]], object] | None = None
+    ) -> MetricsFeed:
+        """Start the first reading (the last minutes) now, on a thread of its own, for the
+        first call to return (or raise what it raised), and hand it to `then` as soon as it
+        came: the launcher starts it while the cluster session is still opening, so the pane
+        does not wait for the Kubernetes client's import and the cluster's first answers
+        (issue 12). A failed reading is not handed over: the first call raises it."""
+        first: Future[list[MetricSeries]] = Future()
+
+        def read() -> None:
+            try:
+                series = self._prime()
+            except BaseException as exc:  # raised again by the first call
+                first.set_exception(exc)
+                return
+            first.set_result(series)
+            if then is not None:
+                then(series)
+
+        self._first = first
+        threading.Thread(target=read, name="skewmit-metrics-first", daemon=True).start()
+        return self
+
+    def _prime(self) -> list[MetricSeries]:
+        from services.metrics import presets
+        from services.metrics.series import LiveSeries
+
+        live = LiveSeries(self.source, presets.GATE_QUANTITIES)
+        series: list[MetricSeries] = live.prime()
+        self._live = live
+        return series
 
     @property
     def scrape_interval_s(self) -> float | None:
@@ -60,14 +96,12 @@ class MetricsFeed:
 
     def __call__(self) -> list[MetricSeries]:
         from services.errors import SkewmitError
-        from services.metrics import presets
-        from services.metrics.series import LiveSeries
 
+        first, self._first = self._first, None
+        if first is not None:
+            return first.result()  # a failed first reading is taken again next call
         if self._live is None:
-            live = LiveSeries(self.source, presets.GATE_QUANTITIES)
-            series: list[MetricSeries] = live.prime()
-            self._live = live
-            return series
+            return self._prime()
         if not self._baseline_asked:
             self._baseline_asked = True  # once, as before: a refusal is not asked again
             try:

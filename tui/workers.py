@@ -20,7 +20,8 @@ from textual.app import App
 from textual.timer import Timer
 
 from services.errors import SkewmitError
-from services.models import ActionSpec, Step
+from services.models import ActionSpec, Step, StepReport
+from services.report_listener import reports_to
 from tui.keymap import step_of_action
 from tui.messages import (
     ActionApplied,
@@ -150,7 +151,18 @@ class RunbookWorkers:
 
     def _fetch_step(self, step: Step) -> None:
         read_at = time.monotonic()
-        self.app.post_message(StepChecked(step, self.session.runbook.check(step), read_at))
+        shown: list[StepReport] = []
+
+        def show(report: StepReport) -> None:
+            # Before the journal's work: a first finding opens the incident, which writes
+            # the "before" snapshot (services.report_listener).
+            shown.append(report)
+            self.app.post_message(StepChecked(step, report, read_at))
+
+        with reports_to(show):
+            report = self.session.runbook.check(step)
+        if not shown or report is not shown[-1]:  # not handed over, or the journal failed
+            self.app.post_message(StepChecked(step, report, read_at))
 
     def fetch_pod_rows(self) -> None:
         self._start(self._fetch_pod_rows, "fetch_pod_rows", GROUP_PODS)

@@ -6,19 +6,25 @@ client over HTTP to the simulator, the informer's watches, the app's workers.
   and no such row reads as a pass; step 5's answer then fills in the verdicts.
 - The live metrics show their first figures while every step's check is still out: their
   read does not queue behind the checks' threads.
+- In real-cluster mode, step 1's findings are on the checklist while the incident it opens is
+  still being journaled (the "before" snapshot): they do not wait for the journal.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from services.gpu import gpu_class_from_labels
 from services.models import Step, StepReport
-from tests.tui.conftest import wait_until
+from services.session import SessionOptions, open_session
+from services.simulator.runner import Simulator
+from tests.tui.conftest import FAST, wait_until
 from tui.app import SkewmitApp
 from tui.session import Session
+from widgets.checklist import Checklist
 from widgets.inspector_table import InspectorTable, mark_of
 
 
@@ -110,5 +116,48 @@ async def test_live_metrics_fill_while_every_check_is_still_out(
 
             await wait_until(pilot, p95_shown, "a p95 figure in the metrics pane")
             assert app.board.reports == {}, "no check has answered yet"
+    finally:
+        release.set()
+
+
+async def test_step_1s_findings_show_while_the_incident_is_still_being_journaled(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    options = SessionOptions(
+        kubeconfig=str(kubeconfig), namespace="inference", deployment="llm-serve",
+        journal_root=tmp_path / "state",
+    )  # fmt: skip
+    runbook: Any = open_session(options)  # real-cluster mode: the incident opens at a finding
+    open_journal = runbook.open_journal
+    opening, release = threading.Event(), threading.Event()
+
+    def held_open() -> Any:
+        opening.set()
+        release.wait(60)
+        return open_journal()
+
+    runbook.open_journal = held_open
+    app = SkewmitApp(Session(runbook, intervals=FAST))
+    app.animation_level = "none"
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(
+                pilot,
+                lambda: (
+                    (report := app.board.reports.get(Step.ROLLBACK)) is not None
+                    and report.state == "findings"
+                ),
+                "step 1's findings",
+            )
+            assert runbook.journal is None and not release.is_set()
+            await wait_until(pilot, opening.is_set, "the incident's journal being opened")
+            await pilot.pause()
+            row = app.main.query_one(Checklist).row(Step.ROLLBACK)
+            assert row.state == "findings" and row.counts, row
+            release.set()
+            await wait_until(pilot, lambda: runbook.journal is not None, "the incident opened")
+            journal = runbook.journal
+            assert [e.type for e in journal.entries()][:2] == ["opened", "snapshot"]
     finally:
         release.set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 
@@ -80,6 +79,8 @@ def retry_after(headers: Any, body: Any) -> float | None:
         text = str(value).strip()
         if text.isdigit():
             return float(text)
+        from email.utils import parsedate_to_datetime  # here: ~10 ms, off the first frame's path
+
         try:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError):

@@ -10,7 +10,7 @@ app's own loop records how late it wakes: that lateness is what the operator fee
 frozen screen. Prints the longest stall per phase; asserts nothing.
 
     .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--no-cache] [--gc-freeze]
-        [--heap keeper|app] [--profile 1,5,v] [--stretches] [--scenario S] [--latency 3]
+        [--heap keeper|rounds|app] [--profile 1,5,v] [--stretches] [--scenario S] [--latency 3]
 
 The app reads pods and nodes from watches (services.informer: a paged first list, then
 events); the rounds start once those are in sync, after the first load. `--no-cache` is the
@@ -23,7 +23,9 @@ which line up with the garbage collector's full collections of the app's own hea
 column).
 
 `--heap keeper` (the default) is the app as it runs: tui.heap.HeapKeeper told of every check
-answer; `--heap app` puts back the app's one start-up freeze, the behaviour before. The
+answer, freezing what survives the interpreter's own full collections too; `--heap rounds` is
+the keeper's round freezes only (the behaviour before that); `--heap app` puts back the app's
+one start-up freeze, the behaviour before the keeper. The
 GC column gives each phase's longest collection in wall time and in the collecting thread's
 CPU time (on a loaded machine the wall time is mostly the scheduler's). After the rounds the
 bench counts what the collector still walks, by type, then unfreezes and collects everything:
@@ -33,7 +35,9 @@ the garbage found is what frozen objects had become (what HeapKeeper's sweeps gi
 1 and 5, the validation view) and prints and saves (/tmp/ui_stall_*.prof) what it spent.
 `--stretches` names what ran in each phase's longest synchronous stretches of the event loop
 (messages dispatched, layout and render of the screen, widgets rendered or measured,
-collections): the cause, where the stall column gives the length. The last column is the
+collections): the cause, where the stall column gives the length; it also counts each phase's
+layouts of the whole screen (Textual lays out the whole screen for any widget whose size may
+change) with the widgets that asked for them (polls' updates included). The last column is the
 time from a step key to the step pane holding that step (the paint follows on the screen's
 next update).
 
@@ -180,6 +184,9 @@ class StretchMeter:
         self._what: list[str] = []
         self._depth = 0
         self._widgets: dict[str, float] = defaultdict(float)  # render + measure, this stretch
+        # Whole-screen layouts per phase, and the widgets whose refresh(layout=True) asked.
+        self.layouts: dict[str, int] = defaultdict(int)
+        self.asked: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def note(self, what: str) -> None:
         if self._depth and len(self._what) < 12:
@@ -219,6 +226,22 @@ class StretchMeter:
                     del kept[meter.keep :]
 
         asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+        on_layout = Screen._on_layout
+
+        async def counted_layout(screen: Any, message: Any) -> None:
+            widget = message.widget
+            meter.asked[meter.meter.phase][f"{type(widget).__name__}#{widget.id or ''}"] += 1
+            await on_layout(screen, message)
+
+        Screen._on_layout = counted_layout  # type: ignore[method-assign]
+        refresh_layout = Screen._refresh_layout
+
+        def counted_refresh(screen: Any, *args: Any, **kwargs: Any) -> Any:
+            if not kwargs.get("scroll") or screen._layout_widgets:
+                meter.layouts[meter.meter.phase] += 1
+            return refresh_layout(screen, *args, **kwargs)
+
+        Screen._refresh_layout = counted_refresh  # type: ignore[method-assign]
         dispatch = MessagePump._dispatch_message
 
         async def timed_dispatch(pump: Any, message: Any) -> None:
@@ -284,6 +307,9 @@ class OneFreeze:
         gc.collect()
         gc.freeze()
         self.done = True
+
+    def stop_following(self) -> None:
+        """The app's unmount asks HeapKeeper this; the one freeze follows nothing."""
 
 
 def per_pod_behaviour() -> None:
@@ -431,8 +457,10 @@ async def measure(
     keeper = None
     try:
         app = SkewmitApp(session)
-        if heap == "keeper":
+        if heap in ("keeper", "rounds"):
             keeper = app.heap  # tui.heap.HeapKeeper, as the app runs it
+            if heap == "rounds":
+                keeper.covered = None  # freezes per round only (before issue 12's fix)
         else:
             app.heap = OneFreeze()  # type: ignore[assignment]
         app.animation_level = "none"
@@ -524,7 +552,13 @@ async def measure(
             census["keeper"] = (
                 None
                 if keeper is None
-                else (keeper.rounds, keeper.sweeps, keeper.longest_pause_s, keeper.frozen)
+                else (
+                    keeper.rounds,
+                    keeper.sweeps,
+                    keeper.longest_pause_s,
+                    keeper.frozen,
+                    getattr(keeper, "followed", 0),
+                )
             )
             census["leaked"], census["sweep_s"] = sweep()
     finally:
@@ -546,6 +580,8 @@ async def measure(
         "heap": census,
         "stretches": dict(stretch.longest),
         "stretch_cpu": dict(stretch.cpu),
+        "layouts": dict(stretch.layouts),
+        "asked": {phase: dict(asked) for phase, asked in stretch.asked.items()},
         "key_s": key_s,
     }
 
@@ -595,9 +631,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--heap",
-        choices=("keeper", "app"),
+        choices=("keeper", "rounds", "app"),
         default="keeper",
-        help="keeper: tui.heap.HeapKeeper on every check answer; app: one start-up freeze",
+        help="keeper: tui.heap.HeapKeeper as the app runs it; rounds: its round freezes only "
+        "(not after the interpreter's full collections); app: one start-up freeze",
     )
     parser.add_argument(
         "--switch", type=float, default=0.0, help="sys.setswitchinterval (seconds) for the run"
@@ -655,11 +692,11 @@ def main() -> int:
     mode += f", lists paged by {args.page}" if args.page else ""
     mode += ", every check re-lists pods and nodes" if args.no_cache else ", watch-fed cache"
     mode += ", gc.freeze() after the first load" if args.gc_freeze else ""
-    mode += (
-        ", tui.heap.HeapKeeper (freeze after every round)"
-        if args.heap == "keeper"
-        else ", the app's one start-up freeze"
-    )
+    mode += {
+        "keeper": ", tui.heap.HeapKeeper (freeze after every round and full collection)",
+        "rounds": ", tui.heap.HeapKeeper (freeze after every round only)",
+        "app": ", the app's one start-up freeze",
+    }[args.heap]
     mode += f", GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
     mode += f", {args.latency:g} s added to every API call" if args.latency else ""
     print(
@@ -703,10 +740,11 @@ def main() -> int:
         + ", ".join(f"{name} {count}" for name, count in heap["types"])
     )
     if heap["keeper"] is not None:
-        rounds, sweeps, longest, frozen = heap["keeper"]
+        rounds, sweeps, longest, frozen, followed = heap["keeper"]
         print(
             f"HeapKeeper: {rounds} round freezes, {sweeps} sweeps, its longest collection "
-            f"{longest * 1000:.0f} ms, {frozen} objects frozen"
+            f"{longest * 1000:.0f} ms, {frozen} objects frozen, survivors of {followed} of "
+            "the interpreter's full collections frozen"
         )
     print(
         f"then unfrozen and collected: {heap['leaked']} objects of garbage found (what the "
@@ -722,6 +760,10 @@ def main() -> int:
             "longest stretch of the loop in CPU time of the UI thread, per phase: "
             + ", ".join(f"{p} {c * 1000:.0f} ms" for p, c in result["stretch_cpu"].items())
         )
+    for phase, count in result["layouts"].items():
+        asked = sorted(result["asked"].get(phase, {}).items(), key=lambda item: -item[1])
+        named = ", ".join(f"{name} {n}" for name, n in asked[:8])
+        print(f"whole-screen layouts, {phase}: {count} (asked by {named})")
     for phase, kept in result["stretches"].items():
         print(f"longest stretches, {phase}:")
         for took, what in kept:

@@ -114,8 +114,9 @@ class SkewmitApp(App[int]):
         self.actions: ActionController | None = None
         self.polls = RunbookPolls(self.board)
         self.informer: Any = None  # services.informer.Informer: pods and nodes from watches
-        # The collector's policy (tui.heap): freeze start-up's heap, then each round's.
-        self.heap = HeapKeeper()
+        # The collector's policy (tui.heap): freeze start-up's heap, then each round's, and
+        # what survives the interpreter's own full collections while no screen is over ours.
+        self.heap = HeapKeeper(covered=lambda: self.screen is not self.main)
 
     def run(self, *args: Any, **kwargs: Any) -> int | None:
         """App.run; when the opener failed, "skewmit: <why>" on stderr and 2 returned."""
@@ -214,6 +215,7 @@ class SkewmitApp(App[int]):
             self.notify(terminal_line(notice, 500), severity="warning", timeout=30, markup=False)
 
     async def on_unmount(self) -> None:
+        self.heap.stop_following()
         self.polls.stop()
         if self.informer is not None:
             self.informer.stop()

@@ -22,15 +22,25 @@ closed. So no round is frozen while such a screen is up (`overlay`), and when th
 has grown by `sweep_growth` since the last sweep, or since the first `settle_rounds` rounds
 (the heap still grows for real then), or every `sweep_every` rounds, everything is unfrozen
 and collected once (a full pause, rare and counted) to give that memory back.
+
+Between two rounds the interpreter still starts full collections of its own, each walking
+everything that survived since the last freeze: with every API call 3 s slow (issue 12) a
+round takes several times as long and those pauses reached 60-100 ms. Given `covered` (is a
+screen over the main one up now?), the keeper also freezes what survives each full collection
+that is not its own, from the start-up freeze on: the survivors were just found live, so no
+garbage is frozen, and the next full collection walks only what was kept after this one. A
+round during which that happened ends without a collection of the keeper's own (on `large` it
+was a 50-60 ms pause of the UI thread for what the interpreter had just walked).
 """
 
 from __future__ import annotations
 
 import gc
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.models import STEP_ORDER, Step
 
@@ -85,6 +95,13 @@ class HeapKeeper:
     # count is asked only where a decision needs it: the bound crosses the sweep threshold,
     # or the size a sweep is judged against is taken.
     _frozen: int = 0
+    # Freeze the survivors of the interpreter's own full collections too (tui.app passes
+    # "a screen is over the main one", during which nothing is frozen); None: rounds only.
+    covered: Callable[[], bool] | None = None
+    followed: int = 0  # full collections whose survivors were frozen
+    _following: Callable[[str, dict[str, Any]], None] | None = None
+    _freezing: bool = False  # the keeper's own collection is running
+    _followed_at_round: int = 0  # `followed` when the last round ended
 
     def answered(self, step: Step, *, synced: bool = True, overlay: bool = False) -> None:
         """One check answered (on the UI thread, after its report is shown). `synced`: the
@@ -98,6 +115,7 @@ class HeapKeeper:
                 self.frozen_once = True
                 self._freeze(sweep=False)
                 self._swept_at = self.frozen
+                self._follow()
             return
         # A step whose checks stopped (paused, crashed) does not hold the rounds up for ever.
         if self._seen <= self._since or self._answers >= 2 * len(self._seen):
@@ -105,11 +123,64 @@ class HeapKeeper:
             settled = self.rounds > self.settle_rounds
             limit = self._swept_at * (1 + self.sweep_growth)
             grown = settled and self._frozen > limit and self._count_frozen() > limit
-            self._freeze(sweep=settled and (grown or self.rounds % max(self.sweep_every, 1) == 0))
+            sweep = settled and (grown or self.rounds % max(self.sweep_every, 1) == 0)
+            if not sweep and self.followed > self._followed_at_round:
+                # The interpreter collected during the round and its survivors were frozen:
+                # the round's own collection would be one more pause for what came after.
+                self._end_round()
+            else:
+                self._freeze(sweep=sweep)
+            self._followed_at_round = self.followed
             if self.rounds == self.settle_rounds:
                 self._swept_at = self._count_frozen()
 
+    def _follow(self) -> None:
+        if self.covered is None or self._following is not None:
+            return
+        # A weak reference: the interpreter's callback list must not keep an app alive.
+        keeper = weakref.ref(self)
+
+        def collected(phase: str, info: dict[str, Any]) -> None:
+            alive = keeper()
+            if alive is not None:
+                alive._collected(phase, info)
+
+        self._following = collected
+        gc.callbacks.append(collected)
+
+    def stop_following(self) -> None:
+        """No more freezes after the interpreter's collections (the app is closing)."""
+        if self._following is not None:
+            if self._following in gc.callbacks:
+                gc.callbacks.remove(self._following)
+            self._following = None
+
+    def _collected(self, phase: str, info: dict[str, Any]) -> None:
+        """A gc callback (any thread, the interpreter lock held): after a full collection
+        that is not the keeper's own, freeze its survivors unless a screen is over the main
+        one (its widgets would die frozen when it closes)."""
+        if phase != "stop" or info.get("generation") != 2 or self._freezing:
+            return
+        try:
+            covered = self.covered is None or self.covered()
+        except Exception:  # the app closing: no screen to ask about
+            covered = True
+        if covered:
+            return
+        listing = getattr(self.collector, "get_objects", None)
+        adding = len(listing()) if listing is not None else 0
+        self.collector.freeze()
+        self._frozen += adding
+        self.followed += 1
+
     def _freeze(self, *, sweep: bool) -> None:
+        self._freezing = True
+        try:
+            self._freeze_now(sweep=sweep)
+        finally:
+            self._freezing = False
+
+    def _freeze_now(self, *, sweep: bool) -> None:
         began = self.clock()
         first = not self._seen
         if sweep:
@@ -129,6 +200,9 @@ class HeapKeeper:
             self._swept_at = self.frozen
         self.last_pause_s = self.clock() - began
         self.longest_pause_s = max(self.longest_pause_s, self.last_pause_s)
+        self._end_round()
+
+    def _end_round(self) -> None:
         self._seen |= self._since
         self._since = set()
         self._answers = 0

@@ -70,7 +70,8 @@ def detail_text(lines: tuple[str, ...]) -> str:
 
 
 class ActionEntry(Vertical):
-    """One action: its key and title as a button, what it does, and its kubectl commands."""
+    """One action: its key and title as a button, what it does, and its kubectl commands.
+    `show(action)` makes an entry show another action in place (no widget mounted)."""
 
     DEFAULT_CSS = """
     ActionEntry { height: auto; margin: 0 0 1 0; }
@@ -79,43 +80,71 @@ class ActionEntry(Vertical):
     """
 
     def __init__(self, action: ActionSpec) -> None:
-        # No id: a refresh replaces entries while the old ones are still being removed.
+        # No id: entries are found by position in their box.
         super().__init__(classes="action-entry")
         self.action = action
 
     def compose(self) -> ComposeResult:
         action = self.action
-        # Not markup ([u] is no tag); titles and descriptions quote cluster data: sanitised.
-        label = Content(terminal_line(f"[{action.key}] {action.title}", MAX_LINE))
-        button = Button(label, compact=True, disabled=not action.available)
-        button.tooltip = terminal_text(action.reason or action.description, MAX_LINE)
+        button = Button(button_label(action), compact=True, disabled=not action.available)
+        button.tooltip = button_tooltip(action)
         yield button
-        parts: list[Content | str] = []
-        if not action.available:
-            parts.append(
-                Content.assemble(
-                    ("unavailable: ", "$warning bold"),
-                    terminal_text(action.reason or "-", MAX_LINE),
-                    "\n",
-                )
-            )
-        if action.destructive:
-            parts.append(Content.styled("destructive: asks for confirmation\n", "$error"))
-        parts.append(Content(terminal_text(action.description, MAX_LINE)))
-        for command in action.kubectl[:MAX_COMMANDS]:
-            parts.append(
-                Content.assemble(
-                    "\n", ("$ ", "$text-muted"), (terminal_text(command, MAX_LINE), "$text-accent")
-                )
-            )
-        hidden = len(action.kubectl) - MAX_COMMANDS
-        if hidden > 0:
-            parts.append(Content.styled(f"\n… and {hidden} more command(s)", "$text-muted"))
-        yield Static(Content.assemble(*parts), classes="action-text")
+        yield Static(action_text(action), classes="action-text")
+
+    def show(self, action: ActionSpec) -> None:
+        """Show `action` with the widgets this entry has (before it is composed, it will)."""
+        if action == self.action and self.display:
+            return
+        self.action = action
+        self.display = True
+        button = next(self.query_children(Button).results(), None)
+        text = next(self.query_children(Static).results(), None)
+        if button is None or text is None:
+            return  # not composed yet: compose draws self.action
+        button.label = button_label(action)
+        button.disabled = not action.available
+        button.tooltip = button_tooltip(action)
+        button.refresh(layout=True)  # its width is its label's (Button's label lays out nothing)
+        text.update(action_text(action))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.post_message(StepDetail.ActionChosen(self, self.action))
+
+
+def button_label(action: ActionSpec) -> Content:
+    # Not markup ([u] is no tag); titles and descriptions quote cluster data: sanitised.
+    return Content(terminal_line(f"[{action.key}] {action.title}", MAX_LINE))
+
+
+def button_tooltip(action: ActionSpec) -> str:
+    return terminal_text(action.reason or action.description, MAX_LINE)
+
+
+def action_text(action: ActionSpec) -> Content:
+    """What the action does, whether it can run, and its first MAX_COMMANDS commands."""
+    parts: list[Content | str] = []
+    if not action.available:
+        parts.append(
+            Content.assemble(
+                ("unavailable: ", "$warning bold"),
+                terminal_text(action.reason or "-", MAX_LINE),
+                "\n",
+            )
+        )
+    if action.destructive:
+        parts.append(Content.styled("destructive: asks for confirmation\n", "$error"))
+    parts.append(Content(terminal_text(action.description, MAX_LINE)))
+    for command in action.kubectl[:MAX_COMMANDS]:
+        parts.append(
+            Content.assemble(
+                "\n", ("$ ", "$text-muted"), (terminal_text(command, MAX_LINE), "$text-accent")
+            )
+        )
+    hidden = len(action.kubectl) - MAX_COMMANDS
+    if hidden > 0:
+        parts.append(Content.styled(f"\n… and {hidden} more command(s)", "$text-muted"))
+    return Content.assemble(*parts)
 
 
 class StepDetail(VerticalScroll):
@@ -141,7 +170,7 @@ class StepDetail(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.report: StepReport | None = None
-        self._action_ids: tuple[tuple[str, bool, str], ...] = ()
+        self._action_ids: tuple[ActionSpec, ...] = ()
         self._title = ""
         self._shown: tuple[object, ...] | None = None  # what show() last drew
 
@@ -155,7 +184,8 @@ class StepDetail(VerticalScroll):
         if title != self._title:
             self._title = title
             self.scroll_home(animate=False, immediate=True)
-        self.query_one("#sd-title", Static).update(Content.styled(terminal_line(title), "bold"))
+            heading = Content.styled(terminal_line(title), "bold")
+            self.query_one("#sd-title", Static).update(heading)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="sd-title")
@@ -182,10 +212,16 @@ class StepDetail(VerticalScroll):
     def show(self, report: StepReport, title: str, note: str = "") -> None:
         """Render a step's report; `note` is the app's word on it (checking, running...).
         The same report again (a poll that found nothing new) repaints nothing."""
-        if self._shown == (report, title, note):
-            return
-        self._shown = (report, title, note)
         self.report = report
+        # What the pane draws of a report (not `state` or `data`: a poll's new readings that
+        # change none of these repaint nothing).
+        parts = (report.findings, report.actions, report.detail, report.guidance, report.error)
+        if self._shown == (parts, title, note):
+            return
+        # Only the note changed (a poll of this step began or ended): the status line alone.
+        # The rest, step 5's 200 lines read on `large` among it, is not wrapped again.
+        same_report = self._shown is not None and self._shown[:2] == (parts, title)
+        self._shown = (parts, title, note)
         self._set_title(title)
         status: list[Content | str] = []
         if report.error:
@@ -202,6 +238,8 @@ class StepDetail(VerticalScroll):
             )
         self.query_one("#sd-status", Static).update(Content.assemble(*status))
         self.query_one("#sd-status", Static).display = bool(status)
+        if same_report:
+            return
         guide = report.guidance
         self.query_one("#sd-guidance", Static).update(
             Content.assemble(
@@ -234,13 +272,24 @@ class StepDetail(VerticalScroll):
         self._set_actions(report.actions)
 
     def _set_actions(self, actions: tuple[ActionSpec, ...]) -> None:
-        # Rebuild the buttons only when the actions change, so focus and scroll survive a poll.
-        key = tuple((a.id, a.available, a.title) for a in actions)
+        # The entries this pane has show the new actions in place, and those not needed now
+        # are hidden: opening a step mounts nothing once the pane has held as many actions
+        # (a mount lays the whole screen out again, after the step's own text did; issue 9).
+        # Focus and scroll survive a poll that changed nothing.
+        key = tuple(actions)
         if key == self._action_ids:
             return
         self._action_ids = key
         box = self.query_one("#sd-actions", Vertical)
-        box.remove_children()
-        if actions:
-            box.mount(Static(Content.styled("Actions", "bold")))
-            box.mount_all(ActionEntry(a) for a in actions)
+        title = next(box.query_children("#sd-actions-title").results(Static), None)
+        if title is not None:
+            title.display = bool(actions)
+        elif actions:
+            box.mount(Static(Content.styled("Actions", "bold"), id="sd-actions-title"))
+        entries = list(box.query_children(ActionEntry).results(ActionEntry))
+        for entry, action in zip(entries, actions, strict=False):
+            entry.show(action)
+        for entry in entries[len(actions) :]:
+            entry.display = False
+        if len(actions) > len(entries):
+            box.mount_all(ActionEntry(a) for a in actions[len(entries) :])

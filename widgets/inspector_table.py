@@ -7,9 +7,10 @@ The table holds one page of PAGE_ROWS rows, not the whole fleet: on `large` (1,0
 table of every row cost seconds to build and kept thousands of cells and render caches alive
 for the garbage collector to walk on the UI thread. The cursor moves on to the next page past
 the last row (down, page down) and back before the first (up, page up); ctrl+home/ctrl+end go
-to the first and last pod. When there is more than one page, the pods that need attention
-(wrong class, then not read yet) come first, and the Pod column's header says which rows are
-shown ("Pod 1-100/1000").
+to the first and last pod. The pods that need attention (wrong class, then not read yet) come
+first, on one page too: at 120x40 the list shows three rows above the detail pane, and a
+wrong-class pod below them would be out of sight. With more than one page the Pod column's
+header says which rows are shown ("Pod 1-100/1000").
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class InspectorTable(DataTable[Text]):
             return
         self._given = given
         selected = self.selected
-        self.readings = attention_order(given) if len(given) > self.page_rows else given
+        self.readings = attention_order(given)
         self._prefix = common_prefix([row.pod for row in self.readings])
         self.page = min(self.page, self.pages - 1)
         self._render_page(selected.pod if selected is not None else None)

@@ -97,13 +97,17 @@ async def test_a_poll_keeps_the_page_and_the_pod_under_the_cursor() -> None:
         assert [r.pod[-5:] for r in table.readings[:4]] == ["p0007", "p0250", "p0480", "p0993"]
 
 
-async def test_a_fleet_of_one_page_keeps_its_order_and_plain_header() -> None:
+async def test_a_fleet_of_one_page_lists_the_wrong_class_first_under_a_plain_header() -> None:
+    """At 120x40 the list shows three rows above the detail pane: a pod on the wrong GPU class
+    (or not read yet) must not sit below them out of sight, one page or not."""
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(InspectorTable)
         rows = [reading(i) for i in range(10)]
         table.show(rows)
         await pilot.pause()
-        assert table.readings == tuple(rows)
+        assert [r.pod[-5:] for r in table.readings[:2]] == ["p0007", "p0005"]
+        assert sorted(table.readings, key=lambda r: r.pod) == rows, "every pod, once"
         assert table.row_count == 10
         assert "Pod " in header(table) and "/" not in header(table)
+        assert "✗" in table.render_line(1).text

@@ -74,6 +74,9 @@ class PrometheusSource:
     Prometheus renamed them; `detect()` says both.
     """
 
+    # Each query is a round trip to Prometheus: LiveSeries.prime sends them together.
+    reads_in_parallel = True
+
     def __init__(
         self,
         url: str,

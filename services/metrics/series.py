@@ -66,9 +66,10 @@ class LiveSeries:
         return max(self.source.scrape_interval_s, self.history_s / MAX_POINTS)
 
     def prime(self, now: float | None = None) -> list[MetricSeries]:
-        """Fill the last `history_s` with one range query per quantity, the queries sent
-        together (the live-metrics pane waits for the slowest, not for their sum); raises
-        what the first quantity to fail raised."""
+        """Fill the last `history_s` with one range query per quantity. A source whose
+        queries are round trips (`reads_in_parallel`: Prometheus) gets them together, so the
+        live-metrics pane waits for the slowest, not for their sum. Raises what the first
+        quantity to fail raised."""
         now = self.source.now() if now is None else now
         start = now - self.history_s
         step_s = self._step()
@@ -76,8 +77,11 @@ class LiveSeries:
         def ranged(quantity: str) -> RangeValues:
             return self.source.series(quantity, start=start, end=now, step_s=step_s)
 
-        with ThreadPoolExecutor(max(1, len(self.quantities)), "skewmit-prime") as pool:
-            answers = list(pool.map(ranged, self.quantities))
+        if getattr(self.source, "reads_in_parallel", False):
+            with ThreadPoolExecutor(max(1, len(self.quantities)), "skewmit-prime") as pool:
+                answers = list(pool.map(ranged, self.quantities))
+        else:  # evaluated in this process: threads would only starve its scraper
+            answers = [ranged(quantity) for quantity in self.quantities]
         for quantity, answer in zip(self.quantities, answers, strict=True):
             for key, points in answer.items():
                 buffer = self._buffers.setdefault((quantity, key), _Buffer())

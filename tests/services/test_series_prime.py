@@ -1,6 +1,8 @@
-"""Issue 12: the live-metrics pane's first fill sends its range queries together, so it waits
-for the slowest of them rather than for their sum (five quantities, each a round trip to
-Prometheus), and it shows exactly what the queries one after another would have."""
+"""Issue 12: the live-metrics pane's first fill sends its range queries together when each is
+a round trip (Prometheus), so it waits for the slowest of them rather than for their sum, and
+it shows exactly what the queries one after another would have. A source evaluated in this
+process (the demo's) is read in sequence: threads there only starved its scraper, and the
+demo's panes said "stale" at start."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class TogetherOnly(SimMetricsSource):
     """Answers a range query only once every quantity's query is in flight at the same time
     (a barrier): queries sent one after another break it."""
 
+    reads_in_parallel = True  # as PrometheusSource
     barrier: threading.Barrier | None = None
 
     def series(self, quantity: str, **window: Any) -> Any:
@@ -70,3 +73,28 @@ def test_a_failed_query_fails_the_fill_as_before() -> None:
     source.series = refuse  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="refused"):
         live.prime()
+
+
+def test_a_source_evaluated_in_this_process_is_read_in_sequence_on_the_callers_thread() -> None:
+    clock = Clock()
+    source = fed_by_hand(clock)
+    for i in range(120):
+        clock.now = START + i * SCRAPE_S
+        source.ingest(page("llm-serve-rs0-abcde", clock.now))
+    threads: set[str] = set()
+    read = source.series
+
+    def series(quantity: str, **window: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return read(quantity, **window)
+
+    source.series = series  # type: ignore[method-assign]
+    assert any(s.points for s in LiveSeries(source).prime())
+    assert threads == {threading.current_thread().name}
+
+
+def test_prometheus_sources_are_read_in_parallel() -> None:
+    from services.metrics.prometheus import PrometheusSource
+
+    assert PrometheusSource.reads_in_parallel is True
+    assert not getattr(SimMetricsSource, "reads_in_parallel", False)

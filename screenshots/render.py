@@ -72,7 +72,21 @@ async def shoot(
 
 
 async def nothing(app: SkewmitApp, pilot: Pilot[Any]) -> None:
-    await until(pilot, lambda: bool(app.dashboard.metrics))
+    from services.metrics.series import is_stale
+
+    # Fresh figures: the in-process demo renders its day-old window in these first seconds,
+    # and its scraper can fall a scrape or two behind meanwhile (not the `skewmit demo`
+    # the README shows, whose simulator runs in a process of its own).
+    dashboard = app.dashboard
+    await until(
+        pilot,
+        lambda: (
+            bool(dashboard.metrics)
+            and not any(is_stale(s, dashboard.clock()) for s in dashboard.metrics if s.points)
+            and dashboard.verdict is not None
+            and "stale" not in " ".join(check.message for check in dashboard.verdict.checks)
+        ),
+    )
 
 
 def keys(*presses: str) -> Callable[[SkewmitApp, Pilot[Any]], Any]:

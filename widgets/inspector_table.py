@@ -107,6 +107,7 @@ class InspectorTable(DataTable[Text]):
         self.page = 0
         self._given: tuple[GpuReading, ...] = ()
         self._prefix = ""
+        self.operator_moved = False  # a key, a click or a page change put the cursor
 
     def on_mount(self) -> None:
         for label, key in COLUMNS:
@@ -150,7 +151,11 @@ class InspectorTable(DataTable[Text]):
         if given == self._given and self.row_count == len(self.page_readings):
             return
         self._given = given
-        selected = self.selected
+        # The pod under the cursor once the operator has put it there; until then the cursor
+        # stays on the top row, the most urgent one (the first list is in name order, and
+        # the wrong-class pods that the verdicts move up would pass under a cursor that
+        # followed its pod off the rows on screen).
+        selected = self.selected if self.operator_moved else None
         self.readings = attention_order(given)
         self._prefix = common_prefix([row.pod for row in self.readings])
         self.page = min(self.page, self.pages - 1)
@@ -159,6 +164,7 @@ class InspectorTable(DataTable[Text]):
 
     def go_to_page(self, page: int, cursor: int) -> None:
         """Show page `page` (clamped) with the cursor on its row `cursor` (-1: the last)."""
+        self.operator_moved = True
         self.page = max(0, min(page, self.pages - 1))
         self._render_page(None, cursor)
         self.scroll_to(y=0 if cursor == 0 else self.max_scroll_y, animate=False)
@@ -208,6 +214,9 @@ class InspectorTable(DataTable[Text]):
         if cursor is None:
             self.call_after_refresh(self.scroll_to, *scroll, animate=False)
 
+    def on_click(self) -> None:
+        self.operator_moved = True
+
     # -- moving past a page's ends -----------------------------------------------------------
 
     def _at_end(self) -> bool:
@@ -217,36 +226,42 @@ class InspectorTable(DataTable[Text]):
         return self.cursor_row <= 0 and self.page > 0
 
     def action_cursor_down(self) -> None:
+        self.operator_moved = True
         if self._at_end():
             self.go_to_page(self.page + 1, 0)
         else:
             super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
+        self.operator_moved = True
         if self._at_start():
             self.go_to_page(self.page - 1, -1)
         else:
             super().action_cursor_up()
 
     def action_page_down(self) -> None:
+        self.operator_moved = True
         if self._at_end():
             self.go_to_page(self.page + 1, 0)
         else:
             super().action_page_down()
 
     def action_page_up(self) -> None:
+        self.operator_moved = True
         if self._at_start():
             self.go_to_page(self.page - 1, -1)
         else:
             super().action_page_up()
 
     def action_scroll_top(self) -> None:
+        self.operator_moved = True
         if self.page > 0:
             self.go_to_page(0, 0)
         else:
             super().action_scroll_top()
 
     def action_scroll_bottom(self) -> None:
+        self.operator_moved = True
         if self.page < self.pages - 1:
             self.go_to_page(self.pages - 1, -1)
         else:

@@ -5,6 +5,8 @@ with the keys it already uses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.app import App, ComposeResult
 
 from services.models import SMI_NOT_READ_YET, GpuReading
@@ -111,3 +113,30 @@ async def test_a_fleet_of_one_page_lists_the_wrong_class_first_under_a_plain_hea
         assert table.row_count == 10
         assert "Pod " in header(table) and "/" not in header(table)
         assert "✗" in table.render_line(1).text
+
+
+async def test_until_the_operator_moves_it_the_cursor_stays_on_the_top_row() -> None:
+    """The first list comes in name order (every pod 'checking'); when the verdicts move the
+    wrong-class pods up, the cursor and the detail pane are on the first of them, not on the
+    pod that happened to be first by name, now below the rows on screen. Once the operator
+    has moved the cursor, it follows its pod."""
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(InspectorTable)
+        checking = [replace(reading(i, wrong=False), gpu_class="", note=SMI_NOT_READ_YET)
+                    for i in range(10)]  # fmt: skip
+        table.show(checking)
+        await pilot.pause()
+        assert table.selected is not None and table.selected.pod.endswith("p0000")
+        table.show([reading(i) for i in range(10)])
+        await pilot.pause()
+        assert table.cursor_row == 0
+        assert table.selected is not None and table.selected.pod.endswith("p0007")
+        assert "p0007" in table.selected_detail()
+
+        table.focus()
+        await pilot.press("down", "down")  # onto an H100 pod, by the operator
+        chosen = table.selected.pod if table.selected is not None else ""
+        table.show([reading(i, wrong=i in WRONG or i == 3) for i in range(10)])
+        await pilot.pause()
+        assert table.selected is not None and table.selected.pod == chosen

@@ -10,29 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.models import STEP_ORDER
+from tests.tui.conftest import PassThroughGc
 from tui.heap import HeapKeeper
 
 CHECKED = list(STEP_ORDER)
 
 
 @dataclass
-class CountingGc:
+class CountingGc(PassThroughGc):
     """The real collector, counting the walks of the frozen list."""
 
     walks: int = 0
     held: list[Any] = field(default_factory=list)
-
-    def collect(self, generation: int = 2) -> int:
-        return gc.collect(generation)
-
-    def freeze(self) -> None:
-        gc.freeze()
-
-    def unfreeze(self) -> None:
-        gc.unfreeze()
-
-    def get_objects(self) -> list[Any]:
-        return gc.get_objects()
 
     def get_freeze_count(self) -> int:
         self.walks += 1

@@ -12,6 +12,7 @@ import weakref
 from typing import Any
 
 from services.models import STEP_ORDER
+from tests.tui.conftest import PassThroughGc
 from tests.tui.fakes import FakeRunbook, fake_session
 from tests.tui.test_snapshots import settle
 from tui.app import SkewmitApp
@@ -80,7 +81,7 @@ async def test_the_app_follows_while_it_runs_and_stops_when_it_closes(real_gc: N
     assert gc.callbacks == callbacks, "the closed app left its callback behind"
 
 
-class CountingGc:
+class CountingGc(PassThroughGc):
     """The real collector, counting the keeper's own collections."""
 
     def __init__(self) -> None:
@@ -89,18 +90,6 @@ class CountingGc:
     def collect(self, generation: int = 2) -> int:
         self.collects += 1
         return gc.collect(generation)
-
-    def freeze(self) -> None:
-        gc.freeze()
-
-    def unfreeze(self) -> None:
-        gc.unfreeze()
-
-    def get_objects(self) -> list[Any]:
-        return gc.get_objects()
-
-    def get_freeze_count(self) -> int:
-        return gc.get_freeze_count()
 
 
 def test_a_round_the_interpreter_already_collected_adds_no_pause_of_its_own(

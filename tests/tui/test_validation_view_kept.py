@@ -66,3 +66,23 @@ async def test_reopening_the_validation_view_reuses_it_and_shows_what_came_meanw
         assert latency.series and latency.draws == draws
         await pilot.press("v")
         assert app.screen is app.main
+
+
+async def test_the_views_footer_is_not_rebuilt_by_the_polls() -> None:
+    """Every poll's answer asks for a bindings refresh; Textual's plain Footer rebuilt its keys
+    each time (24-34 layouts of the whole view while it was watched on `large`). The view's
+    footer keeps its keys while they stay the same."""
+    from widgets.quiet_footer import QuietFooter
+
+    app = SkewmitApp(fake_session(Judged()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_reads(app, pilot)
+        view = await open_validation_view(app, pilot)
+        footer = view.query_one(QuietFooter)
+        await wait_until(pilot, lambda: bool(footer.children), "the view's keys")
+        await pilot.pause()
+        rebuilds = footer.rebuilds
+        for _ in range(5):
+            app.refresh_bindings()  # what every poll's answer asks for
+            await pilot.pause()
+        assert footer.rebuilds == rebuilds

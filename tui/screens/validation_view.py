@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label
+from textual.widgets import Label
 
 from services.models import MetricSeries, RolloutProgress, Verdict
 from tui import low_bandwidth
@@ -22,6 +22,7 @@ from tui.low_bandwidth import CHART_KEY, CHART_MIN_INTERVAL_S, CHART_SHOWN_CLASS
 from tui.metrics_feed import series_named
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar, HeaderState
+from widgets.quiet_footer import QuietFooter
 from widgets.rollout_bar import RolloutBar
 from widgets.validation_panel import ValidationPanel, VerdictLost
 
@@ -75,7 +76,7 @@ class ValidationScreen(Screen[None]):
             with Vertical(id="vv-side"):
                 yield ValidationPanel(id="vv-validation")
                 yield RolloutBar(id="vv-rollout")
-        yield Footer()
+        yield QuietFooter()  # rebuilt only when its keys change, not on every poll
 
     def on_mount(self) -> None:
         # Queries, not query_one: the app can close the view before it mounts.

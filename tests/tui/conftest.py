@@ -101,11 +101,19 @@ def checked(app: SkewmitApp) -> bool:
 @pytest.fixture
 def real_gc() -> Iterator[None]:
     """The real collector for a test that freezes: a clean heap before, nothing left frozen
-    after (tui.heap's tests)."""
+    after (tui.heap's tests), and no other HeapKeeper following the interpreter's collections
+    meanwhile: an app another test in this worker left alive would freeze their survivors and
+    change the counts (CI once saw 15 objects frozen by one)."""
+    others = [cb for cb in gc.callbacks if "HeapKeeper" in getattr(cb, "__qualname__", "")]
+    for callback in others:
+        gc.callbacks.remove(callback)
     gc.collect()
-    yield
-    gc.unfreeze()
-    gc.collect()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.collect()
+        gc.callbacks.extend(cb for cb in others if cb not in gc.callbacks)
 
 
 class PassThroughGc:

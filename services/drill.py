@@ -230,8 +230,14 @@ class Action:
     action: str
     title: str
     reverted: bool = False
-    worse: bool = False
+    worse_by: tuple[
+        str, ...
+    ] = ()  # the bad findings it left standing, "<step title>: code subject"
     correct: bool = False
+
+    @property
+    def worse(self) -> bool:
+        return bool(self.worse_by)
 
 
 @dataclass(frozen=True)
@@ -265,12 +271,24 @@ def _drill(entry: Entry, event: str) -> bool:
     return entry.type == DRILL_ENTRY and entry.data.get("event") == event
 
 
-def _made_worse(window: Sequence[Entry]) -> bool:
-    """Whether bad findings first seen in `window` were still standing at its end. A
-    rollout's passing warnings (pods pending while they are replaced, cleared once it
-    finishes) are the change working, not the trainee making things worse."""
+def _made_worse(window: Sequence[Entry], before: set[tuple[str, str, str, str]]) -> tuple[str, ...]:
+    """The bad findings seen in `window` and still standing at its end that were not already
+    standing when the change was made (`before`), as "<step title>: code subject" (empty: it
+    made nothing worse). A rollout's passing warnings (pods pending while they are replaced,
+    cleared once it finishes) are the change working; the incident's own symptom coming back
+    after a clear (tail latency flickering around its limit) was there before the change: not
+    fixed yet is not made worse."""
+    standing = _standing(window) - before
+    return tuple(
+        f"{_step_title(step)}: {code} {subject}".rstrip()
+        for step, code, subject, _ in sorted(standing)
+    )
+
+
+def _standing(entries: Sequence[Entry]) -> set[tuple[str, str, str, str]]:
+    """The bad findings seen in `entries` and not cleared after (validation's verdicts aside)."""
     standing: set[tuple[str, str, str, str]] = set()
-    for entry in window:
+    for entry in entries:
         step = str(entry.data.get("step", ""))
         if entry.type != "findings" or step == Step.VALIDATE.value:
             continue
@@ -280,7 +298,14 @@ def _made_worse(window: Sequence[Entry]) -> bool:
         for found in entry.data.get("seen") or []:
             if isinstance(found, dict) and found.get("severity") in BAD_SEVERITIES:
                 standing.add(_finding_id(step, found))
-    return bool(standing)
+    return standing
+
+
+def _step_title(value: str) -> str:
+    try:
+        return STEP_TITLES[Step(value)]
+    except ValueError:
+        return value
 
 
 def _finding_id(step: str, found: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -304,6 +329,7 @@ def score(entries: Sequence[Entry], variant: Variant) -> Score:
         # change (or at the end).
         until = applied[i + 1].seq if i + 1 < len(applied) else None
         window = [e for e in after if e.seq > entry.seq and (until is None or e.seq < until)]
+        before = _standing([e for e in entries if e.seq < entry.seq])
         actions.append(
             Action(
                 entry.seq,
@@ -311,7 +337,7 @@ def score(entries: Sequence[Entry], variant: Variant) -> Score:
                 action,
                 str(entry.data.get("title", action)),
                 reverted=entry.seq in reverted,
-                worse=_made_worse(window),
+                worse_by=_made_worse(window, before),
                 correct=any(step.matches(action) for step in variant.intended),
             )
         )
@@ -385,7 +411,7 @@ def report_markdown(result: Score, variant: Variant) -> str:
     mine = [
         f"{a.title} ({_secs(a.at_s)}"
         + (", reverted" if a.reverted else "")
-        + (", made it worse" if a.worse else "")
+        + (f", made it worse: {'; '.join(a.worse_by)}" if a.worse else "")
         + ")"
         for a in result.actions
     ]

@@ -118,7 +118,8 @@ def test_a_change_that_brings_new_findings_made_it_worse_and_a_revert_is_counted
     markdown = report_markdown(result, CATALOGUE["hardware"])
     assert "Actions that made it worse: 1" in markdown
     assert "Changes reverted: 1" in markdown
-    assert "reverted, made it worse" in markdown
+    # The debrief names what the change left standing, so the trainee can see why.
+    assert "reverted, made it worse: Roll back to last-known-good: pods-pending x" in markdown
 
 
 def test_a_rollouts_passing_warnings_do_not_count_as_making_it_worse() -> None:
@@ -134,6 +135,30 @@ def test_a_rollouts_passing_warnings_do_not_count_as_making_it_worse() -> None:
     result = score(log.entries, CATALOGUE["revision"])
     assert [a.worse for a in result.actions] == [False]
     assert "Actions that made it worse: 0" in report_markdown(result, CATALOGUE["revision"])
+
+
+def test_the_incidents_own_symptom_flickering_back_after_a_fix_is_not_made_worse() -> None:
+    """Seen in a drill under load: after the rollback, step 3's tail-latency finding (there
+    since the incident began) cleared, came back on one noisy read around its limit and stood
+    at the end; the rollback scored "made it worse". A finding standing before the change was
+    not made by it. A new one the change brings still counts."""
+    log = drill_started("dtype")
+    slow = {"code": "tail-latency-high", "severity": "error", "subject": "deployment/llm-serve"}
+    log.findings(5, "latency", "findings", [slow])
+    log.applied(20, "rollback.undo", "Roll back to revision 2")
+    log.add(40, "findings", step="latency", state="ok", seen=[], cleared=[slow], active=0)
+    log.findings(50, "latency", "findings", [slow])
+    log.findings(90, "validate", "ok")
+    result = score(log.entries, CATALOGUE["dtype"])
+    assert [a.worse for a in result.actions] == [False]
+    assert "Actions that made it worse: 0" in report_markdown(result, CATALOGUE["dtype"])
+
+    crash = {"code": "crashloop", "severity": "error", "subject": "pod/llm-serve-y"}
+    log.findings(95, "rollback", "findings", [crash])
+    result = score(log.entries, CATALOGUE["dtype"])
+    assert [a.worse_by for a in result.actions] == [
+        ("Roll back to last-known-good: crashloop pod/llm-serve-y",)
+    ]
 
 
 def test_injected_faults_are_in_the_debrief() -> None:

@@ -205,8 +205,9 @@ class SkewmitApp(App[int]):
             rollout_active=lambda: self.dashboard.rollout_active,
             # screen_stack, not self.screen: a poll's callback can land while the app exits,
             # with no screen left (self.screen raises then).
-            metrics_visible=lambda: bool(self.screen_stack)
-            and self.dashboard.metrics_visible(self.screen_stack[-1]),
+            metrics_visible=lambda: (
+                bool(self.screen_stack) and self.dashboard.metrics_visible(self.screen_stack[-1])
+            ),
         )
         workers.fetch_log()
         if self.informer is not None:

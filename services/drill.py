@@ -230,9 +230,8 @@ class Action:
     action: str
     title: str
     reverted: bool = False
-    worse_by: tuple[
-        str, ...
-    ] = ()  # the bad findings it left standing, "<step title>: code subject"
+    # The bad findings it left standing, each "<step title>: code subject".
+    worse_by: tuple[str, ...] = ()
     correct: bool = False
 
     @property

@@ -23,7 +23,7 @@ from services.gpu import (
     same_class,
 )
 from services.kube import Cluster
-from services.models import Change, Finding, HardwareReport, Plan, Severity, Step
+from services.models import Change, Finding, GpuReading, HardwareReport, Plan, Severity, Step
 from services.names import check_name
 from services.rollout import history
 from services.smi_reads import NOT_READ_YET, NodeSmiCache, cache_for, is_ready
@@ -441,6 +441,49 @@ def delete_pods_plan(
 
 
 # --- the runbook's entry points -----------------------------------------------------------
+
+# Up to this many pods, step 5's detail has a line per pod; a larger fleet is described per GPU
+# class, with its first pods on a wrong class: a line per pod of a 1,000-pod fleet was 200
+# wrapped lines (the rest counted) laid out each time the step opened (issue 9), and the GPU
+# inspector already lists every pod with its node and GPU.
+DETAIL_PODS = 20
+DETAIL_WRONG_PODS = 10
+
+
+def _pod_line(row: GpuReading) -> str:
+    return (
+        f"{row.pod} -> {row.node} -> {row.gpu_class or '?'}{'  MISMATCH' if row.mismatch else ''}"
+    )
+
+
+def describe(report: HardwareReport) -> list[str]:
+    """What step 5 read, for its detail: a line per pod (pod -> node -> class) for a small
+    fleet; for one over DETAIL_PODS pods, a line per GPU class (pods, nodes, whether it is
+    the wrong one) and the first DETAIL_WRONG_PODS pods on a wrong class."""
+    rows = report.rows
+    if len(rows) <= DETAIL_PODS:
+        return [_pod_line(row) for row in rows]
+    pods: dict[str, int] = {}
+    nodes: dict[str, set[str]] = {}
+    wrong: set[str] = set()
+    for row in rows:
+        gpu_class = row.gpu_class or "?"
+        pods[gpu_class] = pods.get(gpu_class, 0) + 1
+        nodes.setdefault(gpu_class, set()).add(row.node)
+        if row.mismatch:
+            wrong.add(gpu_class)
+    expected = report.expected_class or "unknown"
+    lines = [f"{len(rows)} pods on {len({row.node for row in rows})} nodes; expected {expected}"]
+    for gpu_class in sorted(pods, key=lambda c: (-pods[c], c)):
+        mark = "  MISMATCH" if gpu_class in wrong else ""
+        lines.append(f"{gpu_class}: {pods[gpu_class]} pods on {len(nodes[gpu_class])} nodes{mark}")
+    mismatches = report.mismatches
+    if mismatches:
+        shown = mismatches[:DETAIL_WRONG_PODS]
+        lines.append(f"on a wrong class ({len(shown)} of {len(mismatches)}):")
+        lines += [_pod_line(row) for row in shown]
+    lines.append("every pod with its node and GPU: the GPU inspector")
+    return lines
 
 
 def hardware_actions(report: HardwareReport) -> list[dict[str, Any]]:

@@ -333,11 +333,7 @@ class Runbook:
         report = self.inspector()
         findings = hardware.hardware_findings(report)
         actions = [_spec(a) for a in hardware.hardware_actions(report)]
-        detail = [
-            f"{r.pod} -> {r.node} -> {r.gpu_class or '?'}{'  MISMATCH' if r.mismatch else ''}"
-            for r in report.rows
-        ]
-        return self._report(Step.HARDWARE, findings, actions, detail, report)
+        return self._report(Step.HARDWARE, findings, actions, hardware.describe(report), report)
 
     def _check_validate(self) -> StepReport:
         verdict = self.validate()

@@ -399,3 +399,40 @@ def test_a_thousand_mismatched_pods_are_one_finding_per_class() -> None:
         "pod llm-serve-1000 runs on L4 (node gpu-l4-0), expected H100-80GB (last-known-good)"
     )
     assert {f.severity for f in mismatch} == {Severity.ERROR}
+
+
+def test_a_large_fleets_detail_is_a_line_per_gpu_class_not_per_pod() -> None:
+    """Step 5's detail on `large`: a line per GPU class and the first pods on a wrong class,
+    not 1,000 per-pod lines to lay out each time the step opens (issue 9)."""
+
+    def row(i: int, gpu_class: str, nodes: int) -> GpuReading:
+        node = f"gpu-{gpu_class.lower()}-{i % nodes}"
+        return GpuReading(
+            f"llm-serve-{i:04d}", node, gpu_class, "label", None, None, None, gpu_class,
+            "H100-80GB", gpu_class != "H100-80GB",
+        )  # fmt: skip
+
+    rows = [row(i, "H100-80GB", 100) for i in range(800)]
+    rows += [row(i, "A10G", 25) for i in range(800, 1000)]
+    report = HardwareReport(
+        "inference", "llm-serve", tuple(rows), "H100-80GB", "last-known-good", None, 2
+    )
+    lines = hardware.describe(report)
+    assert lines[:3] == [
+        "1000 pods on 125 nodes; expected H100-80GB",
+        "H100-80GB: 800 pods on 100 nodes",
+        "A10G: 200 pods on 25 nodes  MISMATCH",
+    ]
+    assert lines[3] == f"on a wrong class ({hardware.DETAIL_WRONG_PODS} of 200):"
+    wrong = lines[4 : 4 + hardware.DETAIL_WRONG_PODS]
+    assert wrong[0] == "llm-serve-0800 -> gpu-a10g-0 -> A10G  MISMATCH"
+    assert all(line.endswith("MISMATCH") for line in wrong)
+    assert lines[-1] == "every pod with its node and GPU: the GPU inspector"
+    assert len(lines) == 5 + hardware.DETAIL_WRONG_PODS
+
+    # A fleet the detail can list whole keeps its line per pod.
+    small = replace(report, rows=tuple(rows[795:805]))
+    assert hardware.describe(small) == [
+        f"{r.pod} -> {r.node} -> {r.gpu_class}{'  MISMATCH' if r.mismatch else ''}"
+        for r in rows[795:805]
+    ]

@@ -36,7 +36,7 @@ from services.sanitize import terminal_line, terminal_text
 from tui import low_bandwidth
 from tui.action_controller import ActionController, footer_before_open, key_refusal
 from tui.dashboard import Dashboard
-from tui.heap import HeapKeeper
+from tui.heap import HeapKeeper, start_up_over
 from tui.messages import (
     ActionApplied,
     ActionFailed,
@@ -262,6 +262,8 @@ class SkewmitApp(App[int]):
         informer = self.informer
         synced = informer is None or all(r.synced for r in informer.reflectors.values())
         self.heap.answered(message.step, synced=synced, overlay=self.screen is not self.main)
+        if self.heap.frozen_once:
+            start_up_over()  # the launcher's pause of the collector (tui.heap)
 
     def on_pods_listed(self, message: PodsListed) -> None:
         if not self.closing:

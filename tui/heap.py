@@ -36,6 +36,7 @@ was a 50-60 ms pause of the UI thread for what the interpreter had just walked).
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -51,6 +52,10 @@ SWEEP_GROWTH = 0.25  # or sooner, once the frozen heap is this much bigger than 
 # The heap still grows for real in the first rounds (modules imported on first use, caches
 # filling): the size a sweep is judged against is taken after this many rounds.
 SETTLE_ROUNDS = 12
+# Longest start-up without the cyclic collector (see keep_startup_heap).
+STARTUP_COLLECTOR_PAUSE_S = 15.0
+_collector_paused = False  # keep_startup_heap turned it off; start_up_over turns it on
+_collector_lock = threading.Lock()
 
 
 class Collector(Protocol):
@@ -215,3 +220,32 @@ class HeapKeeper:
     def frozen(self) -> int:
         """Objects the collector does not walk, at most (exact after a count or a sweep)."""
         return self._frozen
+
+
+def keep_startup_heap() -> None:
+    """Freeze what the imports made (classes, functions, Textual's tables: they live as long as
+    the process) and keep the cyclic collector off until start-up is over, when the launcher
+    (tui.launchers.run_opener) paused it for the imports. Full collections walked all of it
+    during start-up (issue 12): 30 ms before the first frame, then 50-70 ms twice or three
+    times between the first metrics and step 5's answer, each holding the interpreter lock,
+    on the UI thread or a worker. Start-up makes little garbage; the app calls
+    `start_up_over` once its HeapKeeper has collected and frozen the start-up heap (or
+    STARTUP_COLLECTOR_PAUSE_S passes first: a cluster that never answers), and the
+    collections after that walk only what came since."""
+    global _collector_paused
+    if gc.isenabled():
+        return  # not paused by the launcher: the collector stays as the caller has it
+    gc.freeze()
+    _collector_paused = True
+    timer = threading.Timer(STARTUP_COLLECTOR_PAUSE_S, start_up_over)
+    timer.daemon = True
+    timer.start()
+
+
+def start_up_over() -> None:
+    """The cyclic collector on again, if keep_startup_heap paused it (any thread; once)."""
+    global _collector_paused
+    with _collector_lock:
+        if _collector_paused:
+            _collector_paused = False
+            gc.enable()

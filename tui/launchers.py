@@ -15,6 +15,7 @@ when opening failed, print why and exit 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import threading
 from collections.abc import Callable
@@ -75,8 +76,6 @@ def open_metrics(
     import services.metrics.prometheus
     import services.metrics.series  # noqa: F401
     from tui.metrics_feed import MetricsFeed
-
-    opened: Future[MetricsOpened] = Future()
 
     def run() -> None:
         try:
@@ -362,12 +361,20 @@ def run_opener(opener: SessionOpener) -> int:
     (exit 2, "<opener.prog>: why") when it did."""
     from dataclasses import replace
 
-    from tui.app import SkewmitApp
+    # No cyclic collection while Textual and the app import (start_app freezes what they
+    # made); restored here whatever start_app did.
+    collecting = gc.isenabled()
+    gc.disable()
+    from tui.heap import start_up_over
 
     opening = Opening(opener.open, opener.close or close_session)
     try:
+        from tui.app import SkewmitApp
+
         code = start_app(SkewmitApp, replace(opener, open=opening, close=None))
     finally:
+        start_up_over()
+        (gc.enable if collecting else gc.disable)()
         if opening.started.is_set():
             opening.done.wait(OPEN_WAIT_S)
         opening.close()

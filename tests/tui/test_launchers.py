@@ -375,3 +375,18 @@ def test_a_demo_that_fails_to_open_says_so_as_the_demo(
     assert main(["demo", "--speed", "30", *evidence]) == 2
     err = capsys.readouterr().err
     assert err == "skewmit demo: the scenario's fleet could not be built (test)\n", err
+
+
+def test_without_prometheus_the_metrics_pane_says_why_at_once() -> None:
+    """No --prometheus and no prometheus.url: the opening reaches for nothing (no thread, no
+    Prometheus client loaded on the way to the first findings) and the pane says how to get
+    metrics."""
+    from services.config import MetricsSettings
+
+    before = {t.name for t in threading.enumerate()}
+    opened = tui.launchers.open_metrics(MetricsSettings(), "inference", "llm-serve", None)
+    assert opened.done()
+    source, why, feed = opened.result()
+    assert source is None and feed is None
+    assert why == "no metrics source: pass --prometheus URL or set prometheus.url"
+    assert "skewmit-metrics-open" not in {t.name for t in threading.enumerate()} - before

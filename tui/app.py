@@ -208,6 +208,7 @@ class SkewmitApp(App[int]):
             metrics_visible=lambda: (
                 bool(self.screen_stack) and self.dashboard.metrics_visible(self.screen_stack[-1])
             ),
+            first=self.selected_step,
         )
         workers.fetch_log()
         if self.informer is not None:

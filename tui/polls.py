@@ -17,6 +17,9 @@ from tui.step_board import StepBoard
 from tui.workers import CHECK_GROUPS, GROUP_METRICS, GROUP_ROLLOUT, Poll, RunbookWorkers
 
 SetTimer = Callable[[float, Callable[[], None]], Timer]
+# At most this long the shown step's first check runs alone (with the metrics, the inspector's
+# pod list and the watches) before the other steps' first checks start anyway.
+FIRST_ALONE_S = 0.5
 
 
 def step_of_group(group: str | None) -> Step | None:
@@ -32,6 +35,8 @@ class RunbookPolls:
         self._polls: dict[str, Poll] = {}
         self._workers: RunbookWorkers | None = None
         self._session: Session | None = None
+        self._first = ""  # the group whose first check runs alone (start)
+        self._held: list[str] = []  # groups waiting for it
 
     def start(
         self,
@@ -41,8 +46,11 @@ class RunbookPolls:
         *,
         rollout_active: Callable[[], bool],
         metrics_visible: Callable[[], bool],
+        first: Step = STEP_ORDER[0],
     ) -> None:
-        """Build every poll and run each once now."""
+        """Build every poll and run each once: the metrics and step `first` (the one the step
+        pane shows) now, the other steps and the rollout once `first` has answered (at most
+        FIRST_ALONE_S later)."""
         self._workers, self._session = workers, session
         intervals = session.intervals
         for step in STEP_ORDER:
@@ -59,10 +67,23 @@ class RunbookPolls:
             workers.poll_metrics, lambda: intervals.metrics, set_timer, metrics_visible
         )
         # The metrics first: Prometheus answers on its own, whatever the cluster's reads cost.
-        # The rollout after the checks, as before: its bar then shows the newer of the two
-        # reads, which step 1's report also carries.
-        for group in (GROUP_METRICS, *(CHECK_GROUPS[s] for s in STEP_ORDER), GROUP_ROLLOUT):
+        # Then the shown step alone: on two cores every step's first reads at once (JSON and
+        # the client's work, under one interpreter lock) made it answer with the last of them
+        # (issue 12's "findings"). The rollout after the checks, as before: its bar then shows
+        # the newer of the two reads, which step 1's report also carries.
+        self._first = CHECK_GROUPS[first]
+        for group in (GROUP_METRICS, self._first):
             self._polls[group].request()
+        self._held = [CHECK_GROUPS[s] for s in STEP_ORDER if s != first] + [GROUP_ROLLOUT]
+        set_timer(FIRST_ALONE_S, self._release)
+
+    def _release(self) -> None:
+        """The polls held back while the shown step's first check ran, now."""
+        held, self._held = self._held, []
+        for group in held:
+            poll = self._polls[group]
+            if poll.runs == 0:  # not asked for meanwhile (a refresh, a recheck)
+                poll.request()
 
     def __getitem__(self, group: str) -> Poll:
         return self._polls[group]
@@ -114,6 +135,8 @@ class RunbookPolls:
         report will come from it), and its poll schedules the next read."""
         if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
+        if self._held and worker.group == self._first:
+            self._release()
         if state == WorkerState.CANCELLED:
             step = step_of_group(worker.group)
             if step is not None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from textual.timer import Timer
 
+import tui.polls
 from services.journal import Journal
 from services.models import STEP_ORDER, Step
 from tests.tui.conftest import wait_until
@@ -42,6 +43,12 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
             await pilot.pause()
             # Every check is out, none has answered: the steps say so and keys still work.
             assert {checklist.row(s).state for s in STEP_ORDER} == {"checking"}
+            # The shown step's check is out first, alone; the others follow at most
+            # FIRST_ALONE_S later when it does not answer (tui.polls).
+            assert runbook.calls == ["check rollback"]
+            await wait_until(
+                pilot, lambda: len([w for w in app.workers if w.is_running]) >= 6, "all out"
+            )
             await pilot.press("down", "down")
             assert checklist.selected_step == Step.LATENCY
             detail = app.main.query_one(StepDetail)
@@ -58,6 +65,22 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
             assert checklist.row(Step.LATENCY).state == "clear"
     finally:
         gate.set()
+
+
+async def test_the_shown_steps_check_answers_before_the_others_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At start-up the step pane's step is checked alone and the other steps' first checks
+    start as soon as it answers (not after the bounded wait): on two cores every first read
+    at once made step 1 answer with the last of them (issue 12's "findings")."""
+    monkeypatch.setattr(tui.polls, "FIRST_ALONE_S", 60.0)  # only the answer releases them
+    runbook = FakeRunbook()
+    app = app_for(runbook)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks answered")
+        checks = [call for call in runbook.calls if call.startswith("check ")]
+        assert checks[0] == "check rollback"
+        assert sorted(checks[1:6]) == sorted(f"check {s.value}" for s in STEP_ORDER[1:])
 
 
 async def test_production_context_needs_the_typed_deployment_name() -> None:

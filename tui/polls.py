@@ -17,8 +17,8 @@ from tui.step_board import StepBoard
 from tui.workers import CHECK_GROUPS, GROUP_METRICS, GROUP_ROLLOUT, Poll, RunbookWorkers
 
 SetTimer = Callable[[float, Callable[[], None]], Timer]
-# At most this long the shown step's first check runs alone (with the metrics, the inspector's
-# pod list and the watches) before the other steps' first checks start anyway.
+# At most this long the shown step's first check runs without the other steps' (with step 5's,
+# the metrics, the inspector's pod list and the watches) before theirs start anyway.
 FIRST_ALONE_S = 0.5
 
 
@@ -48,9 +48,9 @@ class RunbookPolls:
         metrics_visible: Callable[[], bool],
         first: Step = STEP_ORDER[0],
     ) -> None:
-        """Build every poll and run each once: the metrics and step `first` (the one the step
-        pane shows) now, the other steps and the rollout once `first` has answered (at most
-        FIRST_ALONE_S later)."""
+        """Build every poll and run each once: the metrics, step `first` (the one the step
+        pane shows) and step 5 (the GPU inspector's verdicts) now, the other steps and the
+        rollout once `first` has answered (at most FIRST_ALONE_S later)."""
         self._workers, self._session = workers, session
         intervals = session.intervals
         for step in STEP_ORDER:
@@ -67,14 +67,16 @@ class RunbookPolls:
             workers.poll_metrics, lambda: intervals.metrics, set_timer, metrics_visible
         )
         # The metrics first: Prometheus answers on its own, whatever the cluster's reads cost.
-        # Then the shown step alone: on two cores every step's first reads at once (JSON and
-        # the client's work, under one interpreter lock) made it answer with the last of them
-        # (issue 12's "findings"). The rollout after the checks, as before: its bar then shows
-        # the newer of the two reads, which step 1's report also carries.
+        # Then what the panes on screen show: the shown step and step 5 (the inspector). On
+        # two cores every step's first reads at once (JSON and the client's work, under one
+        # interpreter lock) made the shown step answer with the last of them (issue 12's
+        # "findings"). The rollout after the checks, as before: its bar then shows the newer
+        # of the two reads, which step 1's report also carries.
+        now = (first, Step.HARDWARE)
         self._first = CHECK_GROUPS[first]
-        for group in (GROUP_METRICS, self._first):
+        for group in (GROUP_METRICS, *(CHECK_GROUPS[s] for s in STEP_ORDER if s in now)):
             self._polls[group].request()
-        self._held = [CHECK_GROUPS[s] for s in STEP_ORDER if s != first] + [GROUP_ROLLOUT]
+        self._held = [CHECK_GROUPS[s] for s in STEP_ORDER if s not in now] + [GROUP_ROLLOUT]
         set_timer(FIRST_ALONE_S, self._release)
 
     def _release(self) -> None:

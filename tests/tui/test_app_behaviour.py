@@ -43,9 +43,9 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
             await pilot.pause()
             # Every check is out, none has answered: the steps say so and keys still work.
             assert {checklist.row(s).state for s in STEP_ORDER} == {"checking"}
-            # The shown step's check is out first, alone; the others follow at most
-            # FIRST_ALONE_S later when it does not answer (tui.polls).
-            assert runbook.calls == ["check rollback"]
+            # The shown step's check and step 5's (the inspector) are out first; the others
+            # follow at most FIRST_ALONE_S later when it does not answer (tui.polls).
+            assert sorted(runbook.calls) == ["check hardware", "check rollback"]
             await wait_until(
                 pilot, lambda: len([w for w in app.workers if w.is_running]) >= 6, "all out"
             )
@@ -70,17 +70,23 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
 async def test_the_shown_steps_check_answers_before_the_others_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """At start-up the step pane's step is checked alone and the other steps' first checks
-    start as soon as it answers (not after the bounded wait): on two cores every first read
-    at once made step 1 answer with the last of them (issue 12's "findings")."""
+    """At start-up the step pane's step is checked with step 5 (the inspector's verdicts)
+    only, and the other steps' first checks start as soon as it answers (not after the
+    bounded wait): on two cores every first read at once made step 1 answer with the last of
+    them (issue 12's "findings")."""
     monkeypatch.setattr(tui.polls, "FIRST_ALONE_S", 60.0)  # only the answer releases them
     runbook = FakeRunbook()
     app = app_for(runbook)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks answered")
         checks = [call for call in runbook.calls if call.startswith("check ")]
-        assert checks[0] == "check rollback"
-        assert sorted(checks[1:6]) == sorted(f"check {s.value}" for s in STEP_ORDER[1:])
+        assert sorted(checks[:2]) == ["check hardware", "check rollback"]
+        assert sorted(checks[2:6]) == [
+            "check latency",
+            "check pin",
+            "check route",
+            "check validate",
+        ]
 
 
 async def test_production_context_needs_the_typed_deployment_name() -> None:

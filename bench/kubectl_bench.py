@@ -31,7 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import SKEWMIT, machine, median, row, table_header  # noqa: E402
+from measure import (  # noqa: E402
+    SKEWMIT,
+    machine,
+    median,
+    row,
+    table_header,
+    unwind_on_sigterm,
+)
 
 NS, NAME = "inference", "llm-serve"
 
@@ -97,6 +104,7 @@ def skewmit_pods(kubeconfig: Path) -> float:
 
 
 def main() -> None:
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--speed", type=float, default=10.0, help="the simulator's clock")

@@ -38,7 +38,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import PYTHON, ROOT, Terminal, bench_env, machine, median, ratio, rss_mib
+from measure import (
+    PYTHON,
+    ROOT,
+    Terminal,
+    bench_env,
+    machine,
+    median,
+    ratio,
+    rss_mib,
+    unwind_on_sigterm,
+)
 
 HERE = Path(__file__).resolve()
 CHROME = r"1 Roll back"  # the checklist's first row
@@ -200,7 +210,8 @@ def one_run(app: list[str], watch: float, cap_gib: float) -> dict[str, Any]:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--probe":
-        return probe(sys.argv[2:])
+        return probe(sys.argv[2:])  # the app itself: its own signal handling
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--watch", type=float, default=60.0, help="seconds after the inspector")

@@ -23,7 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import SKEWMIT, Terminal, bench_env, machine, median, wait_until  # noqa: E402
+from measure import (  # noqa: E402
+    SKEWMIT,
+    Terminal,
+    bench_env,
+    machine,
+    median,
+    unwind_on_sigterm,
+    wait_until,
+)
 
 NS, NAME = "inference", "llm-serve"
 CHROME = r"1 Roll back"
@@ -69,6 +77,7 @@ def summary(values: list[float]) -> str:
 
 
 def main() -> None:
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=3.0, help="seconds added per API call")
     parser.add_argument("--rounds", type=int, default=3)

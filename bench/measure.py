@@ -11,6 +11,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,13 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() els
 SKEWMIT = [PYTHON, "-m", "tui.cli"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def unwind_on_sigterm() -> None:
+    """`kill` or `pkill` stops a bench as Ctrl-C does: its `finally` blocks and context
+    managers run, so the simulator, Prometheus, the app and the tmux server it started stop
+    with it (killed with the default handler, they kept running and loaded the next runs)."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def median(values: Sequence[float]) -> float:

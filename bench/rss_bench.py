@@ -25,7 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import SKEWMIT, Terminal, bench_env, cpu_seconds, machine, rss_mib
+from measure import (
+    SKEWMIT,
+    Terminal,
+    bench_env,
+    cpu_seconds,
+    machine,
+    rss_mib,
+    unwind_on_sigterm,
+)
 
 CHROME = r"1 Roll back"
 
@@ -88,6 +96,7 @@ def watch(argv: list[str], args: argparse.Namespace, state: Path) -> None:
 
 
 def main() -> None:
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")

@@ -13,7 +13,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import PYTHON, SKEWMIT, machine, median, row, table_header, timed_run
+from measure import (
+    PYTHON,
+    SKEWMIT,
+    machine,
+    median,
+    row,
+    table_header,
+    timed_run,
+    unwind_on_sigterm,
+)
 
 HEAVY = ("kubernetes", "textual", "prometheus_api_client", "aiohttp", "rich")
 
@@ -32,6 +41,7 @@ def imported(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()

@@ -41,6 +41,7 @@ from measure import (
     rss_mib,
     steady_state,
     table_header,
+    unwind_on_sigterm,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -127,6 +128,7 @@ def one_run(
 
 
 def main() -> None:
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(

@@ -33,14 +33,13 @@ EXIT_ERROR = 2
 # After the app exits, how long to wait for an opening still under way before leaving it to
 # close itself when it finishes (the process exits meanwhile: the demo's threads die with it).
 OPEN_WAIT_S = 10.0
+NO_METRICS_SOURCE = "no metrics source: pass --prometheus URL or set prometheus.url"
 
 
 def _metrics_source(
     settings: MetricsSettings, namespace: str, deployment: str, preset: str | None
 ) -> tuple[Any, str]:
-    """A Prometheus source when one is configured: (source or None, why not)."""
-    if not settings.url:
-        return None, "no metrics source: pass --prometheus URL or set prometheus.url"
+    """The configured Prometheus source (settings.url is set): (source or None, why not)."""
     from services.errors import UnreachableError
     from services.metrics.prometheus import from_settings
 
@@ -69,7 +68,7 @@ def open_metrics(
     if not settings.url:
         # No source: nothing to reach, and no Prometheus client to import (40-60 ms of the
         # opening's CPU, on the way to the first findings).
-        opened.set_result((*_metrics_source(settings, namespace, deployment, preset), None))
+        opened.set_result((None, NO_METRICS_SOURCE, None))
         return opened
     # Everything the thread needs is imported here, on the caller's thread, before it imports
     # the Kubernetes client: both load requests and urllib3, and two threads importing the

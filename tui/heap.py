@@ -192,15 +192,19 @@ class HeapKeeper:
             self.collector.unfreeze()
             self.sweeps += 1
         self.collector.collect()  # the garbage first, so only live objects are frozen
-        # What this freeze adds: the objects the collection just walked (cheap to count, they
-        # are in cache); a collector that cannot list them is asked for its count instead.
+        # What a round's freeze adds: the objects the collection just walked (cheap to count,
+        # they are in cache); a collector that cannot list them is asked for its count instead.
+        # The start-up freeze and a sweep are counted after the freeze: exact, also when
+        # another thread made an object between the listing and the freeze (CI saw one), and
+        # a sweep walks the whole heap anyway.
         listing = getattr(self.collector, "get_objects", None)
-        adding = len(listing()) if listing is not None else None
+        exact = first or sweep or listing is None
+        adding = 0 if exact or listing is None else len(listing())
         self.collector.freeze()
-        if adding is None or (first and not sweep):
+        if exact:
             self._count_frozen()
         else:
-            self._frozen = adding if sweep else self._frozen + adding
+            self._frozen += adding
         if sweep:
             self._swept_at = self.frozen
         self.last_pause_s = self.clock() - began

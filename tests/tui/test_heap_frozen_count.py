@@ -6,6 +6,8 @@ freezes and asks for the exact figure only when a decision needs it, with the sa
 from __future__ import annotations
 
 import gc
+import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,3 +60,36 @@ def test_a_heap_grown_past_the_threshold_is_still_swept(real_gc: None) -> None:
             keeper.answered(step)
     assert keeper.sweeps == 1, "the growth past a quarter was seen"
     assert keeper.frozen >= gc.get_freeze_count() > keeper.frozen * 0.99, "a sweep counts"
+
+
+def test_a_sweep_counts_what_it_froze_while_another_thread_allocates(real_gc: None) -> None:
+    """A sweep's count is exact even when a worker thread makes objects during it (CI once
+    saw the keeper one object short: it counted the heap, then froze it, and a thread had
+    made an object in between)."""
+    stop = threading.Event()
+
+    def churn() -> None:
+        made: list[Any] = []
+        while not stop.is_set():
+            made.append([len(made)])  # tracked objects, kept alive: they stay frozen
+            if len(made) > 100_000:
+                made = []
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads take turns as often as they can
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    try:
+        keeper = HeapKeeper(collector=CountingGc(), settle_rounds=0, sweep_every=1)
+        short = 0
+        for _ in range(30):
+            for step in CHECKED:
+                keeper.answered(step)
+            if keeper.sweeps:
+                short += gc.get_freeze_count() > keeper.frozen
+        assert keeper.sweeps >= 20
+        assert short == 0, f"{short} sweeps counted fewer objects than they froze"
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(switch)

@@ -467,8 +467,15 @@ def capture(runbook: Any, out_dir: Path | str) -> Bundle:
     against the session's frozen baseline. Raises what `write_bundle` raises."""
     config = getattr(runbook, "config", {}) or {}
     baseline, failures = None, []
+    source = runbook.metrics
+    resolve = getattr(runbook, "metrics_source", None)
+    if callable(resolve):  # the metrics opening may still be under way: wait for it
+        try:
+            source = resolve()
+        except SkewmitError as exc:
+            failures.append(("the metrics source", str(exc)))
     frozen = getattr(runbook, "baseline", None)
-    if runbook.metrics is not None and callable(frozen):
+    if source is not None and callable(frozen):
         try:
             baseline = frozen()
         except SkewmitError as exc:  # refused or unreadable: the bundle says so
@@ -478,7 +485,7 @@ def capture(runbook: Any, out_dir: Path | str) -> Bundle:
         cluster=runbook.cluster,
         target=runbook.target,
         journal=runbook.journal,
-        source=runbook.metrics,
+        source=source,
         baseline=baseline,
         thresholds=config.get("thresholds"),
         configured_gpu_class=config.get("expected_gpu_class"),

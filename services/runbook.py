@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,11 @@ class Runbook:
     # Opens the incident's journal on first need (a finding in steps 1-5, or a change), so a
     # healthy fleet opens no incident. None: `journal` is all there is.
     open_journal: Callable[[], Journal] | None = None
+    # Reaches the metrics source on first need: the launcher's Prometheus opening, still
+    # under way when the session opened (its detection took 1.5 s on `large`, and a Prometheus
+    # that hangs takes its whole timeout), so that the checks and panes that need only the
+    # cluster do not wait for it (issue 12). None: `metrics` is all there is.
+    metrics_opening: Future[Any] | None = None
     _gate: Gate | None = None
     _permissions: dict[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
     _baseline: Any = None  # frozen once per incident: see baseline()
@@ -89,6 +95,7 @@ class Runbook:
     _baseline_lock: threading.Lock = field(default_factory=threading.Lock)
     _capture_lock: threading.Lock = field(default_factory=threading.Lock)  # one capture at once
     _journal_lock: threading.Lock = field(default_factory=threading.Lock)
+    _metrics_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ns(self) -> str:
@@ -116,6 +123,21 @@ class Runbook:
 
                         self._baseline = baseline_choice.adopt(journal, self._baseline)
         return self.journal
+
+    def metrics_source(self, *, wait: bool = True) -> Any:
+        """The metrics source (None without one), waiting for `metrics_opening` when the
+        session opened before it answered; with `wait=False`, None while it has not. Raises
+        what the opening raised (ConfigError), on every call."""
+        opening = self.metrics_opening
+        if opening is None:
+            return self.metrics
+        if not wait and not opening.done():
+            return None
+        source = opening.result()
+        with self._metrics_lock:
+            if self.metrics_opening is opening:
+                self.metrics, self.metrics_opening = source, None
+        return self.metrics
 
     @property
     def gate(self) -> Gate:
@@ -299,7 +321,7 @@ class Runbook:
         detail = [f"{k.name}: {k.current} ({k.source}) -> propose {k.proposed}" for k in knobs]
         # The live tail latency against the baseline, judged as the validation gate does.
         live = symptoms.tail_latency(
-            self.metrics, self.baseline, self._latency_limit(), self.name, knobs
+            self.metrics_source(), self.baseline, self._latency_limit(), self.name, knobs
         )
         detail += live.detail
         return self._report(Step.LATENCY, list(live.findings), actions, detail, tuple(knobs))
@@ -323,9 +345,10 @@ class Runbook:
             _spec(a) for a in routing.route_actions(self.cluster, self.ns, self.name, router)
         ]
         detail = routing.describe(router)
-        if self.metrics is not None:
+        metrics = self.metrics_source()
+        if metrics is not None:
             # The live prompt lengths against the baseline's: is long-context traffic up?
-            live = symptoms.long_context(self.metrics, self.baseline, self.name, self._context())
+            live = symptoms.long_context(metrics, self.baseline, self.name, self._context())
             findings, detail = [*live.findings, *findings], [*live.detail, *detail]
         return self._report(Step.ROUTE, list(findings), actions, detail, router)
 
@@ -376,9 +399,13 @@ class Runbook:
         return rollout.progress(self.cluster, self.ns, self.name)
 
     def inspector(self) -> HardwareReport:
+        # DCGM's GPU models are a column of the inspector, not what step 5 is judged on:
+        # this check does not wait for a Prometheus still being reached (one that hangs
+        # takes its whole timeout); its next check has them.
+        metrics = self.metrics_source(wait=False)
         dcgm = (
-            self.metrics.dcgm_models(self.ns, self.name)
-            if self.metrics is not None and hasattr(self.metrics, "dcgm_models")
+            metrics.dcgm_models(self.ns, self.name)
+            if metrics is not None and hasattr(metrics, "dcgm_models")
             else None
         )
         return hardware.gpu_inspection(
@@ -394,7 +421,8 @@ class Runbook:
         captured once, checked and journaled; None without a metrics source. Raises
         BaselineRefused (saying which window to use instead), ConfigError, what the cluster
         and the source raise."""
-        if self.metrics is None:
+        metrics = self.metrics_source()
+        if metrics is None:
             return None
         from services import baseline_choice
         from services.metrics.baseline import BaselineSpec
@@ -411,11 +439,11 @@ class Runbook:
                     raise self._baseline_refused.with_traceback(None)
                 journal = self.journal
             thresholds = Thresholds.from_mapping(self.config.get("thresholds"))
-            window = getattr(self.metrics, "baseline_window_s", None)
+            window = getattr(metrics, "baseline_window_s", None)
             try:
                 found = baseline_choice.frozen(
-                    self.metrics,
-                    getattr(self.metrics, "baseline_spec", None) or BaselineSpec(),
+                    metrics,
+                    getattr(metrics, "baseline_spec", None) or BaselineSpec(),
                     window or thresholds.stable_window_s,
                     cluster=self.cluster,
                     journal=journal,
@@ -438,7 +466,7 @@ class Runbook:
         return validation.validate(
             self.cluster,
             self.target,
-            self.metrics,
+            self.metrics_source(),
             self.config.get("thresholds"),
             baseline=self.baseline(),
         )

@@ -89,6 +89,11 @@ class Dashboard:
         self.opened_at = session.opened_at
         self.incident_id = session.incident_id
         self.verdict_state = VerdictState(self._now, session.intervals.validate)
+        if session.metrics_note and not self.metrics and self.main.is_mounted:
+            # Why there are no metrics (yet), in place of "connecting to" the API server. (A
+            # session given at the start is opened before the screen exists: its first
+            # metrics poll says it.)
+            self.main.show_metrics([], None, session.metrics_note)
 
     def _now(self) -> float:
         return self.session.now() if self.session is not None else 0.0

@@ -52,6 +52,50 @@ def _metrics_source(
 MetricsOpened = tuple[Any, str, "MetricsFeed | None"]  # source or None, why not, its feed
 
 
+def source_of(opened: Future[MetricsOpened]) -> Future[Any]:
+    """The source (or None) of `opened`, as a future of its own: what Runbook.metrics_opening
+    takes. It raises what `opened` raised."""
+    source: Future[Any] = Future()
+
+    def settle(done: Future[MetricsOpened]) -> None:
+        error = done.exception()
+        if error is not None:
+            source.set_exception(error)
+        else:
+            source.set_result(done.result()[0])
+
+    opened.add_done_callback(settle)
+    return source
+
+
+class PendingFeed:
+    """The metrics pane's feed while open_metrics is still reaching Prometheus: a call waits
+    for the opening (the app calls it in a worker), then is the opened feed's, its panes
+    compared with `baseline`; without a source it raises UnreachableError with why, as the
+    pane says it. Raises what the opening raised (ConfigError)."""
+
+    def __init__(self, opened: Future[MetricsOpened], baseline: Callable[[], Any]) -> None:
+        self.opened = opened
+        self.baseline = baseline
+        self._feed: MetricsFeed | None = None
+
+    @property
+    def scrape_interval_s(self) -> float | None:
+        """The opened feed's (None until it opened: the charts keep their default pace)."""
+        return self._feed.scrape_interval_s if self._feed is not None else None
+
+    def __call__(self) -> list[MetricSeries]:
+        from services.errors import UnreachableError
+
+        if self._feed is None:
+            _source, why, feed = self.opened.result()
+            if feed is None:
+                raise UnreachableError(why or NO_METRICS_SOURCE)
+            feed.baseline = self.baseline
+            self._feed = feed
+        return self._feed()
+
+
 def open_metrics(
     settings: MetricsSettings,
     namespace: str,
@@ -129,20 +173,31 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
         shown = (lambda series: post(MetricsSampled(series))) if post is not None else None
         metrics = open_metrics(settings, local.namespace, local.deployment, args.preset, shown)
         runbook = open_session(options, local=local, config=config)
-        source, why, feed = metrics.result()
-        runbook.metrics = source
-        if feed is not None:
-            # The panes compare with the incident's frozen baseline, as the gate does; it is
-            # asked for on the feed's second call, once the session is open.
-            feed.baseline = runbook.baseline
+        sampler: Callable[[], list[MetricSeries]] | None
+        if metrics.done():
+            source, why, feed = metrics.result()
+            runbook.metrics = source
+            if feed is not None:
+                # The panes compare with the incident's frozen baseline, as the gate does; it
+                # is asked for on the feed's second call, once the session is open.
+                feed.baseline = runbook.baseline
+            sampler, now = feed, (source.now if source is not None else None)
+        else:
+            # Prometheus has not answered yet (its detection took 1.5 s on `large`; one that
+            # hangs takes its whole timeout): the session opens without waiting, and what
+            # needs metrics (the metrics pane, steps 3-6) waits for it in its own worker while
+            # the cluster's panes fill (issue 12). Prometheus' clock is the wall clock.
+            runbook.metrics_opening = source_of(metrics)
+            sampler, now = PendingFeed(metrics, runbook.baseline), None
+            why = f"waiting for Prometheus at {settings.url}…"
         journal = runbook.journal
         return Session(
             runbook,
             production=production,
             evidence_dir=Path(args.evidence_dir),
             opened_at=opened_at_of(journal.meta()) if journal is not None else None,
-            metrics_sampler=feed,
-            metrics_now=source.now if source is not None else None,
+            metrics_sampler=sampler,
+            metrics_now=now,
             metrics_note=why,
             low_bandwidth=bool(getattr(args, "low_bandwidth", False)),
         )

@@ -62,7 +62,7 @@ class Session:
     simulator: Any = None  # the demo's Simulator, stopped when the app exits
     metrics_sampler: Callable[[], Sequence[MetricSeries]] | None = None
     metrics_now: Callable[[], float] | None = None  # the clock metric timestamps use
-    metrics_note: str = ""  # why there are no metrics, shown in the pane
+    metrics_note: str = ""  # why there are no metrics (yet), shown in the pane until a reading
     low_bandwidth: bool = False  # tui.low_bandwidth: also on from the environment or config
 
     @property

@@ -390,3 +390,64 @@ def test_without_prometheus_the_metrics_pane_says_why_at_once() -> None:
     assert source is None and feed is None
     assert why == "no metrics source: pass --prometheus URL or set prometheus.url"
     assert "skewmit-metrics-open" not in {t.name for t in threading.enumerate()} - before
+
+
+class HungPrometheus:
+    """A server that takes connections and never answers, as a Prometheus stuck in an outage
+    does; leaving the `with` block drops them (the client's read then fails at once)."""
+
+    def __enter__(self) -> HungPrometheus:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+        self.thread.start()
+        return self
+
+    def _hold(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed on exit
+                return
+            self.held.append(connection)
+
+    def __exit__(self, *exc: object) -> None:
+        # shutdown, not only close: a socket closed while accept() waits on it keeps
+        # listening until that accept returns (a retry would be taken, and hang).
+        self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+        self.thread.join(5)
+
+
+def test_a_prometheus_that_does_not_answer_holds_up_only_what_needs_metrics(
+    shared_sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session used to wait for Prometheus' engine detection before any check ran: 1.5 s
+    on `large` (bench/RESULTS.md), a hung Prometheus' whole timeout (10 s), during which the
+    checklist and the inspector said "checking". Now the cluster's checks answer while
+    Prometheus does not, and the metrics pane and the validation gate say why once it fails."""
+    from services.models import Step
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = str(shared_sim.write_kubeconfig(tmp_path / "kubeconfig"))
+    with HungPrometheus() as prometheus:
+        argv = ["--kubeconfig", path, "-n", "inference", "--deployment", "llm-serve"]
+        opener = tui.launchers.app_opener(app_args([*argv, "--prometheus", prometheus.url]))
+        session = opener.open()
+        runbook = session.runbook
+        assert runbook.metrics_opening is not None, "opened before Prometheus answered"
+        rollback, pin, gpus = (runbook.check(s) for s in (Step.ROLLBACK, Step.PIN, Step.HARDWARE))
+        assert rollback.findings and pin.findings, "the skew incident, found from the cluster"
+        assert gpus.findings, "the pods on the wrong GPU class, from the nodes"
+        assert runbook.metrics_opening is not None, "and still no answer from Prometheus"
+        assert eventually(lambda: len(prometheus.held) >= 1), "the opening is waiting on it"
+    # The hang ends with the connections dropped: what needed metrics says why.
+    with pytest.raises(UnreachableError, match=f"Prometheus.*{prometheus.url}"):
+        assert session.metrics_sampler is not None
+        session.metrics_sampler()
+    assert runbook.metrics_source() is None
+    verdict = runbook.check(Step.VALIDATE)
+    assert any("no metrics source" in f.message for f in verdict.findings), verdict.findings

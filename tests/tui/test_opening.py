@@ -191,3 +191,37 @@ def test_run_prints_why_on_stderr_and_returns_2(capsys: Any) -> None:
     assert SkewmitApp(slow.opener()).run(headless=True, size=(80, 24)) == 2
     # One line, neither wrapped nor cropped at 80 columns: the launcher's "skewmit: why".
     assert capsys.readouterr().err == f"skewmit: no context 'nope' in kubeconfig {'x' * 100}\n"
+
+
+async def test_metrics_still_being_reached_are_said_in_their_pane_not_the_api_servers() -> None:
+    """The session opens before Prometheus has answered (tui.launchers.PendingFeed): the
+    metrics pane says it is waiting for Prometheus, not "connecting to" the API server that
+    already answered, until the first reading comes."""
+    from concurrent.futures import Future
+
+    from services.models import MetricSeries
+    from tests.tui.fakes import metrics
+
+    reading: Future[list[MetricSeries]] = Future()
+    slow = SlowOpener()
+    slow.session = fake_session(
+        FakeRunbook(),
+        metrics_sampler=lambda: reading.result(30),
+        metrics_note="waiting for Prometheus at http://prometheus:9090…",
+    )
+    app = SkewmitApp(slow.opener())
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            note = app.main.query_one("#metrics-note")
+            await pilot.pause()
+            assert WAITING in shown(note)
+            slow.release.set()
+            await wait_until(pilot, lambda: app.session is not None, "the session")
+            await wait_until(pilot, lambda: "Prometheus" in shown(note), "the pane's note")
+            assert "waiting for Prometheus at http://prometheus:9090" in shown(note)
+            reading.set_result(metrics())
+            await wait_until(pilot, lambda: "Prometheus" not in shown(note), "the readings")
+    finally:
+        slow.release.set()
+        if not reading.done():
+            reading.set_result([])

@@ -118,7 +118,10 @@ def journal_types(options: SessionOptions) -> list[str]:
     if not folders:
         return []
     path = folders[0] / "journal.jsonl"
-    return [json.loads(line)["type"] for line in path.read_text().splitlines() if line.strip()]
+    # The child may be mid-write: a line is whole once its newline is there (CI once read the
+    # first 5.5 KB of a cordon's apply-intent while it was being written).
+    *whole, _partial = path.read_bytes().split(b"\n")
+    return [json.loads(line)["type"] for line in whole if line.strip()]
 
 
 def kill_when(

@@ -82,12 +82,12 @@ def test_a_sweep_counts_what_it_froze_while_another_thread_allocates(real_gc: No
     try:
         keeper = HeapKeeper(collector=CountingGc(), settle_rounds=0, sweep_every=1)
         short = 0
-        for _ in range(30):
+        for _ in range(8):
             for step in CHECKED:
                 keeper.answered(step)
             if keeper.sweeps:
                 short += gc.get_freeze_count() > keeper.frozen
-        assert keeper.sweeps >= 20
+        assert keeper.sweeps >= 6
         assert short == 0, f"{short} sweeps counted fewer objects than they froze"
     finally:
         stop.set()

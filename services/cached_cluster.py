@@ -12,7 +12,8 @@ watch's) goes to the server. Writes go to the server and keep reads honest:
 While the informer's first list is still coming in, a read of a cached kind waits for it
 (up to FIRST_LIST_WAIT_S) rather than listing the same objects from the server: on `large`
 that second, unpaged list was a 5.6 MB answer whose parse held the interpreter's lock, and
-so froze the screen, for 0.8-2.8 s at start-up (bench/ui_stall_bench.py, "start").
+so froze the screen, for 0.8-2.8 s at start-up (bench/ui_stall_bench.py, "start"). The same
+holds between that list and the first watch's opening, for up to FIRST_WATCH_WAIT_S.
 Objects served from the cache are shared between readers (callers copy before they change
 one, as the services already do) and carry no `metadata.managedFields` (see
 services.informer.without_managed_fields).
@@ -38,6 +39,9 @@ CACHED_KINDS = ("Pod", "Node")
 # How long a read waits for the informer's first list (50 objects a page: a 1,000-pod
 # Deployment lists in a few seconds) before it asks the server itself.
 FIRST_LIST_WAIT_S = 20.0
+# How long after the first list a read waits for the first watch to open (5-50 ms on `large`,
+# 1.7 s under a herd of full lists, the API latency itself on a slow link).
+FIRST_WATCH_WAIT_S = 5.0
 
 
 def equality_terms(selector: str) -> set[tuple[str, str]] | None:
@@ -77,6 +81,7 @@ class CachedCluster:
         self._pending_rv: dict[str, str] = {}  # kind -> the newest write's resourceVersion
         self._bypass_until: dict[str, float] = {}  # kind -> monotonic time
         self.first_list_wait_s = FIRST_LIST_WAIT_S
+        self.first_watch_wait_s = FIRST_WATCH_WAIT_S
 
     def __getattr__(self, name: str) -> Any:
         # exists, whoami's cache, default_namespace, request_counts...: the real cluster's.
@@ -90,10 +95,16 @@ class CachedCluster:
         if reflector is None:
             return None
         if not reflector.synced and self._first_list_pending(reflector):
-            # Until in sync (listed and watching) or failed: then the server answers.
+            # Until in sync (listed and watching) or failed: then the server answers. Once
+            # listed, the watch's opening is waited for a short while only: a proxy that holds
+            # a watch's answer back must not hold every read with it.
+            listed_at = reflector.listed_at
+            wait_s = self.first_list_wait_s
+            if listed_at is not None:
+                wait_s = max(listed_at + self.first_watch_wait_s - time.monotonic(), 0.0)
             reflector.wait(
                 lambda: reflector.synced or bool(reflector.error) or not reflector.alive,
-                self.first_list_wait_s,
+                wait_s,
             )
         if not reflector.synced:
             return None

@@ -100,6 +100,7 @@ class Reflector:
         self.snapshot: Snapshot | None = None
         self.error = ""  # why the cache is out of sync, while it is
         self.lists = 0  # full lists made (the first, then one per 410)
+        self.listed_at: float | None = None  # time.monotonic() when the first list was in
         self.watches = 0  # watches opened
         self._watching = False
         self._fresh_list = False  # no event applied since the last list
@@ -201,6 +202,8 @@ class Reflector:
             if not token:
                 break
         self.lists += 1
+        if self.listed_at is None:
+            self.listed_at = time.monotonic()
         self._fresh_list = True
         self._publish(Snapshot(objects, page.resource_version))
 

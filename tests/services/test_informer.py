@@ -365,3 +365,29 @@ def test_a_read_between_the_first_list_and_its_watch_waits_instead_of_listing_ev
     finally:
         sim.call(sim.cluster.faults.clear)
         informer.stop()
+
+
+def test_a_watch_that_does_not_open_holds_reads_only_a_short_while(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A watch whose answer never comes (a proxy holding a stream back) must not hold the
+    checks: once listed, a read waits for the watch's opening FIRST_WATCH_WAIT_S at most, then
+    the server answers it."""
+    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    held = Fault(verb="watch", resource="pods", latency_s=5.0)  # stop() waits it out
+    sim.call(sim.cluster.faults.set, [held])
+    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
+    cached = CachedCluster(cluster, informer)
+    cached.first_watch_wait_s = 0.5
+    informer.start()
+    try:
+        reflector = informer.reflectors["Pod"]
+        eventually(lambda: reflector.lists == 1, "the first list", timeout_s=30)
+        began = time.monotonic()
+        pods = cached.list("Pod", NS, label_selector=SELECTOR)
+        assert time.monotonic() - began < 3.5, "not held for the watch's 5 s"
+        assert cached.served == 0 and not reflector.synced, "the server answered"
+        assert versions(pods) == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
+    finally:
+        sim.call(sim.cluster.faults.clear)
+        informer.stop()

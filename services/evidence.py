@@ -189,9 +189,11 @@ def _judge(
     failures: em.Failures,
 ) -> Verdict:
     """The gate's verdict; when the metrics fail, the rollout checks still stand and the
-    metrics criterion says what failed (never a pass)."""
+    metrics criterion says what failed (never a pass). Without a source, the metrics
+    criterion says why when the caller recorded it ("the metrics source" in `failures`)."""
+    no_source = next((why for what, why in failures if what == "the metrics source"), "")
     try:
-        return evaluate(source, facts, t, baseline=baseline, now=at)
+        return evaluate(source, facts, t, baseline=baseline, now=at, no_source=no_source)
     except SkewmitError as exc:
         failures.append(("the validation gate (metrics)", str(exc)))
         verdict = evaluate(None, facts, t, now=at)
@@ -474,6 +476,9 @@ def capture(runbook: Any, out_dir: Path | str) -> Bundle:
             source = resolve()
         except SkewmitError as exc:
             failures.append(("the metrics source", str(exc)))
+    why = getattr(runbook, "metrics_why", "")
+    if source is None and why:
+        failures.append(("the metrics source", why))
     frozen = getattr(runbook, "baseline", None)
     if source is not None and callable(frozen):
         try:

@@ -86,6 +86,9 @@ class Runbook:
     # that hangs takes its whole timeout), so that the checks and panes that need only the
     # cluster do not wait for it (issue 12). None: `metrics` is all there is.
     metrics_opening: Future[Any] | None = None
+    # Why there is no metrics source, when the launcher knows (Prometheus refused the
+    # connection...): step 6 and the evidence bundle say it rather than "pass --prometheus".
+    metrics_why: str = ""
     _gate: Gate | None = None
     _permissions: dict[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
     _baseline: Any = None  # frozen once per incident: see baseline()
@@ -469,6 +472,7 @@ class Runbook:
             self.metrics_source(),
             self.config.get("thresholds"),
             baseline=self.baseline(),
+            no_source=self.metrics_why,
         )
 
     def capture_evidence(self, out_dir: Any) -> Any:

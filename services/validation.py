@@ -43,6 +43,8 @@ __all__ = [
     "verdict_record",
 ]
 
+NO_SOURCE_FIX = "pass --prometheus URL or set prometheus.url"  # when no reason is known
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -223,14 +225,16 @@ def evaluate(
     *,
     baseline: Baseline | None = None,
     now: float | None = None,
+    no_source: str = "",
 ) -> Verdict:
     """The verdict from a metrics source and rollout facts (either may be missing: its
-    checks are then insufficient-data). Raises what the source raises, ConfigError."""
+    checks are then insufficient-data; `no_source` says why there is no source, when it is
+    known). Raises what the source raises, ConfigError."""
     t = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds)
     checks: list[CheckResult] = []
     remaining: float | None = None
     if metrics is None:
-        why = "no metrics source: pass --prometheus"
+        why = f"no metrics source: {no_source or NO_SOURCE_FIX}"
         checks.append(CheckResult("metrics", INSUFFICIENT, None, None, "-", why))
         at = time.time() if now is None else now
     else:
@@ -250,10 +254,12 @@ def validate(
     baseline: Baseline | None = None,
     configured_gpu_class: str | None = None,
     now: float | None = None,
+    no_source: str = "",
 ) -> Verdict:
-    """The gate's verdict for `target`. Raises NotFoundError for an unknown Deployment,
-    UnreachableError, ForbiddenError, InvalidError from the cluster or the metrics source,
-    ConfigError for bad thresholds or a bad baseline file."""
+    """The gate's verdict for `target` (`no_source`: why `metrics` is None, when known).
+    Raises NotFoundError for an unknown Deployment, UnreachableError, ForbiddenError,
+    InvalidError from the cluster or the metrics source, ConfigError for bad thresholds or a
+    bad baseline file."""
     t = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds)
     facts = None
     if cluster is not None:
@@ -265,7 +271,7 @@ def validate(
             configured_class=configured_gpu_class,
             dcgm=dcgm,
         )
-    return evaluate(metrics, facts, t, baseline=baseline, now=now)
+    return evaluate(metrics, facts, t, baseline=baseline, now=now, no_source=no_source)
 
 
 def verdict_record(verdict: Verdict) -> dict[str, Any]:

@@ -68,6 +68,20 @@ def source_of(opened: Future[MetricsOpened]) -> Future[Any]:
     return source
 
 
+def say_why_not(opened: Future[MetricsOpened], runbook: Any) -> None:
+    """Once `opened` has settled without a source, `runbook.metrics_why` says why (Prometheus
+    refused the connection...). Called before `source_of(opened)`: a future calls back in
+    order, so a check woken by the source's future finds the reason already set."""
+
+    def settle(done: Future[MetricsOpened]) -> None:
+        if done.exception() is None:
+            source, why, _feed = done.result()
+            if source is None and why:
+                runbook.metrics_why = why
+
+    opened.add_done_callback(settle)
+
+
 class PendingFeed:
     """The metrics pane's feed while open_metrics is still reaching Prometheus: a call waits
     for the opening (the app calls it in a worker), then is the opened feed's, its panes
@@ -173,6 +187,8 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
         shown = (lambda series: post(MetricsSampled(series))) if post is not None else None
         metrics = open_metrics(settings, local.namespace, local.deployment, args.preset, shown)
         runbook = open_session(options, local=local, config=config)
+        if settings.url:  # step 6 and the bundle say why a configured Prometheus is missing
+            say_why_not(metrics, runbook)
         sampler: Callable[[], list[MetricSeries]] | None
         if metrics.done():
             source, why, feed = metrics.result()

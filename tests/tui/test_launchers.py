@@ -450,4 +450,37 @@ def test_a_prometheus_that_does_not_answer_holds_up_only_what_needs_metrics(
         session.metrics_sampler()
     assert runbook.metrics_source() is None
     verdict = runbook.check(Step.VALIDATE)
-    assert any("no metrics source" in f.message for f in verdict.findings), verdict.findings
+    said = [f.message for f in verdict.findings if "no metrics source" in f.message]
+    assert said and prometheus.url in said[0], verdict.findings  # not "pass --prometheus"
+
+
+def refused_url() -> str:
+    """A loopback port nothing listens on: connections are refused at once."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_prometheus_that_refuses_is_named_by_step_6_and_the_evidence_bundle(
+    shared_sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--prometheus given, the port refuses: the metrics pane said "cannot reach Prometheus
+    at URL (Connection refused)" while step 6 and the evidence bundle told the operator to
+    "pass --prometheus", which they had. All three now name the URL that failed."""
+    from services.models import Step
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = str(shared_sim.write_kubeconfig(tmp_path / "kubeconfig"))
+    url = refused_url()
+    argv = ["--kubeconfig", path, "-n", "inference", "--deployment", "llm-serve"]
+    session = tui.launchers.app_opener(app_args([*argv, "--prometheus", url])).open()
+    runbook = session.runbook
+    assert runbook.metrics_source() is None
+    validate = runbook.check(Step.VALIDATE)
+    said = [f.message for f in validate.findings if "no metrics source" in f.message]
+    assert said and "cannot reach Prometheus" in said[0] and url in said[0], validate.findings
+    assert "pass --prometheus" not in said[0]
+    bundle = runbook.capture_evidence(tmp_path / "evidence")
+    assert any(what == "the metrics source" and url in why for what, why in bundle.failures)
+    metrics = next(c for c in bundle.verdict.checks if c.name == "metrics")
+    assert url in metrics.message and "pass --prometheus" not in metrics.message

@@ -69,6 +69,7 @@ class Dashboard:
         self.selected_step: Step = STEP_ORDER[0]
         self.pane = "step"
         self.low_bandwidth = False  # tui.low_bandwidth: on for this session
+        self.chart_interval_s: float | None = None  # the main screen's charts' pace, once set
         self.metrics: list[MetricSeries] = []
         self.metrics_error = ""
         self.progress: RolloutProgress | None = None
@@ -239,9 +240,22 @@ class Dashboard:
         if message.error and sampled and self.verdict_state.failed(f"metrics: {message.error}"):
             self.render_verdict()
         now = session.metrics_now() if session is not None and session.metrics_now else None
+        if not message.error:
+            self.pace_charts(validation)
         self.main.show_metrics(self.metrics, now, self.metrics_error)
         if validation is not None:
             validation.show_metrics(self.metrics)
+
+    def pace_charts(self, validation: ValidationScreen | None) -> None:
+        """The charts at the source's scrape interval once it is known: a Prometheus reached
+        after the session opened (tui.launchers.PendingFeed) gives it with its first reading,
+        and the charts were paced when the session opened, at the 5 s default."""
+        every = low_bandwidth.session_chart_interval(self.session)
+        if every != self.chart_interval_s:
+            self.chart_interval_s = every
+            low_bandwidth.pace_charts(self.main, every)
+        if validation is not None and validation.chart_interval_s != every:
+            validation.pace_charts(every)
 
     def journal_read(self, message: JournalRead) -> None:
         self.main.show_log(message.entries, self.session.read_only if self.session else False)
@@ -279,6 +293,8 @@ class Dashboard:
 
     def fill_view(self, view: ValidationScreen) -> None:
         """What a view just opened shows from the readings so far (the next reads update it)."""
+        if self.session is not None:  # a view kept from before the scrape interval was known
+            view.pace_charts(low_bandwidth.session_chart_interval(self.session))
         view.show_metrics(self.metrics)
         view.show_verdict(self.verdict, self.remaining_s(self.verdict), self.verdict_state.lost)
         view.show_progress(self.progress)

@@ -91,12 +91,16 @@ def session_chart_interval(session: Any) -> float:
     return chart_interval(getattr(sampler, "scrape_interval_s", None))
 
 
+def pace_charts(screen: Screen[Any], every: float) -> None:
+    """The screen's charts rebuilt at most every `every` seconds."""
+    for chart in screen.query(BaselineChart):
+        chart.min_interval_s = every
+
+
 def setup(app: App[Any], screen: Screen[Any], session: Any) -> bool:
     """At mount: pace the screen's charts to the metrics' scrape interval and turn the mode
     on when the session, the environment or the config asks. True when it is on."""
-    every = session_chart_interval(session)
-    for chart in screen.query(BaselineChart):
-        chart.min_interval_s = every
+    pace_charts(screen, session_chart_interval(session))
     runbook = getattr(session, "runbook", None)
     on = wanted(bool(getattr(session, "low_bandwidth", False)), getattr(runbook, "config", None))
     if on:

@@ -222,3 +222,36 @@ def test_the_flag_turns_the_mode_on_for_the_demo(
 
     monkeypatch.setattr(tui.launchers, "run_demo", run_demo)
     assert main(argv) == 0 and seen == [True]
+
+
+class OpeningFeed:
+    """A metrics feed whose Prometheus answered after the app started (tui.launchers'
+    PendingFeed): no scrape interval until its first reading, then the source's."""
+
+    def __init__(self, scrape_s: float) -> None:
+        self.scrape_s = scrape_s
+        self.read = False
+
+    @property
+    def scrape_interval_s(self) -> float | None:
+        return self.scrape_s if self.read else None
+
+    def __call__(self) -> list[MetricSeries]:
+        self.read = True
+        return metrics()
+
+
+async def test_charts_take_the_scrape_interval_of_a_prometheus_that_answered_late() -> None:
+    """The charts were paced once, when the session opened: a Prometheus still being reached
+    then left them at the 5 s default for the session, so the plotext chart could be rebuilt
+    up to three times a scrape on a 15 s one (issue 12: at most once per scrape interval).
+    They now take the interval once the first reading is in, the validation view too."""
+    feed = OpeningFeed(15.0)
+    app = app_for(metrics_sampler=feed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        chart = app.main.query_one("#chart-latency", BaselineChart)
+        await wait_until(pilot, lambda: chart.draws >= 2, "the chart drawn from the metrics")
+        assert chart.min_interval_s == 15.0
+        await pilot.press("v")
+        view_chart = app.screen.query_one(BaselineChart)
+        assert view_chart.min_interval_s == 15.0

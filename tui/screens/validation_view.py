@@ -99,6 +99,11 @@ class ValidationScreen(Screen[None]):
             pending.first().remove_class(PENDING_CLASS)
             self.call_after_refresh(self._reveal_next_chart)
 
+    def pace_charts(self, chart_interval_s: float) -> None:
+        """The charts rebuilt at most every `chart_interval_s` seconds (tui.low_bandwidth)."""
+        self.chart_interval_s = chart_interval_s
+        low_bandwidth.pace_charts(self, chart_interval_s)
+
     @property
     def charts_shown(self) -> bool:
         return not self.has_class(SCREEN_CLASS) or self.has_class(CHART_SHOWN_CLASS)
@@ -106,9 +111,7 @@ class ValidationScreen(Screen[None]):
     def follow_session(self, quiet: bool, chart_interval_s: float) -> None:
         """The session's mode and chart pacing, for a view opened before the session was:
         it was built in the normal mode, not knowing the session's."""
-        self.chart_interval_s = chart_interval_s
-        for chart in self.query(BaselineChart):
-            chart.min_interval_s = chart_interval_s
+        self.pace_charts(chart_interval_s)
         if quiet and not self.quiet:
             self.quiet = True
             low_bandwidth.quiet(self.app, self, figures=True)

@@ -23,7 +23,7 @@ from services.gate import Gate
 from services.gitops import gitops_markers
 from services.guidance import GUIDANCE
 from services.journal import Journal
-from services.kube import Cluster
+from services.kube import Cluster, reads_once
 from services.models import ActionSpec as ActionSpec
 from services.models import (
     Finding,
@@ -173,7 +173,8 @@ class Runbook:
             Step.VALIDATE: self._check_validate,
         }
         try:
-            report = checks[step]()
+            with reads_once():  # one state of each object per check, one round trip each
+                report = checks[step]()
         except SkewmitError as exc:
             return StepReport(step, "failed", (), (), (), GUIDANCE[step], str(exc))
         hand_over(report)

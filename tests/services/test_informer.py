@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -316,27 +317,37 @@ def test_a_check_through_the_cache_finds_what_the_server_finds(
         informer.stop()
 
 
+@contextmanager
+def faulted(
+    sim: Simulator, tmp_path: Path, fault: Fault
+) -> Iterator[tuple[KubeCluster, Informer, CachedCluster]]:
+    """An informer on the skew incident (pages of two) started with `fault` set on the
+    simulator; on exit the fault is cleared and the informer stopped."""
+    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    sim.call(sim.cluster.faults.set, [fault])
+    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
+    cached = CachedCluster(cluster, informer)
+    informer.start()
+    try:
+        yield cluster, informer, cached
+    finally:
+        sim.call(sim.cluster.faults.clear)
+        informer.stop()
+
+
 def test_a_read_during_the_first_list_waits_for_it_instead_of_listing_every_pod(
     sim: Simulator, tmp_path: Path
 ) -> None:
     """On `large` the checks that started before the informer's first list was in read
     every pod from the server as well: a 5.6 MB answer whose parse froze the screen for up to
     2.8 s at start-up. A read now waits for the list already coming in."""
-    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
     slow = Fault(verb="list", resource="pods", latency_s=0.3)  # each page: a busy server
-    sim.call(sim.cluster.faults.set, [slow])
-    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
-    cached = CachedCluster(cluster, informer)
-    informer.start()
-    try:
+    with faulted(sim, tmp_path, slow) as (cluster, informer, cached):
         pods = cached.list("Pod", NS, label_selector=SELECTOR)
         assert cached.served == 1, "answered from the informer's list, not a second one"
         pages = informer.reflectors["Pod"].lists
         assert pages == 1
         assert versions(pods) == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
-    finally:
-        sim.call(sim.cluster.faults.clear)
-        informer.stop()
 
 
 def test_a_read_between_the_first_list_and_its_watch_waits_instead_of_listing_every_pod(
@@ -347,13 +358,8 @@ def test_a_read_between_the_first_list_and_its_watch_waits_instead_of_listing_ev
     checks landed in that gap and each listed all 1,000 pods (0.8-2.7 s each); the busy
     server then took 1.7 s to open the watch, and the inspector filled 3.4 s after start
     instead of 2.2 s. A read in that gap now waits for the watch already being opened."""
-    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
     slow = Fault(verb="watch", resource="pods", latency_s=1.0)  # a busy server opening it
-    sim.call(sim.cluster.faults.set, [slow])
-    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
-    cached = CachedCluster(cluster, informer)
-    informer.start()
-    try:
+    with faulted(sim, tmp_path, slow) as (cluster, informer, cached):
         reflector = informer.reflectors["Pod"]
         eventually(lambda: reflector.lists == 1, "the first list", timeout_s=30)
         assert not reflector.synced, "read before the watch is open"
@@ -362,9 +368,6 @@ def test_a_read_between_the_first_list_and_its_watch_waits_instead_of_listing_ev
         assert cluster.request_counts().get(("list", "pods"), 0) == before, "no list of its own"
         assert cached.served == 1 and reflector.synced
         assert versions(pods) == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
-    finally:
-        sim.call(sim.cluster.faults.clear)
-        informer.stop()
 
 
 def test_a_watch_that_does_not_open_holds_reads_only_a_short_while(
@@ -373,14 +376,9 @@ def test_a_watch_that_does_not_open_holds_reads_only_a_short_while(
     """A watch whose answer never comes (a proxy holding a stream back) must not hold the
     checks: once listed, a read waits for the watch's opening FIRST_WATCH_WAIT_S at most, then
     the server answers it."""
-    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
     held = Fault(verb="watch", resource="pods", latency_s=5.0)  # stop() waits it out
-    sim.call(sim.cluster.faults.set, [held])
-    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
-    cached = CachedCluster(cluster, informer)
-    cached.first_watch_wait_s = 0.5
-    informer.start()
-    try:
+    with faulted(sim, tmp_path, held) as (cluster, informer, cached):
+        cached.first_watch_wait_s = 0.5
         reflector = informer.reflectors["Pod"]
         eventually(lambda: reflector.lists == 1, "the first list", timeout_s=30)
         began = time.monotonic()
@@ -388,6 +386,3 @@ def test_a_watch_that_does_not_open_holds_reads_only_a_short_while(
         assert time.monotonic() - began < 3.5, "not held for the watch's 5 s"
         assert cached.served == 0 and not reflector.synced, "the server answered"
         assert versions(pods) == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
-    finally:
-        sim.call(sim.cluster.faults.clear)
-        informer.stop()

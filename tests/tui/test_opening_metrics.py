@@ -76,7 +76,10 @@ async def test_live_metrics_show_while_the_cluster_is_still_connecting(
 
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, p95_shown, "a p95 figure in the metrics pane")
+            # Up to 90 s of polls: in a clean-clone CI run on a loaded 2-core machine the
+            # first reading was not on screen after the default 30 s once (slow or failed:
+            # not known; 5 other full runs that day passed).
+            await wait_until(pilot, p95_shown, "a p95 figure in the metrics pane", polls=1800)
             assert app.session is None and not release.is_set(), "the cluster is still opening"
             await wait_until(pilot, connecting.is_set, "the cluster's session being opened")
             assert "connecting" in app.main.status_text

@@ -5,11 +5,15 @@ the series each pane shows."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from services.models import MetricSeries
+
+# How long a first reading without figures is read again while nothing has taken it.
+READ_AGAIN_FOR_S = 600.0
 
 
 def first_series(series: Sequence[MetricSeries]) -> dict[str, MetricSeries]:
@@ -53,6 +57,8 @@ class MetricsFeed:
         self._live: Any = None
         self._baseline_asked = False
         self._first: Future[list[MetricSeries]] | None = None  # see read_first_now
+        self._lock = threading.Lock()  # the first reading: taken by a call, or read again
+        self._taken = threading.Event()  # set when a call took it: no reading again
 
     def read_first_now(
         self, then: Callable[[list[MetricSeries]], object] | None = None
@@ -61,30 +67,55 @@ class MetricsFeed:
         first call to return (or raise what it raised), and hand it to `then` as soon as it
         came: the launcher starts it while the cluster session is still opening, so the pane
         does not wait for the Kubernetes client's import and the cluster's first answers
-        (issue 12). A failed reading is not handed over: the first call raises it."""
+        (issue 12). A failed reading is not handed over: the first call raises it.
+
+        A reading that failed or had no figure at all (a Prometheus just started, its target
+        down, a query timed out) is read again every scrape interval until one has figures or
+        the first call takes the latest, for up to READ_AGAIN_FOR_S: the pane otherwise stayed
+        empty for as long as the cluster took to answer."""
         first: Future[list[MetricSeries]] = Future()
+        self._first = first
 
         def read() -> None:
-            try:
-                series = self._prime()
-            except BaseException as exc:  # raised again by the first call
-                first.set_exception(exc)
-                return
-            first.set_result(series)
-            if then is not None:
-                then(series)
+            settle, pause = first, _retry_pause(self.source)
+            deadline = time.monotonic() + READ_AGAIN_FOR_S
+            while True:
+                error: BaseException | None = None
+                try:
+                    live, series = self._prime_new()
+                except BaseException as exc:  # raised again by the first call
+                    live, series, error = None, [], exc
+                with self._lock:
+                    # Taken: the first call has it, or waits for it; it polls from here.
+                    taken = self._first is not settle
+                    if settle.done():
+                        if taken:
+                            return
+                        settle = self._first = Future()  # replaces the one not yet taken
+                    if error is not None:
+                        settle.set_exception(error)
+                    else:
+                        self._live = live
+                        settle.set_result(series)
+                        if then is not None and not taken:
+                            then(series)  # posts a message: it does not wait on the app
+                if taken or (error is None and any(item.points for item in series)):
+                    return
+                if time.monotonic() > deadline or self._taken.wait(pause):
+                    return  # a session that never opened: nothing polls the pane
 
-        self._first = first
         threading.Thread(target=read, name="skewmit-metrics-first", daemon=True).start()
         return self
 
-    def _prime(self) -> list[MetricSeries]:
+    def _prime_new(self) -> tuple[Any, list[MetricSeries]]:
         from services.metrics import presets
         from services.metrics.series import LiveSeries
 
         live = LiveSeries(self.source, presets.GATE_QUANTITIES)
-        series: list[MetricSeries] = live.prime()
-        self._live = live
+        return live, live.prime()
+
+    def _prime(self) -> list[MetricSeries]:
+        self._live, series = self._prime_new()
         return series
 
     @property
@@ -97,8 +128,10 @@ class MetricsFeed:
     def __call__(self) -> list[MetricSeries]:
         from services.errors import SkewmitError
 
-        first, self._first = self._first, None
+        with self._lock:
+            first, self._first = self._first, None
         if first is not None:
+            self._taken.set()
             return first.result()  # a failed first reading is taken again next call
         if self._live is None:
             return self._prime()
@@ -110,6 +143,14 @@ class MetricsFeed:
                 pass  # the panes show values without a difference
         sampled: list[MetricSeries] = self._live.sample()
         return sampled
+
+
+def _retry_pause(source: Any) -> float:
+    """Seconds between readings of a first reading without figures: the source's scrape
+    interval (nothing new can come sooner), 1-15 s."""
+    value = getattr(source, "scrape_interval_s", None)
+    interval = float(value) if isinstance(value, int | float) else 5.0
+    return min(max(interval, 1.0), 15.0)
 
 
 def short_gpu_class(model: str) -> str:

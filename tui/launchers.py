@@ -82,6 +82,14 @@ def say_why_not(opened: Future[MetricsOpened], runbook: Any) -> None:
     opened.add_done_callback(settle)
 
 
+def close_feed(opened: Future[MetricsOpened]) -> None:
+    """Stop the feed `opened` started, if it started one."""
+    if opened.exception() is None:
+        _source, _why, feed = opened.result()
+        if feed is not None:
+            feed.close()
+
+
 class PendingFeed:
     """The metrics pane's feed while open_metrics is still reaching Prometheus: a call waits
     for the opening (the app calls it in a worker), then is the opened feed's, its panes
@@ -186,7 +194,11 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
         post = opening_poster()
         shown = (lambda series: post(MetricsSampled(series))) if post is not None else None
         metrics = open_metrics(settings, local.namespace, local.deployment, args.preset, shown)
-        runbook = open_session(options, local=local, config=config)
+        try:
+            runbook = open_session(options, local=local, config=config)
+        except BaseException:
+            metrics.add_done_callback(close_feed)  # nothing will take its first reading
+            raise
         if settings.url:  # step 6 and the bundle say why a configured Prometheus is missing
             say_why_not(metrics, runbook)
         sampler: Callable[[], list[MetricSeries]] | None

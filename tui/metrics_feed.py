@@ -58,7 +58,7 @@ class MetricsFeed:
         self._baseline_asked = False
         self._first: Future[list[MetricSeries]] | None = None  # see read_first_now
         self._lock = threading.Lock()  # the first reading: taken by a call, or read again
-        self._taken = threading.Event()  # set when a call took it: no reading again
+        self._taken = threading.Event()  # set when a call took it or closed: no reading again
 
     def read_first_now(
         self, then: Callable[[list[MetricSeries]], object] | None = None
@@ -106,6 +106,10 @@ class MetricsFeed:
 
         threading.Thread(target=read, name="skewmit-metrics-first", daemon=True).start()
         return self
+
+    def close(self) -> None:
+        """Stop reading the first reading again (the session it was for did not open)."""
+        self._taken.set()
 
     def _prime_new(self) -> tuple[Any, list[MetricSeries]]:
         from services.metrics import presets

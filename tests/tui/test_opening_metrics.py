@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 import services.session
+from services.errors import SkewmitError
 from services.simulator.runner import Simulator
 from tests.conftest import require_tool
 from tests.prometheus import PrometheusServer, SwitchableProxy
@@ -134,5 +136,34 @@ async def test_a_first_reading_without_figures_is_read_again_while_the_cluster_c
             await wait_until(pilot, lambda: p95_shown(app), "the metrics polled on the session")
     finally:
         release.set()
+        server.stop()
+        proxy.stop()
+
+
+def test_a_session_that_does_not_open_stops_reading_the_first_reading_again(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    """The first reading without figures is read again only for a session that will take
+    it: when the cluster refuses the session (a Deployment not there), it stops, instead
+    of querying Prometheus every scrape for ten minutes behind the error."""
+    proxy = SwitchableProxy(shared_sim.metrics_url)
+    proxy.up = False  # Prometheus has no figure: its first reading is read again
+    server = PrometheusServer(require_tool("prometheus"), tmp_path / "prom", {"vllm": proxy.url})
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "not-there"]
+
+    def reading_again() -> bool:
+        return any(t.name == "skewmit-metrics-first" for t in threading.enumerate())
+
+    try:
+        server.start()
+        opener = app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"]))
+        with pytest.raises(SkewmitError, match="not-there"):
+            opener.open()
+        deadline = time.monotonic() + 30
+        while reading_again() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not reading_again(), "the first reading is still read again"
+    finally:
         server.stop()
         proxy.stop()

@@ -1,22 +1,23 @@
-"""The Cluster the checks see: pod and node reads from the watch-fed cache (services.informer)
-while it is in sync, everything else from the API server.
+"""The Cluster the checks see: pod, node, Deployment and ReplicaSet reads from the watch-fed
+cache (services.informer) while it is in sync, everything else from the API server.
 
-Pod and node lists (and gets) come from the informer's snapshots; every read the cache cannot
-vouch for (out of sync, another namespace, a field selector, a selector wider than the
-watch's) goes to the server. Writes go to the server and keep reads honest:
-- after a write to a pod or a node, reads of that kind come from the server until the watch
-  has delivered the write's resourceVersion (read-your-writes);
-- an object skewmit has written to (dry runs included: the gate previews before it applies)
-  is always read from the server, so the gate's "live" reads before a write and its verify
-  after it never see the cache.
+Pod and node lists (and gets), the target Deployment's gets and its ReplicaSets' come from
+the informer's snapshots; every read the cache cannot vouch for (out of sync, another
+namespace, a field selector, a selector wider than the watch's, another Deployment) goes to
+the server. Writes go to the server and keep reads honest:
+- after a write to an object of a cached kind, reads of that kind come from the server until
+  the watch has delivered the write's resourceVersion (read-your-writes);
+- the gate reads through `live` (LiveReads): its reads before a write (is the object still
+  as planned?), its verify after one and its undo never see the cache, while its writes are
+  still recorded here.
 While the informer's first list is still coming in, a read of a cached kind waits for it
 (up to FIRST_LIST_WAIT_S) rather than listing the same objects from the server: on `large`
 that second, unpaged list was a 5.6 MB answer whose parse held the interpreter's lock, and
 so froze the screen, for 0.8-2.8 s at start-up (bench/ui_stall_bench.py, "start"). The same
 holds between that list and the first watch's opening, for up to FIRST_WATCH_WAIT_S.
 Objects served from the cache are shared between readers (callers copy before they change
-one, as the services already do) and carry no `metadata.managedFields` (see
-services.informer.without_managed_fields).
+one, as the services already do); pods, nodes and ReplicaSets carry no
+`metadata.managedFields` (see services.informer.without_managed_fields).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
     from services.runbook import Runbook
 
 UNKNOWN_RV_BYPASS_S = 10.0  # a write whose resourceVersion is no number: server reads this long
-CACHED_KINDS = ("Pod", "Node")
+# The kinds the informer keeps, and the apiVersion a get's answer carries (a list's items
+# carry none).
+API_VERSIONS = {"Pod": "v1", "Node": "v1", "Deployment": "apps/v1", "ReplicaSet": "apps/v1"}
+CACHED_KINDS = tuple(API_VERSIONS)
 # How long a read waits for the informer's first list (50 objects a page: a 1,000-pod
 # Deployment lists in a few seconds) before it asks the server itself.
 FIRST_LIST_WAIT_S = 20.0
@@ -77,11 +81,11 @@ class CachedCluster:
         self.user = cluster.user
         self.served = 0  # reads answered from the cache (the bench and tests count them)
         self._lock = threading.Lock()
-        self._written: set[tuple[str, str, str]] = set()
         self._pending_rv: dict[str, str] = {}  # kind -> the newest write's resourceVersion
         self._bypass_until: dict[str, float] = {}  # kind -> monotonic time
         self.first_list_wait_s = FIRST_LIST_WAIT_S
         self.first_watch_wait_s = FIRST_WATCH_WAIT_S
+        self.live = LiveReads(self)
 
     def __getattr__(self, name: str) -> Any:
         # exists, whoami's cache, default_namespace, request_counts...: the real cluster's.
@@ -136,6 +140,8 @@ class CachedCluster:
         self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
     ) -> builtins.list[Obj]:
         reflector = None if field_selector else self._fresh_reflector(kind, namespace)
+        if reflector is not None and reflector.field_selector:
+            reflector = None  # it holds one object, not the list asked for
         terms = equality_terms(label_selector)
         cached = equality_terms(reflector.selector or "") if reflector is not None else None
         snapshot = reflector.snapshot if reflector is not None else None
@@ -147,20 +153,18 @@ class CachedCluster:
         return [obj for obj in snapshot.items() if _matches(obj, extra)]
 
     def get(self, kind: str, namespace: str, name: str) -> Obj:
-        key = (kind, namespace if kind != "Node" else "", name)
-        with self._lock:
-            written = key in self._written
-        reflector = None if written else self._fresh_reflector(kind, namespace)
+        reflector = self._fresh_reflector(kind, namespace)
         snapshot = reflector.snapshot if reflector is not None else None
-        obj = snapshot.objects.get(f"{key[1]}/{name}") if snapshot is not None else None
+        namespace = namespace if kind != "Node" else ""
+        obj = snapshot.objects.get(f"{namespace}/{name}") if snapshot is not None else None
         if obj is None:  # not watched here (outside the selector) or gone: the server says
             return self.cluster.get(kind, namespace, name)
         self._count_served()
         if "kind" in obj:
             return obj
-        # A list's items carry no kind; a get's answer does (the gate reads it). Pods and
-        # nodes are both core/v1.
-        return {"kind": kind, "apiVersion": "v1", **obj}
+        # A list's items carry no kind; a get's answer does (the evidence bundle and the
+        # gate's plans keep it).
+        return {"kind": kind, "apiVersion": API_VERSIONS[kind], **obj}
 
     def _count_served(self) -> None:
         with self._lock:
@@ -169,12 +173,15 @@ class CachedCluster:
     # -- writes: to the server, remembered ----------------------------------------------
 
     def _wrote(self, kind: str, namespace: str, name: str, result: Any, dry_run: bool) -> None:
-        if kind not in CACHED_KINDS:
+        """After a write: reads of `kind` from the server until the watch delivered it. A
+        dry run or a refused write changed nothing; a write to an object the kind's watch
+        does not hold (another Deployment) is not waited for."""
+        reflector = self.informer.reflectors.get(kind)
+        if dry_run or reflector is None:
+            return
+        if reflector.field_selector and reflector.field_selector != f"metadata.name={name}":
             return
         with self._lock:
-            self._written.add((kind, namespace if kind != "Node" else "", name))
-            if dry_run:
-                return
             meta = result.get("metadata") if isinstance(result, dict) else None
             rv = str((meta or {}).get("resourceVersion") or "")
             if rv_number(rv) is None:
@@ -245,15 +252,45 @@ class CachedCluster:
         return self.cluster.whoami()
 
 
+class LiveReads:
+    """The cached cluster with every read from the server, for the gate: a plan is checked
+    against the object as it is now, never against a cache a watch's delay behind. Writes go
+    through the cached cluster, so its reads after them stay honest."""
+
+    def __init__(self, cached: CachedCluster) -> None:
+        self.cached = cached
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cached, name)
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj:
+        return self.cached.cluster.get(kind, namespace, name)
+
+    def list(
+        self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+    ) -> builtins.list[Obj]:
+        return self.cached.cluster.list(kind, namespace, label_selector, field_selector)
+
+
+def live_reads(cluster: Any) -> Any:
+    """What the gate reads and writes through: a cached cluster's `live` view, any other
+    cluster itself."""
+    return cluster.live if isinstance(cluster, CachedCluster) else cluster
+
+
 def cache_reads(runbook: Runbook) -> Informer | None:
-    """Serve the runbook's pod and node reads from a started Informer on its target; None
-    (nothing started) when it has no KubeCluster (a test double, or one already cached).
+    """Serve the runbook's pod, node, Deployment and ReplicaSet reads from a started Informer
+    on its target; None (nothing started) when it has no KubeCluster (a test double, or one
+    already cached).
     The caller stops the informer when it is done. Raises nothing: the informer's own reads
     happen on its threads, and until they succeed every read goes to the server."""
     cluster = getattr(runbook, "cluster", None)  # the app's test doubles may have none
     if not isinstance(cluster, KubeCluster):
         return None
     informer = Informer(cluster, runbook.target.namespace, runbook.target.deployment)
-    runbook.cluster = CachedCluster(cluster, informer)
+    runbook.cluster = cached = CachedCluster(cluster, informer)
+    gate = runbook._gate
+    if gate is not None:  # made before: its writes must be recorded, its reads stay live
+        gate.cluster = cached.live
     informer.start()
     return informer

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from services.cached_cluster import live_reads
 from services.errors import ConflictError, ForbiddenError, GitOpsError, InvalidError, SkewmitError
 from services.field_owners import OWNED_BY_ANOTHER
 from services.gitops import gitops_markers
@@ -84,7 +85,8 @@ class Gate:
         gitops_override: bool = False,
         force_conflicts: bool = False,
     ) -> None:
-        self.cluster = cluster
+        # Reads from the server, never a watch-fed cache (services.cached_cluster).
+        self.cluster = live_reads(cluster)
         self.journal = journal
         self.read_only = read_only
         self.gitops_override = gitops_override

@@ -1,4 +1,5 @@
-"""A watch-fed cache of the target's pods and the cluster's nodes, shared by every check.
+"""A watch-fed cache of the target's pods, Deployment and ReplicaSets and the cluster's nodes,
+shared by every check.
 
 On a large fleet each check used to list 1,000 pods and 500 nodes every poll; parsing such a
 list (2.9 MB of JSON) holds the interpreter lock for a fifth of a second, and the screen froze
@@ -85,6 +86,8 @@ class Reflector:
         namespace: str = "",
         selector: str | Callable[[], str] = "",
         *,
+        field_selector: str = "",
+        keep_managed_fields: bool = False,
         page_size: int = PAGE_SIZE,
         watch_timeout_s: int = WATCH_TIMEOUT_S,
         backoff_s: tuple[float, float] = BACKOFF_S,
@@ -94,6 +97,8 @@ class Reflector:
         self.namespace = namespace
         self._selector = selector
         self.selector: str | None = selector if isinstance(selector, str) else None
+        self.field_selector = field_selector  # "metadata.name=x": one object, gets only
+        self.keep_managed_fields = keep_managed_fields
         self.page_size = page_size
         self.watch_timeout_s = watch_timeout_s
         self.backoff_s = backoff_s
@@ -191,13 +196,14 @@ class Reflector:
                 self.kind,
                 self.namespace,
                 self.selector or "",
+                field_selector=self.field_selector,
                 limit=self.page_size,
                 continue_token=token,
             )
             if self._stop.is_set():
                 return  # a part of a list is no state of the collection: publish nothing
             for obj in page.items:
-                objects[object_key(obj)] = without_managed_fields(obj)
+                objects[object_key(obj)] = self._kept(obj)
             token = page.continue_token
             if not token:
                 break
@@ -213,6 +219,7 @@ class Reflector:
             self.kind,
             self.namespace,
             self.selector or "",
+            field_selector=self.field_selector,
             resource_version=self.snapshot.resource_version,
             timeout_s=self.watch_timeout_s,
         )
@@ -245,8 +252,11 @@ class Reflector:
         if kind == "DELETED":
             objects.pop(object_key(obj), None)
         else:
-            objects[object_key(obj)] = without_managed_fields(obj)
+            objects[object_key(obj)] = self._kept(obj)
         self._publish(Snapshot(objects, rv or current.resource_version))
+
+    def _kept(self, obj: Obj) -> Obj:
+        return obj if self.keep_managed_fields else without_managed_fields(obj)
 
     def _publish(self, snapshot: Snapshot) -> None:
         with self._changed:
@@ -271,9 +281,30 @@ def deployment_selector(cluster: KubeCluster, namespace: str, deployment: str) -
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+class SelectorOnce:
+    """A selector function called once for the reflectors that share it (the pods' and the
+    ReplicaSets' both read the Deployment's): the first caller reads, the others wait for
+    its answer; a failed read is tried again by the next caller."""
+
+    def __init__(self, read: Callable[[], str]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._value is None:
+                self._value = self._read()
+            return self._value
+
+
 class Informer:
     """The target's pods (label-selected by its Deployment) and the cluster's nodes, each
-    kept by a Reflector. `start()` returns at once; `stop()` ends both threads."""
+    kept by a Reflector; with a Deployment named, also the Deployment itself (field-selected
+    by name, its managedFields kept: the evidence bundle records them) and its ReplicaSets
+    (label-selected like its pods): what every check reads to follow the rollout, each of
+    them a round trip per check before. `start()` returns at once; `stop()` ends the
+    threads."""
 
     def __init__(
         self,
@@ -292,11 +323,23 @@ class Informer:
         }
         pods: str | Callable[[], str] = ""
         if deployment:
-            pods = lambda: deployment_selector(cluster, namespace, deployment)  # noqa: E731
+            pods = SelectorOnce(lambda: deployment_selector(cluster, namespace, deployment))
         self.reflectors = {
             "Pod": Reflector(cluster, "Pod", namespace, pods, **options),
             "Node": Reflector(cluster, "Node", "", "", **options),
         }
+        if deployment:
+            self.reflectors["Deployment"] = Reflector(
+                cluster,
+                "Deployment",
+                namespace,
+                field_selector=f"metadata.name={deployment}",
+                keep_managed_fields=True,
+                **options,
+            )
+            self.reflectors["ReplicaSet"] = Reflector(
+                cluster, "ReplicaSet", namespace, pods, **options
+            )
 
     def start(self) -> None:
         for reflector in self.reflectors.values():

@@ -408,6 +408,7 @@ class KubeCluster:
         namespace: str = "",
         label_selector: str = "",
         *,
+        field_selector: str = "",
         limit: int = 100,
         continue_token: str = "",
     ) -> ListPage:
@@ -418,7 +419,12 @@ class KubeCluster:
         result = self._request(
             "GET",
             self._path(kind, namespace),
-            query={"labelSelector": label_selector, "limit": limit, "continue": continue_token},
+            query={
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "limit": limit,
+                "continue": continue_token,
+            },
             what=f"list {k.plural}",
         )
         meta = result.get("metadata") or {}
@@ -434,13 +440,15 @@ class KubeCluster:
         namespace: str = "",
         label_selector: str = "",
         *,
+        field_selector: str = "",
         resource_version: str,
         timeout_s: int = 240,
         bookmarks: bool = True,
     ) -> WatchStream:
         """Open a watch of events after `resource_version`; iterate the stream for one
         `{"type", "object"}` dict per event (ADDED, MODIFIED, DELETED, BOOKMARK) until the
-        server ends it (about `timeout_s`). Label-selected, bookmarks asked for by default.
+        server ends it (about `timeout_s`). Label- and field-selected, bookmarks asked for by
+        default.
 
         Raises WatchExpired when the version is too old (410 Gone: list again), and what
         `_request` raises for the opening; iterating raises as WatchStream says.
@@ -449,6 +457,7 @@ class KubeCluster:
         query = {
             "watch": "true",
             "labelSelector": label_selector,
+            "fieldSelector": field_selector,
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true" if bookmarks else None,
             "timeoutSeconds": timeout_s,

@@ -20,6 +20,7 @@ import pytest
 from kubernetes import client, watch
 
 from services.cached_cluster import CachedCluster
+from services.errors import SkewmitError
 from services.informer import Informer, Reflector
 from services.kube import KubeCluster
 from services.models import Step, Target
@@ -136,8 +137,10 @@ def test_the_cache_survives_a_dropped_watch_and_a_compacted_history(
     # the other, of a fleet scaling down: a terminating pod can be gone by the second.)
     served = cached.served
     eventually(
-        lambda: versions(cached.list("Pod", NS, label_selector=SELECTOR))
-        == versions(cluster.list("Pod", NS, label_selector=SELECTOR)),
+        lambda: (
+            versions(cached.list("Pod", NS, label_selector=SELECTOR))
+            == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
+        ),
         "the server's pods, read through the cache",
     )
     assert cached.served == served, "a read out of sync came from the cache"
@@ -391,3 +394,124 @@ def test_a_watch_that_does_not_open_holds_reads_only_a_short_while(
         assert time.monotonic() - began < 3.5, "not held for the watch's 5 s"
         assert cached.served == 0 and not reflector.synced, "the server answered"
         assert versions(pods) == versions(cluster.list("Pod", NS, label_selector=SELECTOR))
+
+
+def test_the_checks_read_the_deployment_and_its_replicasets_from_the_watch(
+    world: tuple[KubeCluster, Informer, CachedCluster],
+) -> None:
+    """Following the rollout costs no round trip per check: a round of the checks reads the
+    target Deployment and its ReplicaSets from their watches (one Deployment get and five
+    ReplicaSet lists a round before, each 3 s on a slow link), and reads them as the server
+    has them. Another Deployment is not in the cache: the server answers for it."""
+    cluster, _informer, cached = world
+    target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
+    runbook = Runbook(cached, target)
+    steps = (Step.ROLLBACK, Step.PIN, Step.LATENCY, Step.ROUTE, Step.HARDWARE, Step.VALIDATE)
+
+    def spec_and_sets() -> tuple[Any, Any]:
+        dep = cached.get("Deployment", NS, DEPLOY)
+        sets = cached.list("ReplicaSet", NS, label_selector=SELECTOR)
+        return dep["spec"], sorted(rs["metadata"]["name"] for rs in sets)
+
+    eventually(
+        lambda: (
+            spec_and_sets()
+            == (
+                cluster.get("Deployment", NS, DEPLOY)["spec"],
+                sorted(rs["metadata"]["name"] for rs in cluster.list("ReplicaSet", NS, SELECTOR)),
+            )
+        ),
+        "the cache to hold the server's Deployment and ReplicaSets",
+    )
+    before = cluster.request_counts()
+    for step in steps:
+        runbook.check(step)
+    after = cluster.request_counts()
+    sent = {
+        key: after[key] - before.get(key, 0) for key in after if after[key] > before.get(key, 0)
+    }
+    assert ("get", "deployments") not in sent, sent
+    assert ("list", "replicasets") not in sent, sent
+
+    dep = cached.get("Deployment", NS, DEPLOY)
+    assert dep["kind"] == "Deployment" and dep["apiVersion"] == "apps/v1"
+    # The evidence bundle records the Deployment with its field managers: they are kept.
+    assert dep["metadata"].get("managedFields") == cluster.get("Deployment", NS, DEPLOY)[
+        "metadata"
+    ].get("managedFields")
+
+    served = cached.served
+    with pytest.raises(SkewmitError, match="not-there"):
+        cached.get("Deployment", NS, "not-there")
+    assert cached.served == served
+
+
+def test_the_gate_reads_the_deployment_live_while_its_watch_lags(
+    sim: Simulator,
+    tmp_path: Path,
+    world: tuple[KubeCluster, Informer, CachedCluster],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the Deployment's watch held back (the cache a few events behind the server):
+    the gate applies and verifies against the live object, the checks read the gate's own
+    write at once, and a plan made before another writer changed the Deployment is refused
+    rather than applied over that change."""
+    from services.journal import Journal
+    from services.latency import knob_plan
+
+    cluster, informer, cached = world
+    deployments = informer.reflectors["Deployment"]
+    eventually(
+        lambda: (
+            cached.get("Deployment", NS, DEPLOY)["spec"]
+            == cluster.get("Deployment", NS, DEPLOY)["spec"]
+        ),
+        "the cache to hold the server's Deployment",
+    )
+    release = threading.Event()
+    original = Reflector._apply
+
+    def held(self: Reflector, event: dict[str, Any]) -> None:
+        if self is deployments:
+            release.wait()
+        original(self, event)
+
+    monkeypatch.setattr(Reflector, "_apply", held)
+    target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
+    journal = Journal.open_for(target, target.user, tmp_path / "state")
+    runbook = Runbook(cached, target, journal)
+    spec_before = cluster.get("Deployment", NS, DEPLOY)["spec"]
+    plan = knob_plan(cached, NS, DEPLOY, "max_num_seqs")
+    applied = runbook.gate.apply(plan, runbook.gate.preview(plan))
+    assert applied.verified, applied.message
+    live_spec = cluster.get("Deployment", NS, DEPLOY)["spec"]
+    assert live_spec != spec_before
+    # The watch has delivered nothing since: the checks' read comes from the server.
+    assert cached.get("Deployment", NS, DEPLOY)["spec"] == live_spec
+
+    release.set()
+    eventually(
+        lambda: deployments.caught_up(
+            cluster.get("Deployment", NS, DEPLOY)["metadata"]["resourceVersion"]
+        ),
+        "the watch to deliver the write",
+    )
+    # Served from the cache again, then held back again; another writer changes the spec.
+    served = cached.served
+    assert cached.get("Deployment", NS, DEPLOY)["spec"] == live_spec
+    assert cached.served == served + 1
+    release.clear()
+    plan = knob_plan(cached, NS, DEPLOY, "max_num_seqs")
+    cluster.patch(
+        "Deployment",
+        NS,
+        DEPLOY,
+        {"spec": {"template": {"metadata": {"annotations": {"someone/else": "was-here"}}}}},
+        "merge",
+    )
+    preview = runbook.gate.preview(plan)
+    with pytest.raises(SkewmitError, match="changed since this plan"):
+        runbook.gate.apply(plan, preview)
+    release.set()
+    template = cluster.get("Deployment", NS, DEPLOY)["spec"]["template"]
+    assert template["metadata"]["annotations"]["someone/else"] == "was-here"

@@ -14,7 +14,9 @@ While the informer's first list is still coming in, a read of a cached kind wait
 (up to FIRST_LIST_WAIT_S) rather than listing the same objects from the server: on `large`
 that second, unpaged list was a 5.6 MB answer whose parse held the interpreter's lock, and
 so froze the screen, for 0.8-2.8 s at start-up (bench/ui_stall_bench.py, "start"). The same
-holds between that list and the first watch's opening, for up to FIRST_WATCH_WAIT_S.
+holds between that list and the first watch's opening, for up to FIRST_WATCH_WAIT_S. Reads of
+the Deployment and its ReplicaSets do not wait: a get or a selected list of a few objects costs
+one round trip, where the list and the watch's opening are two.
 Objects served from the cache are shared between readers (callers copy before they change
 one, as the services already do); pods, nodes and ReplicaSets carry no
 `metadata.managedFields` (see services.informer.without_managed_fields).
@@ -98,7 +100,7 @@ class CachedCluster:
         reflector = self.informer.reflectors.get(kind)
         if reflector is None:
             return None
-        if not reflector.synced and self._first_list_pending(reflector):
+        if not reflector.synced and reflector.readers_wait and self._first_list_pending(reflector):
             # Until in sync (listed and watching) or failed: then the server answers. Once
             # listed, the watch's opening is waited for a short while only: a proxy that holds
             # a watch's answer back must not hold every read with it.

@@ -88,6 +88,7 @@ class Reflector:
         *,
         field_selector: str = "",
         keep_managed_fields: bool = False,
+        readers_wait: bool = True,
         page_size: int = PAGE_SIZE,
         watch_timeout_s: int = WATCH_TIMEOUT_S,
         backoff_s: tuple[float, float] = BACKOFF_S,
@@ -99,6 +100,9 @@ class Reflector:
         self.selector: str | None = selector if isinstance(selector, str) else None
         self.field_selector = field_selector  # "metadata.name=x": one object, gets only
         self.keep_managed_fields = keep_managed_fields
+        # Whether a read before the first list and watch waits for them (services.
+        # cached_cluster): worth it for a big collection, not for what one get answers.
+        self.readers_wait = readers_wait
         self.page_size = page_size
         self.watch_timeout_s = watch_timeout_s
         self.backoff_s = backoff_s
@@ -335,10 +339,11 @@ class Informer:
                 namespace,
                 field_selector=f"metadata.name={deployment}",
                 keep_managed_fields=True,
+                readers_wait=False,
                 **options,
             )
             self.reflectors["ReplicaSet"] = Reflector(
-                cluster, "ReplicaSet", namespace, pods, **options
+                cluster, "ReplicaSet", namespace, pods, readers_wait=False, **options
             )
 
     def start(self) -> None:

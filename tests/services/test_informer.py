@@ -417,6 +417,41 @@ def test_a_read_of_the_deployment_before_its_watch_opens_asks_the_server_at_once
         assert dep["metadata"]["name"] == DEPLOY and sets
 
 
+def test_a_role_without_watch_on_deployments_still_reads_them_from_the_server(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A role that may get and list Deployments and ReplicaSets but not watch them (a
+    namespace's hand-written Role often has no `watch`): their watches are refused with 403,
+    the informer keeps trying with backoff, and every read of them goes to the server, the
+    same as before the watches existed. The pods' cache is untouched."""
+    refused = [
+        Fault(verb="watch", resource=kind, error_rate=1.0, error_code=403)
+        for kind in ("deployments", "replicasets")
+    ]
+    cluster = KubeCluster(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+    sim.call(sim.cluster.faults.set, refused)
+    informer = Informer(cluster, NS, DEPLOY, page_size=2, backoff_s=(0.05, 0.5))
+    cached = CachedCluster(cluster, informer)
+    informer.start()
+    try:
+        deployments = informer.reflectors["Deployment"]
+        eventually(lambda: "403" in deployments.error or "forbidden" in deployments.error.lower(),
+                   "the watch refused")  # fmt: skip
+        eventually(lambda: informer.reflectors["Pod"].synced, "the pods' watch")
+        dep = cached.get("Deployment", NS, DEPLOY)
+        sets = cached.list("ReplicaSet", NS, label_selector=SELECTOR)
+        assert cached.served == 0, "not from a cache that cannot follow them"
+        assert dep["spec"] == cluster.get("Deployment", NS, DEPLOY)["spec"]
+        assert {rs["metadata"]["name"] for rs in sets} == {
+            rs["metadata"]["name"] for rs in cluster.list("ReplicaSet", NS, SELECTOR)
+        }
+        cached.list("Pod", NS, label_selector=SELECTOR)
+        assert cached.served == 1, "the pods still come from their watch"
+    finally:
+        sim.call(sim.cluster.faults.clear)
+        informer.stop()
+
+
 def test_the_checks_read_the_deployment_and_its_replicasets_from_the_watch(
     world: tuple[KubeCluster, Informer, CachedCluster],
 ) -> None:

@@ -57,6 +57,21 @@ def world(sim: Simulator, tmp_path: Path) -> Iterator[tuple[KubeCluster, Informe
         informer.stop()
 
 
+def hold_events(monkeypatch: pytest.MonkeyPatch, reflector: Reflector) -> threading.Event:
+    """Hold every event of `reflector`'s watch until the returned event is set, as a slow
+    stream would."""
+    release = threading.Event()
+    original = Reflector._apply
+
+    def held(self: Reflector, event: dict[str, Any]) -> None:
+        if self is reflector:
+            release.wait()
+        original(self, event)
+
+    monkeypatch.setattr(Reflector, "_apply", held)
+    return release
+
+
 def same_as_server(cluster: KubeCluster, cached: CachedCluster) -> Callable[[], bool]:
     def check() -> bool:
         served = cached.served
@@ -250,16 +265,7 @@ def test_reads_after_a_write_see_the_write_and_the_gate_verifies_it(
     cluster, informer, cached = world
     nodes = informer.reflectors["Node"]
     eventually(same_as_server(cluster, cached), "the cache to match the server")
-    # Hold every node event, as a slow stream would: the cache is now behind the server.
-    release = threading.Event()
-    original = Reflector._apply
-
-    def held(self: Reflector, event: dict[str, Any]) -> None:
-        if self is nodes:
-            release.wait()
-        original(self, event)
-
-    monkeypatch.setattr(Reflector, "_apply", held)
+    release = hold_events(monkeypatch, nodes)  # the cache is now behind the server
     node = sorted(n["metadata"]["name"] for n in cluster.list("Node"))[0]
     target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
     journal = Journal.open_for(target, target.user, tmp_path / "state")
@@ -524,15 +530,7 @@ def test_the_gate_reads_the_deployment_live_while_its_watch_lags(
         ),
         "the cache to hold the server's Deployment",
     )
-    release = threading.Event()
-    original = Reflector._apply
-
-    def held(self: Reflector, event: dict[str, Any]) -> None:
-        if self is deployments:
-            release.wait()
-        original(self, event)
-
-    monkeypatch.setattr(Reflector, "_apply", held)
+    release = hold_events(monkeypatch, deployments)
     target = Target(cluster.context, NS, DEPLOY, cluster.server, cluster.whoami())
     journal = Journal.open_for(target, target.user, tmp_path / "state")
     runbook = Runbook(cached, target, journal)

@@ -41,7 +41,6 @@ UNKNOWN_RV_BYPASS_S = 10.0  # a write whose resourceVersion is no number: server
 # The kinds the informer keeps, and the apiVersion a get's answer carries (a list's items
 # carry none).
 API_VERSIONS = {"Pod": "v1", "Node": "v1", "Deployment": "apps/v1", "ReplicaSet": "apps/v1"}
-CACHED_KINDS = tuple(API_VERSIONS)
 # How long a read waits for the informer's first list (50 objects a page: a 1,000-pod
 # Deployment lists in a few seconds) before it asks the server itself.
 FIRST_LIST_WAIT_S = 20.0

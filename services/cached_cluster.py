@@ -18,8 +18,8 @@ holds between that list and the first watch's opening, for up to FIRST_WATCH_WAI
 the Deployment and its ReplicaSets do not wait: a get or a selected list of a few objects costs
 one round trip, where the list and the watch's opening are two.
 Objects served from the cache are shared between readers (callers copy before they change
-one, as the services already do); pods, nodes and ReplicaSets carry no
-`metadata.managedFields` (see services.informer.without_managed_fields).
+one, as the services already do); pods and nodes carry no `metadata.managedFields` (see
+services.informer.without_managed_fields).
 """
 
 from __future__ import annotations

@@ -305,9 +305,10 @@ class SelectorOnce:
 class Informer:
     """The target's pods (label-selected by its Deployment) and the cluster's nodes, each
     kept by a Reflector; with a Deployment named, also the Deployment itself (field-selected
-    by name, its managedFields kept: the evidence bundle records them) and its ReplicaSets
-    (label-selected like its pods): what every check reads to follow the rollout, each of
-    them a round trip per check before. `start()` returns at once; `stop()` ends the
+    by name) and its ReplicaSets (label-selected like its pods): what every check reads to
+    follow the rollout, each of them a round trip per check before. These two keep their
+    managedFields: the evidence bundle's manifests (before and after) record them, and they
+    are a dozen objects, not a fleet. `start()` returns at once; `stop()` ends the
     threads."""
 
     def __init__(
@@ -343,7 +344,13 @@ class Informer:
                 **options,
             )
             self.reflectors["ReplicaSet"] = Reflector(
-                cluster, "ReplicaSet", namespace, pods, readers_wait=False, **options
+                cluster,
+                "ReplicaSet",
+                namespace,
+                pods,
+                keep_managed_fields=True,
+                readers_wait=False,
+                **options,
             )
 
     def start(self) -> None:

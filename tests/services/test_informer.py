@@ -497,10 +497,19 @@ def test_the_checks_read_the_deployment_and_its_replicasets_from_the_watch(
 
     dep = cached.get("Deployment", NS, DEPLOY)
     assert dep["kind"] == "Deployment" and dep["apiVersion"] == "apps/v1"
-    # The evidence bundle records the Deployment with its field managers: they are kept.
+    # The evidence bundle's manifests record the Deployment and its ReplicaSets with their
+    # field managers, before (read from the server) and after (from here): they are kept.
     assert dep["metadata"].get("managedFields") == cluster.get("Deployment", NS, DEPLOY)[
         "metadata"
     ].get("managedFields")
+
+    def managers(reader: Any) -> dict[str, Any]:
+        sets = reader.list("ReplicaSet", NS, label_selector=SELECTOR)
+        return {rs["metadata"]["name"]: rs["metadata"].get("managedFields") for rs in sets}
+
+    assert any(managers(cluster).values()), "the simulator records who wrote each ReplicaSet"
+    # Two reads one after the other: a status update may land between them.
+    eventually(lambda: managers(cached) == managers(cluster), "the ReplicaSets' managers")
 
     served = cached.served
     with pytest.raises(SkewmitError, match="not-there"):

@@ -77,7 +77,8 @@ class MetricsFeed:
         self._first = first
 
         def read() -> None:
-            settle, pause = first, _retry_pause(self.source)
+            # Every scrape interval (nothing new can come sooner), 1-15 s.
+            settle, pause = first, min(max(self.scrape_interval_s or 5.0, 1.0), 15.0)
             deadline = time.monotonic() + READ_AGAIN_FOR_S
             while True:
                 error: BaseException | None = None
@@ -147,14 +148,6 @@ class MetricsFeed:
                 pass  # the panes show values without a difference
         sampled: list[MetricSeries] = self._live.sample()
         return sampled
-
-
-def _retry_pause(source: Any) -> float:
-    """Seconds between readings of a first reading without figures: the source's scrape
-    interval (nothing new can come sooner), 1-15 s."""
-    value = getattr(source, "scrape_interval_s", None)
-    interval = float(value) if isinstance(value, int | float) else 5.0
-    return min(max(interval, 1.0), 15.0)
 
 
 def short_gpu_class(model: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from textual import on
@@ -154,18 +155,23 @@ class SkewmitApp(App[int]):
 
     async def on_mount(self) -> None:
         use_worker_threads()  # before any worker: see tui.workers.WORKER_THREADS
-        await self.push_screen(self.main)
-        # Textual drops what is drawn before the app runs, and the main screen was drawn
-        # then: the first thing the running app does is paint all of it, as one first frame,
-        # not only the widgets that change next (issue 12).
-        self.call_later(self.main.refresh)
         self.set_interval(1.0, self._tick)
-        if self.session is not None:
+        if self.session is not None:  # a session opened before the app (screenshots, tests)
+            await self.push_screen(self.main)
+            # Drawn inside Textual's start-up batch, whose frame is dropped: draw it again.
+            self.call_later(self.main.refresh)
             self._start_session(self.session)
             return
         assert self.opener is not None and self.opening is not None
-        self.dashboard.show_waiting()
-        self.call_after_refresh(self.opening.start, self)  # the first frame goes out first
+        # The main screen is pushed once Textual's start-up batch is over, so that the frame
+        # its first layout draws is the one the terminal shows. Pushed inside the batch (from
+        # here, awaited), it was laid out and drawn, the frame dropped, and then all of it
+        # drawn again: 50-130 ms more to the first frame (issue 12). The panes say why they
+        # wait from its mount on, before that first layout; the session is opened once the
+        # first frame is out.
+        self.main.first_mount = self.dashboard.show_waiting
+        self.main.first_frame = partial(self.opening.start, self)
+        self.call_later(self.push_screen, self.main)
 
     def on_session_opened(self, message: SessionOpened) -> None:
         if message.session is None:

@@ -8,7 +8,7 @@ hands it reports, readings and verdicts to render.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from textual import events
@@ -129,6 +129,10 @@ class MainScreen(Screen[None]):
         # The last metrics shown (series, now, error), redrawn when the chart is toggled.
         self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str] = ((), None, "")
         self._resumed = False  # shown once already
+        # The app's: what to show once the widgets are mounted, before the first layout (so
+        # that it is in the first frame), and what to start once that frame is drawn.
+        self.first_mount: Callable[[], None] | None = None
+        self.first_frame: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         # The size classes before any child mounts: Textual adds them on the first Resize,
@@ -177,6 +181,8 @@ class MainScreen(Screen[None]):
         # The header carries the incident id; a pane title a third of the width cannot.
         self.query_one("#pane-log").border_title = "Action log"
         self.query_one(Checklist).focus()
+        if self.first_mount is not None:
+            self.first_mount()
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         if not self._resumed:
@@ -185,15 +191,14 @@ class MainScreen(Screen[None]):
             # is first shown would only redo that before the first frame (issue 12).
             self._resumed = True
             event.refresh_styles = False
+            if self.first_frame is not None:
+                self.call_later(self.first_frame)  # after Textual lays out and draws it
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size == self.size:
-            # A Resize to the size the screen has (tmux sends one as the app starts): Textual
-            # would lay out nothing new and draw only the widgets changed since its last
-            # frame, which, at start, it drew before running and dropped (issue 12). Lay out
-            # and draw the whole screen instead, on the next refresh.
+            # A Resize to the size the screen has (tmux sends one as the app starts): nothing
+            # to lay out or draw again (Textual would do both, for the whole screen).
             event.prevent_default()
-            self.refresh(layout=True)
 
     # -- panes ------------------------------------------------------------------------
 

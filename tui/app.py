@@ -136,7 +136,7 @@ class SkewmitApp(App[int]):
         """The checklist's cursor itself. Keys typed together ("2a", "↓a") reach the app
         before the StepHighlighted that the first one causes: the dashboard's copy would
         still name the step before, and `a` would act on it."""
-        if self.main.is_mounted:
+        if self.main.composed:
             step = self.main.query_one(Checklist).selected_step
             if step is not None:
                 return step

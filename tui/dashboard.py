@@ -90,7 +90,7 @@ class Dashboard:
         self.opened_at = session.opened_at
         self.incident_id = session.incident_id
         self.verdict_state = VerdictState(self._now, session.intervals.validate)
-        if session.metrics_note and not self.metrics and self.main.is_mounted:
+        if session.metrics_note and not self.metrics and self.main.composed:
             # Why there are no metrics (yet), in place of "connecting to" the API server. (A
             # session given at the start is opened before the screen exists: its first
             # metrics poll says it.)
@@ -189,7 +189,7 @@ class Dashboard:
         """The inspector's rows before step 5's first answer: pods, nodes and GPU labels, each
         row marked as still checking, the summary saying no verdict is in yet. Once step 5
         has answered (or failed: it says why), its answer stands and this list is dropped."""
-        if Step.HARDWARE in self.board.reports or not self.main.is_mounted:
+        if Step.HARDWARE in self.board.reports or not self.main.composed:
             return
         rows = message.report.rows
         table = self.main.query_one(InspectorTable)
@@ -327,7 +327,7 @@ class Dashboard:
     # -- the checklist, the selected step and the status line -----------------------------
 
     def render_rows(self) -> None:
-        if not self.main.is_mounted:
+        if not self.main.composed:
             return
         self.main.show_rows(
             [
@@ -337,7 +337,7 @@ class Dashboard:
         )
 
     def render_detail(self) -> None:
-        if not self.main.is_mounted:
+        if not self.main.composed:
             return
         step = self.selected_step
         detail = self.main.query_one(StepDetail)

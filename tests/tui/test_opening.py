@@ -100,7 +100,8 @@ async def test_the_first_frame_drawn_is_the_one_shown_and_the_session_opens_afte
     frame is now drawn after the batch, with the panes already saying why they wait, and the
     session's open() starts after that frame."""
     slow = SlowOpener()
-    frames: list[tuple[bool, bool, str]] = []  # (dropped, open() started, status line) each
+    # Each frame: dropped, open() started, the status line, the step pane's status.
+    frames: list[tuple[bool, bool, str, str]] = []
     opened = threading.Event()
     app = SkewmitApp(SessionOpener(HEADER, lambda: (opened.set(), slow.open())[1], WAITING))
     app.animation_level = "none"
@@ -108,7 +109,10 @@ async def test_the_first_frame_drawn_is_the_one_shown_and_the_session_opens_afte
 
     def record(screen: Any, renderable: Any) -> None:
         if screen is app.main and renderable is not None:
-            frames.append((app._batch_count > 0, opened.is_set(), app.main.status_text))
+            step_status = shown(app.main.query_one(StepDetail).query_one("#sd-status"))
+            frames.append(
+                (app._batch_count > 0, opened.is_set(), app.main.status_text, step_status)
+            )
         display(screen, renderable)
 
     app._display = record  # type: ignore[method-assign]
@@ -116,10 +120,10 @@ async def test_the_first_frame_drawn_is_the_one_shown_and_the_session_opens_afte
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, opened.is_set, "the session being opened")
             assert frames, "the main screen drew no frame"
-            dropped, open_started, status = frames[0]
+            dropped, open_started, status, step_status = frames[0]
             assert not dropped, "the main screen's first frame was drawn inside the batch"
             assert not open_started, "the session was opened before the first frame"
-            assert WAITING in status
+            assert WAITING in status and WAITING in step_status, frames[0]
             slow.release.set()  # quitting waits for open() to return
     finally:
         slow.release.set()

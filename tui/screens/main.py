@@ -133,6 +133,9 @@ class MainScreen(Screen[None]):
         # that it is in the first frame), and what to start once that frame is drawn.
         self.first_mount: Callable[[], None] | None = None
         self.first_frame: Callable[[], None] | None = None
+        # Its widgets are mounted: True from its on_mount on, where Textual's is_mounted is
+        # still False (it turns True once on_mount has returned).
+        self.composed = False
 
     def compose(self) -> ComposeResult:
         # The size classes before any child mounts: Textual adds them on the first Resize,
@@ -172,6 +175,7 @@ class MainScreen(Screen[None]):
         yield QuietFooter()  # rebuilt only when its keys change, not after every poll
 
     def on_mount(self) -> None:
+        self.composed = True
         self.query_one("#sidebar").border_title = "Runbook"
         self.query_one("#rollout").border_title = "Rollout"
         self.query_one("#validation").border_title = "Validation"

@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kubernetes import client, config
 
+from services.kube import KubeCluster
 from services.simulator.runner import Simulator
+from services.smi_reads import NVIDIA_SMI_ARGV
 
 
 def timed(fn, repeat: int = 5) -> tuple[float, float]:
@@ -109,6 +111,20 @@ def main() -> None:
         f"the same list in {pages} pages of 100 (raw JSON, parsed): "
         f"median {median:.3f} s, max {worst:.3f} s"
     )
+
+    # Step 5's read: nvidia-smi in a serving pod over the exec websocket (KubeCluster.exec,
+    # the app's own call), one at a time.
+    cluster = KubeCluster(str(path))
+    pod = next(
+        p
+        for p in core.list_namespaced_pod("inference", label_selector="app=llm-serve").items
+        if p.status.phase == "Running"
+    )
+    container = pod.spec.containers[0].name
+    median, worst = timed(
+        lambda: cluster.exec("inference", pod.metadata.name, container, list(NVIDIA_SMI_ARGV)), 10
+    )
+    print(f"exec nvidia-smi in a pod: median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms")
 
     def scrape() -> int:
         with urllib.request.urlopen(sim.metrics_url, timeout=60) as response:

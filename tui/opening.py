@@ -41,9 +41,11 @@ class SessionOpening:
         # What a key that needs the session says meanwhile.
         self.connecting = f"still connecting to {opener.header.context or 'the cluster'}…"
         self._done = threading.Event()  # set when opener.open() has returned or raised
+        self._started = False  # start() called: open() runs or has run
         self._opened: Session | None = None  # what open() returned, installed or not
 
     def start(self, app: App[Any]) -> None:
+        self._started = True
         app.run_worker(partial(self._open, app), name="open session", group=GROUP_OPEN, thread=True)
 
     def _open(self, app: App[Any]) -> None:
@@ -64,6 +66,9 @@ class SessionOpening:
         app.post_message(SessionOpened(session))
 
     async def wait(self) -> Session | None:
-        """Wait (off the event loop) for open() to return: the session it opened, if any."""
+        """Wait (off the event loop) for open() to return: the session it opened, if any.
+        None at once when it never started (the app quit before its first frame was out)."""
+        if not self._started:
+            return None
         await asyncio.to_thread(self._done.wait)
         return self._opened

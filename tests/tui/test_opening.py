@@ -5,6 +5,7 @@ for a slow open when the operator quits, so the launcher can close what was open
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.tui.conftest import wait_until
 from tests.tui.fakes import TARGET, FakeRunbook, fake_session
 from tui.app import SkewmitApp
 from tui.keymap import FIX_KEY
+from tui.opening import SessionOpening
 from tui.screens.help import HelpScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, SessionOpener
@@ -219,6 +221,16 @@ async def test_quitting_while_opening_waits_for_the_open() -> None:
     # What open() returned, for the launcher to close (the app never started its polls).
     assert app.session is slow.session
     assert len(app.polls) == 0
+
+
+async def test_quitting_before_the_first_frame_does_not_wait_for_an_open_never_started() -> None:
+    """The session is opened once the first frame is out: an app that quits before that
+    (a key typed ahead, an error in mounting) has nothing to wait for, and must not hang on
+    exit waiting for an open() that was never called."""
+    slow = SlowOpener()
+    opening = SessionOpening(slow.opener())
+    assert await asyncio.wait_for(opening.wait(), 10) is None
+    assert not slow.returned.is_set()
 
 
 def test_run_prints_why_on_stderr_and_returns_2(capsys: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import pytest
 from textual.widgets import Label
 
 from services.models import Step, StepReport, Verdict
@@ -86,3 +87,37 @@ async def test_the_views_footer_is_not_rebuilt_by_the_polls() -> None:
             app.refresh_bindings()  # what every poll's answer asks for
             await pilot.pause()
         assert footer.rebuilds == rebuilds
+
+
+async def test_the_first_opening_is_styled_as_a_full_restyle_would_style_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The view's first showing skips Textual's restyle of every widget (they were styled as
+    they mounted, a moment before; it cost 20-40 ms of the UI thread on opening, the longest
+    stall left with a slow API server): none runs, and what it draws, and each widget's
+    styles, are those a full restyle gives."""
+    restyled: list[ValidationScreen] = []
+    restyle = ValidationScreen.update_node_styles
+
+    def counted(self: ValidationScreen, animate: bool = True) -> None:
+        if self.children:  # the view's widgets restyled (not the screen alone, in compose)
+            restyled.append(self)
+        restyle(self, animate)
+
+    monkeypatch.setattr(ValidationScreen, "update_node_styles", counted)
+    app = SkewmitApp(fake_session(Judged()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_reads(app, pilot)
+        view = await open_validation_view(app, pilot)
+        await wait_until(pilot, lambda: not view.query(f".{PENDING_CLASS}"), "every chart")
+        await pilot.pause()
+        assert restyled == [], "the view was restyled whole on its first showing"
+
+        def styles() -> list[tuple[str, str]]:
+            return [(repr(w), w.styles.css) for w in view.walk_children(with_self=True)]
+
+        shown, styled = app.export_screenshot(), styles()
+        view.update_node_styles(animate=False)
+        await pilot.pause()
+        assert styles() == styled
+        assert app.export_screenshot() == shown

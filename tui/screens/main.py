@@ -9,10 +9,10 @@ hands it reports, readings and verdicts to render.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import events
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
@@ -33,6 +33,7 @@ from tui.keymap import FIX_KEY, REVERT_KEY, STEP_KEYS
 from tui.low_bandwidth import CHART_KEY
 from tui.messages import PaneShown
 from tui.metrics_feed import class_tags, mixed_fleet_note
+from tui.screens.breakpoints import size_classes
 from tui.session import (
     HIGHER_IS_WORSE,
     METRIC_LABELS,
@@ -63,22 +64,6 @@ def checklist_rows(board: StepBoard) -> list[ChecklistRow]:
         ChecklistRow(step, i + 1, SHORT_TITLES[step], state, errors, warnings)
         for i, (step, state, errors, warnings) in enumerate(board.rows())
     ]
-
-
-def size_classes(screen: Screen[Any], app: App[Any]) -> dict[str, bool]:
-    """The breakpoint classes (-narrow/-wide, -short/-tall) Textual gives `screen` at the
-    app's size, by its rule: the class of the largest breakpoint the dimension reaches."""
-    width, height = app.size
-    classes: dict[str, bool] = {}
-    horizontal, vertical = screen.HORIZONTAL_BREAKPOINTS, screen.VERTICAL_BREAKPOINTS
-    for breakpoints, dimension in (
-        ((app.HORIZONTAL_BREAKPOINTS if horizontal is None else horizontal) or [], width),
-        ((app.VERTICAL_BREAKPOINTS if vertical is None else vertical) or [], height),
-    ):
-        reached = [(at, name) for at, name in breakpoints if dimension >= at]
-        chosen = max(reached)[1] if reached else None
-        classes.update({name: name == chosen for _, name in breakpoints})
-    return classes
 
 
 class MainScreen(Screen[None]):

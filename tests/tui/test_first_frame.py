@@ -16,8 +16,8 @@ from services.models import STEP_ORDER
 from tests.tui.conftest import wait_until
 from tests.tui.fakes import FakeRunbook, fake_session
 from tui.app import SkewmitApp
+from tui.screens.breakpoints import size_classes
 from tui.screens.help import HelpScreen
-from tui.screens.main import size_classes
 from widgets.action_log import ActionLog
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]

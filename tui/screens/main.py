@@ -15,7 +15,6 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Label, Tab, Tabs
 
@@ -33,7 +32,7 @@ from tui.keymap import FIX_KEY, REVERT_KEY, STEP_KEYS
 from tui.low_bandwidth import CHART_KEY
 from tui.messages import PaneShown
 from tui.metrics_feed import class_tags, mixed_fleet_note
-from tui.screens.breakpoints import size_classes
+from tui.screens.breakpoints import PrestyledScreen
 from tui.session import (
     HIGHER_IS_WORSE,
     METRIC_LABELS,
@@ -66,7 +65,7 @@ def checklist_rows(board: StepBoard) -> list[ChecklistRow]:
     ]
 
 
-class MainScreen(Screen[None]):
+class MainScreen(PrestyledScreen):
     """Every key of the main screen is declared here, with an id: one letter per step action
     on every step (tui.keymap). The app's `check_action` shows the selected step's offered
     keys, dims those that cannot run and hides the rest; any of them pressed anyway says why
@@ -113,7 +112,6 @@ class MainScreen(Screen[None]):
         self.hint = ""  # what the status line shows when no refusal is
         # The last metrics shown (series, now, error), redrawn when the chart is toggled.
         self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str] = ((), None, "")
-        self._resumed = False  # shown once already
         # The app's: what to show once the widgets are mounted, before the first layout (so
         # that it is in the first frame), and what to start once that frame is drawn.
         self.first_mount: Callable[[], None] | None = None
@@ -123,10 +121,7 @@ class MainScreen(Screen[None]):
         self.composed = False
 
     def compose(self) -> ComposeResult:
-        # The size classes before any child mounts: Textual adds them on the first Resize,
-        # after the mount, and restyles the whole screen for them (issue 12: the first frame).
-        # Should the size be another by then, that Resize corrects them as before.
-        self.update_classes(size_classes(self, self.app), animate=False)
+        self.take_size_classes()  # the first frame restyles nothing whole (issue 12)
         yield HeaderBar(self.header_state, id="header")
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
@@ -173,15 +168,9 @@ class MainScreen(Screen[None]):
         if self.first_mount is not None:
             self.first_mount()
 
-    def on_screen_resume(self, event: events.ScreenResume) -> None:
-        if not self._resumed:
-            # Every widget was styled as it mounted, a moment ago, and every class change
-            # since restyled what it touched: Textual's restyle of the whole screen when it
-            # is first shown would only redo that before the first frame (issue 12).
-            self._resumed = True
-            event.refresh_styles = False
-            if self.first_frame is not None:
-                self.call_later(self.first_frame)  # after Textual lays out and draws it
+    def first_shown(self) -> None:
+        if self.first_frame is not None:
+            self.call_later(self.first_frame)  # after Textual lays out and draws it
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size == self.size:

@@ -10,18 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Label
 
 from services.models import MetricSeries, RolloutProgress, Verdict
 from tui import low_bandwidth
 from tui.low_bandwidth import CHART_KEY, CHART_MIN_INTERVAL_S, CHART_SHOWN_CLASS, SCREEN_CLASS
 from tui.metrics_feed import series_named
-from tui.screens.breakpoints import size_classes
+from tui.screens.breakpoints import PrestyledScreen
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar, HeaderState
 from widgets.quiet_footer import QuietFooter
@@ -33,7 +31,7 @@ CHARTS_HIDDEN = f"low-bandwidth: charts hidden ({CHART_KEY} shows them)"
 PENDING_CLASS = "-pending"
 
 
-class ValidationScreen(Screen[None]):
+class ValidationScreen(PrestyledScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v,escape", "close", "Back", id="validation-view.close"),
         Binding(CHART_KEY, "toggle_chart", "Charts", show=False, id="validation-view.chart"),
@@ -59,12 +57,9 @@ class ValidationScreen(Screen[None]):
         self.quiet = quiet  # the low-bandwidth mode is on
         self.chart_interval_s = chart_interval_s
         self.series: Sequence[MetricSeries] = ()  # the last metrics, drawn when charts show
-        self._resumed = False  # shown once already
 
     def compose(self) -> ComposeResult:
-        # As the main screen: the size classes before any child mounts, so that the first
-        # Resize restyles nothing (tui.screens.breakpoints).
-        self.update_classes(size_classes(self, self.app), animate=False)
+        self.take_size_classes()  # its first opening restyles nothing whole (~50 widgets)
         yield HeaderBar(self.header_state, id="vv-header")
         with Horizontal(id="vv-body"):
             # In the grid's place while the low-bandwidth mode hides the charts.
@@ -98,15 +93,6 @@ class ValidationScreen(Screen[None]):
         # in 30-50 ms of the UI thread, and four at once froze the screen for 120-170 ms of
         # CPU on opening (issue 9). The view is kept after that (SkewmitApp), so this is once.
         self.call_after_refresh(self._reveal_next_chart)
-
-    def on_screen_resume(self, event: events.ScreenResume) -> None:
-        if not self._resumed:
-            # Pushed a moment ago: every widget was styled as it mounted, and every class
-            # change since restyled what it touched. Textual's restyle of the whole view on
-            # its first showing only did that again (~50 widgets, 20-40 ms of the UI thread
-            # on opening it). Later showings restyle as usual.
-            self._resumed = True
-            event.refresh_styles = False
 
     def _reveal_next_chart(self) -> None:
         pending = self.query(f"BaselineChart.{PENDING_CLASS}")

@@ -265,6 +265,7 @@ class SkewmitApp(App[int]):
         if self.closing:
             return
         self.dashboard.step_checked(message)
+        self.dashboard.opening_answered(self.polls.first_steps)
         self.refresh_bindings()
         informer = self.informer
         synced = informer is None or all(r.synced for r in informer.reflectors.values())

@@ -36,6 +36,7 @@ from tui.screens.validation_view import ValidationScreen
 from tui.session import Intervals, Session, opened_at_of
 from tui.step_board import SHORT_TITLES, StepBoard
 from tui.verdict_state import VerdictState
+from widgets.baseline_chart import BaselineChart
 from widgets.checklist import ChecklistRow
 from widgets.header_bar import HeaderBar, HeaderState
 from widgets.inspector_table import InspectorTable
@@ -44,6 +45,10 @@ from widgets.step_detail import StepDetail
 
 if TYPE_CHECKING:
     from tui.action_controller import ActionController
+
+# The latency chart is plotted once the opening's first checks have answered, or this long
+# after the first frame at the latest (a cluster that answers slowly).
+CHART_HOLD_MAX_S = 3.0
 
 
 class Dashboard:
@@ -120,10 +125,27 @@ class Dashboard:
         )
 
     def show_waiting(self) -> None:
-        """Before the session is open: the checklist, and every pane saying why it waits."""
+        """Before the session is open: the checklist, and every pane saying why it waits.
+        The latency chart is held until the opening's first checks have answered (issue 12):
+        Prometheus often answers first, and loading plotext and building the plot then took
+        60-70 ms of the one interpreter lock the cluster's client import and those checks
+        need, so the findings and the GPU inspector came that much later."""
         self.render_rows()
         self.main.show_waiting(self.waiting)
         self.render_detail()
+        chart = self.main.query_one("#chart-latency", BaselineChart)
+        chart.hold()
+        self.main.set_timer(CHART_HOLD_MAX_S, chart.release)
+
+    def opening_answered(self, steps: tuple[Step, ...]) -> None:
+        """Once every one of `steps` (the checks the opening ran first) has answered, the
+        latency chart held since the first frame is plotted, after the frame that shows
+        them."""
+        if not self.main.composed or not steps or not set(steps) <= self.board.reports.keys():
+            return
+        chart = self.main.query_one("#chart-latency", BaselineChart)
+        if chart.held:
+            self.main.call_after_refresh(chart.release)
 
     def show_header(self) -> None:
         """The session is open: every screen's header says what it knows (a validation view

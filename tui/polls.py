@@ -36,6 +36,7 @@ class RunbookPolls:
         self._workers: RunbookWorkers | None = None
         self._session: Session | None = None
         self._first = ""  # the group whose first check runs alone (start)
+        self.first_steps: tuple[Step, ...] = ()  # the steps whose checks start runs at once
         self._held: list[str] = []  # groups waiting for it
 
     def start(
@@ -72,7 +73,7 @@ class RunbookPolls:
         # interpreter lock) made the shown step answer with the last of them (issue 12's
         # "findings"). The rollout after the checks, as before: its bar then shows the newer
         # of the two reads, which step 1's report also carries.
-        now = (first, Step.HARDWARE)
+        now = self.first_steps = (first, Step.HARDWARE)
         self._first = CHECK_GROUPS[first]
         for group in (GROUP_METRICS, *(CHECK_GROUPS[s] for s in STEP_ORDER if s in now)):
             self._polls[group].request()

@@ -11,11 +11,20 @@ interval is up, from the newest data.
 
 plotext is loaded when a chart first has data to plot, not with the app: until then the
 chart is its frame and "no data" in the title, which needs no plotting (issue 12: importing
-plotext cost the first frame 30 ms, for a chart with nothing on it).
+plotext cost the first frame 30 ms, for a chart with nothing on it). It is loaded on a worker
+thread, and the plot is built once it is in: imported on the UI thread, it froze the screen
+for 45 ms as the first readings came in. Meanwhile the title says "plotting…".
+
+`hold()` keeps a chart from plotting until `release()`: what it is shown meanwhile is kept
+and plotted then. The app holds the main screen's chart while the session opens, so that
+loading plotext and building the plot (60-70 ms of the one interpreter lock) come after the
+first findings and the GPU inspector, not before them (issue 12).
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,6 +34,7 @@ from textual.app import RenderResult
 from textual.color import Color
 from textual.timer import Timer
 from textual.widget import Widget
+from textual.worker import Worker, WorkerState
 
 from services.models import MetricSeries
 from services.sanitize import terminal_line
@@ -34,6 +44,26 @@ if TYPE_CHECKING:
 
 # Which theme variable draws the n-th series; the band uses $success (baseline) and $warning.
 SERIES_COLOURS = ("accent", "primary", "secondary", "warning")
+PLOTEXT_MODULE = "textual_plotext.plot"  # what a plot needs (it loads plotext itself)
+LOAD_GROUP = "baseline-chart-plotext"  # the worker that loads it
+
+
+_LOADING = threading.Event()  # a worker is importing it now: in sys.modules, not complete
+
+
+def _load_plotext() -> None:
+    """On a worker thread: import plotext, textual-plotext and what the plot's theme needs."""
+    _LOADING.set()
+    try:
+        import plotext._dict  # noqa: F401
+        import textual_plotext.plot  # noqa: F401
+    finally:
+        _LOADING.clear()
+
+
+def plotext_loaded() -> bool:
+    """Whether a plot can be built without importing anything."""
+    return PLOTEXT_MODULE in sys.modules and not _LOADING.is_set()
 
 
 def series_label(series: MetricSeries) -> str:
@@ -77,6 +107,10 @@ class BaselineChart(Widget):
         self._drawn_at: float | None = None
         self._pending: Timer | None = None
         self._plot: Plot | None = None  # made when there is first something to plot
+        self._held = False  # hold(): nothing plotted until release()
+        self._loading = False  # plotext is being loaded on a worker thread
+        self._load_failed = False  # that load raised: the plot imports it (and shows why)
+        self._deferred = False  # data came while held or loading: plot it then
 
     @property
     def plt(self) -> Plot:
@@ -109,13 +143,35 @@ class BaselineChart(Widget):
     def on_mount(self) -> None:
         self._draw()
 
+    def hold(self) -> None:
+        """Plot nothing until `release()`; what `show` gives meanwhile is plotted then."""
+        self._held = True
+
+    def release(self) -> None:
+        """Plot again, starting with what was shown while held (at once, or when the
+        interval since the last plot is up)."""
+        if not self._held:
+            return
+        self._held = False
+        if self._deferred and self.is_mounted:
+            self._deferred = False
+            self._request_draw()
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
     def show(self, series: Sequence[MetricSeries | None]) -> None:
         shown = tuple(s for s in series if s is not None)
-        if shown == self.series and self.draws:
+        if shown == self.series and (self.draws or self._deferred):
             return  # nothing new: no redraw
         self.series = shown
         if not self.is_mounted:
             return  # on_mount draws it
+        self._request_draw()
+
+    def _request_draw(self) -> None:
+        """Draw now, or when the interval since the last plot is up."""
         wait = self._wait()
         if wait <= 0:
             self._draw()
@@ -149,10 +205,40 @@ class BaselineChart(Widget):
         value = self.app.theme_variables.get(name) or self.app.theme_variables["foreground"]
         return Color.parse(value).rgb
 
+    def _plot_waits(self) -> bool:
+        """Whether plotting must wait: held, or plotext not loaded yet (its load is started
+        on a worker thread; the plot is built when it is in)."""
+        if self._held:
+            return True
+        if self._plot is not None or self._load_failed or plotext_loaded():
+            return False
+        if not self._loading:
+            self._loading = True
+            self.run_worker(_load_plotext, LOAD_GROUP, group=LOAD_GROUP, thread=True,
+                            exit_on_error=False)  # fmt: skip
+        return True
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != LOAD_GROUP or event.state not in (
+            WorkerState.SUCCESS, WorkerState.ERROR
+        ):  # fmt: skip
+            return
+        self._loading = False
+        # After a failed load the plot imports it on this thread, where the error is raised.
+        self._load_failed = event.state == WorkerState.ERROR
+        if self._deferred and not self._held:
+            self._deferred = False
+            self._draw()
+
     def _draw(self) -> None:
-        self.draws += 1
         unit = f" ({self.unit_label})" if self.unit_label else ""
         plotted = [s for s in self.series if s.points]
+        if plotted and self._plot_waits():
+            self._deferred = True
+            self.border_title = f"{self.chart_title}{unit}: plotting…"
+            self.refresh()
+            return
+        self.draws += 1
         if not plotted and self._plot is None:
             self.border_title = f"{self.chart_title}{unit}: no data"
             self.refresh()

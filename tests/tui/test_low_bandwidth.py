@@ -122,6 +122,8 @@ def latency(values: list[float], baseline: float | None) -> MetricSeries:
 
 
 async def test_latency_and_throughput_axes_never_go_negative() -> None:
+    import textual_plotext.plot  # noqa: F401  (loaded: each plot is built as it is shown)
+
     chart = BaselineChart("latency", unit_label="s")
     async with ChartApp(chart).run_test(size=(60, 20)) as pilot:
         for series in (
@@ -137,6 +139,8 @@ async def test_latency_and_throughput_axes_never_go_negative() -> None:
 
 
 async def test_the_chart_is_rebuilt_at_most_once_per_interval() -> None:
+    import textual_plotext.plot  # noqa: F401  (loaded: the first data is plotted at once)
+
     chart = BaselineChart("latency", min_interval_s=0.3)
     async with ChartApp(chart).run_test(size=(60, 20)) as pilot:
         await pilot.pause()

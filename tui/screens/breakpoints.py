@@ -1,14 +1,16 @@
-"""Screens whose widgets are styled once, as they mount. Textual would restyle every widget of
-a screen twice more when it is first shown: for the breakpoint classes (-narrow/-wide,
--short/-tall) its first Resize adds after the mount, and on its first ScreenResume (issue 12:
-the main screen's first frame; issue 9: the validation view's first opening)."""
+"""Screens whose widgets are styled once, as they mount, and drawn whole only when they must
+be. Textual would restyle every widget of a screen twice more when it is first shown: for the
+breakpoint classes (-narrow/-wide, -short/-tall) its first Resize adds after the mount, and
+on its first ScreenResume (issue 12: the main screen's first frame; issue 9: the validation
+view's first opening); and it repainted the whole screen after layouts that had drawn it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from textual import events
 from textual.app import App
+from textual.geometry import Region
 from textual.screen import Screen
 
 
@@ -32,11 +34,17 @@ class PrestyledScreen(Screen[None]):
     """A screen that takes its size classes in compose (`take_size_classes()`, before any
     child mounts) and whose first showing skips Textual's restyle of the whole screen: every
     widget was styled as it mounted, a moment before, and every class change since restyled
-    what it touched. Later showings restyle as usual."""
+    what it touched. Later showings restyle as usual.
+
+    Nor is it repainted whole for nothing (`refresh`): after the layout that drew it as it
+    was first shown, for what changed on a screen it hides, or with a layout (which redraws
+    what it moves, as each changed widget redraws itself). Each was one more whole frame to
+    the terminal (tests/tui/test_frames_drawn.py)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown = False  # shown once already
+        self._laid_out_on_resume = False  # Textual's resume handler is laying it out now
 
     def take_size_classes(self) -> None:
         """Call first thing in compose: then the first Resize restyles nothing (should the
@@ -47,7 +55,38 @@ class PrestyledScreen(Screen[None]):
         if not self._shown:
             self._shown = True
             event.refresh_styles = False
+            # Textual's own handler runs next: on a screen not laid out at the app's size it
+            # lays it out, which draws all of it, and then asks for a repaint of all of it,
+            # one more whole frame (23 KB at 120x40, 10 ms) for nothing (issue 12).
+            self._laid_out_on_resume = self.is_attached and self.outer_size != self.app.size
+            self.call_later(self._resume_done)  # after Textual's handler, whatever it did
             self.first_shown()
+
+    def _resume_done(self) -> None:
+        self._laid_out_on_resume = False
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if self._laid_out_on_resume and not (regions or layout or recompose):
+            self._laid_out_on_resume = False
+            return self  # the repaint after the first showing's layout: drawn already
+        if regions and not (layout or recompose) and self.styles.background.a == 1:
+            # Only Textual's compositor passes regions to a screen's refresh: what changed on
+            # a screen underneath (the app's default screen, under the main one; the main
+            # screen, under the validation view). Nothing shows through an opaque screen, and
+            # the repaint it asked for was of all of this one: a whole frame each time.
+            return self
+        if layout and not regions:
+            # A layout redraws each region it moves or resizes, and every widget whose
+            # content changed asked for its own repaint. The repaint of all of the screen that
+            # comes with it (a mount into it asks for both) was one more whole frame.
+            repaint = False
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def first_shown(self) -> None:
         """On the first showing, before Textual lays the screen out and draws it."""

@@ -35,8 +35,8 @@ class RunbookPolls:
         self._polls: dict[str, Poll] = {}
         self._workers: RunbookWorkers | None = None
         self._session: Session | None = None
-        self._first = ""  # the group whose first check runs alone (start)
         self.first_steps: tuple[Step, ...] = ()  # the steps whose checks start runs at once
+        self._first_out: set[str] = set()  # their groups whose first check has not ended
         self._held: list[str] = []  # groups waiting for it
 
     def start(
@@ -51,7 +51,7 @@ class RunbookPolls:
     ) -> None:
         """Build every poll and run each once: the metrics, step `first` (the one the step
         pane shows) and step 5 (the GPU inspector's verdicts) now, the other steps and the
-        rollout once `first` has answered (at most FIRST_ALONE_S later)."""
+        rollout once both have answered (at most FIRST_ALONE_S later)."""
         self._workers, self._session = workers, session
         intervals = session.intervals
         for step in STEP_ORDER:
@@ -74,7 +74,7 @@ class RunbookPolls:
         # "findings"). The rollout after the checks, as before: its bar then shows the newer
         # of the two reads, which step 1's report also carries.
         now = self.first_steps = (first, Step.HARDWARE)
-        self._first = CHECK_GROUPS[first]
+        self._first_out = {CHECK_GROUPS[s] for s in now}
         for group in (GROUP_METRICS, *(CHECK_GROUPS[s] for s in STEP_ORDER if s in now)):
             self._polls[group].request()
         self._held = [CHECK_GROUPS[s] for s in STEP_ORDER if s not in now] + [GROUP_ROLLOUT]
@@ -138,7 +138,8 @@ class RunbookPolls:
         report will come from it), and its poll schedules the next read."""
         if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
-        if self._held and worker.group == self._first:
+        self._first_out.discard(worker.group or "")
+        if self._held and not self._first_out:
             self._release()
         if state == WorkerState.CANCELLED:
             step = step_of_group(worker.group)

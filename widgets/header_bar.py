@@ -102,8 +102,7 @@ class HeaderBar(Horizontal):
         }
         for selector, text in texts.items():
             set_text(self.query_one(selector, Label), text)
-        self.set_class(state.read_only, "-read-only")
-        self.set_class(state.production, "-production")
+        self.update_classes({"-read-only": state.read_only, "-production": state.production})
 
     def _elapsed_label(self, seconds: float | None) -> str:
         return f"open {elapsed_text(seconds, minutes_only=self.minutes_only)}"

@@ -121,11 +121,9 @@ class MetricSparkline(Horizontal):
         self._draw_sparkline()
         if series is None or not series.points:
             set_text(value_label, "no data")
-            for name in ("-worse", "-better", "-steady", "-stale"):
-                self.set_class(False, name)
-            self.set_class(True, "-empty")
+            gone = dict.fromkeys(("-worse", "-better", "-steady", "-stale"), False)
+            self.update_classes({**gone, "-empty": True})
             return
-        self.set_class(False, "-empty")
         latest = series.latest
         delta = delta_percent(latest, series.baseline)
         stale = now is not None and now - series.fetched_at > series.stale_after_s
@@ -139,10 +137,10 @@ class MetricSparkline(Horizontal):
         set_text(value_label, text)
         bad = delta is not None and (delta if self.higher_is_worse else -delta) > self.tolerance_pct
         good = delta is not None and not bad and abs(delta) > self.tolerance_pct
-        self.set_class(bad, "-worse")
-        self.set_class(good, "-better")
-        self.set_class(delta is not None and not bad and not good, "-steady")
-        self.set_class(stale, "-stale")
+        # One restyle of the figure for all its classes, not one per class (issue 12).
+        steady = delta is not None and not bad and not good
+        classes = {"-empty": False, "-worse": bad, "-better": good, "-steady": steady}
+        self.update_classes({**classes, "-stale": stale})
         of = f" ({tag})" if tag else ""
         tip = terminal_line(
             f"{series.name}{of}: {format_value(latest, series.unit)}; baseline "

@@ -47,8 +47,11 @@ class RolloutBar(Vertical):
         bar = self.query_one(ProgressBar)
         counts = self.query_one(".rb-counts", Label)
         message = self.query_one(".rb-message", Label)
-        self.set_class(progress is None, "-empty")
         if progress is None:
+            # One restyle of the bar and its labels for all its classes, not one per class.
+            self.update_classes(
+                {"-empty": True, "-done": False, "-problem": False, "-rolling": False}
+            )
             waiting_bar(bar)
             set_text(counts, "")
             set_text(message, "rollout: not read yet")
@@ -69,6 +72,11 @@ class RolloutBar(Vertical):
         lines = [progress.message] + [p.message for p in progress.problems]
         # Problems quote pod and event messages from the cluster.
         set_text(message, "\n".join(terminal_text(line, 500) for line in lines if line))
-        self.set_class(progress.done and not progress.problems, "-done")
-        self.set_class(bool(progress.problems), "-problem")
-        self.set_class(not progress.done and not progress.problems, "-rolling")
+        self.update_classes(
+            {
+                "-empty": False,
+                "-done": progress.done and not progress.problems,
+                "-problem": bool(progress.problems),
+                "-rolling": not progress.done and not progress.problems,
+            }
+        )

@@ -94,7 +94,7 @@ class ValidationPanel(Vertical):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+        super().__init__(id=id, classes="-empty")  # not on mount: a restyle (issue 12)
         self.verdict: Verdict | None = None
         self.lost: VerdictLost | None = None
         self._shown: tuple[object, ...] | None = None
@@ -111,7 +111,6 @@ class ValidationPanel(Vertical):
         yield Static("", classes="vp-checks")
 
     def on_mount(self) -> None:
-        self.set_class(True, "-empty")
         waiting_bar(self.query_one(ProgressBar))
 
     def show(
@@ -132,11 +131,17 @@ class ValidationPanel(Vertical):
         self.verdict = verdict
         self.lost = lost
         shown = None if lost is not None else verdict
-        self.set_class(verdict is None and lost is None, "-empty")
-        self.set_class(lost is not None, "-unknown")
-        for name in ("pass", "fail"):
-            self.set_class(shown is not None and shown.verdict == name, f"-{name}")
-        self.set_class(shown is not None and shown.verdict == "insufficient-data", "-waiting")
+        named = shown.verdict if shown is not None else None
+        # One restyle of the panel for all its classes, not one per class (issue 12).
+        self.update_classes(
+            {
+                "-empty": verdict is None and lost is None,
+                "-unknown": lost is not None,
+                "-pass": named == "pass",
+                "-fail": named == "fail",
+                "-waiting": named == "insufficient-data",
+            }
+        )
         verdict_label = self.query_one(".vp-verdict", Label)
         bar = self.query_one(ProgressBar)
         countdown = self.query_one(".vp-countdown", Label)

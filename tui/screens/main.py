@@ -187,8 +187,8 @@ class MainScreen(PrestyledScreen):
     def show_pane(self, pane: str) -> None:
         self.pane = pane
         panes = self.query_one("#panes")
-        for name in PANES:
-            panes.set_class(name == pane, f"-tab-{name}")
+        # One restyle of every pane for the switch, not one per class changed.
+        panes.update_classes({f"-tab-{name}": name == pane for name in PANES})
         tabs = self.query_one(Tabs)
         if tabs.active != f"tab-{pane}":
             tabs.active = f"tab-{pane}"

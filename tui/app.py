@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from textual import on
 from textual.actions import ActionParseResult
@@ -118,6 +118,17 @@ class SkewmitApp(App[int]):
         # The collector's policy (tui.heap): freeze start-up's heap, then each round's, and
         # what survives the interpreter's own full collections while no screen is over ours.
         self.heap = HeapKeeper(covered=lambda: self.screen is not self.main)
+
+    def refresh(
+        self, *, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> Self:
+        """App.refresh, with its whole repaint kept: the screens drop the repaint that comes
+        with a layout (tui.screens.breakpoints.PrestyledScreen.refresh), and after
+        App.suspend or a theme change every cell must be drawn again."""
+        super().refresh(repaint=repaint, layout=layout, recompose=recompose)
+        if repaint and layout and not recompose and self.screen_stack:
+            self.screen_stack[-1].refresh()
+        return self
 
     def run(self, *args: Any, **kwargs: Any) -> int | None:
         """App.run; when the opener failed, "skewmit: <why>" on stderr and 2 returned."""

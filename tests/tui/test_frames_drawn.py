@@ -111,3 +111,18 @@ async def test_a_change_under_the_validation_view_does_not_redraw_the_view() -> 
         await pilot.press("v")
         await wait_until(pilot, lambda: whole(frames, app.main) >= 1, "the main screen drawn")
         assert "status under the view 2" in app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_the_apps_own_refresh_still_draws_the_whole_screen() -> None:
+    """What Textual asks after App.suspend (an editor or a pager run in the terminal) and a
+    theme change: the screen laid out and every cell drawn again, though the screens drop
+    the repaint that comes with a layout."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    app.animation_level = "none"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        frames = record_frames(app)
+        app.refresh(layout=True)
+        await wait_until(pilot, lambda: whole(frames, app.main) >= 1, "the whole screen drawn")

@@ -84,7 +84,9 @@ class PrestyledScreen(Screen[None]):
         if layout and not regions:
             # A layout redraws each region it moves or resizes, and every widget whose
             # content changed asked for its own repaint. The repaint of all of the screen that
-            # comes with it (a mount into it asks for both) was one more whole frame.
+            # comes with it (each mount into the screen, each change of its scrollable size
+            # asks for both) was one more whole frame. The app's own refresh still repaints
+            # all of it (SkewmitApp.refresh).
             repaint = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 

@@ -73,7 +73,8 @@ class ActionLog(DataTable[Text]):
         self.add_column("#", key="number", width=self.NUMBER_WIDTH)
         self.add_column("When", key="when", width=self.WHEN_WIDTH)
         self.add_column("Action", key="title", width=self._title_width())
-        self.add_column("Note", key="note")
+        # No note column: it could only sit past the pane's edge, where it put a horizontal
+        # scrollbar under the log (even an empty one). The note is in full under the table.
         self._post_highlighted()
 
     def _title_width(self) -> int:
@@ -136,7 +137,6 @@ class ActionLog(DataTable[Text]):
                 str(self.number(i)),
                 entry.when[:5],
                 f"{STATUS_MARKS.get(entry.status, '?')} {entry.title}",
-                entry.note,
             )
             # Titles and notes quote the cluster (verify messages, names): one safe line each.
             self.add_row(

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from textual.app import App
+from textual.widgets import Label
 
-from services.models import STEP_ORDER
+from services.models import STEP_ORDER, JournalAction
 from tests.tui.conftest import wait_until
 from tests.tui.fakes import FakeRunbook, fake_session
 from tui.app import SkewmitApp
@@ -92,8 +93,9 @@ def on_screen(app: App[Any]) -> str:
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_the_action_column_fills_the_log_pane(size: tuple[int, int]) -> None:
-    """The title column takes the pane's width (the note is beyond, reached by scrolling),
-    at 120x40 and in the log's tab at 80x24, with the log still empty."""
+    """The title column takes the pane's width, at 120x40 and in the log's tab at 80x24, with
+    the log still empty and then with a long note: no horizontal scrollbar under the log (a
+    note column past the pane's edge put one there), and the note is in full under it."""
     app = SkewmitApp(fake_session(FakeRunbook()))
     async with app.run_test(size=size) as pilot:
         if size == (80, 24):
@@ -104,3 +106,12 @@ async def test_the_action_column_fills_the_log_pane(size: tuple[int, int]) -> No
         await pilot.pause()
         screen = on_screen(app)
         assert "#   When   Action" in screen and "Note" not in screen, screen
+        assert not log.show_horizontal_scrollbar and log.virtual_size.width <= log.size.width
+        note = "verified: 4 of 4 pods ready on revision 2, " + "the rollout finished " * 6
+        app.main.show_log([JournalAction(3, "03:12:09", "Roll back", "applied", note)], False)
+        await pilot.pause()
+        await pilot.pause()
+        assert log.row_count == 1 and not log.show_horizontal_scrollbar
+        assert log.virtual_size.width <= log.size.width
+        detail = app.main.query_one("#log-detail", Label)
+        assert note.strip() in str(detail.render()), "the note, in full, under the log"

@@ -11,6 +11,7 @@ frozen screen. Prints the longest stall per phase; asserts nothing.
 
     .venv/bin/python bench/ui_stall_bench.py [--rounds 3] [--dwell 1.0] [--no-cache] [--gc-freeze]
         [--heap keeper|rounds|app] [--profile 1,5,v] [--stretches] [--scenario S] [--latency 3]
+        [--size 120x40]
 
 The app reads pods and nodes from watches (services.informer: a paged first list, then
 events); the rounds start once those are in sync, after the first load. `--no-cache` is the
@@ -437,6 +438,7 @@ async def measure(
     stretches: bool = False,
     scenario: str = "large",
     latency_s: float = 0.0,
+    size: tuple[int, int] = (200, 60),
 ) -> dict[str, Any]:
     from tui.app import SkewmitApp
     from tui.launchers import close_session
@@ -464,7 +466,7 @@ async def measure(
         else:
             app.heap = OneFreeze()  # type: ignore[assignment]
         app.animation_level = "none"
-        async with app.run_test(size=(200, 60)) as pilot:
+        async with app.run_test(size=size) as pilot:
             meter.start()
             meter.phase = "start: first checks"
             begun = time.monotonic()
@@ -653,11 +655,18 @@ def main() -> int:
         help="seconds the simulator adds to every API call once the first checks are in",
     )
     parser.add_argument(
+        "--size",
+        default="200x60",
+        help="the screen, COLSxROWS (issue 12's figures are at 120x40, issue 9's at 200x60)",
+    )
+    parser.add_argument(
         "--stretches",
         action="store_true",
         help="name what ran in each phase's longest synchronous stretches of the loop",
     )
     args = parser.parse_args()
+    cols, _, rows = args.size.partition("x")
+    size = (int(cols), int(rows))
     profile = PhaseProfile(
         [
             {"v": "validation view"}.get(name, f"open step {name}")
@@ -686,6 +695,7 @@ def main() -> int:
             args.stretches,
             args.scenario,
             args.latency,
+            size,
         )
     )
     mode = "per-pod (before)" if args.per_pod else "aggregated"
@@ -697,7 +707,7 @@ def main() -> int:
         "rounds": ", tui.heap.HeapKeeper (freeze after every round only)",
         "app": ", the app's one start-up freeze",
     }[args.heap]
-    mode += f", GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
+    mode += f", {size[0]}x{size[1]}, GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
     mode += f", {args.latency:g} s added to every API call" if args.latency else ""
     print(
         f"{args.scenario}, {mode}: set-up {result['setup_s']:.1f} s, first checks of five steps "

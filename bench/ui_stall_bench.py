@@ -32,8 +32,9 @@ CPU time (on a loaded machine the wall time is mostly the scheduler's). After th
 bench counts what the collector still walks, by type, then unfreezes and collects everything:
 the garbage found is what frozen objects had become (what HeapKeeper's sweeps give back).
 
-`--profile 1,5,v` runs cProfile on the UI thread while those phases are in progress (steps
-1 and 5, the validation view) and prints and saves (/tmp/ui_stall_*.prof) what it spent.
+`--profile s,1,5,v` runs cProfile on the UI thread while those phases are in progress (the
+start's first checks, steps 1 and 5, the validation view) and prints and saves
+(/tmp/ui_stall_*.prof) what it spent.
 `--stretches` names what ran in each phase's longest synchronous stretches of the event loop
 (messages dispatched, layout and render of the screen, widgets rendered or measured,
 collections): the cause, where the stall column gives the length; it also counts each phase's
@@ -469,6 +470,8 @@ async def measure(
         async with app.run_test(size=size) as pilot:
             meter.start()
             meter.phase = "start: first checks"
+            if profile is not None:
+                profile.enter(meter.phase)
             begun = time.monotonic()
             reflectors = app.informer.reflectors.values() if app.informer is not None else ()
             while time.monotonic() - begun < 600 and (
@@ -476,6 +479,8 @@ async def measure(
             ):
                 await pilot.pause(0.2)
             first_checks_s = time.monotonic() - begun
+            if profile is not None:
+                profile.leave("start: first checks")
             # Reads that began before the watches were in sync (live lists of every pod) may
             # still be in flight: the rounds start once each step answered twice since.
             since = dict(app.board.answered)
@@ -645,7 +650,8 @@ def main() -> int:
         "--profile",
         default="",
         metavar="PHASE",
-        help="cProfile the UI thread during phases, e.g. 1,5,v: step N opened, validation view",
+        help="cProfile the UI thread during phases, e.g. s,1,5,v: the start, step N opened, "
+        "the validation view",
     )
     parser.add_argument("--scenario", default="large", help="the simulator's scenario")
     parser.add_argument(
@@ -669,7 +675,7 @@ def main() -> int:
     size = (int(cols), int(rows))
     profile = PhaseProfile(
         [
-            {"v": "validation view"}.get(name, f"open step {name}")
+            {"v": "validation view", "s": "start: first checks"}.get(name, f"open step {name}")
             for name in args.profile.split(",")
             if name
         ]

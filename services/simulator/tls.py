@@ -37,8 +37,10 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_serving_cert(host: str = "127.0.0.1") -> ServingCert:
-    """Create a CA and a certificate for `host` (and localhost), valid for 10 years."""
+def make_serving_cert(host: str = "127.0.0.1", folder: Path | None = None) -> ServingCert:
+    """Create a CA and a certificate for `host` (and localhost), valid for 10 years; the
+    certificate and its key are written in `folder` (a new private folder under the temp
+    directory when None: its owner removes it once the files are loaded)."""
     now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
     until = now + datetime.timedelta(days=3650)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -88,7 +90,8 @@ def make_serving_cert(host: str = "127.0.0.1") -> ServingCert:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    folder = Path(tempfile.mkdtemp(prefix="skewmit-sim-tls-"))
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="skewmit-sim-tls-"))
     cert_path, key_path = folder / "tls.crt", folder / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

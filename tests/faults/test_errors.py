@@ -31,7 +31,8 @@ def test_a_ca_mismatch_names_the_kubeconfig_ca_not_the_network(
     """Issue 9: reported as "check the network/VPN", the real cause hidden."""
     path = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
     doc = yaml.safe_load(path.read_text())
-    other_ca = make_serving_cert().ca_pem  # a CA that did not sign the simulator's cert
+    # A CA that did not sign the simulator's cert (its files kept out of /tmp).
+    other_ca = make_serving_cert(folder=tmp_path).ca_pem
     doc["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(
         other_ca
     ).decode()

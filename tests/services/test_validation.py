@@ -482,7 +482,7 @@ class _FakePrometheus(http.server.BaseHTTPRequestHandler):
 def test_bearer_token_and_custom_ca_reach_prometheus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cert = make_serving_cert("127.0.0.1")
+    cert = make_serving_cert("127.0.0.1", tmp_path)  # its key is not left behind in /tmp
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakePrometheus)
     server.socket = cert.server_context().wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

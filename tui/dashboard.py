@@ -263,6 +263,13 @@ class Dashboard:
             self.render_verdict()
         now = session.metrics_now() if session is not None and session.metrics_now else None
         if not message.error:
+            # A new reading is judged as of when it was read (its newest point): how long the
+            # UI took to show it is not the source's age. At the demo's x12 clock the opening's
+            # busy second made every first figure read "stale". Kept readings (above) are
+            # judged now, so a source that stopped answering shows.
+            read_at = max((s.points[-1].t for s in self.metrics if s.points), default=None)
+            if now is not None and read_at is not None:
+                now = min(now, read_at)
             self.pace_charts(validation)
         self.main.show_metrics(self.metrics, now, self.metrics_error)
         if validation is not None:

@@ -199,6 +199,10 @@ class Dashboard:
             self.show_progress(report.progress)
         if report.hardware is not None:
             self.main.show_hardware(report.hardware)
+            series, now, error, shown_class = self.main.shown_metrics
+            if series and report.hardware.expected_class != shown_class:
+                # The figures already shown were of the first class listed on a mixed fleet.
+                self.main.show_metrics(series, now, error, report.hardware.expected_class)
         if report.verdict is not None:
             self.show_verdict(report.verdict)
         elif step == Step.VALIDATE and self.verdict_state.failed(report.error):
@@ -271,7 +275,7 @@ class Dashboard:
             if now is not None and read_at is not None:
                 now = min(now, read_at)
             self.pace_charts(validation)
-        self.main.show_metrics(self.metrics, now, self.metrics_error)
+        self.main.show_metrics(self.metrics, now, self.metrics_error, self.expected_class())
         if validation is not None:
             validation.show_metrics(self.metrics)
 
@@ -354,6 +358,12 @@ class Dashboard:
             screen.show_verdict(verdict, remaining, lost)
 
     # -- the checklist, the selected step and the status line -----------------------------
+
+    def expected_class(self) -> str | None:
+        """The GPU class the last-known-good required, once step 5 has said (else None)."""
+        report = self.board.reports.get(Step.HARDWARE)
+        hardware = report.hardware if report is not None else None
+        return hardware.expected_class if hardware is not None else None
 
     def render_rows(self) -> None:
         if not self.main.composed:

@@ -10,19 +10,27 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from services.gpu import gpu_class_from_name, same_class
 from services.models import MetricSeries
 
 # How long a first reading without figures is read again while nothing has taken it.
 READ_AGAIN_FOR_S = 600.0
 
 
-def first_series(series: Sequence[MetricSeries]) -> dict[str, MetricSeries]:
+def first_series(
+    series: Sequence[MetricSeries], prefer: str | None = None
+) -> dict[str, MetricSeries]:
     """One series per quantity for the sparklines: the first with data, preferring one with
     a baseline (GPU quantities have a series per GPU model; a model the last-known-good
-    window did not run on has none)."""
+    window did not run on has none), then one of the GPU class `prefer` (the class the
+    last-known-good required, from step 5). The first readings do not wait for the
+    baseline: without `prefer` a mixed fleet's GPU figures were the first class listed
+    (A10G: 20.7 GiB) until it came, then jumped to the last-known-good's (H100: 72.1 GiB)."""
 
-    def rank(item: MetricSeries) -> tuple[bool, bool]:
-        return (bool(item.points), item.baseline is not None)
+    def rank(item: MetricSeries) -> tuple[bool, bool, bool]:
+        models = item.labels.values()
+        preferred = any(same_class(prefer, gpu_class_from_name(m)) for m in models)
+        return (bool(item.points), item.baseline is not None, preferred)
 
     out: dict[str, MetricSeries] = {}
     for item in series:
@@ -156,11 +164,11 @@ def short_gpu_class(model: str) -> str:
     return name.replace("-", " ").split(" ", 1)[0] if name else "?"
 
 
-def class_tags(series: Sequence[MetricSeries]) -> dict[str, str]:
+def class_tags(series: Sequence[MetricSeries], prefer: str | None = None) -> dict[str, str]:
     """For each quantity read per GPU model on a mixed fleet (series with data on more than
-    one model), the class the pane's figure is of: {"gpu_util": "H100"}. A fleet of one
-    class gets no tag."""
-    chosen = first_series(series)
+    one model), the class the pane's figure is of (`first_series`' choice): {"gpu_util":
+    "H100"}. A fleet of one class gets no tag."""
+    chosen = first_series(series, prefer)
     tags: dict[str, str] = {}
     for name, shown in chosen.items():
         if len(_models(series, name)) > 1 and shown.labels:
@@ -177,10 +185,10 @@ def _models(series: Sequence[MetricSeries], name: str) -> set[str]:
     }
 
 
-def mixed_fleet_note(series: Sequence[MetricSeries]) -> str:
+def mixed_fleet_note(series: Sequence[MetricSeries], prefer: str | None = None) -> str:
     """One line for the metrics pane on a mixed fleet: which class the GPU figures are of
     ("GPU figures: H100 pods (mixed fleet: A10G, H100)"); "" on a fleet of one class."""
-    tags = class_tags(series)
+    tags = class_tags(series, prefer)
     if not tags:
         return ""
     shown = sorted(set(tags.values()))

@@ -17,13 +17,13 @@ from textual.app import App, ComposeResult
 from textual.widgets import Label, ProgressBar, Sparkline
 from textual.widgets._footer import FooterKey
 
-from services.models import MetricPoint, MetricSeries
+from services.models import MetricPoint, MetricSeries, Step
 from tests.tui.conftest import wait_until
 from tests.tui.fakes import T0, FakeRunbook, fake_session, metrics
 from tui import low_bandwidth
 from tui.app import SkewmitApp
 from tui.messages import MetricsSampled
-from tui.metrics_feed import class_tags, mixed_fleet_note
+from tui.metrics_feed import class_tags, first_series, mixed_fleet_note
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar
 from widgets.metric_sparkline import MetricSparkline
@@ -165,6 +165,36 @@ def test_mixed_fleet_says_which_gpu_class_the_figures_are_of() -> None:
     assert class_tags([a10g, h100]) == {"gpu_util": "H100"}
     assert mixed_fleet_note([a10g, h100]) == "GPU figures: H100 pods (mixed fleet: A10G, H100)"
     assert class_tags([h100]) == {} and mixed_fleet_note([h100]) == ""
+
+
+def test_before_the_baseline_a_mixed_fleet_shows_the_class_last_known_good_required() -> None:
+    # The first readings come before the baseline (no series has one yet).
+    h100, a10g = gpu("NVIDIA H100 80GB HBM3", 90.0, None), gpu("NVIDIA A10G", 99.0, None)
+    assert first_series([a10g, h100])["gpu_util"] is a10g  # the first listed: it jumped
+    assert first_series([a10g, h100], "H100-80GB")["gpu_util"] is h100
+    assert class_tags([a10g, h100], "H100-80GB") == {"gpu_util": "H100"}
+    # Once the baseline is in, the class it was taken on stands.
+    a10g_lkg = gpu("NVIDIA A10G", 99.0, 95.0)
+    assert first_series([a10g_lkg, h100], "H100-80GB")["gpu_util"] is a10g_lkg
+
+
+async def test_a_mixed_fleets_first_gpu_figures_are_of_the_expected_class() -> None:
+    """Before the baseline, the GPU figures of a mixed fleet were the first class listed
+    (A10G) and jumped to the last-known-good's (H100) a poll later; once step 5 has said
+    which class the last-known-good required, they are that class's from the first."""
+    mixed = [
+        *(s for s in metrics() if s.name != "gpu_util"),
+        gpu("NVIDIA A10G", 99.0, None),
+        gpu("NVIDIA H100 80GB HBM3", 90.0, None),
+    ]
+    app = app_for(metrics_sampler=lambda: mixed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        note = app.main.query_one("#metrics-note", Label)
+        spark = app.main.query_one("#spark-gpu_util", MetricSparkline)
+        await wait_until(pilot, lambda: Step.HARDWARE in app.board.reports, "step 5")
+        await wait_until(pilot, lambda: "mixed fleet" in str(note.content), "the mixed note")
+        assert "GPU figures: H100 pods" in str(note.content), note.content
+        assert "(H100)" in str(spark.tooltip) and "90%" in str(spark.tooltip)
 
 
 async def test_mixed_fleet_note_in_live_metrics() -> None:

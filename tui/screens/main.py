@@ -111,7 +111,12 @@ class MainScreen(PrestyledScreen):
         self._status_timer: Timer | None = None  # a refusal on show until it fires
         self.hint = ""  # what the status line shows when no refusal is
         # The last metrics shown (series, now, error), redrawn when the chart is toggled.
-        self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str] = ((), None, "")
+        self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str, str | None] = (
+            (),
+            None,
+            "",
+            None,
+        )
         # The app's: what to show once the widgets are mounted, before the first layout (so
         # that it is in the first frame), and what to start once that frame is drawn.
         self.first_mount: Callable[[], None] | None = None
@@ -269,16 +274,22 @@ class MainScreen(PrestyledScreen):
         self.query_one(ValidationPanel).show(verdict, remaining_s, lost)
 
     def show_metrics(
-        self, series: Sequence[MetricSeries], now: float | None, error: str = ""
+        self,
+        series: Sequence[MetricSeries],
+        now: float | None,
+        error: str = "",
+        gpu_class: str | None = None,
     ) -> None:
-        self.shown_metrics = (series, now, error)
-        first = first_series(series)
-        tags = class_tags(series)  # which GPU class a figure is of, on a mixed fleet
+        """`gpu_class`: the class the last-known-good required (step 5), whose figures a
+        mixed fleet shows before the baseline says so (tui.metrics_feed.first_series)."""
+        self.shown_metrics = (series, now, error, gpu_class)
+        first = first_series(series, gpu_class)
+        tags = class_tags(series, gpu_class)  # which GPU class a figure is of, on a mixed fleet
         for name in METRIC_NAMES:
             spark = self.query_one(f"#spark-{name}", MetricSparkline)
             spark.show(first.get(name), now, tags.get(name, ""))
         self.query_one("#chart-latency", BaselineChart).show(series_named(series, "p95", "p99"))
-        notes = (mixed_fleet_note(series), error, low_bandwidth.chart_note(self))
+        notes = (mixed_fleet_note(series, gpu_class), error, low_bandwidth.chart_note(self))
         note = terminal_text("\n".join(n for n in notes if n), 500)
         set_text(self.query_one("#metrics-note", Label), note)
 

@@ -199,10 +199,10 @@ class Dashboard:
             self.show_progress(report.progress)
         if report.hardware is not None:
             self.main.show_hardware(report.hardware)
-            series, now, error, shown_class = self.main.shown_metrics
-            if series and report.hardware.expected_class != shown_class:
+            expected = report.hardware.expected_class
+            if self.main.shown_metrics[0] and expected != self.main.shown_gpu_class:
                 # The figures already shown were of the first class listed on a mixed fleet.
-                self.main.show_metrics(series, now, error, report.hardware.expected_class)
+                self.main.show_metrics(*self.main.shown_metrics, expected)
         if report.verdict is not None:
             self.show_verdict(report.verdict)
         elif step == Step.VALIDATE and self.verdict_state.failed(report.error):

@@ -111,12 +111,8 @@ class MainScreen(PrestyledScreen):
         self._status_timer: Timer | None = None  # a refusal on show until it fires
         self.hint = ""  # what the status line shows when no refusal is
         # The last metrics shown (series, now, error), redrawn when the chart is toggled.
-        self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str, str | None] = (
-            (),
-            None,
-            "",
-            None,
-        )
+        self.shown_metrics: tuple[Sequence[MetricSeries], float | None, str] = ((), None, "")
+        self.shown_gpu_class: str | None = None  # the GPU class a mixed fleet's figures prefer
         # The app's: what to show once the widgets are mounted, before the first layout (so
         # that it is in the first frame), and what to start once that frame is drawn.
         self.first_mount: Callable[[], None] | None = None
@@ -222,7 +218,7 @@ class MainScreen(PrestyledScreen):
     def action_toggle_chart(self) -> None:
         """The latency chart on demand (low-bandwidth mode hides it)."""
         low_bandwidth.toggle_chart(self)
-        self.show_metrics(*self.shown_metrics)
+        self.show_metrics(*self.shown_metrics, self.shown_gpu_class)
 
     # -- the status line ---------------------------------------------------------------------
 
@@ -282,7 +278,8 @@ class MainScreen(PrestyledScreen):
     ) -> None:
         """`gpu_class`: the class the last-known-good required (step 5), whose figures a
         mixed fleet shows before the baseline says so (tui.metrics_feed.first_series)."""
-        self.shown_metrics = (series, now, error, gpu_class)
+        self.shown_metrics = (series, now, error)
+        self.shown_gpu_class = gpu_class
         first = first_series(series, gpu_class)
         tags = class_tags(series, gpu_class)  # which GPU class a figure is of, on a mixed fleet
         for name in METRIC_NAMES:

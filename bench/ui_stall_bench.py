@@ -68,6 +68,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+START_PHASE = "start: first checks"  # its name in the tables, and `--profile s`
+
 TICK_S = 0.01
 
 
@@ -469,7 +471,7 @@ async def measure(
         app.animation_level = "none"
         async with app.run_test(size=size) as pilot:
             meter.start()
-            meter.phase = "start: first checks"
+            meter.phase = START_PHASE
             if profile is not None:
                 profile.enter(meter.phase)
             begun = time.monotonic()
@@ -480,7 +482,7 @@ async def measure(
                 await pilot.pause(0.2)
             first_checks_s = time.monotonic() - begun
             if profile is not None:
-                profile.leave("start: first checks")
+                profile.leave(START_PHASE)
             # Reads that began before the watches were in sync (live lists of every pod) may
             # still be in flight: the rounds start once each step answered twice since.
             since = dict(app.board.answered)
@@ -675,7 +677,7 @@ def main() -> int:
     size = (int(cols), int(rows))
     profile = PhaseProfile(
         [
-            {"v": "validation view", "s": "start: first checks"}.get(name, f"open step {name}")
+            {"v": "validation view", "s": START_PHASE}.get(name, f"open step {name}")
             for name in args.profile.split(",")
             if name
         ]

@@ -28,8 +28,10 @@ def first_series(
     (A10G: 20.7 GiB) until it came, then jumped to the last-known-good's (H100: 72.1 GiB)."""
 
     def rank(item: MetricSeries) -> tuple[bool, bool, bool]:
-        models = item.labels.values()
-        preferred = any(same_class(prefer, gpu_class_from_name(m)) for m in models)
+        # A class is parsed from the model's name only where one is preferred (step 5 said).
+        preferred = prefer is not None and any(
+            same_class(prefer, gpu_class_from_name(m)) for m in item.labels.values()
+        )
         return (bool(item.points), item.baseline is not None, preferred)
 
     out: dict[str, MetricSeries] = {}

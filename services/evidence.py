@@ -131,22 +131,6 @@ def secret_values(objects: Sequence[Any]) -> set[str]:
     return {s for s in found if len(s) >= 4 and not s.startswith(masks)}
 
 
-def snapshot(cluster: Cluster, namespace: str, deployment: str) -> Obj:
-    """The Deployment and its ReplicaSets now, masked. Raises NotFoundError, UnreachableError."""
-    live = cluster.get("Deployment", namespace, deployment)
-    sets = sorted(rollout.owned_replicasets(cluster, live), key=rollout.revision_of)
-    return {"deployment": mask_object(live), "replicasets": [mask_object(rs) for rs in sets]}
-
-
-def record_snapshot(journal: Journal, cluster: Cluster, label: str = "before") -> None:
-    """Journal the Deployment and ReplicaSets as they are (call it when an incident opens, so
-    the bundle has the manifests from before any fix)."""
-    target = journal.target
-    journal.append(
-        "snapshot", {"label": label, **snapshot(cluster, target.namespace, target.deployment)}
-    )
-
-
 def find_journal(target: Target, root: Path | None = None) -> Journal | None:
     """The target's open incident, else its newest closed one; None when there is none.
     Never creates an incident."""

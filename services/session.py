@@ -280,9 +280,9 @@ def _reopen(
 ) -> tuple[Journal, list[str]]:
     """The target's incident journal, reopened or started (with the manifests from before any
     fix), and what to tell the operator: who holds it, which crashed intents were settled."""
-    from services.evidence import record_snapshot
     from services.journal import Journal
     from services.reconcile import reconcile
+    from services.snapshot import record_snapshot
 
     journal = Journal.open_for(
         target, target.user, options.journal_root, take_over=options.take_over, clock=clock

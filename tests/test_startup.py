@@ -219,3 +219,39 @@ def test_the_first_frame_draws_the_chart_without_loading_plotext() -> None:
     assert title == "latency (s): no data"
     assert "textual" in loaded  # the app did run
     assert not {"plotext", "textual_plotext"} & set(loaded), loaded
+
+
+# A session opened through the real client, its incident opened as the first finding opens
+# it; then what the journal holds and whether the evidence bundle's modules were loaded.
+OPEN_INCIDENT = """
+import json, sys
+from pathlib import Path
+from services.session import SessionOptions, open_session
+
+runbook = open_session(SessionOptions(
+    kubeconfig=sys.argv[1], context="skewmit-sim", namespace="inference",
+    deployment="llm-serve", journal_root=Path(sys.argv[2])))
+journal = runbook.gate.journal
+print(json.dumps([[e.type for e in journal.entries()],
+                  sorted(m for m in sys.modules if m.startswith("services.evidence")),
+                  "tarfile" in sys.modules]))
+"""
+
+
+def test_opening_an_incident_loads_none_of_the_evidence_bundle(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    """The app opens the incident on a worker while the first checks are drawn; the bundle's
+    modules (tarfile, the timeline, validation: 40 ms) load only when a bundle is written.
+    The incident still journals the manifests from before any fix."""
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    result = subprocess.run(
+        [sys.executable, "-c", OPEN_INCIDENT, str(kubeconfig), str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    entries, evidence_modules, tarfile_loaded = json.loads(result.stdout.splitlines()[-1])
+    assert entries == ["opened", "snapshot"]
+    assert evidence_modules == [] and not tarfile_loaded, (evidence_modules, tarfile_loaded)

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 from services import hardware, rollout
 from services.clock import WALL_CLOCK, Clock
 from services.errors import SkewmitError
-from services.evidence import record_snapshot
 from services.journal import Journal, state_dir
 from services.journal_actions import reverted_by
 from services.kube import TIMEOUT_S, KubeCluster
@@ -48,6 +47,7 @@ from services.runbook import Runbook
 from services.simulator.clock import SimClock
 from services.simulator.kubeconfig import VIEWER_CONTEXT
 from services.simulator.scenario import Scenario
+from services.snapshot import record_snapshot
 
 if TYPE_CHECKING:
     # Imported where used: the simulator's server and serving model pull in aiohttp and the

@@ -25,7 +25,7 @@ import yaml
 
 from services import rollout
 from services.clock import Clock
-from services.evidence import Bundle, record_snapshot, write_bundle
+from services.evidence import Bundle, write_bundle
 from services.evidence_clock import parse_utc, utc
 from services.gate import Gate
 from services.journal import Journal
@@ -36,6 +36,7 @@ from services.models import Change, Plan, Step, Target
 from services.runbook import Runbook
 from services.simulator.backfill import render_history
 from services.simulator.runner import Simulator
+from services.snapshot import record_snapshot
 from services.validation import Thresholds
 from tests.services.conftest import BACKFILL_FAMILIES, VLLM_FAST
 

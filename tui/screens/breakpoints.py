@@ -55,6 +55,7 @@ class PrestyledScreen(Screen[None]):
         if not self._shown:
             self._shown = True
             event.refresh_styles = False
+            self.screen_layout_refresh_signal.subscribe(self, self._first_layout, immediate=True)
             # Textual's own handler runs next: on a screen not laid out at the app's size it
             # lays it out, which draws all of it, and then asks for a repaint of all of it,
             # one more whole frame (23 KB at 120x40, 10 ms) for nothing (issue 12).
@@ -64,6 +65,20 @@ class PrestyledScreen(Screen[None]):
 
     def _resume_done(self) -> None:
         self._laid_out_on_resume = False
+
+    def _first_layout(self, _screen: Screen[Any]) -> None:
+        """After the first layout that draws the screen: every widget on it was just drawn
+        as it is, so the repaints its widgets asked for while they mounted (each set text or
+        a style before it had a place) are done. Textual would carry them out on the next
+        idle, redrawing all of them: a second whole frame (24 KB at 120x40, 30-40 ms of the
+        interpreter lock that the session's opening needs, issue 12). A widget that changes
+        from now on asks again."""
+        if not (self.is_current and self._compositor.size == self.app.size):
+            return  # not drawn by this layout: wait for the one that draws it
+        self.screen_layout_refresh_signal.unsubscribe(self)
+        for widget in self._compositor.visible_widgets:
+            widget._repaint_required = False
+            widget._exchange_repaint_regions()
 
     def refresh(
         self,

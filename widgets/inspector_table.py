@@ -160,7 +160,6 @@ class InspectorTable(DataTable[Text]):
         self._prefix = common_prefix([row.pod for row in self.readings])
         self.page = min(self.page, self.pages - 1)
         self._render_page(selected.pod if selected is not None else None)
-        self.set_class(self.mismatches > 0, "-mismatch")
 
     def go_to_page(self, page: int, cursor: int) -> None:
         """Show page `page` (clamped) with the cursor on its row `cursor` (-1: the last)."""

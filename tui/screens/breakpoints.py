@@ -67,15 +67,18 @@ class PrestyledScreen(Screen[None]):
         self._laid_out_on_resume = False
 
     def _first_layout(self, _screen: Screen[Any]) -> None:
-        """After the first layout that draws the screen: every widget on it was just drawn
+        """After the screen's first layout. When it drew the whole screen then (on top, at
+        the app's size, no batch holding the frame back), every widget on it was just drawn
         as it is, so the repaints its widgets asked for while they mounted (each set text or
         a style before it had a place) are done. Textual would carry them out on the next
         idle, redrawing all of them: a second whole frame (24 KB at 120x40, 30-40 ms of the
         interpreter lock that the session's opening needs, issue 12). A widget that changes
-        from now on asks again."""
-        if not (self.is_current and self._compositor.size == self.app.size):
-            return  # not drawn by this layout: wait for the one that draws it
+        from now on asks again. Any other first layout leaves Textual's repaints as they are.
+        (tests/tui/test_frames_drawn.py checks that the terminal still shows the screen.)"""
         self.screen_layout_refresh_signal.unsubscribe(self)
+        drawn = self.is_current and not self.app._batch_count
+        if not (drawn and self._compositor.size == self.app.size):
+            return  # not drawn whole by this layout: Textual's own repaints stand
         for widget in self._compositor.visible_widgets:
             widget._repaint_required = False
             widget._exchange_repaint_regions()

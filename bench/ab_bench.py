@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure
 from cluster_world import cluster_world
 from measure import Terminal, bench_env, machine, median, unwind_on_sigterm
-from tui_bench import MARK_TIMEOUT_S, MARKS, first_seen
+from tui_bench import MARK_TIMEOUT_S, MARKS, marks_seen
 
 ROOT = Path(__file__).resolve().parents[1]
 PAUSE_S = 1.0  # between runs: the last one's process and tmux server are gone
@@ -55,7 +55,7 @@ def main() -> None:
         before = Path(tmp) / "before"
         unpack(args.before, before)
         trees = {f"before ({args.before})": before, "after (this checkout)": ROOT}
-        seen: dict[str, list[list[float]]] = {label: [] for label in trees}
+        seen: dict[str, list[list[tuple[float, float]]]] = {label: [] for label in trees}
         print(f"# real-cluster mode + Prometheus on `{args.scenario}`, 120x40 — {machine()}")
         with cluster_world(
             Path(tmp), prometheus=True, scenario=args.scenario, scrape_wait_s=120
@@ -67,17 +67,26 @@ def main() -> None:
                     term = Terminal(f"skewmit-ab-{time.monotonic_ns()}")
                     try:
                         term.start(world.app_argv(Path(tmp) / "ev"), bench_env(Path(tmp) / "st"))
-                        times = first_seen(term, [MARKS[n] for n in names], MARK_TIMEOUT_S)
+                        found = marks_seen(
+                            term, [MARKS[n] for n in names], MARK_TIMEOUT_S, term.pid()
+                        )
                     finally:
                         term.close()
-                    seen[label].append(times)
-                    shown = " ".join(f"{n} {t:.3f}" for n, t in zip(names, times, strict=True))
+                    seen[label].append(found)
+                    shown = " ".join(
+                        f"{n} {t:.3f} ({cpu:.2f} CPU)"
+                        for n, (t, cpu) in zip(names, found, strict=True)
+                    )
                     print(f"run {i + 1}, {label}: {shown} s", flush=True)
                     time.sleep(PAUSE_S)
-    print("| figure (median s) | " + " | ".join(trees) + " |")
+    print("| figure (median s; CPU s of the app by then) | " + " | ".join(trees) + " |")
     print("|---|" + "---|" * len(trees))
     for k, name in enumerate(names):
-        cells = " | ".join(f"{median([t[k] for t in seen[label]]):.3f}" for label in trees)
+        cells = " | ".join(
+            f"{median([r[k][0] for r in seen[label]]):.3f} "
+            f"({median([r[k][1] for r in seen[label]]):.2f} CPU)"
+            for label in trees
+        )
         print(f"| {name} | {cells} |")
 
 

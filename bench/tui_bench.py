@@ -65,17 +65,33 @@ def first_seen(term: Terminal, marks: list[str], timeout: float) -> list[float]:
     """Seconds from the program's start until each regex was first on screen (nan: never
     within `timeout`). One capture serves every mark, so a pane that fills before another
     is timed as it did, whatever the order of `marks`."""
+    return [seconds for seconds, _cpu in marks_seen(term, marks, timeout)]
+
+
+def marks_seen(
+    term: Terminal, marks: list[str], timeout: float, pid: int = 0
+) -> list[tuple[float, float]]:
+    """For each regex, (seconds from the program's start, CPU seconds process `pid` had used)
+    when it was first on screen; nan where it never was, and for the CPU without a `pid`.
+    The CPU figure does not count the time the machine gave to others: on a shared machine
+    it moves less than the seconds do."""
     compiled = [re.compile(mark) for mark in marks]
-    times = [float("nan")] * len(marks)
+    seen = [(float("nan"), float("nan"))] * len(marks)
     deadline = time.perf_counter() + timeout
-    while any(math.isnan(t) for t in times) and time.perf_counter() < deadline:
+    while any(math.isnan(t) for t, _ in seen) and time.perf_counter() < deadline:
         screen = term.screen()
         now = time.perf_counter() - term.started
+        cpu = float("nan")
         for i, pattern in enumerate(compiled):
-            if math.isnan(times[i]) and pattern.search(screen):
-                times[i] = now
+            if math.isnan(seen[i][0]) and pattern.search(screen):
+                if pid and math.isnan(cpu):
+                    try:
+                        cpu = cpu_seconds(pid)
+                    except OSError:
+                        pass  # it has exited
+                seen[i] = (now, cpu)
         time.sleep(0.01)
-    return times
+    return seen
 
 
 def child_pid(parent: int) -> int:

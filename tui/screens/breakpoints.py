@@ -38,8 +38,10 @@ class PrestyledScreen(Screen[None]):
 
     Nor is it repainted whole for nothing (`refresh`): after the layout that drew it as it
     was first shown, for what changed on a screen it hides, or with a layout (which redraws
-    what it moves, as each changed widget redraws itself). Each was one more whole frame to
-    the terminal (tests/tui/test_frames_drawn.py)."""
+    what it moves, as each changed widget redraws itself). Nor are its widgets redrawn, one
+    by one, for the repaints they asked for while mounting, once its first layout has drawn
+    them (`_first_layout`). Each was one more whole frame to the terminal
+    (tests/tui/test_frames_drawn.py)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -73,8 +73,8 @@ def marks_seen(
 ) -> list[tuple[float, float]]:
     """For each regex, (seconds from the program's start, CPU seconds process `pid` had used)
     when it was first on screen; nan where it never was, and for the CPU without a `pid`.
-    The CPU figure does not count the time the machine gave to others: on a shared machine
-    it moves less than the seconds do."""
+    The CPU figure leaves out time the process spent waiting (for the network, for a core):
+    where it tracks the seconds, the app was CPU-bound and a slow run was a slow CPU."""
     compiled = [re.compile(mark) for mark in marks]
     seen = [(float("nan"), float("nan"))] * len(marks)
     deadline = time.perf_counter() + timeout

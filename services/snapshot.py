@@ -1,6 +1,5 @@
 """The Deployment and its ReplicaSets as they are, masked: what an incident journals when it
-opens (so the evidence bundle has the manifests from before any fix) and what the bundle reads
-again as "after".
+opens, so that the evidence bundle has the manifests from before any fix.
 
 Kept apart from `services.evidence`: opening an incident needs only this, and the bundle's
 modules (tarfile, the timeline, validation, the history) cost 40 ms of import on the worker

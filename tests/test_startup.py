@@ -221,8 +221,9 @@ def test_the_first_frame_draws_the_chart_without_loading_plotext() -> None:
     assert not {"plotext", "textual_plotext"} & set(loaded), loaded
 
 
-# A session opened through the real client, its incident opened as the first finding opens
-# it; then what the journal holds and whether the evidence bundle's modules were loaded.
+# A session opened through the real client, and its incident (the gate asks for the journal,
+# as the app does once a check finds something); then what the journal holds and whether the
+# evidence bundle's modules were loaded.
 OPEN_INCIDENT = """
 import json, sys
 from pathlib import Path

@@ -166,11 +166,16 @@ def short_gpu_class(model: str) -> str:
     return name.replace("-", " ").split(" ", 1)[0] if name else "?"
 
 
-def class_tags(series: Sequence[MetricSeries], prefer: str | None = None) -> dict[str, str]:
+def class_tags(
+    series: Sequence[MetricSeries],
+    prefer: str | None = None,
+    chosen: dict[str, MetricSeries] | None = None,
+) -> dict[str, str]:
     """For each quantity read per GPU model on a mixed fleet (series with data on more than
-    one model), the class the pane's figure is of (`first_series`' choice): {"gpu_util":
-    "H100"}. A fleet of one class gets no tag."""
-    chosen = first_series(series, prefer)
+    one model), the class the pane's figure is of (`first_series`' choice, or `chosen` where
+    the caller has it already): {"gpu_util": "H100"}. A fleet of one class gets no tag."""
+    if chosen is None:
+        chosen = first_series(series, prefer)
     tags: dict[str, str] = {}
     for name, shown in chosen.items():
         if len(_models(series, name)) > 1 and shown.labels:
@@ -187,10 +192,14 @@ def _models(series: Sequence[MetricSeries], name: str) -> set[str]:
     }
 
 
-def mixed_fleet_note(series: Sequence[MetricSeries], prefer: str | None = None) -> str:
+def mixed_fleet_note(
+    series: Sequence[MetricSeries], prefer: str | None = None, tags: dict[str, str] | None = None
+) -> str:
     """One line for the metrics pane on a mixed fleet: which class the GPU figures are of
-    ("GPU figures: H100 pods (mixed fleet: A10G, H100)"); "" on a fleet of one class."""
-    tags = class_tags(series, prefer)
+    ("GPU figures: H100 pods (mixed fleet: A10G, H100)"); "" on a fleet of one class.
+    `tags`: `class_tags`' answer where the caller has it already."""
+    if tags is None:
+        tags = class_tags(series, prefer)
     if not tags:
         return ""
     shown = sorted(set(tags.values()))

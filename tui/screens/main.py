@@ -281,12 +281,12 @@ class MainScreen(PrestyledScreen):
         self.shown_metrics = (series, now, error)
         self.shown_gpu_class = gpu_class
         first = first_series(series, gpu_class)
-        tags = class_tags(series, gpu_class)  # which GPU class a figure is of, on a mixed fleet
+        tags = class_tags(series, chosen=first)  # which GPU class a figure is of, if mixed
         for name in METRIC_NAMES:
             spark = self.query_one(f"#spark-{name}", MetricSparkline)
             spark.show(first.get(name), now, tags.get(name, ""))
         self.query_one("#chart-latency", BaselineChart).show(series_named(series, "p95", "p99"))
-        notes = (mixed_fleet_note(series, gpu_class), error, low_bandwidth.chart_note(self))
+        notes = (mixed_fleet_note(series, tags=tags), error, low_bandwidth.chart_note(self))
         note = terminal_text("\n".join(n for n in notes if n), 500)
         set_text(self.query_one("#metrics-note", Label), note)
 

@@ -21,6 +21,8 @@ from textual.widgets import Label
 from tests.tui.conftest import checked, wait_until
 from tests.tui.fakes import TARGET, FakeRunbook, fake_session
 from tui.app import SkewmitApp
+from tui.screens.help import HelpScreen
+from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, SessionOpener
 from widgets.header_bar import HeaderState
@@ -206,3 +208,26 @@ async def test_the_terminal_shows_the_validation_view_as_it_is_and_the_main_scre
         for _ in range(10):
             await pilot.pause(0.02)
         assert terminal.differences(app.main) == []
+
+
+async def test_the_terminal_shows_each_dialog_as_it_is_and_the_main_screen_after() -> None:
+    """The dialogs (help, an action's inputs) drop, like the main screen, their widgets'
+    mount-time repaints after their first layout: the terminal still shows each dialog over
+    the main screen as it is, and the main screen again once it closes."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    app.animation_level = "none"
+    terminal = Terminal(SIZE)
+    record_frames(app, terminal)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        for key, dialog in (("question_mark", HelpScreen), ("a", InputPromptScreen)):
+            await pilot.press(key)
+            await wait_until(pilot, lambda d=dialog: isinstance(app.screen, d), dialog.__name__)
+            for _ in range(20):
+                await pilot.pause(0.02)
+            assert terminal.differences(app.screen) == [], dialog.__name__
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is app.main, "the main screen")
+            for _ in range(10):
+                await pilot.pause(0.02)
+            assert terminal.differences(app.main) == [], dialog.__name__

@@ -30,40 +30,31 @@ def size_classes(screen: Screen[Any], app: App[Any]) -> dict[str, bool]:
     return classes
 
 
-class PrestyledScreen(Screen[None]):
-    """A screen that takes its size classes in compose (`take_size_classes()`, before any
-    child mounts) and whose first showing skips Textual's restyle of the whole screen: every
-    widget was styled as it mounted, a moment before, and every class change since restyled
-    what it touched. Later showings restyle as usual.
+class DrawnOnceScreen(Screen[Any]):
+    """A screen whose first showing draws it whole once (mix it in before Textual's screen
+    class: `class Dialog(DrawnOnceScreen, ModalScreen[bool])`). Textual followed the layout
+    that draws a screen as it is first shown with a repaint of all of it, and, on the next
+    idle, with the repaints each of its widgets asked for while it mounted (a text or a
+    style set before it had a place), which that layout had already drawn: two more whole
+    frames of the terminal (24 KB each at 120x40, and 20-40 ms of the UI thread) for nothing
+    (issue 12; tests/tui/test_frames_drawn.py checks that the terminal still shows the
+    screen). Later showings are drawn as Textual draws them."""
 
-    Nor is it repainted whole for nothing (`refresh`): after the layout that drew it as it
-    was first shown, for what changed on a screen it hides, or with a layout (which redraws
-    what it moves, as each changed widget redraws itself). Nor are its widgets redrawn, one
-    by one, for the repaints they asked for while mounting, once its first layout has drawn
-    them (`_first_layout`). Each was one more whole frame to the terminal
-    (tests/tui/test_frames_drawn.py)."""
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._shown = False  # shown once already
-        self._laid_out_on_resume = False  # Textual's resume handler is laying it out now
-
-    def take_size_classes(self) -> None:
-        """Call first thing in compose: then the first Resize restyles nothing (should the
-        size be another by then, that Resize corrects the classes as before)."""
-        self.update_classes(size_classes(self, self.app), animate=False)
+    _first_showing_done = False
+    _laid_out_on_resume = False  # Textual's resume handler is laying it out now
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
-        if not self._shown:
-            self._shown = True
-            event.refresh_styles = False
+        if not self._first_showing_done:
+            self._first_showing_done = True
             self.screen_layout_refresh_signal.subscribe(self, self._first_layout, immediate=True)
             # Textual's own handler runs next: on a screen not laid out at the app's size it
-            # lays it out, which draws all of it, and then asks for a repaint of all of it,
-            # one more whole frame (23 KB at 120x40, 10 ms) for nothing (issue 12).
+            # lays it out, which draws all of it, and then asks for a repaint of all of it.
             self._laid_out_on_resume = self.is_attached and self.outer_size != self.app.size
             self.call_later(self._resume_done)  # after Textual's handler, whatever it did
-            self.first_shown()
+            self.first_showing(event)
+
+    def first_showing(self, event: events.ScreenResume) -> None:
+        """On the first showing, before Textual lays the screen out and draws it."""
 
     def _resume_done(self) -> None:
         self._laid_out_on_resume = False
@@ -71,12 +62,8 @@ class PrestyledScreen(Screen[None]):
     def _first_layout(self, _screen: Screen[Any]) -> None:
         """After the screen's first layout. When it drew the whole screen then (on top, at
         the app's size, no batch holding the frame back), every widget on it was just drawn
-        as it is, so the repaints its widgets asked for while they mounted (each set text or
-        a style before it had a place) are done. Textual would carry them out on the next
-        idle, redrawing all of them: a second whole frame (24 KB at 120x40, 30-40 ms of the
-        interpreter lock that the session's opening needs, issue 12). A widget that changes
-        from now on asks again. Any other first layout leaves Textual's repaints as they are.
-        (tests/tui/test_frames_drawn.py checks that the terminal still shows the screen.)"""
+        as it is: the repaints they asked for while mounting are done. Any other first
+        layout leaves Textual's repaints as they are."""
         self.screen_layout_refresh_signal.unsubscribe(self)
         drawn = self.is_current and not self.app._batch_count
         if not (drawn and self._compositor.size == self.app.size):
@@ -95,6 +82,36 @@ class PrestyledScreen(Screen[None]):
         if self._laid_out_on_resume and not (regions or layout or recompose):
             self._laid_out_on_resume = False
             return self  # the repaint after the first showing's layout: drawn already
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+
+class PrestyledScreen(DrawnOnceScreen, Screen[None]):
+    """A screen drawn whole once on its first showing (DrawnOnceScreen) that also takes its
+    size classes in compose (`take_size_classes()`, before any child mounts) and whose first
+    showing skips Textual's restyle of the whole screen: every widget was styled as it
+    mounted, a moment before, and every class change since restyled what it touched. Later
+    showings restyle as usual.
+
+    Nor is it repainted whole for nothing (`refresh`): for what changed on a screen it hides,
+    or with a layout (which redraws what it moves, as each changed widget redraws itself).
+    Each was one more whole frame to the terminal (tests/tui/test_frames_drawn.py)."""
+
+    def take_size_classes(self) -> None:
+        """Call first thing in compose: then the first Resize restyles nothing (should the
+        size be another by then, that Resize corrects the classes as before)."""
+        self.update_classes(size_classes(self, self.app), animate=False)
+
+    def first_showing(self, event: events.ScreenResume) -> None:
+        event.refresh_styles = False
+        self.first_shown()
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
         if regions and not (layout or recompose) and self.styles.background.a == 1:
             # Only Textual's compositor passes regions to a screen's refresh: what changed on
             # a screen underneath (the app's default screen, under the main one; the main

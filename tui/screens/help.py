@@ -18,6 +18,7 @@ from textual.widgets import Footer, Label, Static
 
 from services.sanitize import terminal_line
 from tui.keymap import BY_ACTION, step_number
+from tui.screens.breakpoints import DrawnOnceScreen
 
 INTRO = (
     "skewmit walks the training-serving skew runbook: roll back, pin the configuration, "
@@ -99,7 +100,7 @@ def markdown_table(rows: Sequence[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(DrawnOnceScreen, ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close", key_display="esc", id="help.close"),
         Binding("question_mark,q", "close", "Close", show=False, id="help.close-keys"),

@@ -17,9 +17,10 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from services.models import ActionSpec
 from services.sanitize import terminal_line, terminal_text
+from tui.screens.breakpoints import DrawnOnceScreen
 
 
-class InputPromptScreen(ModalScreen[dict[str, str] | None]):
+class InputPromptScreen(DrawnOnceScreen, ModalScreen[dict[str, str] | None]):
     # Shown in the modal's own footer. An Input submits on Enter itself (on to the next
     # field, then the preview); the binding answers Enter anywhere else in the prompt.
     BINDINGS: ClassVar[list[BindingType]] = [

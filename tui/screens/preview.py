@@ -19,6 +19,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from services.models import Preview
 from services.sanitize import terminal_line, terminal_text
+from tui.screens.breakpoints import DrawnOnceScreen
 
 
 def diff_content(diff: str) -> Content:
@@ -39,7 +40,7 @@ def diff_content(diff: str) -> Content:
     return Content.assemble(*parts) if parts else Content.styled("(no diff)", "$text-muted")
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(DrawnOnceScreen, ModalScreen[bool]):
     """A yes/no question with a body; `typed_name` makes the operator type that name."""
 
     # The modal's own footer shows these, not the main screen's keys. Enter confirms unless

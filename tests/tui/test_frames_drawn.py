@@ -184,50 +184,32 @@ async def test_the_apps_own_refresh_still_draws_the_whole_screen() -> None:
         await wait_until(pilot, lambda: whole(frames, app.main) >= 1, "the whole screen drawn")
 
 
-async def test_the_terminal_shows_the_validation_view_as_it_is_and_the_main_screen_after() -> None:
-    """The view is a screen whose first layout drops its widgets' own repaints from their
-    mounting (drawn by that layout): what the terminal holds is still the view as it is, and
-    the main screen again once the view closes."""
+async def test_the_terminal_shows_each_screen_over_the_main_one_as_it_is_then_the_main() -> None:
+    """The validation view and the dialogs (help, an action's inputs) drop, like the main
+    screen, their widgets' mount-time repaints after their first layout: the terminal still
+    shows each one as it is, and the main screen again once it closes."""
     app = SkewmitApp(fake_session(FakeRunbook()))
     app.animation_level = "none"
     terminal = Terminal(SIZE)
     record_frames(app, terminal)
+    shown = (
+        ("v", ValidationScreen, "v"),
+        ("question_mark", HelpScreen, "escape"),
+        ("a", InputPromptScreen, "escape"),
+    )
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: checked(app), "every step's checks")
         for _ in range(10):
             await pilot.pause(0.02)
         assert terminal.differences(app.main) == []
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        view = app.screen
-        for _ in range(20):
-            await pilot.pause(0.02)
-        assert terminal.differences(view) == []
-        await pilot.press("v")
-        await wait_until(pilot, lambda: app.screen is app.main, "the main screen")
-        for _ in range(10):
-            await pilot.pause(0.02)
-        assert terminal.differences(app.main) == []
-
-
-async def test_the_terminal_shows_each_dialog_as_it_is_and_the_main_screen_after() -> None:
-    """The dialogs (help, an action's inputs) drop, like the main screen, their widgets'
-    mount-time repaints after their first layout: the terminal still shows each dialog over
-    the main screen as it is, and the main screen again once it closes."""
-    app = SkewmitApp(fake_session(FakeRunbook()))
-    app.animation_level = "none"
-    terminal = Terminal(SIZE)
-    record_frames(app, terminal)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: checked(app), "every step's checks")
-        for key, dialog in (("question_mark", HelpScreen), ("a", InputPromptScreen)):
+        for key, screen, close in shown:
             await pilot.press(key)
-            await wait_until(pilot, lambda d=dialog: isinstance(app.screen, d), dialog.__name__)
+            await wait_until(pilot, lambda s=screen: isinstance(app.screen, s), screen.__name__)
             for _ in range(20):
                 await pilot.pause(0.02)
-            assert terminal.differences(app.screen) == [], dialog.__name__
-            await pilot.press("escape")
+            assert terminal.differences(app.screen) == [], screen.__name__
+            await pilot.press(close)
             await wait_until(pilot, lambda: app.screen is app.main, "the main screen")
             for _ in range(10):
                 await pilot.pause(0.02)
-            assert terminal.differences(app.main) == [], dialog.__name__
+            assert terminal.differences(app.main) == [], screen.__name__

@@ -4,6 +4,7 @@ client speak, and the executables a serving container has: its programs, the GNU
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Callable
@@ -20,6 +21,13 @@ __all__ = ["Container", "NotStarted", "Program", "run_program", "serve"]
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDOUT, STDERR, ERROR, CLOSE = 1, 2, 3, 255
 SHELLS = ("sh", "bash", "dash")
+# Before its first frame, the time a runtime takes to start the process (runc's exec alone
+# takes tens of ms). kubectl (client-go's websocket executor) reads the socket in one goroutine
+# while another creates its stdout/stderr/error streams, and drops a frame that arrives for a
+# stream not created yet: an answer sent the moment the upgrade completes lost its output, or
+# the whole exchange ("error: closed all streams", exit 1), when kubectl was slow to be
+# scheduled (1 run in 24 of test_exec_shell_expands_pipes_and_lists under load).
+PROCESS_START_S = 0.02
 
 
 class NotStarted(Exception):
@@ -108,6 +116,7 @@ async def serve(
     argv = request.query.getall("command", [])
     ws = web.WebSocketResponse(protocols=PROTOCOLS)
     await ws.prepare(request)
+    await asyncio.sleep(PROCESS_START_S)
     try:
         code, out, err = run(argv)
     except NotStarted as refused:

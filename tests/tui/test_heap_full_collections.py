@@ -16,7 +16,7 @@ from tests.tui.conftest import PassThroughGc
 from tests.tui.fakes import FakeRunbook, fake_session
 from tests.tui.test_snapshots import settle
 from tui.app import SkewmitApp
-from tui.heap import HeapKeeper
+from tui.heap import FREEZE_AT, HeapKeeper
 
 
 class Cycle:
@@ -34,7 +34,7 @@ def test_survivors_of_a_full_collection_are_frozen_and_its_garbage_is_not(
     real_gc: None,
 ) -> None:
     state = {"covered": False}
-    keeper = HeapKeeper(covered=lambda: state["covered"])
+    keeper = HeapKeeper(covered=lambda: state["covered"], freeze_at=0)  # every walk is long
     try:
         for step in STEP_ORDER:
             keeper.answered(step)  # start-up's freeze: from now on the keeper follows
@@ -75,7 +75,11 @@ async def test_the_app_follows_while_it_runs_and_stops_when_it_closes(real_gc: N
         await settle(pilot)
         assert app.heap.frozen_once
         assert len(gc.callbacks) == len(callbacks) + 1
-        kept = [Cycle() for _ in range(1000)]
+        followed = app.heap.followed
+        few = [Cycle() for _ in range(1000)]
+        gc.collect()
+        assert walked(few) and app.heap.followed == followed, "a short walk is left as it is"
+        kept = [Cycle() for _ in range(FREEZE_AT)]  # a heap as long to walk as `large`'s
         gc.collect()
         assert not walked(kept) and app.heap.followed >= 1
     assert gc.callbacks == callbacks, "the closed app left its callback behind"
@@ -98,7 +102,7 @@ def test_a_round_the_interpreter_already_collected_adds_no_pause_of_its_own(
     """On `large` the keeper's own collection at the end of a round was a 50-60 ms stretch of
     the UI thread, right after full collections whose survivors were already frozen."""
     collector = CountingGc()
-    keeper = HeapKeeper(collector=collector, covered=lambda: False)
+    keeper = HeapKeeper(collector=collector, covered=lambda: False, freeze_at=0)
     gc.disable()  # only the collections this test starts
     try:
         for step in STEP_ORDER:

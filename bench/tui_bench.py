@@ -10,10 +10,12 @@ runs the real-cluster mode instead: the app against `skewmit sim` (speed 1) in a
 its own, so the figures are the app's own; with `--prometheus` a real Prometheus scrapes the
 simulator every 5 s and feeds the metrics pane (issue 12's set-up), without it the pane stays
 empty. `--low-bandwidth` runs the app in that mode. SKEWMIT_BENCH_TREE=DIR measures another
-checkout (e.g. `git archive HEAD` unpacked) for a before/after.
+checkout (e.g. `git archive HEAD` unpacked) for a before/after. `--keys v` presses those keys
+(tmux key names, space-separated) once the inspector is filled, before the watch: `v` watches
+the validation view, `question` the help over the main screen.
 
     .venv/bin/python bench/tui_bench.py [--runs 3] [--watch 60] [--cluster [--prometheus]]
-        [--low-bandwidth] [--no-floor]
+        [--low-bandwidth] [--no-floor] [--keys "v"]
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def child_pid(parent: int) -> int:
 
 
 CHILDREN: list[Steady] = []  # the demo's simulator child over each run's watch (NaN: none)
+KEYS: list[str] = []  # pressed in the app (not the floor) before its watch (--keys)
 
 
 def one_run(
@@ -126,6 +129,8 @@ def one_run(
                     print(f"{tag}: {mark!r} not on screen after {MARK_TIMEOUT_S:g} s:\n{tail}",
                           file=sys.stderr)  # fmt: skip
             if watch > 0:
+                if tag != "floor" and KEYS:
+                    term.keys(*KEYS)
                 time.sleep(SETTLE_S)
                 child = child_pid(term.pid()) if tag == "demo" else 0
                 try:
@@ -154,11 +159,13 @@ def main() -> None:
     parser.add_argument("--prometheus", action="store_true", help="with a real Prometheus")
     parser.add_argument("--low-bandwidth", action="store_true", help="the low-bandwidth mode")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor app's runs")
+    parser.add_argument("--keys", default="", help="keys to press before watching, e.g. v")
     args = parser.parse_args()
+    KEYS.extend(args.keys.split())
     if not Terminal.available():
         sys.exit("tui_bench: tmux is not installed")
     low = ["--low-bandwidth"] if args.low_bandwidth else []
-    mode = " --low-bandwidth" if low else ""
+    mode = (" --low-bandwidth" if low else "") + (f", keys {args.keys!r}" if args.keys else "")
     with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
         if not args.cluster:
             evidence = ["--evidence-dir", str(Path(tmp) / "evidence")]

@@ -213,3 +213,37 @@ async def test_the_terminal_shows_each_screen_over_the_main_one_as_it_is_then_th
             for _ in range(10):
                 await pilot.pause(0.02)
             assert terminal.differences(app.main) == [], screen.__name__
+
+
+async def test_a_change_under_a_dialog_redraws_only_what_changed() -> None:
+    """A dialog shows the main screen around it. Textual drew the first change underneath
+    as the region it touched, then marked the whole main screen for a repaint, so every
+    later change under the dialog (each check and reading while the help is up) sent the
+    terminal a whole frame. Now each is drawn as its own region, and the terminal shows the
+    dialog over the changed main screen, then the main screen once the dialog closes."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    app.animation_level = "none"
+    terminal = Terminal(SIZE)
+    frames = record_frames(app, terminal)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        dialog = app.screen
+        for _ in range(10):
+            await pilot.pause(0.02)
+        del frames[:]
+        status = app.main.query_one("#status-line", Label)
+        for i in range(4):
+            set_text(status, f"status under the help {i}")
+            await wait_until(pilot, lambda i=i: len(frames) > i, f"change {i} drawn")
+            for _ in range(3):
+                await pilot.pause(0.02)
+        assert whole(frames, dialog) == 0, frames
+        assert terminal.differences(dialog) == []
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.main, "the main screen")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert terminal.differences(app.main) == []
+        assert "status under the help 3" in app.export_screenshot().replace("&#160;", " ")

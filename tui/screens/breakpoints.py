@@ -72,6 +72,17 @@ class DrawnOnceScreen(Screen[Any]):
             widget._repaint_required = False
             widget._exchange_repaint_regions()
 
+    def _compositor_refresh(self) -> None:
+        covered = self.app._background_screens
+        under = self in covered and self is not self.app.screen
+        super()._compositor_refresh()
+        if under:
+            # Under a dialog, Textual hands what changed up to the screen on top, then marks
+            # all of this screen for a repaint, which its next change hands up whole: a
+            # whole frame of the terminal for each check or reading while the help is up.
+            # What it handed up is drawn; the resume after the dialog closes repaints all.
+            self._repaint_required = False
+
     def refresh(
         self,
         *regions: Region,

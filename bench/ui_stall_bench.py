@@ -224,7 +224,10 @@ class StretchMeter:
                 if took > 0.02:
                     kept = meter.longest[phase]
                     cpu = time.thread_time() - began_cpu
-                    named = ", ".join(dict.fromkeys(what)) or repr(handle)[:120]
+                    named = ", ".join(dict.fromkeys(what))
+                    if not named or all(w.startswith("gc ") for w in what):
+                        # Nothing of the app's or Textual's named: the callback itself.
+                        named = ", ".join(filter(None, [named, repr(handle)[:160]]))
                     kept.append((took, f"(CPU {cpu * 1000:.0f} ms) {named}"))
                     kept.sort(key=lambda item: -item[0])
                     del kept[meter.keep :]

@@ -32,8 +32,8 @@ and the workers of the polls in flight (Worker, Task and Context refer to one an
 Measured with the small scenario in real-cluster mode (polls 10x faster), each round
 froze ~330 objects that later became garbage: 610 workers and 1,590 strips (46,000 objects)
 after 160 rounds. At x1 that is ~24 MiB/h of RSS until the first sweep, 45 minutes in.
-The same app without round freezes kept 15,000-20,000 objects walkable, and the interpreter's
-own full collection of them took 14 ms. So a round, or a full collection of the
+The same app without round freezes kept 13,000-20,000 objects walkable, and the interpreter's
+own full collections of them took 4-14 ms. So a round, or a full collection of the
 interpreter's, freezes only when the walkable heap is past `freeze_at` objects (on `large`
 it is, every round). Below that the interpreter's generations collect the churn as they
 would without the keeper.
@@ -67,10 +67,12 @@ SWEEP_GROWTH = 0.25  # or sooner, once the frozen heap is this much bigger than 
 # The heap still grows for real in the first rounds (modules imported on first use, caches
 # filling): the size a sweep is judged against is taken after this many rounds.
 SETTLE_ROUNDS = 12
-# Objects the collector walks (not frozen) past which a round's survivors are frozen: a full
-# collection of the small scenario's 15,000-20,000 took 14 ms; of `large`'s 80,000-140,000,
-# 70-340 ms. Below this, freezing saves no pause worth its frozen garbage (module docstring).
-FREEZE_AT = 40_000
+# Objects the collector walks (not frozen) past which a round's survivors are frozen. The
+# small scenario keeps 13,000-20,000 walkable once the start-up heap is frozen, and a full
+# collection of them took 4-14 ms; `large` keeps 25,000-32,000 after its rounds, and a full
+# collection of what built up there took up to 37 ms on a loaded machine (80,000-140,000:
+# 70-340 ms). Below this, freezing saves no pause worth its frozen garbage (module docstring).
+FREEZE_AT = 25_000
 # Longest start-up without the cyclic collector (see keep_startup_heap).
 STARTUP_COLLECTOR_PAUSE_S = 15.0
 _collector_paused = False  # keep_startup_heap turned it off; start_up_over turns it on

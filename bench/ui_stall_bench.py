@@ -763,7 +763,8 @@ def main() -> int:
     if heap["keeper"] is not None:
         rounds, sweeps, longest, frozen, followed = heap["keeper"]
         print(
-            f"HeapKeeper: {rounds} round freezes, {sweeps} sweeps, its longest collection "
+            # A round ends in a freeze only past the keeper's freeze_at walkable objects.
+            f"HeapKeeper: {rounds} rounds ended, {sweeps} sweeps, its longest collection "
             f"{longest * 1000:.0f} ms, {frozen} objects frozen, survivors of {followed} of "
             "the interpreter's full collections frozen"
         )

@@ -35,8 +35,8 @@ after 160 rounds. At x1 that is ~24 MiB/h of RSS until the first sweep, 45 minut
 The same app without round freezes kept 13,000-20,000 objects walkable, and the interpreter's
 own full collections of them took 4-14 ms. So a round, or a full collection of the
 interpreter's, freezes only when the walkable heap is past `freeze_at` objects (on `large`
-it is, every round). Below that the interpreter's generations collect the churn as they
-would without the keeper.
+it often is). Below that the interpreter's generations collect the churn as they would
+without the keeper.
 
 Between two rounds the interpreter still starts full collections of its own, each walking
 everything that survived since the last freeze: with every API call 3 s slow (issue 12) a
@@ -70,8 +70,9 @@ SETTLE_ROUNDS = 12
 # Objects the collector walks (not frozen) past which a round's survivors are frozen. The
 # small scenario keeps 13,000-20,000 walkable once the start-up heap is frozen, and a full
 # collection of them took 4-14 ms; `large` keeps 25,000-32,000 after its rounds, and a full
-# collection of what built up there took up to 37 ms on a loaded machine (80,000-140,000:
-# 70-340 ms). Below this, freezing saves no pause worth its frozen garbage (module docstring).
+# collection of what built up there took up to 37 ms on a loaded machine (the 80,000-140,000
+# that built up before the keeper: 70-340 ms). Below this, freezing saves no pause worth its
+# frozen garbage (module docstring).
 FREEZE_AT = 25_000
 # Longest start-up without the cyclic collector (see keep_startup_heap).
 STARTUP_COLLECTOR_PAUSE_S = 15.0

@@ -26,7 +26,8 @@ SHELLS = ("sh", "bash", "dash")
 # while another creates its stdout/stderr/error streams, and drops a frame that arrives for a
 # stream not created yet: an answer sent the moment the upgrade completes lost its output, or
 # the whole exchange ("error: closed all streams", exit 1), when kubectl was slow to be
-# scheduled (1 run in 24 of test_exec_shell_expands_pipes_and_lists under load).
+# scheduled (1 run in 45 of test_exec_shell_expands_pipes_and_lists[1.32] under load; none in
+# 75 with this wait).
 PROCESS_START_S = 0.02
 
 

@@ -100,6 +100,18 @@ def record_frames(app: SkewmitApp, terminal: Terminal | None = None) -> list[tup
     return frames
 
 
+async def shown_over_main(
+    pilot: Any, app: SkewmitApp, key: str, kind: type, settle: int = 10
+) -> Any:
+    """Press `key`, wait for a `kind` screen on top and for what Textual does after it
+    (`settle` short pauses); returns that screen."""
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(app.screen, kind), kind.__name__)
+    for _ in range(settle):
+        await pilot.pause(0.02)
+    return app.screen
+
+
 def whole(frames: list[tuple[Any, int]], screen: Any) -> int:
     """How many of `frames` rewrote (nearly) all of `screen`'s terminal."""
     return sum(1 for shown, n in frames if shown is screen and n >= 0.9 * WHOLE)
@@ -149,11 +161,7 @@ async def test_a_change_under_the_validation_view_does_not_redraw_the_view() -> 
     app.animation_level = "none"
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: checked(app), "every step's checks")
-        await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, ValidationScreen), "the view")
-        view = app.screen
-        for _ in range(10):
-            await pilot.pause(0.02)
+        view = await shown_over_main(pilot, app, "v", ValidationScreen)
         frames = record_frames(app)
         for i in range(3):
             set_text(app.main.query_one("#status-line", Label), f"status under the view {i}")
@@ -204,11 +212,8 @@ async def test_the_terminal_shows_each_screen_over_the_main_one_as_it_is_then_th
             await pilot.pause(0.02)
         assert terminal.differences(app.main) == []
         for key, screen, close in shown:
-            await pilot.press(key)
-            await wait_until(pilot, lambda s=screen: isinstance(app.screen, s), screen.__name__)
-            for _ in range(20):
-                await pilot.pause(0.02)
-            assert terminal.differences(app.screen) == [], screen.__name__
+            shown_screen = await shown_over_main(pilot, app, key, screen, settle=20)
+            assert terminal.differences(shown_screen) == [], screen.__name__
             await pilot.press(close)
             await wait_until(pilot, lambda: app.screen is app.main, "the main screen")
             for _ in range(10):
@@ -229,11 +234,7 @@ async def test_a_change_under_a_dialog_sends_nothing_until_it_closes() -> None:
     frames = record_frames(app, terminal)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: checked(app), "every step's checks")
-        await pilot.press("question_mark")
-        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        dialog = app.screen
-        for _ in range(10):
-            await pilot.pause(0.02)
+        dialog = await shown_over_main(pilot, app, "question_mark", HelpScreen)
         assert terminal.differences(dialog) == []
         del frames[:]
         status = app.main.query_one("#status-line", Label)

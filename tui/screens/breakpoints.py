@@ -38,7 +38,8 @@ class DrawnOnceScreen(Screen[Any]):
     style set before it had a place), which that layout had already drawn: two more whole
     frames of the terminal (24 KB each at 120x40, and 20-40 ms of the UI thread) for nothing
     (issue 12; tests/tui/test_frames_drawn.py checks that the terminal still shows the
-    screen). Later showings are drawn as Textual draws them."""
+    screen). Later showings are drawn as Textual draws them. While another screen covers it,
+    what changes on it is drawn only when it is on top again (`_compositor_refresh`)."""
 
     _first_showing_done = False
     _laid_out_on_resume = False  # Textual's resume handler is laying it out now
@@ -130,9 +131,10 @@ class PrestyledScreen(DrawnOnceScreen, Screen[None]):
     ) -> Self:
         if regions and not (layout or recompose) and self.styles.background.a == 1:
             # Only Textual's compositor passes regions to a screen's refresh: what changed on
-            # a screen underneath (the app's default screen, under the main one; the main
-            # screen, under the validation view). Nothing shows through an opaque screen, and
-            # the repaint it asked for was of all of this one: a whole frame each time.
+            # a screen underneath. This app's screens hand nothing up while covered
+            # (DrawnOnceScreen._compositor_refresh); Textual's default screen, under the main
+            # one, still does. Nothing shows through an opaque screen, and the repaint it
+            # asked for was of all of this one: a whole frame each time.
             return self
         if layout and not regions:
             # A layout redraws each region it moves or resizes, and every widget whose

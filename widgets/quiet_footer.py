@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 # One key as the footer shows it: key, its display, description, action, enabled, tooltip.
 KeySpec = tuple[str, str, str, str, bool, str]
 
+# Key widgets a footer holds from its first keys on: the main screen shows at most 9 (quit,
+# help, validation view, fix; the selected step's own keys, 4 on step 2; revert).
+HELD_KEYS = 10
+
 
 class QuietFooter(Footer):
     def __init__(self, **kwargs: Any) -> None:
@@ -41,7 +45,16 @@ class QuietFooter(Footer):
         self.recomposes = 0  # of which rebuilt (the first time, groups, more keys than held)
 
     def compose(self) -> ComposeResult:
-        for widget in super().compose():
+        widgets = list(super().compose())
+        palette = [w for w in widgets if w.has_class("-command-palette")]
+        keys = [w for w in widgets if w not in palette]
+        if FooterKey is not None and keys and all(type(w) is FooterKey for w in keys):
+            # Spares, hidden, up to HELD_KEYS: a key that appears later (step 1's undo once
+            # its first check answers, step 2's four) is relabelled into one rather than every
+            # key mounted and styled again (issue 12: as step 1's first answer came in, 6 keys
+            # restyled and the screen laid out once more).
+            keys += [spare_key() for _ in range(HELD_KEYS - len(keys))]
+        for widget in keys + palette:
             # A key starts compact and the footer's binding then makes it not: two restyles
             # of each key as it mounts (issue 12: the first frame). Born as the footer is
             # (the palette's key is not bound to the footer: it stays as it starts).
@@ -132,6 +145,13 @@ class QuietFooter(Footer):
         self.rebuilds += 1
         self.recomposes += 1
         await super().recompose()
+
+
+def spare_key() -> FooterKey:
+    """A key widget held for a binding to come: hidden, blank and disabled."""
+    widget = FooterKey("", "", "", "", disabled=True)
+    widget.display = False
+    return widget
 
 
 def spare(widget: FooterKey) -> None:

@@ -9,6 +9,7 @@ each one rewrites; what is asserted is what the terminal is sent, never how long
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -259,3 +260,55 @@ async def test_a_change_under_a_dialog_sends_nothing_until_it_closes() -> None:
             await pilot.pause(0.02)
         assert terminal.differences(app.main) == []
         assert "status under the help 3" in app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop() -> None:
+    """A layout of the whole screen (20-30 ms of the UI thread) and the render of what it
+    moved (25-40 ms) ran as one stretch, which held the event loop past issue 12's 50 ms: a
+    key, a reply, a timer due waited for both. The render now waits for the loop to run
+    what is due first, and the terminal still shows the screen as it is."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    app.animation_level = "none"
+    terminal = Terminal(SIZE)
+    frames = record_frames(app, terminal)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        marks: list[tuple[str, int]] = []
+        layout, display = app.main._refresh_layout, app._display
+
+        def laid_out(*args: Any, **kwargs: Any) -> None:
+            marks.append(("layout", turns))
+            layout(*args, **kwargs)
+
+        def shown(screen: Any, update: Any) -> None:
+            if screen is app.main and update is not None:
+                marks.append(("frame", turns))
+            display(screen, update)
+
+        app.main._refresh_layout = laid_out  # type: ignore[method-assign]
+        app._display = shown  # type: ignore[method-assign]
+        counter = asyncio.create_task(count_turns())
+        try:
+            for key in "253":  # each step's own text, actions and keys: a layout each
+                await pilot.press(key)
+                for _ in range(10):
+                    await pilot.pause(0.02)
+        finally:
+            counter.cancel()
+        layouts = [i for i, (kind, _turn) in enumerate(marks) if kind == "layout"]
+        assert len(layouts) >= 3, marks
+        for i in layouts:
+            frame = next((m for m in marks[i + 1 :] if m[0] == "frame"), None)
+            assert frame is not None and frame[1] > marks[i][1], marks
+        assert terminal.differences(app.main) == []
+        assert frames

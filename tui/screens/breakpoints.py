@@ -6,12 +6,15 @@ view's first opening); and it repainted the whole screen after layouts that had 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Self
 
 from textual import events
 from textual.app import App
 from textual.geometry import Region
 from textual.screen import Screen
+
+BATCH_RETRY_S = 1 / 60  # a render held back by a batch update tries again a frame later
 
 
 def size_classes(screen: Screen[Any], app: App[Any]) -> dict[str, bool]:
@@ -39,7 +42,9 @@ class DrawnOnceScreen(Screen[Any]):
     frames of the terminal (24 KB each at 120x40, and 20-40 ms of the UI thread) for nothing
     (issue 12; tests/tui/test_frames_drawn.py checks that the terminal still shows the
     screen). Later showings are drawn as Textual draws them. While another screen covers it,
-    what changes on it is drawn only when it is on top again (`_compositor_refresh`)."""
+    what changes on it is drawn only when it is on top again (`_compositor_refresh`). After
+    its first layout, the render that ends a layout waits for the event loop to run what is
+    due (`_compositor_refresh`)."""
 
     _first_showing_done = False
     _laid_out_on_resume = False  # Textual's resume handler is laying it out now
@@ -66,6 +71,7 @@ class DrawnOnceScreen(Screen[Any]):
         as it is: the repaints they asked for while mounting are done. Any other first
         layout leaves Textual's repaints as they are."""
         self.screen_layout_refresh_signal.unsubscribe(self)
+        self._laid_out_once = True
         drawn = self.is_current and not self.app._batch_count
         if not (drawn and self._compositor.size == self.app.size):
             return  # not drawn whole by this layout: Textual's own repaints stand
@@ -73,8 +79,52 @@ class DrawnOnceScreen(Screen[Any]):
             widget._repaint_required = False
             widget._exchange_repaint_regions()
 
+    _laid_out_once = False  # from the end of its first layout on, a layout's render waits
+    _in_layout = False  # Textual's layout is in progress
+    _render_after_layout: asyncio.Handle | None = None  # the render waiting, if one is
+
+    def _refresh_layout(self, size: Any = None, scroll: bool = False) -> None:
+        self._in_layout = self._laid_out_once
+        try:
+            super()._refresh_layout(size, scroll)
+        finally:
+            self._in_layout = False
+
+    def _render_laid_out(self) -> None:
+        """The render a layout left waiting, then the "after refresh" callbacks it held."""
+        self._render_after_layout = None
+        if self.app._batch_count:
+            # Textual sends no frame while a batch update holds them (what is rendered then
+            # is lost): once it has let go.
+            loop = asyncio.get_running_loop()
+            self._render_after_layout = loop.call_later(BATCH_RETRY_S, self._render_laid_out)
+            return
+        if self.is_attached and self is self.app.screen:
+            # Widgets that asked for a repaint since (their Resize handled) are drawn with
+            # it: Textual's render forgets the screen's dirty widgets once it has sent it.
+            self._compositor.update_widgets(self._dirty_widgets)
+            self._compositor_refresh()
+        if self._callbacks:
+            self.call_next(self._invoke_and_clear_callbacks)
+
+    async def _invoke_and_clear_callbacks(self) -> None:
+        if self._render_after_layout is None:  # "after refresh": after the render too
+            await super()._invoke_and_clear_callbacks()
+
     def _compositor_refresh(self) -> None:
         app = self.app
+        if self._render_after_layout is not None and self is app.screen:
+            return  # drawn by the render already waiting, with whatever changed since
+        if self._in_layout and self is app.screen:
+            # Textual renders what a layout moved as the layout ends: one stretch of the UI
+            # thread, 20-30 ms of layout and 25-40 ms of render, during which the event loop
+            # ran nothing else (issue 12: the screen's longest stalls, 45-96 ms, with a key,
+            # a reply or a timer due waiting for both). The render waits for one turn of the
+            # loop: a timer (it runs after those already due) that queues it behind what they
+            # woke. The first layout (the first frame) is drawn as Textual draws it.
+            loop = asyncio.get_running_loop()
+            self._render_after_layout = loop.call_later(0, loop.call_soon, self._render_laid_out)
+            return
         if self is not app.screen and self in app._background_screens:
             # Covered by another screen: what changed here is not handed up. Textual handed
             # each change up to the screen on top, then marked all of this one for a repaint

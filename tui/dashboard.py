@@ -145,7 +145,7 @@ class Dashboard:
             return
         chart = self.main.query_one("#chart-latency", BaselineChart)
         if chart.held:
-            self.main.call_after_refresh(chart.release)
+            self.main.call_after_frame(chart.release)
 
     def show_header(self) -> None:
         """The session is open: every screen's header says what it knows (a validation view

@@ -7,6 +7,8 @@ view's first opening); and it repainted the whole screen after layouts that had 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Self
 
 from textual import events
@@ -82,6 +84,7 @@ class DrawnOnceScreen(Screen[Any]):
     _laid_out_once = False  # from the end of its first layout on, a layout's render waits
     _in_layout = False  # Textual's layout is in progress
     _render_after_layout: asyncio.Handle | None = None  # the render waiting, if one is
+    _after_frame: tuple[Callable[[], object], ...] = ()  # for after it (call_after_frame)
 
     def _refresh_layout(self, size: Any = None, scroll: bool = False) -> None:
         self._in_layout = self._laid_out_once
@@ -90,8 +93,22 @@ class DrawnOnceScreen(Screen[Any]):
         finally:
             self._in_layout = False
 
+    def call_after_frame(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the screen's next update has been sent to the terminal.
+        Textual's `call_after_refresh` runs after the update's layout, and so, where the
+        layout's render waits for its turn (`_compositor_refresh`), before that render: work
+        meant for after a frame (a plot of 30-50 ms) would then have joined the render."""
+        self.call_after_refresh(partial(self._after_frame_or_now, callback))
+
+    def _after_frame_or_now(self, callback: Callable[[], object]) -> None:
+        if self._render_after_layout is None:
+            callback()
+        else:
+            self._after_frame = (*self._after_frame, callback)
+
     def _render_laid_out(self) -> None:
-        """The render a layout left waiting, then the "after refresh" callbacks it held."""
+        """The render a layout left waiting, then what waited for it (`call_after_frame`;
+        Textual's "after refresh" callbacks run after the layout, as they did)."""
         self._render_after_layout = None
         if self.app._batch_count:
             # Textual sends no frame while a batch update holds them (what is rendered then
@@ -104,12 +121,9 @@ class DrawnOnceScreen(Screen[Any]):
             # it: Textual's render forgets the screen's dirty widgets once it has sent it.
             self._compositor.update_widgets(self._dirty_widgets)
             self._compositor_refresh()
-        if self._callbacks:
-            self.call_next(self._invoke_and_clear_callbacks)
-
-    async def _invoke_and_clear_callbacks(self) -> None:
-        if self._render_after_layout is None:  # "after refresh": after the render too
-            await super()._invoke_and_clear_callbacks()
+        waiting, self._after_frame = self._after_frame, ()
+        for callback in waiting:
+            self.call_next(callback)
 
     def _compositor_refresh(self) -> None:
         app = self.app

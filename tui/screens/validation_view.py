@@ -92,13 +92,13 @@ class ValidationScreen(PrestyledScreen):
         # The first frame without the four plots, then one plot a frame: plotext builds each
         # in 30-50 ms of the UI thread, and four at once froze the screen for 120-170 ms of
         # CPU on opening (issue 9). The view is kept after that (SkewmitApp), so this is once.
-        self.call_after_refresh(self._reveal_next_chart)
+        self.call_after_frame(self._reveal_next_chart)
 
     def _reveal_next_chart(self) -> None:
         pending = self.query(f"BaselineChart.{PENDING_CLASS}")
         if pending:
             pending.first().remove_class(PENDING_CLASS)
-            self.call_after_refresh(self._reveal_next_chart)
+            self.call_after_frame(self._reveal_next_chart)
 
     def pace_charts(self, chart_interval_s: float) -> None:
         """The charts rebuilt at most every `chart_interval_s` seconds (tui.low_bandwidth)."""

@@ -35,9 +35,6 @@ MAX_DETAIL_LINES = 200
 MAX_COMMANDS = 20
 # One annotation can be a megabyte (last-applied-configuration): a line shows its start.
 MAX_LINE = 2000
-# Action entries a step pane holds once its first frame is drawn: the most a step offers (step
-# 2 and step 5 offer 4).
-HELD_ENTRIES = 4
 
 
 def finding_line(finding: Finding) -> Content:
@@ -82,20 +79,13 @@ class ActionEntry(Vertical):
     ActionEntry > Static { padding-left: 2; }
     """
 
-    def __init__(self, action: ActionSpec | None) -> None:
-        """`action` None: a spare, hidden until `show` gives it an action."""
+    def __init__(self, action: ActionSpec) -> None:
         # No id: entries are found by position in their box.
         super().__init__(classes="action-entry")
         self.action = action
-        if action is None:
-            self.display = False
 
     def compose(self) -> ComposeResult:
         action = self.action
-        if action is None:
-            yield Button("", compact=True, disabled=True)
-            yield Static("", classes="action-text")
-            return
         button = Button(button_label(action), compact=True, disabled=not action.available)
         button.tooltip = button_tooltip(action)
         yield button
@@ -119,8 +109,7 @@ class ActionEntry(Vertical):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        if self.action is not None:
-            self.post_message(StepDetail.ActionChosen(self, self.action))
+        self.post_message(StepDetail.ActionChosen(self, self.action))
 
 
 def button_label(action: ActionSpec) -> Content:
@@ -206,25 +195,6 @@ class StepDetail(VerticalScroll):
         yield Vertical(id="sd-actions")
         yield Static("", id="sd-guidance")
         yield Static("", id="sd-detail")
-
-    def on_mount(self) -> None:
-        self.call_after_refresh(self._hold_entries)
-
-    def _hold_entries(self) -> None:
-        """Mount the actions' title and HELD_ENTRIES entries, hidden, once the first frame
-        is drawn: the first report then shows its actions in entries that are there (issue
-        12: mounting the first entry as step 1's first answer came in styled its Button,
-        9 ms, and laid the whole screen out twice, a 60-90 ms stall of the event loop)."""
-        box = self.query_one("#sd-actions", Vertical)
-        if not box.is_mounted or self.app._exit:
-            return  # the app is leaving before its first frame (a session that failed to open)
-        if not box.query_children("#sd-actions-title"):
-            title = Static(Content.styled("Actions", "bold"), id="sd-actions-title")
-            title.display = bool(self._action_ids)
-            box.mount(title, before=0)
-        held = len(box.query_children(ActionEntry))
-        if held < HELD_ENTRIES:
-            box.mount_all(ActionEntry(None) for _ in range(HELD_ENTRIES - held))
 
     def show_pending(self, title: str, note: str = "checking…") -> None:
         if self._shown == (None, title, note):

@@ -4,8 +4,8 @@ buttons, and restyled each new widget; the screen stalled past 100 ms).
 
 What the operator sees is the selected step's actions and keys; what must not happen is a
 rebuild of widgets that only change their text: the footer keeps its key widgets, the step
-pane its action entries, held from the first frame on (issue 12: the first answers mounted
-them, the screen's longest stall at start)."""
+pane its action entries, once each has held as many as a step needs; the footer holds its keys
+from the first frame on (issue 12: step 1's first answer rebuilt it, at start)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.tui.fakes import FakeRunbook, fake_session
 from tests.tui.test_snapshots import settle
 from tui.app import SkewmitApp
 from widgets.quiet_footer import HELD_KEYS, QuietFooter
-from widgets.step_detail import HELD_ENTRIES, ActionEntry, StepDetail
+from widgets.step_detail import ActionEntry, StepDetail
 
 # What each step of the fake runbook offers: its actions' buttons and the footer's labels.
 BUTTONS = {
@@ -60,7 +60,7 @@ async def test_opening_steps_relabels_the_footer_and_actions_in_place(
     app.animation_level = "none"
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
-        for key in "123456":  # a first round: every step's keys and actions shown once
+        for key in "123456":  # the first round: the pools grow to what a step needs
             await pilot.press(key)
             await settle(pilot)
         keys = footer_keys(app)
@@ -82,28 +82,24 @@ async def test_opening_steps_relabels_the_footer_and_actions_in_place(
         assert footer.relabels > 0 and footer.recomposes == recomposes
 
 
-async def test_the_footer_and_the_step_pane_hold_their_widgets_from_the_first_frame() -> None:
-    """Before, the first answers and the first opening of a step with more keys or actions
-    mounted and styled new key widgets and action entries (step 1's answer: 6 keys and the
-    first entry's button, 9 ms to style, then the screen laid out again). Now the footer's
-    keys and the step pane's entries are those it held once the first frame was drawn."""
+async def test_the_footer_holds_its_key_widgets_from_the_first_frame() -> None:
+    """Before, step 1's first answer (its undo key) and the first opening of a step with more
+    keys rebuilt the footer: every key mounted and styled again, and the screen laid out once
+    more (issue 12: the start's longest stall). Now its keys are those it held from its first
+    frame, relabelled."""
     app = SkewmitApp(fake_session(FakeRunbook()))
     app.animation_level = "none"
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         footer = app.main.query_one(QuietFooter)
         keys = footer_keys(app)
-        entries = list(app.main.query(ActionEntry))
-        held = [k for k in keys if not k.has_class("-command-palette")]
-        assert len(held) == HELD_KEYS and len(entries) == HELD_ENTRIES
+        assert len([k for k in keys if not k.has_class("-command-palette")]) == HELD_KEYS
         for key in "123456":
             await pilot.press(key)
             await settle(pilot)
-            if key in BUTTONS:
-                assert shown_buttons(app) == BUTTONS[key]
+            if key in FOOTER:
                 assert FOOTER[key] in footer_labels(app)
             assert footer_keys(app) == keys, key
-            assert list(app.main.query(ActionEntry)) == entries, key
         assert footer.recomposes == 1  # its first keys, composed once
 
 

@@ -101,6 +101,15 @@ def record_frames(app: SkewmitApp, terminal: Terminal | None = None) -> list[tup
     return frames
 
 
+def recorded_app() -> tuple[SkewmitApp, Terminal, list[tuple[Any, int]]]:
+    """The app on the fake runbook, without animations, every frame it draws recorded and
+    applied to a terminal of SIZE."""
+    app = SkewmitApp(fake_session(FakeRunbook()))
+    app.animation_level = "none"
+    terminal = Terminal(SIZE)
+    return app, terminal, record_frames(app, terminal)
+
+
 async def shown_over_main(
     pilot: Any, app: SkewmitApp, key: str, kind: type, settle: int = 10
 ) -> Any:
@@ -198,10 +207,7 @@ async def test_the_terminal_shows_each_screen_over_the_main_one_as_it_is_then_th
     """The validation view and the dialogs (help, an action's inputs) drop, like the main
     screen, their widgets' mount-time repaints after their first layout: the terminal still
     shows each one as it is, and the main screen again once it closes."""
-    app = SkewmitApp(fake_session(FakeRunbook()))
-    app.animation_level = "none"
-    terminal = Terminal(SIZE)
-    record_frames(app, terminal)
+    app, terminal, _frames = recorded_app()
     shown = (
         ("v", ValidationScreen, "v"),
         ("question_mark", HelpScreen, "escape"),
@@ -229,10 +235,7 @@ async def test_a_change_under_a_dialog_sends_nothing_until_it_closes() -> None:
     confirmation was up. Now the dimmed screen around the dialog stays as it was when the
     dialog opened, a change under it sends the terminal nothing, and once the dialog closes
     the terminal shows the main screen as it is, the changes made meanwhile included."""
-    app = SkewmitApp(fake_session(FakeRunbook()))
-    app.animation_level = "none"
-    terminal = Terminal(SIZE)
-    frames = record_frames(app, terminal)
+    app, terminal, frames = recorded_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: checked(app), "every step's checks")
         dialog = await shown_over_main(pilot, app, "question_mark", HelpScreen)
@@ -268,10 +271,7 @@ async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop()
     key, a reply, a timer due waited for both. The render now waits for the loop to run
     what is due first, and the terminal still shows the screen as it is. What asks to run
     after the frame (the latency chart's first plot, 30-50 ms) runs after it, not with it."""
-    app = SkewmitApp(fake_session(FakeRunbook()))
-    app.animation_level = "none"
-    terminal = Terminal(SIZE)
-    frames = record_frames(app, terminal)
+    app, terminal, frames = recorded_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: checked(app), "every step's checks")
         for _ in range(10):

@@ -266,7 +266,7 @@ async def test_a_change_under_a_dialog_sends_nothing_until_it_closes() -> None:
 
 
 async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop() -> None:
-    """A layout of the whole screen (20-30 ms of the UI thread) and the render of what it
+    """A layout of the whole screen (15-30 ms of the UI thread) and the render of what it
     moved (25-40 ms) ran as one stretch, which held the event loop past issue 12's 50 ms: a
     key, a reply, a timer due waited for both. The render now waits for the loop to run
     what is due first, and the terminal still shows the screen as it is. What asks to run

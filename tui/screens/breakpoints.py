@@ -131,7 +131,7 @@ class DrawnOnceScreen(Screen[Any]):
             return  # drawn by the render already waiting, with whatever changed since
         if self._in_layout and self is app.screen:
             # Textual renders what a layout moved as the layout ends: one stretch of the UI
-            # thread, 20-30 ms of layout and 25-40 ms of render, during which the event loop
+            # thread, 15-30 ms of layout and 25-40 ms of render, during which the event loop
             # ran nothing else (issue 12: the screen's longest stalls, 45-96 ms, with a key,
             # a reply or a timer due waiting for both). The render waits for one turn of the
             # loop: a timer (it runs after those already due) that queues it behind what they

@@ -22,6 +22,7 @@ from textual.widgets import Label
 from tests.tui.conftest import checked, wait_until
 from tests.tui.fakes import TARGET, FakeRunbook, fake_session
 from tui.app import SkewmitApp
+from tui.screens.breakpoints import DrawnOnceScreen
 from tui.screens.help import HelpScreen
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.validation_view import ValidationScreen
@@ -265,12 +266,15 @@ async def test_a_change_under_a_dialog_sends_nothing_until_it_closes() -> None:
         assert "status under the help 3" in app.export_screenshot().replace("&#160;", " ")
 
 
-async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop() -> None:
+async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop(
+    monkeypatch: Any,
+) -> None:
     """A layout of the whole screen (15-30 ms of the UI thread) and the render of what it
     moved (25-40 ms) ran as one stretch, which held the event loop past issue 12's 50 ms: a
     key, a reply, a timer due waited for both. The render now waits for the loop to run
-    what is due first, and the terminal still shows the screen as it is. What asks to run
-    after the frame (the latency chart's first plot, 30-50 ms) runs after it, not with it."""
+    what is due first, a screen's first showing included (the validation view's opening),
+    and the terminal still shows the screen as it is. What asks to run after the frame (the
+    latency chart's first plot, 30-50 ms) runs after it, not with it."""
     app, terminal, frames = recorded_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: checked(app), "every step's checks")
@@ -284,20 +288,21 @@ async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop()
                 await asyncio.sleep(0)
                 turns += 1
 
-        marks: list[tuple[str, int]] = []
-        layout, display = app.main._refresh_layout, app._display
+        # (what, the loop's turn, the screen, whether it was on top)
+        marks: list[tuple[str, int, Any, bool]] = []
+        layout, display = DrawnOnceScreen._refresh_layout, app._display
 
-        def laid_out(*args: Any, **kwargs: Any) -> None:
-            marks.append(("layout", turns))
-            layout(*args, **kwargs)
-            app.main.call_after_frame(lambda: marks.append(("after the frame", turns)))
+        def laid_out(screen: Any, *args: Any, **kwargs: Any) -> None:
+            marks.append(("layout", turns, screen, screen is app.screen))
+            layout(screen, *args, **kwargs)
+            screen.call_after_frame(lambda: marks.append(("after the frame", turns, screen, True)))
 
         def shown(screen: Any, update: Any) -> None:
-            if screen is app.main and update is not None:
-                marks.append(("frame", turns))
+            if update is not None:
+                marks.append(("frame", turns, screen, True))
             display(screen, update)
 
-        app.main._refresh_layout = laid_out  # type: ignore[method-assign]
+        monkeypatch.setattr(DrawnOnceScreen, "_refresh_layout", laid_out)
         app._display = shown  # type: ignore[method-assign]
         counter = asyncio.create_task(count_turns())
         try:
@@ -305,14 +310,21 @@ async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop()
                 await pilot.press(key)
                 for _ in range(10):
                     await pilot.pause(0.02)
+            view = await shown_over_main(pilot, app, "v", ValidationScreen, settle=20)
         finally:
             counter.cancel()
-        layouts = [i for i, (kind, _turn) in enumerate(marks) if kind == "layout"]
-        assert len(layouts) >= 3, marks
-        for i in layouts:
-            frame = next((m for m in marks[i + 1 :] if m[0] == "frame"), None)
-            assert frame is not None and frame[1] > marks[i][1], marks
-            after = next(j for j in range(i + 1, len(marks)) if marks[j][0] == "after the frame")
-            assert any(kind == "frame" for kind, _turn in marks[i + 1 : after]), marks
-        assert terminal.differences(app.main) == []
+        drawn = []  # the layouts on top that a frame of their screen followed
+        for i, (what, turn, screen, on_top) in enumerate(marks):
+            if what != "layout" or not on_top:
+                continue
+            later = [(j, m) for j, m in enumerate(marks) if j > i and m[2] is screen]
+            frame = next((m for _j, m in later if m[0] == "frame"), None)
+            if frame is None:
+                continue  # nothing moved on it, or covered before its turn came
+            drawn.append(screen)
+            assert frame[1] > turn, marks
+            after = next(j for j, m in later if m[0] == "after the frame")
+            assert any(m[0] == "frame" for j, m in later if j < after), marks
+        assert drawn.count(app.main) >= 3 and view in drawn, marks
+        assert terminal.differences(view) == []
         assert frames

@@ -44,9 +44,9 @@ class DrawnOnceScreen(Screen[Any]):
     frames of the terminal (24 KB each at 120x40, and 20-40 ms of the UI thread) for nothing
     (issue 12; tests/tui/test_frames_drawn.py checks that the terminal still shows the
     screen). Later showings are drawn as Textual draws them. While another screen covers it,
-    what changes on it is drawn only when it is on top again (`_compositor_refresh`). After
-    its first layout, the render that ends a layout waits for the event loop to run what is
-    due (`_compositor_refresh`)."""
+    what changes on it is drawn only when it is on top again (`_compositor_refresh`). The
+    render that ends a layout waits for the event loop to run what is due
+    (`_compositor_refresh`); what must follow a frame asks `call_after_frame`."""
 
     _first_showing_done = False
     _laid_out_on_resume = False  # Textual's resume handler is laying it out now
@@ -56,7 +56,8 @@ class DrawnOnceScreen(Screen[Any]):
             self._first_showing_done = True
             self.screen_layout_refresh_signal.subscribe(self, self._first_layout, immediate=True)
             # Textual's own handler runs next: on a screen not laid out at the app's size it
-            # lays it out, which draws all of it, and then asks for a repaint of all of it.
+            # lays it out, which draws all of it (a turn of the loop later), and then asks for
+            # a repaint of all of it.
             self._laid_out_on_resume = self.is_attached and self.outer_size != self.app.size
             self.call_later(self._resume_done)  # after Textual's handler, whatever it did
             self.first_showing(event)
@@ -68,12 +69,11 @@ class DrawnOnceScreen(Screen[Any]):
         self._laid_out_on_resume = False
 
     def _first_layout(self, _screen: Screen[Any]) -> None:
-        """After the screen's first layout. When it drew the whole screen then (on top, at
-        the app's size, no batch holding the frame back), every widget on it was just drawn
-        as it is: the repaints they asked for while mounting are done. Any other first
-        layout leaves Textual's repaints as they are."""
+        """After the screen's first layout. When it draws the whole screen (on top, at the
+        app's size, no batch holding the frame back; its render a turn of the loop later),
+        every widget on it is drawn as it is: the repaints they asked for while mounting are
+        not needed. Any other first layout leaves Textual's repaints as they are."""
         self.screen_layout_refresh_signal.unsubscribe(self)
-        self._laid_out_once = True
         drawn = self.is_current and not self.app._batch_count
         if not (drawn and self._compositor.size == self.app.size):
             return  # not drawn whole by this layout: Textual's own repaints stand
@@ -81,13 +81,12 @@ class DrawnOnceScreen(Screen[Any]):
             widget._repaint_required = False
             widget._exchange_repaint_regions()
 
-    _laid_out_once = False  # from the end of its first layout on, a layout's render waits
     _in_layout = False  # Textual's layout is in progress
     _render_after_layout: asyncio.Handle | None = None  # the render waiting, if one is
     _after_frame: tuple[Callable[[], object], ...] = ()  # for after it (call_after_frame)
 
     def _refresh_layout(self, size: Any = None, scroll: bool = False) -> None:
-        self._in_layout = self._laid_out_once
+        self._in_layout = True
         try:
             super()._refresh_layout(size, scroll)
         finally:
@@ -135,7 +134,8 @@ class DrawnOnceScreen(Screen[Any]):
             # ran nothing else (issue 12: the screen's longest stalls, 45-96 ms, with a key,
             # a reply or a timer due waiting for both). The render waits for one turn of the
             # loop: a timer (it runs after those already due) that queues it behind what they
-            # woke. The first layout (the first frame) is drawn as Textual draws it.
+            # woke. A screen's first showing too: the validation view's opening was its first
+            # layout and render, 34 + 28 ms, in one stretch.
             loop = asyncio.get_running_loop()
             self._render_after_layout = loop.call_later(0, loop.call_soon, self._render_laid_out)
             return

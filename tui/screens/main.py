@@ -171,7 +171,7 @@ class MainScreen(PrestyledScreen):
 
     def first_shown(self) -> None:
         if self.first_frame is not None:
-            self.call_later(self.first_frame)  # after Textual lays out and draws it
+            self.call_after_frame(self.first_frame)  # once Textual has laid it out and drawn it
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size == self.size:

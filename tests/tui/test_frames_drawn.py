@@ -328,3 +328,63 @@ async def test_a_layout_and_the_frame_it_moved_are_two_turns_of_the_event_loop(
         assert drawn.count(app.main) >= 3 and view in drawn, marks
         assert terminal.differences(view) == []
         assert frames
+
+
+async def test_a_layout_arranges_the_screen_once_and_a_repaint_off_the_screen_none(
+    monkeypatch: Any,
+) -> None:
+    """Textual marked its map of every widget's place stale when a widget off the screen
+    asked for a repaint (a hidden footer key, a line scrolled out of the step pane), and did
+    not mark it fresh when a layout had just made it: each layout with a new widget in it,
+    and the next render after such a repaint, arranged the whole screen once more (21-22
+    times in a run of the stall benchmark, 72-113 ms in all, issue 12). Opening steps (their
+    action entries and keys change) still lays the screen out and the terminal shows it."""
+    app, terminal, _frames = recorded_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        compositor = app.main._compositor
+        arrange = type(compositor)._arrange_root
+        layout = DrawnOnceScreen._refresh_layout
+        arranged = {"in layouts": 0, "elsewhere": 0}
+        layouts: list[int] = []  # the arrangements each layout of the main screen made
+        in_layout = False
+
+        def arrange_root(self: Any, *args: Any, **kwargs: Any) -> Any:
+            arranged["in layouts" if in_layout else "elsewhere"] += self is compositor
+            return arrange(self, *args, **kwargs)
+
+        def laid_out(screen: Any, *args: Any, **kwargs: Any) -> None:
+            nonlocal in_layout
+            before, in_layout = arranged["in layouts"], screen is app.main
+            try:
+                layout(screen, *args, **kwargs)
+            finally:
+                in_layout = False
+            if screen is app.main:
+                layouts.append(arranged["in layouts"] - before)
+
+        monkeypatch.setattr(type(compositor), "_arrange_root", arrange_root)
+        monkeypatch.setattr(DrawnOnceScreen, "_refresh_layout", laid_out)
+        for key in "5312":  # step 2's guidance is longer than its pane shows
+            await pilot.press(key)
+            for _ in range(10):
+                await pilot.pause(0.02)
+        assert len(layouts) >= 4 and all(n == 1 for n in layouts), layouts
+        visible = compositor.visible_widgets
+        scrolled_out = [w for w in compositor.full_map if w not in visible]
+        assert scrolled_out, "step 2's pane has text below what it shows"
+        arranged["elsewhere"] = 0
+        for widget in scrolled_out:
+            widget.refresh()
+        status = app.main.query_one("#status-line", Label)
+        status.refresh()  # a repaint on the screen too: no layout, a render
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert arranged["elsewhere"] == 0
+        set_text(status, "a repaint on the screen too")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert terminal.differences(app.main) == []
+        assert "a repaint on the screen too" in app.export_screenshot().replace("&#160;", " ")

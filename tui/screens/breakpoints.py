@@ -12,9 +12,11 @@ from functools import partial
 from typing import Any, Self
 
 from textual import events
+from textual._compositor import Compositor, ReflowResult
 from textual.app import App
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.screen import Screen
+from textual.widget import Widget
 
 BATCH_RETRY_S = 1 / 60  # a render held back by a batch update tries again a frame later
 
@@ -35,6 +37,35 @@ def size_classes(screen: Screen[Any], app: App[Any]) -> dict[str, bool]:
     return classes
 
 
+class SettledCompositor(Compositor):
+    """Textual's compositor without its second arrangement of the whole screen. Textual keeps
+    a map of where every widget is (its full map) and arranges the screen again for it on the
+    next question of where a widget is, once the map is marked stale. It marked it stale when
+    a widget off the screen asked for a repaint (one scrolled out of view, a hidden key, as a
+    proxy for a widget just mounted) and did not mark it fresh when a layout had just made
+    it: so a layout's own widgets asking for their size arranged the screen once more in the
+    same call (issue 12: 21-22 such arrangements in a run of the stall benchmark, 72-113 ms
+    of the UI thread in all, half of them within a layout)."""
+
+    def reflow(self, parent: Widget, size: Size) -> ReflowResult:
+        result = super().reflow(parent, size)
+        self._full_map_invalidated = False  # the layout arranged every widget: the map is new
+        return result
+
+    def update_widgets(self, widgets: set[Widget]) -> None:
+        # Stale only for a widget the map lacks (just mounted, not laid out yet): one off the
+        # screen is where the map has it, and a hidden one has no place to find.
+        stale = self._full_map_invalidated or any(
+            widget.display and widget not in self._full_map
+            for widget in widgets - self.visible_widgets.keys()
+        )
+        self._full_map_invalidated = True  # Textual's own test (a widget off the screen) skipped
+        try:
+            super().update_widgets(widgets)
+        finally:
+            self._full_map_invalidated = stale
+
+
 class DrawnOnceScreen(Screen[Any]):
     """A screen whose first showing draws it whole once (mix it in before Textual's screen
     class: `class Dialog(DrawnOnceScreen, ModalScreen[bool])`). Textual followed the layout
@@ -50,6 +81,11 @@ class DrawnOnceScreen(Screen[Any]):
 
     _first_showing_done = False
     _laid_out_on_resume = False  # Textual's resume handler is laying it out now
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if hasattr(self._compositor, "_full_map_invalidated"):  # the Textual it was written for
+            self._compositor = SettledCompositor()
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         if not self._first_showing_done:

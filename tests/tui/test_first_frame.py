@@ -11,15 +11,19 @@ from typing import Any
 
 import pytest
 from textual.app import App
+from textual.css.stylesheet import Stylesheet
 from textual.widgets import Label
 
 from services.models import STEP_ORDER, JournalAction
-from tests.tui.conftest import wait_until
-from tests.tui.fakes import FakeRunbook, fake_session
+from tests.tui.conftest import checked, wait_until
+from tests.tui.fakes import TARGET, FakeRunbook, fake_session
 from tui.app import SkewmitApp
 from tui.screens.breakpoints import size_classes
 from tui.screens.help import HelpScreen
+from tui.session import Session, SessionOpener
 from widgets.action_log import ActionLog
+from widgets.header_bar import HeaderState
+from widgets.step_detail import ActionEntry, StepDetail
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 BREAKPOINTS = ("-narrow", "-wide", "-very-wide", "-short", "-tall")
@@ -115,3 +119,54 @@ async def test_the_action_column_fills_the_log_pane(size: tuple[int, int]) -> No
         assert log.virtual_size.width <= log.size.width
         detail = app.main.query_one("#log-detail", Label)
         assert note.strip() in str(detail.render()), "the note, in full, under the log"
+
+
+async def sources_after_the_checks(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
+    """The app's stylesheet sources, in order, once every step has answered (step 1's action
+    entries shown), and how many times Textual parsed it while the checks came in."""
+    release = threading.Event()
+    session = fake_session(FakeRunbook())
+
+    def open_() -> Session:
+        release.wait(30)
+        return session
+
+    header = HeaderState(context=TARGET.context, server=TARGET.server, deployment="llm-serve")
+    app = SkewmitApp(SessionOpener(header, open_, "connecting to skewmit-sim…"))
+    parses = 0
+    parse = Stylesheet.parse
+
+    def counted(stylesheet: Stylesheet) -> None:
+        nonlocal parses
+        parses += 1
+        parse(stylesheet)
+
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.main.query(StepDetail), "the first frame")
+            for _ in range(20):  # what follows the first frame, settled
+                await pilot.pause(0.02)
+            monkeypatch.setattr(Stylesheet, "parse", counted)
+            release.set()
+            await wait_until(pilot, lambda: checked(app), "every step's checks")
+            await wait_until(pilot, lambda: app.main.query(ActionEntry), "step 1's actions")
+            for _ in range(10):
+                await pilot.pause(0.02)
+            return list(app.stylesheet.source), parses
+    finally:
+        release.set()
+
+
+async def test_the_action_entries_styles_are_parsed_before_the_first_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Textual parses a widget class's styles as the first one mounts: the action entries'
+    (a Button's are 7 KB of CSS) as step 1's first answer came in with the others, 6-10 ms
+    of a 52-64 ms stall (issue 12). They are parsed once the first frame is out, while the
+    session opens; the stylesheet is the one the mount would have made, sources in order."""
+    sources, parses = await sources_after_the_checks(monkeypatch)
+    assert parses == 0
+    monkeypatch.setattr(StepDetail, "parse_styles_ahead", lambda self: None)
+    natural, parses = await sources_after_the_checks(monkeypatch)
+    assert parses >= 1  # without it, step 1's entries had their styles parsed as they came
+    assert sources == natural

@@ -172,6 +172,8 @@ class MainScreen(PrestyledScreen):
     def first_shown(self) -> None:
         if self.first_frame is not None:
             self.call_after_frame(self.first_frame)  # once Textual has laid it out and drawn it
+        # While the session opens, on a thread: not as the first answers come in.
+        self.call_after_frame(self.query_one(StepDetail).parse_styles_ahead)
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size == self.size:

@@ -35,7 +35,8 @@ from services.models import (
     Target,
     Verdict,
 )
-from tui.session import Intervals, Session
+from tui.session import Intervals, Session, SessionOpener
+from widgets.header_bar import HeaderState
 
 T0 = 1_764_000_000.0  # a fixed "now" for every snapshot
 TARGET = Target("skewmit-sim", "inference", "llm-serve", "https://127.0.0.1:6443", "admin")
@@ -456,3 +457,17 @@ def fake_session(runbook: FakeRunbook | None = None, **changes: Any) -> Session:
     )
     defaults.update(changes)
     return Session(runbook, **defaults)  # type: ignore[arg-type]
+
+
+def held_opener(session: Session | None = None) -> tuple[SessionOpener, threading.Event]:
+    """An opener of `session` (the fake runbook's by default) whose open() waits, on the
+    opening's thread, until the event is set (the first frame comes before any session)."""
+    release = threading.Event()
+    opened = session or fake_session(FakeRunbook())
+
+    def open_() -> Session:
+        release.wait(30)
+        return opened
+
+    header = HeaderState(context=TARGET.context, server=TARGET.server, deployment="llm-serve")
+    return SessionOpener(header, open_, "connecting to skewmit-sim…"), release

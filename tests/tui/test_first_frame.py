@@ -16,13 +16,11 @@ from textual.widgets import Label
 
 from services.models import STEP_ORDER, JournalAction
 from tests.tui.conftest import checked, wait_until
-from tests.tui.fakes import TARGET, FakeRunbook, fake_session
+from tests.tui.fakes import FakeRunbook, fake_session, held_opener
 from tui.app import SkewmitApp
 from tui.screens.breakpoints import size_classes
 from tui.screens.help import HelpScreen
-from tui.session import Session, SessionOpener
 from widgets.action_log import ActionLog
-from widgets.header_bar import HeaderState
 from widgets.step_detail import ActionEntry, StepDetail
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -124,15 +122,8 @@ async def test_the_action_column_fills_the_log_pane(size: tuple[int, int]) -> No
 async def sources_after_the_checks(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
     """The app's stylesheet sources, in order, once every step has answered (step 1's action
     entries shown), and how many times Textual parsed it while the checks came in."""
-    release = threading.Event()
-    session = fake_session(FakeRunbook())
-
-    def open_() -> Session:
-        release.wait(30)
-        return session
-
-    header = HeaderState(context=TARGET.context, server=TARGET.server, deployment="llm-serve")
-    app = SkewmitApp(SessionOpener(header, open_, "connecting to skewmit-sim…"))
+    opener, release = held_opener()
+    app = SkewmitApp(opener)
     parses = 0
     parse = Stylesheet.parse
 

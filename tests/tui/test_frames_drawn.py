@@ -10,7 +10,6 @@ each one rewrites; what is asserted is what the terminal is sent, never how long
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 from rich.cells import cell_len
@@ -20,14 +19,12 @@ from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.widgets import Label
 
 from tests.tui.conftest import checked, wait_until
-from tests.tui.fakes import TARGET, FakeRunbook, fake_session
+from tests.tui.fakes import FakeRunbook, fake_session, held_opener
 from tui.app import SkewmitApp
 from tui.screens.breakpoints import DrawnOnceScreen
 from tui.screens.help import HelpScreen
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.validation_view import ValidationScreen
-from tui.session import Session, SessionOpener
-from widgets.header_bar import HeaderState
 from widgets.label_text import set_text
 
 SIZE = (120, 40)
@@ -135,15 +132,8 @@ async def test_the_first_showing_draws_the_screen_whole_once() -> None:
     nor for the default screen underneath it. Three whole frames came before any data, then
     two (24 KB and 30-40 ms of the interpreter lock each, issue 12). The terminal still
     shows the screen as it is, before the session opens and after every check is in."""
-    release = threading.Event()
-    session = fake_session(FakeRunbook())
-
-    def open_() -> Session:
-        release.wait(30)
-        return session
-
-    header = HeaderState(context=TARGET.context, server=TARGET.server, deployment="llm-serve")
-    app = SkewmitApp(SessionOpener(header, open_, "connecting to skewmit-sim…"))
+    opener, release = held_opener()
+    app = SkewmitApp(opener)
     app.animation_level = "none"  # no progress bar moving meanwhile
     terminal = Terminal(SIZE)
     frames = record_frames(app, terminal)

@@ -1,5 +1,7 @@
 """The floor for the TUI figures: a minimal Textual app with a header, three sparklines, a
 50-row table and a footer, refreshed at 1 Hz. Anything skewmit draws costs at least this.
+Keys 1-6 put "N · bench floor" in the header: the floor of a key press -> screen
+(bench/latency_bench.py).
 
     .venv/bin/python bench/floor_app.py
 """
@@ -16,7 +18,9 @@ ROWS = 50
 
 class FloorApp(App[None]):
     TITLE = "bench floor"
-    BINDINGS = [("q", "quit", "Quit")]
+    BINDINGS = [("q", "quit", "Quit")] + [
+        (str(n), f"heading({n})", f"Step {n}") for n in range(1, 7)
+    ]
     CSS = "Sparkline { height: 2; }"
 
     def compose(self) -> ComposeResult:
@@ -33,6 +37,9 @@ class FloorApp(App[None]):
         for i in range(ROWS):
             table.add_row(f"pod-{i:04d}", f"node-{i % 7}", "H100-80GB", "0%", key=str(i))
         self.set_interval(1.0, self.tick)
+
+    def action_heading(self, n: int) -> None:
+        self.title = f"{n} · bench floor"
 
     def tick(self) -> None:
         for i in range(3):

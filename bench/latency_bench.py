@@ -4,7 +4,10 @@ own) with the simulator adding --latency seconds to every API call (its fault AP
 while the checks keep polling, and times each key press to the step pane's new heading on
 screen (tmux capture-pane polled every ~10 ms, so figures carry that resolution). The longest
 of these is an upper bound on the event loop's longest stall in that window, as the operator
-feels it. Prints medians and maxima beside the same keys with no latency; asserts nothing.
+feels it. Prints medians and maxima beside the same keys with no latency, and beside the
+floor: the same keys in bench/floor_app.py (a minimal Textual app whose header's title a key
+changes), drawn and polled the same way first, so that the figure is also a ratio to what
+tmux, the polling and Textual cost on this machine at that moment; asserts nothing.
 
     .venv/bin/python bench/latency_bench.py [--latency 3] [--rounds 3]
 """
@@ -24,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from measure import (  # noqa: E402
+    PYTHON,
     SKEWMIT,
     Terminal,
     bench_env,
@@ -35,6 +39,7 @@ from measure import (  # noqa: E402
 
 NS, NAME = "inference", "llm-serve"
 CHROME = r"1 Roll back"
+FLOOR_CHROME = r"pod-0000"  # the floor app's first table row
 
 
 def set_faults(kubeconfig: Path, faults: list[dict[str, object]]) -> None:
@@ -55,12 +60,13 @@ def set_faults(kubeconfig: Path, faults: list[dict[str, object]]) -> None:
         sys.exit(f"latency_bench: POST /_sim/faults answered {response.status}")
 
 
-def key_times(term: Terminal, rounds: int) -> list[float]:
-    """Seconds from each step key to its step's heading on screen (nan when it never shows)."""
+def key_times(term: Terminal, rounds: int, shown: str = r"│ {key} · ") -> list[float]:
+    """Seconds from each step key to its step's heading on screen (nan when it never shows);
+    `shown`: the heading's regex, {key} the key pressed."""
     times = []
     for _ in range(rounds):
         for key in "234561":
-            heading = re.compile(rf"│ {key} · ")
+            heading = re.compile(shown.format(key=key))
             start = time.perf_counter()
             term.keys(key)
             found = wait_until(lambda h=heading: bool(h.search(term.screen())), 30, poll=0.002)
@@ -76,6 +82,29 @@ def summary(values: list[float]) -> str:
     return text + (f", {missed} never shown" if missed else "")
 
 
+def floor_key_times(folder: Path, rounds: int) -> list[float]:
+    """The same keys in the floor app (bench/floor_app.py, its header's title changed by a
+    key), drawn in the same kind of terminal: what tmux, the polling and Textual cost."""
+    term = Terminal(f"skewmit-bench-latency-floor-{time.monotonic_ns()}")
+    try:
+        term.start([PYTHON, str(ROOT / "bench" / "floor_app.py")], bench_env(folder / "floor"))
+        if term.wait_for(FLOOR_CHROME, timeout=60) is None:
+            sys.exit("latency_bench: the floor app never drew:\n" + term.screen())
+        time.sleep(1)
+        return key_times(term, rounds, r"{key} · bench floor")
+    finally:
+        term.close()
+
+
+def ratios(times: list[float], floor: list[float]) -> str:
+    seen, floor_seen = [v for v in times if v == v], [v for v in floor if v == v]
+    if not seen or not floor_seen:
+        return "-"
+    return (
+        f"x{median(seen) / median(floor_seen):.2f} median, x{max(seen) / max(floor_seen):.2f} max"
+    )
+
+
 def main() -> None:
     unwind_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
@@ -87,6 +116,7 @@ def main() -> None:
     print(f"# key press -> screen with a slow API server — {machine()}")
     with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
         folder = Path(tmp)
+        floor = floor_key_times(folder, args.rounds)
         kubeconfig = folder / "kubeconfig"
         sim = subprocess.Popen(
             [*SKEWMIT, "sim", "--kubeconfig", str(kubeconfig), "--speed", "10"],
@@ -112,9 +142,10 @@ def main() -> None:
             term.close()
             sim.terminate()
             sim.wait(timeout=30)
-    print("| API latency added | key -> step heading on screen |\n|---|---|")
-    print(f"| none | {summary(fast)} |")
-    print(f"| {args.latency:g} s on every call | {summary(slow)} |")
+    print("| API latency added | key -> step heading on screen | floor (same run) | ratio |")
+    print("|---|---|---|---|")
+    for label, times in (("none", fast), (f"{args.latency:g} s on every call", slow)):
+        print(f"| {label} | {summary(times)} | {summary(floor)} | {ratios(times, floor)} |")
 
 
 if __name__ == "__main__":

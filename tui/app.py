@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any, ClassVar, Self
 
-from textual import on
+from textual import events, on
 from textual.actions import ActionParseResult
 from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
@@ -56,6 +56,7 @@ from tui.messages import (
 from tui.opening import SessionOpening
 from tui.palette import runbook_commands
 from tui.polls import RunbookPolls, step_of_group
+from tui.screens.breakpoints import DrawnOnceScreen
 from tui.screens.help import HelpScreen, key_rows
 from tui.screens.main import MainScreen, checklist_rows
 from tui.screens.preview import ConfirmScreen
@@ -118,6 +119,14 @@ class SkewmitApp(App[int]):
         # The collector's policy (tui.heap): freeze start-up's heap, then each round's, and
         # what survives the interpreter's own full collections while no screen is over ours.
         self.heap = HeapKeeper(covered=lambda: self.screen is not self.main)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            stack = self._screen_stacks.get(self._current_mode)
+            screen = stack[-1] if stack else None
+            if isinstance(screen, DrawnOnceScreen):
+                screen.input_arrived()  # drawn as soon as it has been handled
+        await super().on_event(event)
 
     def refresh(
         self, *, repaint: bool = True, layout: bool = False, recompose: bool = False

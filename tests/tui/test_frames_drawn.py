@@ -10,22 +10,25 @@ each one rewrites; what is asserted is what the terminal is sent, never how long
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
 from rich.segment import ControlType
+from textual import events
 from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.widgets import Label
 
 from tests.tui.conftest import checked, wait_until
 from tests.tui.fakes import FakeRunbook, fake_session, held_opener
 from tui.app import SkewmitApp
-from tui.screens.breakpoints import DrawnOnceScreen
+from tui.screens.breakpoints import INPUT_DRAWN_S, DrawnOnceScreen
 from tui.screens.help import HelpScreen
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.validation_view import ValidationScreen
 from widgets.label_text import set_text
+from widgets.step_detail import StepDetail
 
 SIZE = (120, 40)
 SMALL = (80, 24)
@@ -378,3 +381,48 @@ async def test_a_layout_arranges_the_screen_once_and_a_repaint_off_the_screen_no
             await pilot.pause(0.02)
         assert terminal.differences(app.main) == []
         assert "a repaint on the screen too" in app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_a_key_is_drawn_without_waiting_for_textuals_frame_timer() -> None:
+    """Textual updates a screen on a timer (1/60 s, on a fixed grid) that it resumes once the
+    screen is idle: a key that opened a step waited up to a frame for its layout to begin
+    (issue 12: a key to the screen in tmux, 75-80 ms median before, 51-57 after). What the
+    operator's key changed is now laid out and drawn as soon as it has been handled; what
+    the cluster changes still waits for the timer (updates as each answer came held the
+    start's event loop up to 74 ms). Here the timer is made to wait 60 s, and the app runs
+    without pilot's pauses (each runs the timer's update)."""
+    app, terminal, frames = recorded_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        screen = app.main
+        screen._update_timer.stop()
+        screen._Screen__update_timer = screen.set_interval(  # type: ignore[attr-defined]
+            60, screen._on_timer_update, name="screen_update", pause=True
+        )
+
+        async def run_until(condition: Callable[[], bool], turns: int = 100) -> bool:
+            for _ in range(turns):  # a bound on work, not a timing assertion
+                if condition():
+                    return True
+                await asyncio.sleep(0.01)
+            return condition()
+
+        def shown() -> str:
+            return app.export_screenshot().replace("&#160;", " ")
+
+        def drawn() -> bool:
+            return terminal.differences(app.main) == []
+
+        app.post_message(events.Key("3", "3"))
+        assert await run_until(lambda: screen.query_one(StepDetail).title.startswith("3 · "))
+        assert await run_until(drawn), "step 3 on the terminal before the timer's tick"
+        assert "3 · " in shown()
+        await asyncio.sleep(INPUT_DRAWN_S)  # past the key's updates
+        sent = len(frames)
+        set_text(screen.query_one("#evidence-path", Label), "a change from the cluster")
+        assert not await run_until(lambda: len(frames) > sent, turns=20)
+        app.post_message(events.Key("5", "5"))
+        assert await run_until(lambda: "5 · " in shown() and drawn())
+        assert "a change from the cluster" in shown()

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 BATCH_RETRY_S = 1 / 60  # a render held back by a batch update tries again a frame later
+INPUT_DRAWN_S = 0.25  # after a key or a click, updates skip Textual's frame timer this long
 
 
 def size_classes(screen: Screen[Any], app: App[Any]) -> dict[str, bool]:
@@ -127,6 +128,42 @@ class DrawnOnceScreen(Screen[Any]):
             super()._refresh_layout(size, scroll)
         finally:
             self._in_layout = False
+
+    _input_until = float("-inf")  # the loop's time until which an input's change is drawn
+    _update_soon: asyncio.Handle | None = None  # an update asked for by `_on_idle`, waiting
+
+    def input_arrived(self) -> None:
+        """The operator pressed a key or clicked (the app calls this): what it changes on
+        this screen is drawn without waiting for Textual's next frame (`_on_idle`), the
+        layouts that its first one leads to included (INPUT_DRAWN_S)."""
+        self._input_until = asyncio.get_running_loop().time() + INPUT_DRAWN_S
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        # Textual updates a screen (layout, render) on a timer of 1/60 s that it resumes when
+        # the screen goes idle with something to draw, and that ticks on a fixed grid: a key
+        # that opened a step waited 0-17 ms for the grid's next tick before its layout began
+        # (issue 12, a key to the screen: 77-90 ms in tmux, the median). After the operator's
+        # input the update runs as soon as the timers due have run; not in this turn of the
+        # loop (a key's handler and the layout in one stretch held it up to 57 ms), and not
+        # for what the cluster changes (updates as each answer came, without the timer's
+        # pacing, held the start's loop up to 74 ms). Otherwise Textual's own handler, next
+        # in line (not called from here: Textual calls each class's handler in turn).
+        loop = asyncio.get_running_loop()
+        if self._update_soon is not None:
+            event.prevent_default()  # drawn by the update already asked for
+        elif (
+            loop.time() < self._input_until
+            and self.is_current
+            and not self.app._batch_count
+            and (self._layout_required or self._repaint_required or self._dirty_widgets)
+        ):
+            event.prevent_default()
+            self._update_soon = loop.call_later(0, loop.call_soon, self._update_now)
+
+    def _update_now(self) -> None:
+        self._update_soon = None
+        if self.is_attached:
+            self._on_timer_update()  # Textual's update; the layouts it leads to follow as soon
 
     def call_after_frame(self, callback: Callable[[], object]) -> None:
         """Call `callback` once the screen's next update has been sent to the terminal.

@@ -122,10 +122,9 @@ class SkewmitApp(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
-            stack = self._screen_stacks.get(self._current_mode)
-            screen = stack[-1] if stack else None
-            if isinstance(screen, DrawnOnceScreen):
-                screen.input_arrived()  # drawn as soon as it has been handled
+            stack = self.screen_stack
+            if stack and isinstance(stack[-1], DrawnOnceScreen):
+                stack[-1].input_arrived()  # drawn as soon as it has been handled
         await super().on_event(event)
 
     def refresh(

@@ -376,6 +376,7 @@ class SkewmitApp(App[int]):
     def on_action_log_entry_highlighted(self, message: ActionLog.EntryHighlighted) -> None:
         if self.actions is not None:
             self.actions.log_highlighted(message.entry, message.why_not)
+            self.refresh_bindings()  # `r` is shown only with something to revert
 
     def on_action_log_revert_requested(self, message: ActionLog.RevertRequested) -> None:
         if self.actions is None:

@@ -14,9 +14,10 @@ import pytest
 from textual.binding import Binding
 from textual.widgets import Footer
 
+from services.journal import Entry
 from services.models import STEP_ORDER, RolloutProgress, Step
 from tests.tui.conftest import wait_until
-from tests.tui.fakes import FakeRunbook, fake_session
+from tests.tui.fakes import FakeJournal, FakeRunbook, fake_session
 from tui.app import SkewmitApp
 from tui.keymap import FIX_KEY, STEP_KEYS
 from tui.screens.input_prompt import InputPromptScreen
@@ -474,3 +475,31 @@ async def test_an_older_read_of_the_rollout_never_replaces_a_newer_one() -> None
         assert rolling(app)
         app.post_message(StepChecked(Step.ROLLBACK, report, read_at=later + 1))
         await wait_until(pilot, lambda: not rolling(app), "the newer read shown")
+
+
+class SlowJournal(FakeJournal):
+    """A journal read slower than the checks, once a change is in it (a journal on a slow
+    disk, or a loaded machine): the steps answer before the action log shows the change."""
+
+    def entries(self) -> list[Entry]:
+        found = super().entries()
+        if any(e.type == "applied" for e in found):
+            time.sleep(0.4)
+        return found
+
+
+async def test_the_footer_offers_revert_once_the_log_shows_the_change() -> None:
+    """The footer's `r Revert` waited for whatever refreshed the keys next: where the log's
+    read came after the steps' answers, no key showed the revert until the next poll (CI,
+    2026-12-04: the action-log snapshot lacked it twice)."""
+    runbook = FakeRunbook(journal=SlowJournal())
+    app = app_for(runbook)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
+        assert "r" not in footer_keys(app.main)  # nothing to revert yet
+        await pilot.press("2", "i", "y")
+        await wait_until(pilot, lambda: applied(runbook) == 1, "applied")
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: log.entries, "the change in the log")
+        await pilot.pause()
+        assert footer_keys(app.main).get("r") == "Revert"

@@ -48,11 +48,13 @@ def backfill(promtool: str, openmetrics: str, data_dir: Path) -> None:
 
 
 class SwitchableProxy:
-    """GET /metrics forwarded to `upstream`; with `up = False` it answers 503, a failed scrape."""
+    """GET /metrics forwarded to `upstream`; with `up = False` it answers 503, a failed scrape;
+    with `hidden` set, the lines of the metric families it names are left out."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.up = True
+        self.hidden: tuple[str, ...] = ()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -67,6 +69,8 @@ class SwitchableProxy:
                 except (urllib.error.URLError, OSError):
                     self.send_error(502)
                     return
+                if proxy.hidden:
+                    body = hide_families(body, proxy.hidden)
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
@@ -84,6 +88,17 @@ class SwitchableProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def hide_families(body: bytes, families: tuple[str, ...]) -> bytes:
+    """An exposition without the samples (and HELP/TYPE lines) of `families`."""
+
+    def hidden(line: str) -> bool:
+        name = line.split(" ")[2] if line.startswith("# ") and line.count(" ") >= 2 else line
+        return any(name.startswith(family) for family in families)
+
+    lines = body.decode().splitlines()
+    return ("\n".join(line for line in lines if not hidden(line)) + "\n").encode()
 
 
 class PrometheusServer:

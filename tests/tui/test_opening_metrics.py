@@ -17,6 +17,7 @@ import pytest
 
 import services.session
 from services.errors import SkewmitError
+from services.metrics.presets import TOKENS
 from services.simulator.runner import Simulator
 from tests.conftest import require_tool
 from tests.prometheus import PrometheusServer, SwitchableProxy
@@ -65,9 +66,13 @@ def held_connecting(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, t
     return connecting, release
 
 
-def p95_shown(app: SkewmitApp) -> bool:
+def shown(app: SkewmitApp, name: str) -> bool:
     series, _now, _error = app.main.shown_metrics
-    return any(s.name == "p95" and s.points for s in series)
+    return any(s.name == name and s.points for s in series)
+
+
+def p95_shown(app: SkewmitApp) -> bool:
+    return shown(app, "p95")
 
 
 async def test_live_metrics_show_while_the_cluster_is_still_connecting(
@@ -134,6 +139,41 @@ async def test_a_first_reading_without_figures_is_read_again_while_the_cluster_c
             release.set()
             await wait_until(pilot, lambda: app.session is not None, "the session opened")
             await wait_until(pilot, lambda: p95_shown(app), "the metrics polled on the session")
+    finally:
+        release.set()
+        server.stop()
+        proxy.stop()
+
+
+async def test_a_first_reading_with_some_figures_is_read_again_for_the_rest(
+    shared_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first reading had tokens/sec but no latency yet (no request had finished between
+    two scrapes, or the histogram's exporter came up later): it was not read again, and the
+    pane showed no p95 until the cluster answered. A clean-clone CI run (2026-12-04) waited
+    90 s for it, the opening held. Read again each scrape interval until every figure has
+    come, or the session takes it."""
+    proxy = SwitchableProxy(shared_sim.metrics_url)
+    proxy.hidden = ("vllm:e2e_request_latency_seconds",)
+    server = PrometheusServer(require_tool("prometheus"), tmp_path / "prom", {"vllm": proxy.url})
+    connecting, release = held_connecting(monkeypatch)
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    try:
+        server.start()
+        server.wait_for('sum(rate(vllm:generation_tokens_total{job="vllm"}[1m])) > 0')
+        flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
+        opener = app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"]))
+        app = SkewmitApp(opener)
+        app.animation_level = "none"
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: shown(app, TOKENS), "tokens/sec in a first reading")
+            assert not p95_shown(app)
+            await wait_until(pilot, connecting.is_set, "the cluster's session being opened")
+            proxy.hidden = ()  # the latency histogram is scraped from now on
+            await wait_until(pilot, lambda: p95_shown(app), "a p95 figure read again", polls=1800)
+            assert app.session is None and not release.is_set(), "the cluster is still opening"
+            release.set()
+            await wait_until(pilot, lambda: app.session is not None, "the session opened")
     finally:
         release.set()
         server.stop()

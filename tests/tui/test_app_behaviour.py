@@ -44,8 +44,9 @@ async def test_slow_api_keeps_the_screen_responsive() -> None:
             # Every check is out, none has answered: the steps say so and keys still work.
             assert {checklist.row(s).state for s in STEP_ORDER} == {"checking"}
             # The shown step's check and step 5's (the inspector) are out first; the others
-            # follow at most FIRST_ALONE_S later when it does not answer (tui.polls).
-            assert sorted(runbook.calls) == ["check hardware", "check rollback"]
+            # follow at most FIRST_ALONE_S later when it does not answer (tui.polls): on a
+            # loaded machine that can pass before this line (clean-clone CI, 2026-12-04).
+            assert sorted(runbook.calls[:2]) == ["check hardware", "check rollback"]
             await wait_until(
                 pilot, lambda: len([w for w in app.workers if w.is_running]) >= 6, "all out"
             )

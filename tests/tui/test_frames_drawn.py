@@ -23,7 +23,7 @@ from textual.widgets import Label
 from tests.tui.conftest import checked, wait_until
 from tests.tui.fakes import FakeRunbook, fake_session, held_opener
 from tui.app import SkewmitApp
-from tui.screens.breakpoints import INPUT_DRAWN_S, DrawnOnceScreen
+from tui.screens.breakpoints import INPUT_DRAWN_S, DrawnOnceScreen, SettledCompositor
 from tui.screens.help import HelpScreen
 from tui.screens.input_prompt import InputPromptScreen
 from tui.screens.validation_view import ValidationScreen
@@ -380,6 +380,31 @@ async def test_a_layout_arranges_the_screen_once_and_a_repaint_off_the_screen_no
             await pilot.pause(0.02)
         assert terminal.differences(app.main) == []
         assert "a repaint on the screen too" in app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_the_opening_arranges_the_screen_only_in_its_layouts(monkeypatch: Any) -> None:
+    """The map of every widget's place was still rebuilt in the first frame's render and the
+    next (9 ms each in a trace of the real app): the tab strip's widgets, hidden with their
+    container at 120 columns but each displayed itself, counted as widgets the map lacked.
+    From the first frame to every step's answer, only layouts arrange the main screen, and
+    the terminal shows it as it is."""
+    rebuilt: list[str] = []
+    full_map = SettledCompositor.full_map
+
+    def counted(compositor: SettledCompositor) -> Any:
+        if compositor.root is not None and compositor._full_map_invalidated:
+            rebuilt.append(type(compositor.root).__name__)
+        return full_map.fget(compositor)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(SettledCompositor, "full_map", property(counted))
+    app, terminal, _frames = recorded_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: checked(app), "every step's checks")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert not app.main.query_one("#pane-tabs").display  # the case: a hidden tab strip
+        assert "MainScreen" not in rebuilt, rebuilt
+        assert terminal.differences(app.main) == []
 
 
 async def test_a_key_is_drawn_without_waiting_for_textuals_frame_timer() -> None:

@@ -55,9 +55,10 @@ class SettledCompositor(Compositor):
 
     def update_widgets(self, widgets: set[Widget]) -> None:
         # Stale only for a widget the map lacks (just mounted, not laid out yet): one off the
-        # screen is where the map has it, and a hidden one has no place to find.
+        # screen is where the map has it, and a hidden one (or one inside a hidden container:
+        # the main screen's tab strip at 120 columns) has no place to find.
         stale = self._full_map_invalidated or any(
-            widget.display and widget not in self._full_map
+            widget not in self._full_map and displayed(widget)
             for widget in widgets - self.visible_widgets.keys()
         )
         self._full_map_invalidated = True  # Textual's own test (a widget off the screen) skipped
@@ -65,6 +66,17 @@ class SettledCompositor(Compositor):
             super().update_widgets(widgets)
         finally:
             self._full_map_invalidated = stale
+
+
+def displayed(widget: Widget) -> bool:
+    """Whether `widget` and every container up to its screen are displayed: a widget the
+    layout arranges (Textual's `display` is the widget's own)."""
+    node: Any = widget
+    while node is not None and not isinstance(node, Screen):
+        if not node.display:
+            return False
+        node = node.parent
+    return True
 
 
 class DrawnOnceScreen(Screen[Any]):

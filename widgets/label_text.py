@@ -38,10 +38,18 @@ def set_text(label: Static, text: str) -> bool:
     return True
 
 
-def waiting_bar(bar: ProgressBar) -> None:
+# A waiting bar stays still this long after it is mounted: the opening's first answers come
+# well within it, and the pulse's 15 frames a second took the interpreter lock from the
+# opening's own work, the cluster client's import and the first checks (issue 12). A cluster
+# slower than that sees the bar pulse: skewmit is still waiting, not stuck.
+PULSE_AFTER_S = 1.0
+
+
+def waiting_bar(bar: ProgressBar, *, pulse: bool = True) -> None:
     """A bar with nothing to measure yet: the indeterminate animation (15 frames a second),
-    or an empty bar when the app's animations are off (the low-bandwidth mode)."""
-    if bar.app.animation_level == "none":
+    or an empty bar when the app's animations are off (the low-bandwidth mode) or `pulse`
+    is False (not yet: PULSE_AFTER_S)."""
+    if not pulse or bar.app.animation_level == "none":
         bar.update(total=1, progress=0)
     else:
         bar.update(total=None)

@@ -10,7 +10,7 @@ from textual.widgets import Label, ProgressBar
 
 from services.models import RolloutProgress
 from services.sanitize import terminal_text
-from widgets.label_text import set_text, waiting_bar
+from widgets.label_text import PULSE_AFTER_S, set_text, waiting_bar
 
 
 class RolloutBar(Vertical):
@@ -30,14 +30,21 @@ class RolloutBar(Vertical):
         super().__init__(id=id, classes="-empty")  # not on mount: a restyle (issue 12)
         self.progress: RolloutProgress | None = None
         self._shown = False
+        self._pulse = False  # a wait shown as a pulse: only PULSE_AFTER_S after the mount
 
     def compose(self) -> ComposeResult:
-        yield ProgressBar(total=None, show_eta=False, show_percentage=False)
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False)
         yield Label("", classes="rb-counts")
         yield Label("rollout: not read yet", classes="rb-message", markup=False)
 
     def on_mount(self) -> None:
-        waiting_bar(self.query_one(ProgressBar))
+        waiting_bar(self.query_one(ProgressBar), pulse=False)
+        self.set_timer(PULSE_AFTER_S, self._pulse_if_waiting)
+
+    def _pulse_if_waiting(self) -> None:
+        self._pulse = True
+        if self.progress is None:
+            waiting_bar(self.query_one(ProgressBar))
 
     def show(self, progress: RolloutProgress | None) -> None:
         if progress == self.progress and self._shown:
@@ -52,7 +59,7 @@ class RolloutBar(Vertical):
             self.update_classes(
                 {"-empty": True, "-done": False, "-problem": False, "-rolling": False}
             )
-            waiting_bar(bar)
+            waiting_bar(bar, pulse=self._pulse)
             set_text(counts, "")
             set_text(message, "rollout: not read yet")
             return

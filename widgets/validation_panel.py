@@ -19,7 +19,7 @@ from textual.widgets import Label, ProgressBar, Static
 
 from services.models import CheckResult, Verdict
 from services.sanitize import terminal_line, terminal_text
-from widgets.label_text import set_content, set_text, waiting_bar
+from widgets.label_text import PULSE_AFTER_S, set_content, set_text, waiting_bar
 
 CHECK_MARKS = {"pass": ("✓", "$success"), "fail": ("✗", "$error")}
 
@@ -103,15 +103,22 @@ class ValidationPanel(Vertical):
         self.marks_only = False
         # ... and the stability countdown by the minute (both views).
         self.countdown_by_minute = False
+        self._pulse = False  # a wait shown as a pulse: only PULSE_AFTER_S after the mount
 
     def compose(self) -> ComposeResult:
         yield Label("validation: not judged yet", classes="vp-verdict", markup=False)
-        yield ProgressBar(total=None, show_eta=False, show_percentage=False)
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False)
         yield Label("", classes="vp-countdown", markup=False)
         yield Static("", classes="vp-checks")
 
     def on_mount(self) -> None:
-        waiting_bar(self.query_one(ProgressBar))
+        waiting_bar(self.query_one(ProgressBar), pulse=False)
+        self.set_timer(PULSE_AFTER_S, self._pulse_if_waiting)
+
+    def _pulse_if_waiting(self) -> None:
+        self._pulse = True
+        if self.verdict is None and self.lost is None:
+            waiting_bar(self.query_one(ProgressBar))
 
     def show(
         self,
@@ -157,7 +164,7 @@ class ValidationPanel(Vertical):
             return
         if verdict is None:
             set_text(verdict_label, "validation: not judged yet")
-            waiting_bar(bar)
+            waiting_bar(bar, pulse=self._pulse)
             set_text(countdown, "")
             set_content(checks, Content(""))
             return

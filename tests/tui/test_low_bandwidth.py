@@ -16,6 +16,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Label, ProgressBar, Sparkline
 from textual.widgets._footer import FooterKey
+from textual.widgets._progress_bar import Bar
 
 from services.models import MetricPoint, MetricSeries, Step
 from tests.tui.conftest import wait_until
@@ -26,6 +27,7 @@ from tui.messages import MetricsSampled
 from tui.metrics_feed import class_tags, first_series, mixed_fleet_note
 from widgets.baseline_chart import BaselineChart
 from widgets.header_bar import HeaderBar
+from widgets.label_text import PULSE_AFTER_S
 from widgets.metric_sparkline import MetricSparkline
 from widgets.quiet_footer import QuietFooter
 
@@ -69,7 +71,10 @@ async def test_normal_mode_keeps_the_sparklines_and_the_chart() -> None:
 
 
 async def test_no_animated_bars_while_waiting_in_low_bandwidth() -> None:
-    # Every read blocks: the rollout and validation panes wait for their first answer.
+    """Every read blocks: the rollout and validation panes wait for their first answer. An
+    indeterminate bar (no percentage) repaints 15 times a second: never in low-bandwidth
+    mode, and otherwise only once the wait has lasted PULSE_AFTER_S (the opening's first
+    answers come sooner, and the pulse took the interpreter lock from them, issue 12)."""
     gate = threading.Event()
     try:
         for low, animated in ((False, True), (True, False)):
@@ -78,10 +83,31 @@ async def test_no_animated_bars_while_waiting_in_low_bandwidth() -> None:
                 await pilot.pause()
                 bars = list(app.main.query(ProgressBar))
                 assert len(bars) == 2
-                # An indeterminate bar (no percentage) repaints 15 times a second.
+                assert all(bar.percentage == 0 for bar in bars), low  # still at first
+                await pilot.pause(PULSE_AFTER_S + 0.2)
                 assert all((bar.percentage is None) == animated for bar in bars), low
     finally:
         gate.set()
+
+
+async def test_a_bar_whose_answer_came_in_time_never_pulses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pulses: list[str] = []
+    indeterminate = Bar.render_indeterminate
+
+    def counted(bar: Bar) -> Any:
+        pulses.append(str(bar.parent.parent.id if bar.parent else ""))
+        return indeterminate(bar)
+
+    monkeypatch.setattr(Bar, "render_indeterminate", counted)
+    app = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "every step's checks")
+        await pilot.pause(PULSE_AFTER_S + 0.2)
+        bars = list(app.main.query(ProgressBar))
+        assert len(bars) == 2 and all(bar.percentage is not None for bar in bars)
+        assert pulses == []
 
 
 async def test_a_poll_with_nothing_new_redraws_nothing() -> None:

@@ -142,6 +142,14 @@ class Runbook:
                 self.metrics, self.metrics_opening = source, None
         return self.metrics
 
+    def metrics_reached(self, source: Any) -> None:
+        """A metrics source reached after the session opened without one (Prometheus was
+        unreachable at the opening): the checks and the gate use it from their next run, and
+        nothing says it is missing any more."""
+        with self._metrics_lock:
+            self.metrics, self.metrics_opening = source, None
+            self.metrics_why = ""
+
     @property
     def gate(self) -> Gate:
         if self._gate is None:

@@ -18,8 +18,10 @@ import argparse
 import gc
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,10 @@ EXIT_ERROR = 2
 # close itself when it finishes (the process exits meanwhile: the demo's threads die with it).
 OPEN_WAIT_S = 10.0
 NO_METRICS_SOURCE = "no metrics source: pass --prometheus URL or set prometheus.url"
+# A configured Prometheus that could not be reached is tried again this often, from the
+# metrics pane's poll (a worker): a refused connection answers at once, one that hangs takes
+# the configured timeout.
+REACH_AGAIN_S = 15.0
 
 
 def _metrics_source(
@@ -91,15 +97,29 @@ def close_feed(opened: Future[MetricsOpened]) -> None:
 
 
 class PendingFeed:
-    """The metrics pane's feed while open_metrics is still reaching Prometheus: a call waits
-    for the opening (the app calls it in a worker), then is the opened feed's, its panes
-    compared with `baseline`; without a source it raises UnreachableError with why, as the
-    pane says it. Raises what the opening raised (ConfigError)."""
+    """The metrics pane's feed while open_metrics is still reaching Prometheus, or after it
+    could not: a call waits for the opening (the app calls it in a worker), then is the
+    opened feed's, its panes compared with `baseline`. Without a source it raises
+    UnreachableError with why, as the pane says it, and with `reach` it tries again at most
+    every REACH_AGAIN_S: once Prometheus answers, `reached(source)` gives the session its
+    source (the checks and the gate use it from their next run) and the calls are the new
+    feed's. A Prometheus restarting as skewmit started left the session without metrics
+    until it was restarted. Raises what the opening raised (ConfigError)."""
 
-    def __init__(self, opened: Future[MetricsOpened], baseline: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        opened: Future[MetricsOpened],
+        baseline: Callable[[], Any],
+        reach: Callable[[], tuple[Any, str]] | None = None,
+        reached: Callable[[Any], object] | None = None,
+    ) -> None:
         self.opened = opened
         self.baseline = baseline
+        self.reach = reach
+        self.reached = reached
         self._feed: MetricsFeed | None = None
+        self._tried_at = time.monotonic()  # the opening has just tried
+        self._why = ""
 
     @property
     def scrape_interval_s(self) -> float | None:
@@ -112,10 +132,28 @@ class PendingFeed:
         if self._feed is None:
             _source, why, feed = self.opened.result()
             if feed is None:
-                raise UnreachableError(why or NO_METRICS_SOURCE)
+                if self.reach is None:
+                    raise UnreachableError(why or NO_METRICS_SOURCE)
+                feed = self._reach_again(self._why or why)
             feed.baseline = self.baseline
             self._feed = feed
         return self._feed()
+
+    def _reach_again(self, why: str) -> MetricsFeed:
+        from services.errors import UnreachableError
+        from tui.metrics_feed import MetricsFeed
+
+        assert self.reach is not None
+        again = f"{why}; trying again every {REACH_AGAIN_S:.0f} s"
+        if time.monotonic() - self._tried_at < REACH_AGAIN_S:
+            raise UnreachableError(again)
+        self._tried_at = time.monotonic()
+        source, self._why = self.reach()
+        if source is None:
+            raise UnreachableError(f"{self._why or why}; trying again every {REACH_AGAIN_S:.0f} s")
+        if self.reached is not None:
+            self.reached(source)
+        return MetricsFeed(source)
 
 
 def open_metrics(
@@ -202,7 +240,13 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
         if settings.url:  # step 6 and the bundle say why a configured Prometheus is missing
             say_why_not(metrics, runbook)
         sampler: Callable[[], list[MetricSeries]] | None
-        if metrics.done():
+        # A configured Prometheus not reached at the opening is tried again while watching.
+        reach = (
+            partial(_metrics_source, settings, local.namespace, local.deployment, args.preset)
+            if settings.url
+            else None
+        )
+        if metrics.done() and (metrics.result()[2] is not None or reach is None):
             source, why, feed = metrics.result()
             runbook.metrics = source
             if feed is not None:
@@ -210,13 +254,18 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
                 # is asked for on the feed's second call, once the session is open.
                 feed.baseline = runbook.baseline
             sampler, now = feed, (source.now if source is not None else None)
+        elif metrics.done():
+            _source, why, _feed = metrics.result()
+            sampler = PendingFeed(metrics, runbook.baseline, reach, runbook.metrics_reached)
+            now = None
         else:
             # Prometheus has not answered yet (its detection took 1.5 s on `large`; one that
             # hangs takes its whole timeout): the session opens without waiting, and what
             # needs metrics (the metrics pane, steps 3-6) waits for it in its own worker while
             # the cluster's panes fill (issue 12). Prometheus' clock is the wall clock.
             runbook.metrics_opening = source_of(metrics)
-            sampler, now = PendingFeed(metrics, runbook.baseline), None
+            sampler = PendingFeed(metrics, runbook.baseline, reach, runbook.metrics_reached)
+            now = None
             why = f"waiting for Prometheus at {settings.url}…"
         journal = runbook.journal
         return Session(

@@ -7,6 +7,7 @@ scraping it."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -178,6 +179,39 @@ async def test_a_first_reading_with_some_figures_is_read_again_for_the_rest(
         release.set()
         server.stop()
         proxy.stop()
+
+
+async def test_a_prometheus_unreachable_at_the_start_is_reached_once_it_answers(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    """Prometheus refused the connection as skewmit started (restarting, a port-forward not up
+    yet): the session opened without metrics, and the pane, steps 3-6 and the gate stayed
+    without them until skewmit was restarted. Now the pane says it tries again, and once
+    Prometheus answers the figures show and the session's checks have their source."""
+    server = PrometheusServer(
+        require_tool("prometheus"), tmp_path / "prom", {"vllm": shared_sim.metrics_url}
+    )
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
+    opener = app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"]))
+    app = SkewmitApp(opener)
+    app.animation_level = "none"
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.session is not None, "the session opened")
+            await wait_until(
+                pilot, lambda: "trying again" in app.main.shown_metrics[2], "a retry announced"
+            )
+            assert app.session is not None
+            runbook = app.session.runbook
+            assert runbook.metrics is None and "127.0.0.1" in runbook.metrics_why
+            await asyncio.to_thread(server.start)
+            await asyncio.to_thread(server.wait_for, P95)
+            await wait_until(pilot, lambda: p95_shown(app), "the figures, reached", polls=1200)
+            assert runbook.metrics is not None and runbook.metrics_why == ""
+            assert runbook.metrics_source() is runbook.metrics  # what steps 3-6 and the gate use
+    finally:
+        server.stop()
 
 
 def test_a_session_that_does_not_open_stops_reading_the_first_reading_again(

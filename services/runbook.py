@@ -89,6 +89,9 @@ class Runbook:
     # Why there is no metrics source, when the launcher knows (Prometheus refused the
     # connection...): step 6 and the evidence bundle say it rather than "pass --prometheus".
     metrics_why: str = ""
+    # Tries a configured source that could not be reached again (the launcher's, rate-limited
+    # there); once it answers it calls `metrics_reached`. None: nothing to try again.
+    metrics_reach: Callable[[], object] | None = None
     _gate: Gate | None = None
     _permissions: dict[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
     _baseline: Any = None  # frozen once per incident: see baseline()
@@ -129,17 +132,19 @@ class Runbook:
 
     def metrics_source(self, *, wait: bool = True) -> Any:
         """The metrics source (None without one), waiting for `metrics_opening` when the
-        session opened before it answered; with `wait=False`, None while it has not. Raises
-        what the opening raised (ConfigError), on every call."""
+        session opened before it answered, and trying an unreachable one again
+        (`metrics_reach`); with `wait=False`, None while it has not, and no try. Raises what
+        the opening raised (ConfigError), on every call."""
         opening = self.metrics_opening
-        if opening is None:
-            return self.metrics
-        if not wait and not opening.done():
-            return None
-        source = opening.result()
-        with self._metrics_lock:
-            if self.metrics_opening is opening:
-                self.metrics, self.metrics_opening = source, None
+        if opening is not None:
+            if not wait and not opening.done():
+                return None
+            source = opening.result()
+            with self._metrics_lock:
+                if self.metrics_opening is opening:
+                    self.metrics, self.metrics_opening = source, None
+        if self.metrics is None and wait and self.metrics_reach is not None:
+            self.metrics_reach()  # a Prometheus unreachable at the opening may answer now
         return self.metrics
 
     def metrics_reached(self, source: Any) -> None:

@@ -96,30 +96,56 @@ def close_feed(opened: Future[MetricsOpened]) -> None:
             feed.close()
 
 
+class Reacher:
+    """Tries a configured Prometheus that could not be reached at the opening again, at most
+    every REACH_AGAIN_S, for whichever asks first: the metrics pane's poll (PendingFeed) or a
+    check that needs metrics (Runbook.metrics_source). One caller tries at a time; the others
+    do not wait for it. Once Prometheus answers, the runbook has the source. A Prometheus
+    restarting as skewmit started left the session without metrics until it was restarted."""
+
+    def __init__(self, reach: Callable[[], tuple[Any, str]], runbook: Any) -> None:
+        self._reach = reach
+        self._runbook = runbook
+        self._tried_at = time.monotonic()  # the opening has just tried
+        self._lock = threading.Lock()
+        self.why = ""  # the last try's reason ("" before one)
+
+    def __call__(self) -> Any:
+        """The source once reached, else None."""
+        if self._runbook.metrics is not None or not self._lock.acquire(blocking=False):
+            return self._runbook.metrics
+        try:
+            if time.monotonic() - self._tried_at < REACH_AGAIN_S:
+                return None
+            source, why = self._reach()
+            self._tried_at = time.monotonic()  # after a try that hung its whole timeout too
+            if source is None:
+                self.why = why
+                return None
+            self._runbook.metrics_reached(source)
+            return source
+        finally:
+            self._lock.release()
+
+
 class PendingFeed:
     """The metrics pane's feed while open_metrics is still reaching Prometheus, or after it
     could not: a call waits for the opening (the app calls it in a worker), then is the
     opened feed's, its panes compared with `baseline`. Without a source it raises
-    UnreachableError with why, as the pane says it, and with `reach` it tries again at most
-    every REACH_AGAIN_S: once Prometheus answers, `reached(source)` gives the session its
-    source (the checks and the gate use it from their next run) and the calls are the new
-    feed's. A Prometheus restarting as skewmit started left the session without metrics
-    until it was restarted. Raises what the opening raised (ConfigError)."""
+    UnreachableError with why, as the pane says it; with a `reacher` it says it tries again,
+    and is a new feed's once Prometheus answers. Raises what the opening raised
+    (ConfigError)."""
 
     def __init__(
         self,
         opened: Future[MetricsOpened],
         baseline: Callable[[], Any],
-        reach: Callable[[], tuple[Any, str]] | None = None,
-        reached: Callable[[Any], object] | None = None,
+        reacher: Reacher | None = None,
     ) -> None:
         self.opened = opened
         self.baseline = baseline
-        self.reach = reach
-        self.reached = reached
+        self.reacher = reacher
         self._feed: MetricsFeed | None = None
-        self._tried_at = time.monotonic()  # the opening has just tried
-        self._why = ""
 
     @property
     def scrape_interval_s(self) -> float | None:
@@ -128,32 +154,21 @@ class PendingFeed:
 
     def __call__(self) -> list[MetricSeries]:
         from services.errors import UnreachableError
+        from tui.metrics_feed import MetricsFeed
 
         if self._feed is None:
             _source, why, feed = self.opened.result()
             if feed is None:
-                if self.reach is None:
+                if self.reacher is None:
                     raise UnreachableError(why or NO_METRICS_SOURCE)
-                feed = self._reach_again(self._why or why)
+                source = self.reacher()
+                if source is None:
+                    why = self.reacher.why or why
+                    raise UnreachableError(f"{why}; trying again every {REACH_AGAIN_S:.0f} s")
+                feed = MetricsFeed(source)
             feed.baseline = self.baseline
             self._feed = feed
         return self._feed()
-
-    def _reach_again(self, why: str) -> MetricsFeed:
-        from services.errors import UnreachableError
-        from tui.metrics_feed import MetricsFeed
-
-        assert self.reach is not None
-        again = f"{why}; trying again every {REACH_AGAIN_S:.0f} s"
-        if time.monotonic() - self._tried_at < REACH_AGAIN_S:
-            raise UnreachableError(again)
-        self._tried_at = time.monotonic()
-        source, self._why = self.reach()
-        if source is None:
-            raise UnreachableError(f"{self._why or why}; trying again every {REACH_AGAIN_S:.0f} s")
-        if self.reached is not None:
-            self.reached(source)
-        return MetricsFeed(source)
 
 
 def open_metrics(
@@ -241,12 +256,12 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
             say_why_not(metrics, runbook)
         sampler: Callable[[], list[MetricSeries]] | None
         # A configured Prometheus not reached at the opening is tried again while watching.
-        reach = (
-            partial(_metrics_source, settings, local.namespace, local.deployment, args.preset)
-            if settings.url
-            else None
-        )
-        if metrics.done() and (metrics.result()[2] is not None or reach is None):
+        reacher = None
+        if settings.url:
+            target = (settings, local.namespace, local.deployment, args.preset)
+            reacher = Reacher(partial(_metrics_source, *target), runbook)
+            runbook.metrics_reach = reacher
+        if metrics.done() and (metrics.result()[2] is not None or reacher is None):
             source, why, feed = metrics.result()
             runbook.metrics = source
             if feed is not None:
@@ -256,16 +271,14 @@ def app_opener(args: argparse.Namespace) -> SessionOpener:
             sampler, now = feed, (source.now if source is not None else None)
         elif metrics.done():
             _source, why, _feed = metrics.result()
-            sampler = PendingFeed(metrics, runbook.baseline, reach, runbook.metrics_reached)
-            now = None
+            sampler, now = PendingFeed(metrics, runbook.baseline, reacher), None
         else:
             # Prometheus has not answered yet (its detection took 1.5 s on `large`; one that
             # hangs takes its whole timeout): the session opens without waiting, and what
             # needs metrics (the metrics pane, steps 3-6) waits for it in its own worker while
             # the cluster's panes fill (issue 12). Prometheus' clock is the wall clock.
             runbook.metrics_opening = source_of(metrics)
-            sampler = PendingFeed(metrics, runbook.baseline, reach, runbook.metrics_reached)
-            now = None
+            sampler, now = PendingFeed(metrics, runbook.baseline, reacher), None
             why = f"waiting for Prometheus at {settings.url}…"
         journal = runbook.journal
         return Session(

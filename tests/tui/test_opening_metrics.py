@@ -214,6 +214,37 @@ async def test_a_prometheus_unreachable_at_the_start_is_reached_once_it_answers(
         server.stop()
 
 
+async def test_at_80x24_the_checks_reach_a_prometheus_the_pane_does_not_poll(
+    shared_sim: Simulator, tmp_path: Path
+) -> None:
+    """At 80x24 the metrics pane is a tab, and its poll pauses while another tab is shown:
+    the checks that need metrics (steps 3, 4, 6 and the gate) try Prometheus again
+    themselves, and the metrics tab shows the figures once opened."""
+    server = PrometheusServer(
+        require_tool("prometheus"), tmp_path / "prom", {"vllm": shared_sim.metrics_url}
+    )
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
+    opener = app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"]))
+    app = SkewmitApp(opener)
+    app.animation_level = "none"
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.session is not None, "the session opened")
+            assert app.session is not None and app.main.pane == "step"
+            runbook = app.session.runbook
+            await asyncio.to_thread(server.start)
+            await asyncio.to_thread(server.wait_for, P95)
+            await wait_until(pilot, lambda: runbook.metrics is not None, "reached", polls=1200)
+            assert runbook.metrics_why == ""
+            assert app.main.pane == "step"  # no metrics poll ran: the checks reached it
+            await pilot.press("]")
+            assert app.main.pane == "metrics"
+            await wait_until(pilot, lambda: p95_shown(app), "the figures in the metrics tab")
+    finally:
+        server.stop()
+
+
 def test_a_session_that_does_not_open_stops_reading_the_first_reading_again(
     shared_sim: Simulator, tmp_path: Path
 ) -> None:

@@ -181,6 +181,21 @@ async def test_a_first_reading_with_some_figures_is_read_again_for_the_rest(
         proxy.stop()
 
 
+def app_before_its_prometheus(
+    shared_sim: Simulator, tmp_path: Path
+) -> tuple[PrometheusServer, SkewmitApp]:
+    """The app against the shared simulator and a Prometheus not started yet (its port
+    refuses the connection): start the server to have it answer."""
+    server = PrometheusServer(
+        require_tool("prometheus"), tmp_path / "prom", {"vllm": shared_sim.metrics_url}
+    )
+    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
+    flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
+    app = SkewmitApp(app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"])))
+    app.animation_level = "none"
+    return server, app
+
+
 async def test_a_prometheus_unreachable_at_the_start_is_reached_once_it_answers(
     shared_sim: Simulator, tmp_path: Path
 ) -> None:
@@ -188,14 +203,7 @@ async def test_a_prometheus_unreachable_at_the_start_is_reached_once_it_answers(
     yet): the session opened without metrics, and the pane, steps 3-6 and the gate stayed
     without them until skewmit was restarted. Now the pane says it tries again, and once
     Prometheus answers the figures show and the session's checks have their source."""
-    server = PrometheusServer(
-        require_tool("prometheus"), tmp_path / "prom", {"vllm": shared_sim.metrics_url}
-    )
-    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
-    flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
-    opener = app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"]))
-    app = SkewmitApp(opener)
-    app.animation_level = "none"
+    server, app = app_before_its_prometheus(shared_sim, tmp_path)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: app.session is not None, "the session opened")
@@ -220,14 +228,7 @@ async def test_at_80x24_the_checks_reach_a_prometheus_the_pane_does_not_poll(
     """At 80x24 the metrics pane is a tab, and its poll pauses while another tab is shown:
     the checks that need metrics (steps 3, 4, 6 and the gate) try Prometheus again
     themselves, and the metrics tab shows the figures once opened."""
-    server = PrometheusServer(
-        require_tool("prometheus"), tmp_path / "prom", {"vllm": shared_sim.metrics_url}
-    )
-    kubeconfig = shared_sim.write_kubeconfig(tmp_path / "kubeconfig")
-    flags = ["--kubeconfig", str(kubeconfig), "-n", "inference", "--deployment", "llm-serve"]
-    opener = app_opener(app_args([*flags, "--prometheus", server.url, "--read-only"]))
-    app = SkewmitApp(opener)
-    app.animation_level = "none"
+    server, app = app_before_its_prometheus(shared_sim, tmp_path)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: app.session is not None, "the session opened")

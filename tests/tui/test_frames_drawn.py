@@ -110,6 +110,25 @@ def recorded_app() -> tuple[SkewmitApp, Terminal, list[tuple[Any, int]]]:
     return app, terminal, record_frames(app, terminal)
 
 
+def held_recorded_app() -> tuple[SkewmitApp, Terminal, list[tuple[Any, int]], Any]:
+    """`recorded_app`'s, with the session's opening held back until the event it returns is
+    set (no progress bar moving meanwhile: animations off)."""
+    opener, release = held_opener()
+    app = SkewmitApp(opener)
+    app.animation_level = "none"
+    terminal = Terminal(SIZE)
+    return app, terminal, record_frames(app, terminal), release
+
+
+async def first_frame_settled(pilot: Any, app: SkewmitApp, frames: list[tuple[Any, int]]) -> None:
+    """Wait for the main screen's first frame and what Textual does after it; the session is
+    still held back."""
+    await wait_until(pilot, lambda: whole(frames, app.main) >= 1, "the first frame")
+    for _ in range(20):
+        await pilot.pause(0.02)
+    assert app.session is None, "nothing came from the cluster meanwhile"
+
+
 async def shown_over_main(
     pilot: Any, app: SkewmitApp, key: str, kind: type, settle: int = 10
 ) -> Any:
@@ -134,17 +153,10 @@ async def test_the_first_showing_draws_the_screen_whole_once() -> None:
     nor for the default screen underneath it. Three whole frames came before any data, then
     two (24 KB and 30-40 ms of the interpreter lock each, issue 12). The terminal still
     shows the screen as it is, before the session opens and after every check is in."""
-    opener, release = held_opener()
-    app = SkewmitApp(opener)
-    app.animation_level = "none"  # no progress bar moving meanwhile
-    terminal = Terminal(SIZE)
-    frames = record_frames(app, terminal)
+    app, terminal, frames, release = held_recorded_app()
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda: whole(frames, app.main) >= 1, "the first frame")
-            for _ in range(20):  # what Textual does after the first frame, settled
-                await pilot.pause(0.02)
-            assert app.session is None, "nothing came from the cluster meanwhile"
+            await first_frame_settled(pilot, app, frames)
             assert whole(frames, app.main) == 1, frames
             assert terminal.differences(app.main) == []
             release.set()
@@ -397,17 +409,10 @@ async def test_the_opening_arranges_the_screen_only_in_its_layouts(monkeypatch: 
         return full_map.fget(compositor)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(SettledCompositor, "full_map", property(counted))
-    opener, release = held_opener()
-    app = SkewmitApp(opener)
-    app.animation_level = "none"
-    terminal = Terminal(SIZE)
-    frames = record_frames(app, terminal)
+    app, terminal, frames, release = held_recorded_app()
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda: whole(frames, app.main) >= 1, "the first frame")
-            for _ in range(20):  # what Textual does after the first frame, settled
-                await pilot.pause(0.02)
-            assert app.session is None, "nothing came from the cluster meanwhile"
+            await first_frame_settled(pilot, app, frames)
             assert not app.main.query_one("#pane-tabs").display  # the case: a hidden strip
             assert len(frames) >= 2, "the first frame and the one after it"
             assert "MainScreen" not in rebuilt, rebuilt

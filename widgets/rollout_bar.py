@@ -38,7 +38,7 @@ class RolloutBar(Vertical):
         yield Label("rollout: not read yet", classes="rb-message", markup=False)
 
     def on_mount(self) -> None:
-        waiting_bar(self.query_one(ProgressBar), pulse=False)
+        # The bar starts still (composed so); it pulses if the wait outlasts PULSE_AFTER_S.
         self.set_timer(PULSE_AFTER_S, self._pulse_if_waiting)
 
     def _pulse_if_waiting(self) -> None:

@@ -36,9 +36,9 @@ EXIT_ERROR = 2
 # close itself when it finishes (the process exits meanwhile: the demo's threads die with it).
 OPEN_WAIT_S = 10.0
 NO_METRICS_SOURCE = "no metrics source: pass --prometheus URL or set prometheus.url"
-# A configured Prometheus that could not be reached is tried again this often, from the
-# metrics pane's poll (a worker): a refused connection answers at once, one that hangs takes
-# the configured timeout.
+# A configured Prometheus that could not be reached is tried again this often (Reacher), from
+# the metrics pane's poll or a check, both workers: a refused connection answers at once, one
+# that hangs takes the configured timeout.
 REACH_AGAIN_S = 15.0
 
 

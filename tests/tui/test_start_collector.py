@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.tui.test_launchers import kubeconfig
 
 # run_opener with the real app, headless, on a fake session (or one that opens only once the
 # pilot has looked). The app's pilot reports the collector's state as the app runs, then quits.
@@ -93,4 +96,51 @@ def test_a_start_up_that_never_ends_gets_the_collector_back() -> None:
     assert seen["running"] is False
     assert seen["session"] is False
     assert seen["after_start_up"] is True
+    assert seen["after_exit"] is True
+
+
+# `skewmit --deployment NAME` through tui.cli, the app not started (it would take the
+# terminal): the collections the interpreter ran once Textual was imported, until the app would
+# have run (before Textual the heap is small, and `skewmit --help` pays the same).
+COMMAND = """
+import gc, json, sys
+import tui.cli
+import tui.launchers as launchers
+
+seen = {"collections": 0}
+
+def count(phase, info):
+    if phase == "start" and "textual" in sys.modules:
+        seen["collections"] += 1
+
+gc.callbacks.append(count)
+
+def start_app(app_class, opener):
+    gc.callbacks.remove(count)
+    seen["textual"] = "textual.app" in sys.modules
+    seen["collecting"] = gc.isenabled()
+    return 0
+
+launchers.start_app = start_app
+code = tui.cli.main(["--kubeconfig", sys.argv[1], "--deployment", "llm-serve", "--read-only"])
+seen["code"] = code
+seen["after_exit"] = gc.isenabled()
+print(json.dumps(seen))
+"""
+
+
+def test_the_command_imports_textual_and_the_app_without_collecting(tmp_path: Path) -> None:
+    """The local checks before the app (the kubeconfig, the config file) import Textual and
+    most of the app's modules: with the collector on, that was ~80 young collections, ~11 ms
+    before the first frame (issue 12). None now, and the collector is back on at exit."""
+    config = kubeconfig(tmp_path / "kubeconfig")
+    result = subprocess.run(
+        [sys.executable, "-c", COMMAND, str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["textual"] is True
+    assert seen["collections"] == 0
+    assert seen["collecting"] is False
+    assert seen["code"] == 0
     assert seen["after_exit"] is True

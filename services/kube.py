@@ -8,6 +8,7 @@ client model objects) and `SkewmitError`s whose message says what to do.
 from __future__ import annotations
 
 import builtins
+import copy
 import json
 import os
 import threading
@@ -22,7 +23,9 @@ from urllib.parse import quote
 import urllib3
 import yaml
 from kubernetes import config
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config.kube_config import ConfigNode, KubeConfigLoader, KubeConfigMerger
 from kubernetes.stream import ws_client
 from websocket import WebSocketException
 
@@ -158,6 +161,35 @@ def translate(exc: ApiException, what: str, request: str = "") -> SkewmitError:
     )
 
 
+# libyaml when present. The client reads a kubeconfig with PyYAML's pure-Python parser: 73 ms
+# for a 160 KB file (30 contexts with their certificates; bench/kubeconfig_bench.py), and a
+# cluster was read three times on the way to the first findings (issue 12). libyaml: 3.4 ms.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+KUBECONFIG_ITEMS = ("clusters", "contexts", "users")
+
+
+class KubeconfigFiles(KubeConfigMerger):
+    """The client's merge of the kubeconfig files (a KUBECONFIG list; each entry remembers its
+    file, for relative certificate paths; refreshed tokens are written back to their file, as
+    the client's `new_client_from_config` does), each file read with YAML_LOADER."""
+
+    def load_config(self, path: str) -> None:
+        # The client's KubeConfigMerger.load_config (kubernetes 37), with YAML_LOADER.
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=YAML_LOADER)
+        if data is None:
+            raise config.ConfigException(f"Invalid kube-config. {path} file is empty")
+        if self.config_merged is None:
+            rest = {key: value for key, value in data.items() if key not in KUBECONFIG_ITEMS}
+            merged = {**copy.deepcopy(rest), **{item: [] for item in KUBECONFIG_ITEMS}}
+            self.config_merged = ConfigNode(path, merged, path)  # type: ignore[no-untyped-call]
+        for item in KUBECONFIG_ITEMS:
+            self._merge(item, data.get(item, []) or [], path)  # type: ignore[no-untyped-call]
+        if "current-context" in data:
+            self.config_merged.value["current-context"] = data["current-context"]
+        self.config_files[path] = data
+
+
 def resolve_kubeconfig(path: str | None) -> str | None:
     """The kubeconfig file kubectl would use: --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
 
@@ -178,7 +210,7 @@ def resolve_kubeconfig(path: str | None) -> str | None:
             f"kubeconfig {chosen} does not exist; pass --kubeconfig PATH or set KUBECONFIG"
         )
     try:
-        data = yaml.safe_load(chosen.read_text())
+        data = yaml.load(chosen.read_text(), Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"kubeconfig {chosen} is not valid YAML ({exc.__class__.__name__}); "
@@ -216,12 +248,25 @@ class KubeCluster:
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
         path = resolve_kubeconfig(kubeconfig)
+        # One read of the files for the contexts and the client (the client's own functions
+        # read them once each, with the slow parser).
         try:
-            contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError, TypeError, KeyError) as exc:
+            files = KubeconfigFiles(path or os.environ.get("KUBECONFIG", ""))  # type: ignore[no-untyped-call]
+            if files.config is None:
+                raise config.ConfigException("no kubeconfig file in $KUBECONFIG exists")
+            contexts = [c.value for c in files.config["contexts"]]
+            names = [str(c["name"]) for c in contexts]
+            current = files.config.safe_get("current-context")
+        except (
+            config.ConfigException,
+            OSError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            yaml.YAMLError,
+        ) as exc:
             raise ConfigError(f"cannot read kubeconfig {path or '$KUBECONFIG'}: {exc}") from exc
-        names = [c["name"] for c in contexts]
-        chosen = context or (current or {}).get("name")
+        chosen = context or current
         if not chosen or chosen not in names:
             raise ConfigError(
                 f"context {chosen!r} is not in the kubeconfig; known contexts: "
@@ -229,10 +274,18 @@ class KubeCluster:
             )
         entry = next(c for c in contexts if c["name"] == chosen)
         try:
-            self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=chosen
+            loader = KubeConfigLoader(  # type: ignore[no-untyped-call]
+                config_dict=files.config,
+                config_base_path=None,
+                active_context=chosen,
+                config_persister=files.save_changes,
             )
-        except (config.ConfigException, ValueError, OSError) as exc:
+            configuration = type.__call__(Configuration)  # as the client does: not the default
+            loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+            # Any, as the client's untyped new_client_from_config gave it: its responses are
+            # urllib3's, which the client's types do not say.
+            self.api: Any = ApiClient(configuration=configuration)
+        except (config.ConfigException, ValueError, OSError, TypeError, KeyError) as exc:
             raise ConfigError(f"context {chosen!r} is unusable: {exc}") from exc
         self.context = chosen
         self.kubeconfig_path = path or ""

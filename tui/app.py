@@ -315,6 +315,8 @@ class SkewmitApp(App[int]):
             self.polls.resume_metrics()
 
     def on_checklist_step_highlighted(self, message: Checklist.StepHighlighted) -> None:
+        if self.closing:
+            return  # posted as the screens were removed: nothing to show the step on
         self.dashboard.selected_step = message.step
         self.dashboard.render_detail()
         self.refresh_bindings()  # the footer shows the selected step's keys only
@@ -376,7 +378,8 @@ class SkewmitApp(App[int]):
     def on_action_log_entry_highlighted(self, message: ActionLog.EntryHighlighted) -> None:
         if self.actions is not None:
             self.actions.log_highlighted(message.entry, message.why_not)
-            self.refresh_bindings()  # `r` is shown only with something to revert
+            if self.screen_stack:  # none once the app is exiting: no keys to show
+                self.refresh_bindings()  # `r` is shown only with something to revert
 
     def on_action_log_revert_requested(self, message: ActionLog.RevertRequested) -> None:
         if self.actions is None:

@@ -503,3 +503,20 @@ async def test_the_footer_offers_revert_once_the_log_shows_the_change() -> None:
         await wait_until(pilot, lambda: log.entries, "the change in the log")
         await pilot.pause()
         assert footer_keys(app.main).get("r") == "Revert"
+
+
+async def test_a_log_highlight_that_lands_after_the_screens_are_gone_is_dropped() -> None:
+    """The log's highlight is posted as the journal's entries are read; one that reached the
+    app after its screens were removed asked for the keys of a screen that no longer exists,
+    and the app ended on ScreenStackError instead of exiting (make test, 2026-12-05, the
+    second run of test_reopening_shows_the_open_incident)."""
+    runbook = FakeRunbook(journal=SlowJournal())
+    app = app_for(runbook)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.board.reports) == 6, "checks")
+        await pilot.press("2", "i", "y")
+        log = app.main.query_one(ActionLog)
+        await wait_until(pilot, lambda: log.entries, "the change in the log")
+    assert not app.screen_stack
+    app.on_action_log_entry_highlighted(ActionLog.EntryHighlighted(log, log.entries[0], ""))
+    assert app.actions is not None and app.actions.log_entry == log.entries[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -68,13 +68,14 @@ def gpu_inspection(
     namespace: str,
     deployment: str,
     *,
-    dcgm: Mapping[str, str] | None = None,
+    dcgm: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
     configured: str | None = None,
     smi_cache: NodeSmiCache | None = None,
 ) -> HardwareReport:
     """One row per pod of the Deployment: pod -> node -> GPU labels -> nvidia-smi (run with the
     fixed NVIDIA_SMI_ARGV in one pod per node, remembered in ``smi_cache``, by default the
-    connection's: services.smi_reads) -> DCGM ``modelName`` (``dcgm``, by pod name); a pod
+    connection's: services.smi_reads) -> DCGM ``modelName`` (``dcgm``, by pod name, or what it
+    returns when it is a callable: asked for once the cluster's reads are done); a pod
     shows its node's reading, its note naming the pod it was read in. The expected class
     comes from the last-known-good revision's nodeSelector or affinity, else the majority of
     ready pods, else ``configured``. A pod that is not running or an exec
@@ -87,7 +88,7 @@ def gpu_inspection(
     nodes = cluster.list("Node")
     reads = (smi_cache or cache_for(cluster)).read(cluster, pods, nodes)
     smi, why_not = reads.by_pod, reads.notes
-    readings = dict(dcgm or {})
+    readings = dict((dcgm() if callable(dcgm) else dcgm) or {})
     observed = gpu_rows(pods, nodes, smi, readings, None)
     healthy = [row.gpu_class for row, pod in zip(observed, pods, strict=True) if is_ready(pod)]
     lkg_template, lkg_revision = _lkg_template(cluster, namespace, deployment)

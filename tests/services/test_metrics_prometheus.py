@@ -28,9 +28,11 @@ from services.gate import Gate
 from services.journal import Journal
 from services.metrics import presets
 from services.metrics.series import LiveSeries, is_stale, series_age
-from services.models import Target
+from services.models import Step, Target
+from services.runbook import Runbook
 from services.validation import Thresholds, evaluate, rollout_facts, validate
 from tests.services.conftest import DEPLOYMENT, NAMESPACE, PromWorld
+from tests.services.harness import CountingCluster
 from tui import headless
 
 pytestmark = pytest.mark.prometheus
@@ -129,6 +131,40 @@ def test_each_preset_reads_its_engine(
     }
     # GPU quantities come per GPU model: one series for each model the pods run on.
     assert set(source.instant(presets.GPU_UTIL)) == set(models.values())
+
+
+class SlowPrometheus:
+    """A real source whose DCGM query answers only once nvidia-smi has started in a pod (or
+    after `patience_s`): a Prometheus slower than the cluster."""
+
+    def __init__(self, source: Any, execs: CountingCluster, patience_s: float) -> None:
+        self.source, self.execs, self.patience_s = source, execs, patience_s
+        self.smi_began_first: bool | None = None  # at the first DCGM query
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+    def dcgm_models(self, namespace: str | None = None, deployment: str | None = None) -> Any:
+        if self.smi_began_first is None:
+            began = _eventually(lambda: self.execs.execs, self.patience_s, 0.02)
+            self.smi_began_first = bool(began)
+        return self.source.dcgm_models(namespace, deployment)
+
+
+def test_the_gpu_reads_do_not_wait_for_prometheus(prom_world: PromWorld, tmp_path: Path) -> None:
+    """Step 5 (and the inspector) ran nvidia-smi in the pods only after Prometheus had given
+    DCGM's GPU models: a Prometheus that took 2 s made them 2 s later. Both are asked at once,
+    and the rows still carry DCGM's models."""
+    cluster = CountingCluster(prom_world.cluster("vllm"))
+    target = Target(cluster.context, NAMESPACE, DEPLOYMENT, cluster.server, "admin")
+    journal = Journal.open_for(target, "admin", root=tmp_path)
+    slow = SlowPrometheus(prom_world.source("vllm"), cluster, patience_s=10.0)
+    runbook = Runbook(cluster, target, journal, metrics=slow, config=prom_world.config("vllm"))
+    report = runbook.check(Step.HARDWARE)
+    assert slow.smi_began_first is True  # nvidia-smi ran while Prometheus was answering
+    rows = report.data.rows
+    assert rows and all(row.dcgm_model for row in rows if row.node)
+    assert {row.dcgm_model for row in rows if row.node} <= set(slow.dcgm_models().values())
 
 
 def test_a_preset_that_does_not_fit_says_which_does(prom_world: PromWorld) -> None:

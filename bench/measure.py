@@ -6,6 +6,7 @@ Nothing here asserts: the scripts print figures beside a floor measured in the s
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import re
@@ -27,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TREE = Path(os.environ.get("SKEWMIT_BENCH_TREE") or ROOT)
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 SKEWMIT = [PYTHON, "-m", "tui.cli"]
+# The app's cache (tui.style_cache's parsed stylesheets) for this bench process: its first run
+# parses and writes it, the runs after it read it back, as an operator's second start does; the
+# operator's own ~/.cache is left alone.
+CACHE_HOME = Path(tempfile.mkdtemp(prefix="skewmit-bench-cache-"))
+atexit.register(shutil.rmtree, CACHE_HOME, True)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -193,6 +199,7 @@ def bench_env(state: Path) -> dict[str, str]:
         "TERM": "xterm-256color",
         "COLORTERM": "truecolor",
         "XDG_STATE_HOME": str(state),
+        "XDG_CACHE_HOME": str(CACHE_HOME),
         "HOME": os.environ.get("HOME", str(state)),
         "PATH": os.environ.get("PATH", ""),
         "LANG": "C.UTF-8",

@@ -103,17 +103,22 @@ def pytest_runtest_makereport(
 
 @pytest.fixture(scope="session", autouse=True)
 def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """XDG_STATE_HOME under this process's (this worker's) temporary folder, so no test writes
-    the operator's real state directory and no two workers share an incident's journal or
-    lock. Tests and subprocesses that set their own keep theirs."""
+    """XDG_STATE_HOME and XDG_CACHE_HOME under this process's (this worker's) temporary
+    folder, so no test writes the operator's real state or cache directory and no two workers
+    share an incident's journal or lock. Tests and subprocesses that set their own keep
+    theirs."""
     state = tmp_path_factory.mktemp("xdg-state")
-    before = os.environ.get("XDG_STATE_HOME")
+    # The same for the cache (tui.style_cache's parsed stylesheets).
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    before = {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "XDG_CACHE_HOME")}
     os.environ["XDG_STATE_HOME"] = str(state)
+    os.environ["XDG_CACHE_HOME"] = str(cache)
     yield state
-    if before is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def require_tool(name: str) -> str:

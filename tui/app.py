@@ -63,6 +63,7 @@ from tui.screens.preview import ConfirmScreen
 from tui.screens.validation_view import ValidationScreen
 from tui.session import Session, SessionOpener
 from tui.step_board import StepBoard
+from tui.style_cache import KeptStylesheet, cache_path
 from tui.workers import (
     GROUP_ACTION,
     GROUP_EVIDENCE,
@@ -93,6 +94,9 @@ class SkewmitApp(App[int]):
 
     def __init__(self, session_or_opener: Session | SessionOpener) -> None:
         super().__init__()
+        # The stylesheets parsed in an earlier run are read back (tui.style_cache): 15-20 ms
+        # of the first frame (issue 12). Nothing has been added to Textual's yet.
+        self.stylesheet = KeptStylesheet(variables=self.get_css_variables(), path=cache_path())
         # With an opener the first frame is drawn before any network call (issue 12): the
         # session is opened in a worker and installed when it answers.
         self.opener: SessionOpener | None = None

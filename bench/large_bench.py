@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import (
     PYTHON,
     ROOT,
+    SKEWMIT,
     Terminal,
     bench_env,
     machine,
@@ -54,6 +55,7 @@ from measure import (
     rss_mib,
     unwind_on_sigterm,
     wait_until,
+    warm_up,
 )
 
 HERE = Path(__file__).resolve()
@@ -254,6 +256,8 @@ def main() -> int:
 
 def measure(app: list[str], args: argparse.Namespace) -> int:
     runs = []
+    with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
+        warm_up([*SKEWMIT, *app, "--evidence-dir", f"{tmp}/evidence"], CHROME, Path(tmp) / "st")
     for i in range(args.runs):
         floor = floor_run()
         result = one_run(app, args.watch, args.cap_gib) | {"floor": floor}

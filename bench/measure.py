@@ -162,6 +162,19 @@ class Terminal:
         self.tmux("kill-server")
 
 
+def warm_up(argv: Sequence[str], mark: str, state: Path, keep_s: float = 3.0) -> None:
+    """One unmeasured start of the app, left up `keep_s` after `mark` shows: long enough for
+    it to write what later starts read back (tui.style_cache's stylesheets, KEEP_AFTER_S), as
+    an operator's first start on a host does. Only the runs after it are measured."""
+    term = Terminal(f"skewmit-bench-warm-{time.monotonic_ns()}")
+    try:
+        term.start(argv, bench_env(state))
+        term.wait_for(mark)
+        time.sleep(keep_s)
+    finally:
+        term.close()
+
+
 # -- a process, from /proc ------------------------------------------------------------------
 
 

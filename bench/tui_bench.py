@@ -44,6 +44,7 @@ from measure import (
     steady_state,
     table_header,
     unwind_on_sigterm,
+    warm_up,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -189,6 +190,8 @@ def measure_app(
     f_times: list[float] = []
     d_steady: list[Steady] = []
     f_steady: list[Steady] = []
+    with tempfile.TemporaryDirectory(prefix="skewmit-bench-") as tmp:
+        warm_up(demo, CHROME, Path(tmp) / "state")
     for i in range(args.runs):
         if args.no_floor:
             f_times.append(float("nan"))

@@ -32,6 +32,7 @@ BENCHES = [
     ["kubectl_bench.py", "--runs", "3"],
     ["latency_bench.py", "--latency", "3", "--rounds", "3"],
     ["services_bench.py"],
+    ["kubeconfig_bench.py", "--runs", "5"],
     ["sim_bench.py", "--scenario", "large"],
 ]
 

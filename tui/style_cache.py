@@ -96,9 +96,11 @@ def load(path: Path, variables: tuple[tuple[str, str], ...]) -> Kept:
 
 
 def save(path: Path, variables: tuple[tuple[str, str], ...], kept: Kept) -> bool:
-    """Write `kept` to `path` (private, replaced whole); False when it cannot be written."""
-    content = {"stamp": stamp(), "variables": variables, "rules": kept}
+    """Write `kept` to `path` (private, replaced whole); False when it cannot be written.
+    Raises nothing: it runs on the writer's thread, whose traceback would land on the
+    operator's screen."""
     try:
+        content = {"stamp": stamp(), "variables": variables, "rules": kept}
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=".styles-", dir=path.parent)
     except OSError:
